@@ -1,0 +1,47 @@
+"""dcsim: a discrete-event simulator of GPU datacenters that train AI models.
+
+    >>> import dcsim
+    >>> scenario = dcsim.load_scenario("scenarios/quickstart.yaml")   # doctest: +SKIP
+    >>> results = dcsim.simulate(scenario)                             # doctest: +SKIP
+    >>> results.summary()["jct_mean_s"]                                # doctest: +SKIP
+
+The public names are imported on first use, so `import dcsim` (and `dcsim --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "JobSpec": "dcsim.scenario",
+    "Scenario": "dcsim.scenario",
+    "load_scenario": "dcsim.scenario",
+    "scenario_from_dict": "dcsim.scenario",
+    "Problem": "dcsim.errors",
+    "ScenarioError": "dcsim.errors",
+    "Results": "dcsim.results",
+    "load_results": "dcsim.results",
+    "Simulation": "dcsim.engine",
+    "simulate": "dcsim.engine",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from dcsim.engine import Simulation, simulate
+    from dcsim.errors import Problem, ScenarioError
+    from dcsim.results import Results, load_results
+    from dcsim.scenario import JobSpec, Scenario, load_scenario, scenario_from_dict
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'dcsim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,140 @@
+"""Hardware and model catalog: data files shipped inside the package, validated on load.
+
+Every number in the YAML files carries its source in a comment. The loaders convert the
+human units of the files (GB/s, TFLOP/s, Gb/s) to SI once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from dcsim.units import GB, GBIT, TERA
+
+__all__ = [
+    "DTYPES",
+    "GpuSpec",
+    "NicSpec",
+    "ServerSpec",
+    "CnnArch",
+    "gpus",
+    "nics",
+    "servers",
+    "model_presets",
+    "cnn_archs",
+]
+
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSpec:
+    name: str
+    description: str
+    peak_flop_s: dict[str, float]  # only the dtypes the device supports
+    hbm_bandwidth_byte_s: float
+    memory_bytes: float
+    nvlink_byte_s: float  # bidirectional total per GPU
+    first_order_efficiency: float
+
+    def supports(self, dtype: str) -> bool:
+        return dtype in self.peak_flop_s
+
+
+@dataclass(frozen=True, slots=True)
+class NicSpec:
+    name: str
+    description: str
+    line_rate_bit_s: float
+    effective_byte_s: float
+    latency_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    name: str
+    description: str
+    gpu: str
+    gpus_per_server: int
+    host_memory_bytes: float
+    nics: tuple[tuple[str, int], ...]  # (nic type, count)
+    intra_node: str  # "nvswitch" | "pcie"
+    pcie_byte_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CnnArch:
+    name: str
+    forward_gmacs: float
+    params_m: float
+    reference_image_size: int
+
+
+def _load(filename: str) -> dict[str, dict[str, Any]]:
+    text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"catalog file {filename} must hold a mapping")
+    return data
+
+
+@cache
+def gpus() -> dict[str, GpuSpec]:
+    out = {}
+    for name, d in _load("gpus.yaml").items():
+        peaks = {k: float(v) * TERA for k, v in d["peak_tflop_s"].items() if v is not None}
+        out[name] = GpuSpec(
+            name=name,
+            description=d["description"],
+            peak_flop_s=peaks,
+            hbm_bandwidth_byte_s=float(d["hbm_bandwidth_gbyte_s"]) * GB,
+            memory_bytes=float(d["memory_gb"]) * GB,
+            nvlink_byte_s=float(d["nvlink_gbyte_s"]) * GB,
+            first_order_efficiency=float(d["first_order_efficiency"]),
+        )
+    return out
+
+
+@cache
+def nics() -> dict[str, NicSpec]:
+    return {
+        name: NicSpec(
+            name=name,
+            description=d["description"],
+            line_rate_bit_s=float(d["line_rate_gbit_s"]) * GBIT,
+            effective_byte_s=float(d["effective_gbyte_s"]) * GB,
+            latency_s=float(d["latency_s"]),
+        )
+        for name, d in _load("nics.yaml").items()
+    }
+
+
+@cache
+def servers() -> dict[str, ServerSpec]:
+    return {
+        name: ServerSpec(
+            name=name,
+            description=d["description"],
+            gpu=d["gpu"],
+            gpus_per_server=int(d["gpus_per_server"]),
+            host_memory_bytes=float(d["host_memory_gb"]) * GB,
+            nics=tuple((n["type"], int(n["count"])) for n in d["nics"]),
+            intra_node=d["intra_node"],
+            pcie_byte_s=float(d.get("pcie_gbyte_s", 25)) * GB,
+        )
+        for name, d in _load("servers.yaml").items()
+    }
+
+
+@cache
+def model_presets() -> dict[str, dict[str, Any]]:
+    return _load("models.yaml")
+
+
+@cache
+def cnn_archs() -> dict[str, CnnArch]:
+    return {name: CnnArch(name=name, **d) for name, d in _load("cnn_archs.yaml").items()}

@@ -1,0 +1,348 @@
+"""The simulation engine: the only place that wires SimPy processes together.
+
+Lifecycle: build (cluster, network, policies, workload) -> run (arrivals, a scheduling round on
+every state change, one runner per job) -> collect (`Results`). A job's runner advances all its
+remaining iterations in one event (steady-state fast-forward) unless something that affects it
+changes, which interrupts it with a typed cause (`Stop` or `Reestimate`); with
+`engine.fidelity: iteration` it yields once per iteration instead.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import simpy
+
+from dcsim import __version__
+from dcsim.errors import Problem, ScenarioError
+from dcsim.hardware import Cluster, build_cluster, build_network
+from dcsim.jobs import JobState, Reestimate, Status, Stop
+from dcsim.metrics import Event, JobRecord, Level, Recorder, Segment, summarize
+from dcsim.perf import FirstOrderStepModel, StepTimeModel, memory_per_gpu_bytes
+from dcsim.perf.step import StepEstimate
+from dcsim.policies import PLACEMENTS, SCHEDULERS, Placement, ServerView
+from dcsim.results import Results
+from dcsim.rng import RandomStreams
+from dcsim.scenario import JobSpec, Scenario
+from dcsim.workload import build_workload
+
+__all__ = ["Simulation", "simulate"]
+
+EPS = 1e-9
+ProgressFn = Callable[[int, int], None]
+
+
+def _model_label(spec: JobSpec) -> str:
+    return spec.model.name or spec.model.kind
+
+
+class Simulation:
+    """One simulation of one scenario: build in the constructor, `run()` once."""
+
+    def __init__(self, scenario: Scenario, step_model: StepTimeModel | None = None) -> None:
+        self.scenario = scenario
+        self.streams = RandomStreams(scenario.seed)
+        self.env = simpy.Environment()
+        self.cluster: Cluster = build_cluster(scenario)
+        try:
+            self.network = build_network(scenario, self.cluster)
+        except ValueError as exc:
+            raise ScenarioError([Problem("scenario", None, "topology", str(exc))]) from None
+        sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
+        self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
+        place_cls = PLACEMENTS.get(scenario.placement.kind)
+        self.placement = place_cls(place_cls.Params(**scenario.placement.params))
+        self.step_model = step_model or FirstOrderStepModel()
+        self.workload = build_workload(scenario, self.streams)
+        self.jobs = [JobState(i, spec) for i, spec in enumerate(self.workload.jobs)]
+        self.recorder = Recorder()
+        self._queue: dict[int, JobState] = {}
+        self._running: dict[int, JobState] = {}
+        self._round_pending = False
+        self._finished = 0
+        self._steady = scenario.engine.fidelity == "steady"
+
+    # ------------------------------------------------------------------ run
+    def run(self, progress: ProgressFn | None = None) -> Results:
+        wall0 = time.perf_counter()
+        self.env.process(self._arrivals())
+        events = self._loop(progress)
+        end_s = self._close_open_jobs()
+        return self._collect(events, end_s, time.perf_counter() - wall0)
+
+    def _loop(self, progress: ProgressFn | None) -> int:
+        until = self.scenario.horizon_s if self.scenario.horizon_s is not None else math.inf
+        events = 0
+        while (next_s := self.env.peek()) < math.inf and next_s <= until:
+            self.env.step()
+            events += 1
+            if progress is not None and events % 4096 == 0:
+                progress(self._finished, len(self.jobs))
+        if progress is not None:
+            progress(self._finished, len(self.jobs))
+        return events
+
+    # ------------------------------------------------------------------ processes
+    def _arrivals(self):
+        for job in self.jobs:
+            delay = job.spec.arrival_s - self.env.now
+            if delay > 0:
+                yield self.env.timeout(delay)
+            self._submit(job)
+
+    def _run_job(self, job: JobState):
+        while True:
+            job.seg_start_s, job.seg_done0 = self.env.now, job.iterations_done
+            assert job.estimate is not None
+            try:
+                if self._steady:
+                    yield self.env.timeout(job.remaining * job.estimate.iteration_s)
+                else:
+                    while job.remaining > EPS:
+                        step = min(1.0, job.remaining)
+                        yield self.env.timeout(step * job.estimate.iteration_s)
+                        job.iterations_done += step
+                break
+            except simpy.Interrupt as intr:
+                if isinstance(intr.cause, Stop):
+                    return  # _stop already accounted for the job
+                assert isinstance(intr.cause, Reestimate)
+                self._account(job, keep_partial=True)
+                job.estimate = self._estimate(job.spec, job.placement)
+        self._account(job, keep_partial=True, done=float(job.spec.iterations))
+        self._release(job)
+        job.status, job.end_s = Status.COMPLETED, self.env.now
+        self._event(job, "completed", "")
+        self._finished += 1
+        self._request_round()
+
+    # ------------------------------------------------------------------ state changes
+    def _submit(self, job: JobState) -> None:
+        self._event(job, "submitted", "")
+        types, reason = self._admit(job.spec)
+        if not types:
+            job.status, job.reason = Status.REJECTED, reason
+            self._event(job, "rejected", reason)
+            self._finished += 1
+            return
+        job.gpu_types, job.status = types, Status.QUEUED
+        self._queue[job.job_id] = job
+        self._level()
+        self._request_round()
+
+    def _admit(self, spec: JobSpec) -> tuple[tuple[str, ...], str]:
+        """GPU types the job can ever run on, or none and why ("code: details")."""
+        by_type = self.cluster.gpus_by_type
+        wanted = [spec.gpu_type] if spec.gpu_type else list(by_type)
+        reasons = []
+        ok = []
+        for name in wanted:
+            gpu = next((s.gpu for s in self.cluster.servers if s.gpu.name == name), None)
+            if gpu is None:
+                reasons.append(f"no-such-gpu: needs {name}; the cluster has {', '.join(by_type)}")
+            elif not gpu.supports(spec.precision):
+                reasons.append(f"unsupported-precision: {name} has no {spec.precision} support")
+            elif by_type[name] < spec.num_gpus:
+                reasons.append(f"insufficient-gpus: needs {spec.num_gpus} GPUs of type {name}; "
+                               f"the cluster has {by_type[name]}")
+            elif (need := memory_per_gpu_bytes(spec)) > gpu.memory_bytes:
+                reasons.append(f"out-of-memory: needs {need / 1e9:.1f} GB of model state per GPU "
+                               f"(weights, gradients, optimizer); {name} has "
+                               f"{gpu.memory_bytes / 1e9:.0f} GB")
+            else:
+                ok.append(name)
+        return tuple(ok), "; ".join(reasons)
+
+    def _launch(self, job: JobState, placement: Placement) -> None:
+        self.cluster.allocate(placement)
+        del self._queue[job.job_id]
+        self._running[job.job_id] = job
+        job.placement, job.status = placement, Status.RUNNING
+        job.estimate = self._estimate(job.spec, placement)
+        job.history.append((self.env.now, math.nan, placement))
+        if math.isnan(job.first_start_s):
+            job.first_start_s = self.env.now
+        self._event(job, "started", f"{placement.num_gpus} GPUs on {len(placement.allocations)} "
+                    f"server(s)")
+        job.process = self.env.process(self._run_job(job))
+        self._level()
+
+    def _stop(self, job: JobState, reason: str) -> None:
+        """Take a running job off its GPUs now; it loses the iteration in progress."""
+        assert job.process is not None
+        self._account(job, keep_partial=False)
+        self._release(job)
+        job.status, job.preemptions = Status.PREEMPTED, job.preemptions + 1
+        self._queue[job.job_id] = job
+        self._event(job, "preempted", reason)
+        job.process.interrupt(Stop(reason))
+        self._level()
+
+    def reestimate(self, job_id: int, reason: str) -> None:
+        """Tell a running job that its speed may have changed (fabric, stragglers, ...)."""
+        job = self._running[job_id]
+        assert job.process is not None
+        job.process.interrupt(Reestimate(reason))
+
+    def _account(self, job: JobState, keep_partial: bool, done: float | None = None) -> None:
+        """Close the current run segment at now: count iterations, run time and FLOPs."""
+        assert job.estimate is not None
+        if done is None:
+            done = job.progress_at(self.env.now)
+            if not keep_partial:
+                done = math.floor(done + EPS)
+        done = min(max(done, job.seg_done0), float(job.spec.iterations))
+        job.model_flop_done += (done - job.seg_done0) * job.estimate.model_flop
+        job.iterations_done = done
+        job.run_s += self.env.now - job.seg_start_s
+        job.seg_start_s, job.seg_done0 = self.env.now, done
+
+    def _release(self, job: JobState) -> None:
+        assert job.placement is not None
+        self.cluster.release(job.placement)
+        start, _, placement = job.history[-1]
+        job.history[-1] = (start, self.env.now, placement)
+        for server_id, gpus in placement.allocations:
+            self.recorder.segments.append(Segment(job.job_id, server_id, len(gpus), start,
+                                                  self.env.now))
+        del self._running[job.job_id]
+        job.placement = None
+        self._level()
+
+    # ------------------------------------------------------------------ scheduling
+    def _request_round(self) -> None:
+        """Run one scheduling round at the current time, after the other events now."""
+        if not self._round_pending:
+            self._round_pending = True
+            event = self.env.event()
+            event.callbacks.append(self._round)
+            event.succeed()
+
+    def _round(self, _event: simpy.Event) -> None:
+        """admission happened at submit; here: order -> place -> (preempt) -> launch."""
+        self._round_pending = False
+        now = self.env.now
+        ordered = self.scheduler.order([j.view(now) for j in self._queue.values()], now)
+        servers = self.cluster.views()
+        for view in ordered:
+            placement = self.placement.place(view, servers)
+            if placement is None:
+                placement = self._preempt_for(view, now)
+            if placement is None:
+                if self.scheduler.backfill:
+                    continue
+                break
+            self._launch(self._queue[view.job_id], placement)
+            servers = self.cluster.views()
+
+    def _preempt_for(self, view, now: float) -> Placement | None:
+        running = [j.view(now) for j in self._running.values()]
+        victims = self.scheduler.preempt(view, running, now)
+        if not victims:
+            return None
+        freed: dict[int, list[int]] = {}
+        chosen = []
+        for job_id in victims:
+            chosen.append(job_id)
+            placement = self._running[job_id].placement
+            assert placement is not None
+            for server_id, gpus in placement.allocations:
+                freed.setdefault(server_id, []).extend(gpus)
+            if self.placement.place(view, self._with_freed(freed)) is not None:
+                for victim in chosen:
+                    self._stop(self._running[victim], f"preempted for job {view.job_id}")
+                return self.placement.place(view, self.cluster.views())
+        return None
+
+    def _with_freed(self, freed: dict[int, list[int]]) -> Sequence[ServerView]:
+        return [ServerView(v.server_id, v.gpu_type, v.num_gpus,
+                           tuple(sorted(v.free + tuple(freed.get(v.server_id, ())))))
+                for v in self.cluster.views()]
+
+    # ------------------------------------------------------------------ helpers
+    def _estimate(self, spec: JobSpec, placement: Placement | None) -> StepEstimate:
+        assert placement is not None
+        gpu = self.cluster.servers[placement.server_ids[0]].gpu
+        ring = self.network.ring(placement.gpus_per_server())
+        return self.step_model.estimate(spec, gpu, ring)
+
+    def _event(self, job: JobState, event: str, detail: str) -> None:
+        self.recorder.events.append(Event(self.env.now, job.job_id, event, detail))
+
+    def _level(self) -> None:
+        level = Level(self.env.now, self.cluster.allocated_gpus, len(self._running),
+                      len(self._queue))
+        levels = self.recorder.levels
+        if levels and levels[-1].time_s == level.time_s:
+            levels[-1] = level
+        else:
+            levels.append(level)
+
+    def _close_open_jobs(self) -> float:
+        """At the horizon: account the progress of jobs still running; return the end time."""
+        horizon = self.scenario.horizon_s
+        if horizon is None or not self._running:
+            return self.env.now if horizon is None else max(self.env.now, horizon)
+        self.env.run(until=horizon)  # no event lies before it: this only moves the clock
+        for job in list(self._running.values()):
+            self._account(job, keep_partial=True)
+            start, _, placement = job.history[-1]
+            for server_id, gpus in placement.allocations:
+                self.recorder.segments.append(Segment(job.job_id, server_id, len(gpus), start,
+                                                      horizon))
+        self._level()
+        return horizon
+
+    def _record(self, job: JobState) -> JobRecord:
+        spec, est = job.spec, job.estimate
+        ended = job.status in (Status.COMPLETED, Status.FAILED)
+        started = not math.isnan(job.first_start_s)
+        peak = est.peak_flop_s if est else math.nan
+        tflops = job.model_flop_done / (job.run_s * spec.num_gpus) / 1e12 if job.run_s else math.nan
+        return JobRecord(
+            job_id=job.job_id, name=spec.name, model=_model_label(spec), user=spec.user or "",
+            num_gpus=spec.num_gpus, gpu_type=self._gpu_of(job) if job.history else "",
+            precision=spec.precision, submit_s=spec.arrival_s,
+            start_s=job.first_start_s, end_s=job.end_s if ended else math.nan,
+            jct_s=job.end_s - spec.arrival_s if ended else math.nan,
+            queue_s=job.first_start_s - spec.arrival_s if started else math.nan,
+            run_s=job.run_s, status=job.status.value, reason=job.reason,
+            iterations=spec.iterations, iterations_done=job.iterations_done,
+            iteration_time_s=job.run_s / job.iterations_done if job.iterations_done else math.nan,
+            achieved_tflops_per_gpu=tflops, mfu=tflops * 1e12 / peak if started else math.nan,
+            preemptions=job.preemptions,
+        )
+
+    def _gpu_of(self, job: JobState) -> str:
+        _, _, placement = job.history[-1]
+        return self.cluster.servers[placement.server_ids[0]].gpu.name
+
+    def _collect(self, events: int, end_s: float, wall_s: float) -> Results:
+        self.recorder.jobs = [self._record(j) for j in self.jobs]
+        frames = self.recorder.frames()
+        extra = {
+            "jobs_read": self.workload.rows_read,
+            "rows_skipped": len({(p.source, p.line) for p in self.workload.skipped}),
+            "sim_end_s": end_s,
+            "events_processed": events,
+            "wall_s": wall_s,
+            "events_per_s": events / wall_s if wall_s > 0 else float("nan"),
+        }
+        summary = summarize(frames["jobs"], frames["gpu_timeline"], self.cluster.total_gpus,
+                            end_s, extra)
+        run = {
+            "dcsim_version": __version__,
+            "scenario": self.scenario.model_dump(mode="json"),
+            "seed": self.scenario.seed,
+            "wall_s": wall_s,
+            "skipped_rows": [str(p) for p in self.workload.skipped],
+        }
+        return Results(**frames, run=run, _summary=summary)
+
+
+def simulate(scenario: Scenario, progress: ProgressFn | None = None,
+             step_model: StepTimeModel | None = None) -> Results:
+    """Run `scenario` to the end (or its horizon) and return its Results."""
+    return Simulation(scenario, step_model=step_model).run(progress)

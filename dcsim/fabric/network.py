@@ -1,0 +1,69 @@
+"""First-level communication model: the bandwidth of a ring over a set of servers.
+
+Each ring hop between two servers gets the maximum flow between them in the topology graph
+(so ECMP over several spines adds up), shared by the job's GPUs on the sending server, which all
+run their rings at once; inside one server the GPUs talk over NVSwitch or PCIe. There is no
+sharing between jobs at this level: the flow-level fabric (issue 4) replaces this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import networkx as nx
+
+from dcsim.fabric.topology import server_node
+
+__all__ = ["Network", "RingPath"]
+
+
+class RingPath:
+    """Per-GPU bandwidth (bytes/s, one direction) and per-step latency of a ring."""
+
+    __slots__ = ("bandwidth_byte_s", "latency_s")
+
+    def __init__(self, bandwidth_byte_s: float, latency_s: float) -> None:
+        self.bandwidth_byte_s = bandwidth_byte_s
+        self.latency_s = latency_s
+
+
+class Network:
+    def __init__(self, graph: nx.Graph, intra_byte_s: Mapping[int, float],
+                 intra_latency_s: float = 1e-6) -> None:
+        self.graph = graph
+        self._intra = dict(intra_byte_s)  # per-GPU per-direction bandwidth inside each server
+        self._intra_latency_s = intra_latency_s
+        self._directed = graph.to_directed()
+        for _, _, d in self._directed.edges(data=True):
+            d["capacity"] = d["bandwidth_byte_s"]
+        self._pair_cache: dict[tuple[int, int], tuple[float, float]] = {}
+        self._check_connected()
+
+    def _check_connected(self) -> None:
+        servers = [n for n, k in self.graph.nodes(data="kind") if k == "server"]
+        if len(servers) > 1 and not nx.is_connected(self.graph):
+            parts = list(nx.connected_components(self.graph))
+            raise ValueError(f"the topology is disconnected: {len(parts)} separate parts")
+
+    def _pair(self, a: int, b: int) -> tuple[float, float]:
+        key = (a, b) if a < b else (b, a)
+        if key not in self._pair_cache:
+            u, v = server_node(key[0]), server_node(key[1])
+            flow = nx.maximum_flow_value(self._directed, u, v, capacity="capacity")
+            path = nx.shortest_path(self.graph, u, v)
+            latency = sum(self.graph.edges[x, y]["latency_s"] for x, y in zip(path, path[1:], strict=False))
+            self._pair_cache[key] = (float(flow), float(latency))
+        return self._pair_cache[key]
+
+    def ring(self, gpus_per_server: Mapping[int, int]) -> RingPath:
+        """The ring through the servers of `gpus_per_server` (server id -> the job's GPUs there)."""
+        ids = sorted(gpus_per_server)
+        intra = min(self._intra[s] for s in ids)
+        if len(ids) == 1:
+            return RingPath(intra, self._intra_latency_s)
+        bandwidth, latency = intra, 0.0
+        for a, b in zip(ids, ids[1:] + ids[:1], strict=False):
+            flow, lat = self._pair(a, b)
+            bandwidth = min(bandwidth, flow / gpus_per_server[a])
+            latency = max(latency, lat)
+        return RingPath(bandwidth, latency)

@@ -1,0 +1,104 @@
+"""Cluster state: servers and which of their GPUs are free. The engine mutates it; policies
+see it only through `ServerView`s. Allocating a GPU twice is an error, never clamped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dcsim import catalog
+from dcsim.catalog import GpuSpec
+from dcsim.fabric import TOPOLOGIES, Network
+from dcsim.fabric.topology import ServerPort
+from dcsim.policies.views import Placement, ServerView
+from dcsim.scenario import Scenario, ServerGroup
+
+__all__ = ["Server", "Cluster", "build_cluster", "build_network"]
+
+NVSWITCH_LATENCY_S = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    server_id: int
+    name: str
+    gpu: GpuSpec
+    num_gpus: int
+    host_memory_bytes: float
+    nic_byte_s: float  # all compute NICs together, one direction
+    nic_latency_s: float
+    intra_byte_s: float  # per GPU, one direction, to the other GPUs of the server
+
+
+def _servers_of(group: ServerGroup, index: int, first_id: int) -> list[Server]:
+    base = catalog.servers()[group.type] if group.type else None
+    gpu_name = group.gpu or (base.gpu if base else "")
+    gpu = catalog.gpus()[gpu_name]
+    n_gpus = group.gpus_per_server or (base.gpus_per_server if base else 0)
+    memory = group.host_memory_gb * 1e9 if group.host_memory_gb else (
+        base.host_memory_bytes if base else 0.0)
+    nic_list = ([(n.type, n.count) for n in group.nics] if group.nics is not None
+                else list(base.nics) if base else [])
+    nic_specs = [(catalog.nics()[t], c) for t, c in nic_list]
+    nic_bw = sum(spec.effective_byte_s * c for spec, c in nic_specs)
+    nic_lat = max((spec.latency_s for spec, _ in nic_specs), default=0.0)
+    intra_kind = group.intra_node or (base.intra_node if base else "nvswitch")
+    pcie = base.pcie_byte_s if base else 25e9
+    intra = gpu.nvlink_byte_s / 2 if intra_kind == "nvswitch" and gpu.nvlink_byte_s else pcie
+    label = group.name or group.type or f"group{index}"
+    return [
+        Server(first_id + i, f"{label}-{i}", gpu, n_gpus, memory, nic_bw, nic_lat, intra)
+        for i in range(group.count)
+    ]
+
+
+class Cluster:
+    def __init__(self, servers: list[Server]) -> None:
+        self.servers = tuple(servers)
+        self._free: list[list[int]] = [list(range(s.num_gpus)) for s in servers]
+        self.total_gpus = sum(s.num_gpus for s in servers)
+        self.allocated_gpus = 0
+        self.gpus_by_type: dict[str, int] = {}
+        for s in servers:
+            self.gpus_by_type[s.gpu.name] = self.gpus_by_type.get(s.gpu.name, 0) + s.num_gpus
+
+    def views(self) -> list[ServerView]:
+        return [
+            ServerView(s.server_id, s.gpu.name, s.num_gpus, tuple(self._free[s.server_id]))
+            for s in self.servers
+        ]
+
+    def allocate(self, placement: Placement) -> None:
+        for server_id, gpus in placement.allocations:
+            free = self._free[server_id]
+            missing = [g for g in gpus if g not in free]
+            if missing:
+                raise RuntimeError(f"server {server_id}: GPUs {missing} are not free")
+        for server_id, gpus in placement.allocations:
+            taken = set(gpus)
+            self._free[server_id] = [g for g in self._free[server_id] if g not in taken]
+        self.allocated_gpus += placement.num_gpus
+
+    def release(self, placement: Placement) -> None:
+        for server_id, gpus in placement.allocations:
+            free = self._free[server_id]
+            if any(g in free for g in gpus):
+                raise RuntimeError(f"server {server_id}: releasing GPUs that are free")
+            self._free[server_id] = sorted(free + list(gpus))
+        self.allocated_gpus -= placement.num_gpus
+
+
+def build_cluster(scenario: Scenario) -> Cluster:
+    servers: list[Server] = []
+    for index, group in enumerate(scenario.cluster.servers):
+        servers += _servers_of(group, index, len(servers))
+    return Cluster(servers)
+
+
+def build_network(scenario: Scenario, cluster: Cluster) -> Network:
+    topo_cls = TOPOLOGIES.get(scenario.topology.kind)
+    topology = topo_cls(topo_cls.Params(**scenario.topology.params))
+    ports = [ServerPort(server_id=s.server_id, nic_byte_s=s.nic_byte_s,
+                        nic_latency_s=s.nic_latency_s) for s in cluster.servers]
+    graph = topology.build(ports)
+    intra = {s.server_id: s.intra_byte_s for s in cluster.servers}
+    return Network(graph, intra, NVSWITCH_LATENCY_S)

@@ -1,0 +1,91 @@
+"""The engine's mutable per-job state and the job lifecycle.
+
+submitted -> queued -> running <-> preempted -> completed | failed | rejected
+(a preempted job waits in the queue until it runs again).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+import simpy
+
+from dcsim.perf.step import StepEstimate
+from dcsim.policies.views import JobView, Placement
+from dcsim.scenario import JobSpec
+
+__all__ = ["Status", "JobState", "Stop", "Reestimate"]
+
+
+class Status(str, Enum):
+    SUBMITTED = "submitted"
+    QUEUED = "queued"
+    RUNNING = "running"
+    PREEMPTED = "preempted"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Interrupt cause: the job leaves its GPUs (preemption, failure)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reestimate:
+    """Interrupt cause: something that sets the job's speed changed; keep progress, recompute."""
+
+    reason: str
+
+
+@dataclass(eq=False)
+class JobState:
+    job_id: int
+    spec: JobSpec
+    status: Status = Status.SUBMITTED
+    reason: str = ""
+    gpu_types: tuple[str, ...] = ()
+    placement: Placement | None = None
+    estimate: StepEstimate | None = None
+    process: simpy.Process | None = None
+    iterations_done: float = 0.0
+    first_start_s: float = math.nan
+    end_s: float = math.nan
+    run_s: float = 0.0
+    preemptions: int = 0
+    model_flop_done: float = 0.0
+    # the segment in progress: started at seg_start_s with seg_done0 iterations done
+    seg_start_s: float = 0.0
+    seg_done0: float = 0.0
+    history: list[tuple[float, float, Placement]] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> float:
+        return self.spec.iterations - self.iterations_done
+
+    def progress_at(self, now_s: float) -> float:
+        """Iterations done by now_s, counting the part of the current segment already run."""
+        assert self.estimate is not None
+        return self.seg_done0 + (now_s - self.seg_start_s) / self.estimate.iteration_s
+
+    def view(self, now_s: float) -> JobView:
+        service = self.run_s
+        if self.status is Status.RUNNING:
+            service += now_s - self.seg_start_s
+        return JobView(
+            job_id=self.job_id,
+            name=self.spec.name,
+            num_gpus=self.spec.num_gpus,
+            gpu_types=self.gpu_types,
+            submit_s=self.spec.arrival_s,
+            priority=self.spec.priority,
+            running=self.status is Status.RUNNING,
+            iterations=self.spec.iterations,
+            iterations_done=self.iterations_done,
+            attained_service_gpu_s=service * self.spec.num_gpus,
+        )

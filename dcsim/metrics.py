@@ -1,0 +1,139 @@
+"""Typed, append-only records of a run, and the `Results` built from them.
+
+The engine appends records; `Recorder.results()` turns them into DataFrames and a summary.
+Time-weighted statistics come from level changes (the GPU timeline), never from polling.
+See docs/metrics.md for every column and formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["JobRecord", "Segment", "Level", "Event", "Recorder", "summarize", "TERMINAL"]
+
+TERMINAL = ("completed", "failed", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    job_id: int
+    name: str
+    model: str
+    user: str
+    num_gpus: int
+    gpu_type: str
+    precision: str
+    submit_s: float
+    start_s: float  # first start; NaN if it never ran
+    end_s: float  # NaN unless completed or failed
+    jct_s: float  # end - submit
+    queue_s: float  # first start - submit
+    run_s: float  # time holding GPUs, all segments
+    status: str
+    reason: str
+    iterations: int
+    iterations_done: float
+    iteration_time_s: float  # run_s / iterations_done
+    achieved_tflops_per_gpu: float  # model FLOPs done / (run_s x num_gpus)
+    mfu: float
+    preemptions: int
+
+
+class Segment(NamedTuple):
+    """A job holding GPUs of one server over [start_s, end_s)."""
+
+    job_id: int
+    server_id: int
+    num_gpus: int
+    start_s: float
+    end_s: float
+
+
+class Level(NamedTuple):
+    """Cluster levels from time_s on, until the next row."""
+
+    time_s: float
+    allocated_gpus: int
+    running_jobs: int
+    queued_jobs: int
+
+
+class Event(NamedTuple):
+    time_s: float
+    job_id: int
+    event: str
+    detail: str
+
+
+def _columns(record_type: Any) -> list[str]:
+    return [f.name for f in fields(record_type)] if hasattr(record_type, "__dataclass_fields__") \
+        else list(record_type._fields)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.jobs: list[JobRecord] = []
+        self.segments: list[Segment] = []
+        self.levels: list[Level] = []
+        self.events: list[Event] = []
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        jobs = pd.DataFrame([asdict(j) for j in self.jobs], columns=_columns(JobRecord))
+        return {
+            "jobs": jobs.sort_values("job_id", kind="stable").reset_index(drop=True),
+            "gpu_timeline": pd.DataFrame(self.levels, columns=Level._fields),
+            "segments": pd.DataFrame(self.segments, columns=Segment._fields),
+            "events": pd.DataFrame(self.events, columns=Event._fields),
+        }
+
+
+def _pct(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if values.size else float("nan")
+
+
+def gpu_seconds(timeline: pd.DataFrame, end_s: float) -> float:
+    """Integral of allocated GPUs over time, from the level changes, up to end_s."""
+    if timeline.empty:
+        return 0.0
+    t = timeline["time_s"].to_numpy()
+    widths = np.diff(np.append(t, max(end_s, t[-1])))
+    return float(np.sum(timeline["allocated_gpus"].to_numpy() * widths))
+
+
+def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s: float,
+              extra: dict[str, Any]) -> dict[str, Any]:
+    """The summary dict of a run (formulas in docs/metrics.md)."""
+    done = jobs[jobs["status"] == "completed"]
+    jct = done["jct_s"].to_numpy(dtype=float)
+    started = jobs[jobs["start_s"].notna()]
+    start = float(jobs["submit_s"].min()) if len(jobs) else 0.0
+    finish = float(jobs["end_s"].max()) if jobs["end_s"].notna().any() else start
+    makespan = max(finish, end_s if (jobs["status"].isin(["queued", "running", "preempted"])).any()
+                   else finish) - start
+    allocated = gpu_seconds(timeline, start + makespan)
+    counts = jobs["status"].value_counts()
+    summary: dict[str, Any] = {
+        "jobs_submitted": int(len(jobs)),
+        **{f"jobs_{s}": int(counts.get(s, 0)) for s in ("completed", "failed", "rejected")},
+        "jobs_unfinished": int(len(jobs) - sum(int(counts.get(s, 0)) for s in TERMINAL)),
+        "makespan_s": makespan,
+        "jct_mean_s": float(jct.mean()) if jct.size else float("nan"),
+        "jct_p50_s": _pct(jct, 50),
+        "jct_p95_s": _pct(jct, 95),
+        "jct_p99_s": _pct(jct, 99),
+        "queue_mean_s": float(started["queue_s"].mean()) if len(started) else float("nan"),
+        "total_gpus": total_gpus,
+        "gpu_hours_allocated": allocated / 3600.0,
+        "gpu_utilization": allocated / (total_gpus * makespan) if makespan > 0 else 0.0,
+        "mfu_mean": float(done["mfu"].mean()) if len(done) else float("nan"),
+    }
+    rejected = jobs[jobs["status"] == "rejected"]
+    codes = rejected["reason"].str.split(":", n=1).str[0]
+    summary["rejection_reasons"] = {str(k): int(v) for k, v in
+                                    codes.value_counts().sort_index().items()}
+    summary.update(extra)
+    return summary

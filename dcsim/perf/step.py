@@ -1,0 +1,96 @@
+"""Step-time models: how long one training iteration of a job takes on a placement.
+
+`StepTimeModel` is the interface the engine calls; `FirstOrderStepModel` is the first-level
+implementation: compute = hardware FLOPs / (GPUs x dtype peak x efficiency), plus the pipeline
+bubble (p - 1) / (v m) of Narayanan et al., plus an exposed (not overlapped) data-parallel
+gradient ring all-reduce, 2 (d - 1) / d x bytes / bandwidth + 2 (d - 1) x latency, over the
+slowest link of the job's ring. Tensor- and pipeline-parallel communication are not modelled
+separately at this level: they are inside the efficiency factor. The calibrated model of
+issue 3 replaces this class without changing the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from dcsim.catalog import GpuSpec
+from dcsim.fabric.network import RingPath
+from dcsim.perf.zoo import ModelStats, model_stats
+from dcsim.scenario import JobSpec
+from dcsim.units import DTYPE_BYTES
+
+__all__ = ["StepEstimate", "StepTimeModel", "FirstOrderStepModel", "memory_per_gpu_bytes"]
+
+# Bytes of model state per parameter: weights + gradients + Adam optimizer states.
+# Mixed precision (Rajbhandari et al., ZeRO, 2020): 2 + 2 + 12 (fp32 master, m, v) = 16;
+# fp32 training: 4 + 4 + 8 = 16. Embedding tables (sharded): fp32 weights + SGD = 4 + 4.
+STATE_BYTES_PER_PARAM = 16.0
+SHARDED_STATE_BYTES_PER_PARAM = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepEstimate:
+    """One iteration of a job on a placement; times in seconds, FLOPs per iteration (all GPUs)."""
+
+    iteration_s: float
+    compute_s: float
+    bubble_s: float
+    dp_comm_s: float
+    model_flop: float
+    hardware_flop: float
+    num_gpus: int
+    peak_flop_s: float
+
+    @property
+    def model_flop_s_per_gpu(self) -> float:
+        return self.model_flop / (self.iteration_s * self.num_gpus)
+
+    @property
+    def mfu(self) -> float:
+        """Model FLOPs utilization: achieved model FLOP/s over the dtype peak."""
+        return self.model_flop_s_per_gpu / self.peak_flop_s
+
+
+class StepTimeModel(Protocol):
+    def estimate(self, job: JobSpec, gpu: GpuSpec, ring: RingPath) -> StepEstimate: ...
+
+
+def memory_per_gpu_bytes(job: JobSpec, stats: ModelStats | None = None) -> float:
+    """Model-state memory per GPU (weights, gradients, optimizer states); no activations yet."""
+    stats = stats or model_stats(job.model)
+    p = job.parallelism
+    dense = stats.params / (p.tp * p.pp) * STATE_BYTES_PER_PARAM
+    sharded = stats.sharded_params / job.num_gpus * SHARDED_STATE_BYTES_PER_PARAM
+    return dense + sharded
+
+
+class FirstOrderStepModel:
+    """Roofline-free first-level model; see the module docstring for its formulas."""
+
+    def estimate(self, job: JobSpec, gpu: GpuSpec, ring: RingPath) -> StepEstimate:
+        stats = model_stats(job.model)
+        p = job.parallelism
+        peak = gpu.peak_flop_s[job.precision]
+        per_sample_model = stats.training_flop_per_sample()
+        per_sample_hw = per_sample_model + stats.recompute_flop_per_sample(p.recompute)
+        model_flop = per_sample_model * job.global_batch
+        hardware_flop = per_sample_hw * job.global_batch
+        compute_s = hardware_flop / (job.num_gpus * peak * gpu.first_order_efficiency)
+        micro_batches = job.global_batch // (p.dp * p.micro_batch)
+        bubble_s = compute_s * (p.pp - 1) / (p.virtual_stages * micro_batches)
+        grad_bytes = stats.params / (p.tp * p.pp) * DTYPE_BYTES[job.precision]
+        dp_comm_s = 0.0
+        if p.dp > 1:
+            steps = 2 * (p.dp - 1)
+            dp_comm_s = steps / p.dp * grad_bytes / ring.bandwidth_byte_s + steps * ring.latency_s
+        return StepEstimate(
+            iteration_s=compute_s + bubble_s + dp_comm_s,
+            compute_s=compute_s,
+            bubble_s=bubble_s,
+            dp_comm_s=dp_comm_s,
+            model_flop=model_flop,
+            hardware_flop=hardware_flop,
+            num_gpus=job.num_gpus,
+            peak_flop_s=peak,
+        )

@@ -1,0 +1,74 @@
+"""`Results`: what a run produced, as DataFrames and a summary; saved and loaded as files."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Results", "load_results", "FILES"]
+
+FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
+         "events": "events.csv"}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+@dataclass
+class Results:
+    """The outcome of one simulation.
+
+    jobs: one row per job (docs/metrics.md lists the columns); gpu_timeline: allocated GPUs,
+    running and queued jobs from each time on; segments: which job held how many GPUs of which
+    server when; events: the job lifecycle. `summary()` gives the headline numbers; `run` holds
+    the resolved scenario, seed, dcsim version and wall time.
+    """
+
+    jobs: pd.DataFrame
+    gpu_timeline: pd.DataFrame
+    segments: pd.DataFrame
+    events: pd.DataFrame
+    run: dict[str, Any] = field(default_factory=dict)
+    _summary: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self._summary)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write the tables (CSV), summary.json and run.json into `out_dir`."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for attr, name in FILES.items():
+            getattr(self, attr).to_csv(out / name, index=False, float_format="%.9g")
+        for name, data in (("summary.json", self._summary), ("run.json", self.run)):
+            text = json.dumps(_json_safe(data), indent=2, sort_keys=False, allow_nan=False)
+            (out / name).write_text(text + "\n", encoding="utf-8")
+        return out
+
+
+def load_results(out_dir: str | Path) -> Results:
+    """Read back what `Results.save` (or `dcsim run`) wrote."""
+    d = Path(out_dir)
+    missing = [n for n in [*FILES.values(), "summary.json", "run.json"] if not (d / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{d}: not a dcsim results folder (missing {', '.join(missing)})")
+    frames = {attr: pd.read_csv(d / name, keep_default_na=False, na_values=[""])
+              for attr, name in FILES.items()}
+    for col in ("reason", "user"):
+        frames["jobs"][col] = frames["jobs"][col].fillna("").astype(str)
+    summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+    summary = {k: (float("nan") if v is None else v) for k, v in summary.items()}
+    run = json.loads((d / "run.json").read_text(encoding="utf-8"))
+    return Results(**frames, run=run, _summary=summary)

@@ -1,0 +1,436 @@
+"""The scenario schema: the one place where the YAML shape, defaults and validation live.
+
+`load_scenario(path)` returns a frozen, validated `Scenario`; every problem is reported as
+`file:line: key.path: message` in one `ScenarioError`. Units are in the key names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dcsim import catalog
+from dcsim.errors import Problem, ScenarioError
+from dcsim.yamlsrc import Located, key_path, parse_yaml
+
+__all__ = [
+    "Scenario",
+    "JobSpec",
+    "load_scenario",
+    "scenario_from_dict",
+    "apply_overrides",
+    "Parallelism",
+    "ModelSpec",
+]
+
+Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
+PosInt = Annotated[int, Field(gt=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------- models
+class ModelBase(Strict):
+    name: str | None = None  # a label for results; presets set it to their name
+
+
+class GptModel(ModelBase):
+    """Decoder-only transformer (GPT, Llama). ffn_hidden defaults to 4 x hidden."""
+
+    kind: Literal["gpt"]
+    layers: PosInt
+    hidden: PosInt
+    heads: PosInt
+    kv_heads: PosInt | None = None
+    seq_len: PosInt
+    vocab: PosInt
+    ffn_hidden: PosInt | None = None
+    gated_mlp: bool = False
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> GptModel:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise ValueError(f"heads ({self.heads}) must be divisible by kv_heads ({self.kv_heads})")
+        return self
+
+
+class BertModel(GptModel):
+    """Encoder-only transformer (BERT); same shape parameters as gpt."""
+
+    kind: Literal["bert"]  # type: ignore[assignment]
+
+
+class CnnModel(ModelBase):
+    kind: Literal["cnn"]
+    arch: str
+    image_size: PosInt | None = None
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v not in catalog.cnn_archs():
+            raise ValueError(f"unknown cnn arch {v!r}; valid: {', '.join(catalog.cnn_archs())}")
+        return v
+
+
+class DlrmModel(ModelBase):
+    kind: Literal["dlrm"]
+    dense_features: PosInt
+    embedding_rows: Annotated[list[PosInt], Field(min_length=1)]
+    embedding_dim: PosInt
+    bottom_mlp: Annotated[list[PosInt], Field(min_length=1)]
+    top_mlp: Annotated[list[PosInt], Field(min_length=1)]
+
+
+class MlpModel(ModelBase):
+    """The seed article's fully connected network: input -> hidden layers -> outputs."""
+
+    kind: Literal["mlp"]
+    inputs: PosInt
+    hidden: Annotated[list[PosInt], Field(min_length=1)]
+    outputs: PosInt
+
+
+class CustomModel(ModelBase):
+    """Any model given by its parameter count and forward FLOPs per sample."""
+
+    kind: Literal["custom"]
+    params: PosFloat
+    forward_flop_per_sample: PosFloat
+
+
+ModelSpec = Annotated[
+    GptModel | BertModel | CnnModel | DlrmModel | MlpModel | CustomModel,
+    Field(discriminator="kind"),
+]
+
+
+# ----------------------------------------------------------------------------- jobs
+class Parallelism(Strict):
+    tp: PosInt = 1
+    pp: PosInt = 1
+    dp: PosInt = 1
+    micro_batch: PosInt = 1
+    virtual_stages: PosInt = 1
+    recompute: Literal["none", "selective", "full"] = "none"
+
+    @property
+    def num_gpus(self) -> int:
+        return self.tp * self.pp * self.dp
+
+
+class JobSpec(Strict):
+    """One training job. `iterations` optimizer steps of `global_batch` samples each."""
+
+    name: str
+    arrival_s: NonNegFloat = 0.0
+    model: ModelSpec
+    parallelism: Parallelism = Parallelism()
+    global_batch: PosInt
+    precision: Precision = "bf16"
+    iterations: PosInt
+    gpu_type: str | None = None
+    priority: int = 0
+    user: str | None = None
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _preset(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            presets = catalog.model_presets()
+            if v not in presets:
+                raise ValueError(f"unknown model preset {v!r}; valid: {', '.join(presets)}")
+            return {**presets[v], "name": v}
+        return v
+
+    @field_validator("gpu_type")
+    @classmethod
+    def _known_gpu(cls, v: str | None) -> str | None:
+        if v is not None and v not in catalog.gpus():
+            raise ValueError(f"unknown GPU type {v!r}; valid: {', '.join(catalog.gpus())}")
+        return v
+
+    @model_validator(mode="after")
+    def _parallelism_fits_model(self) -> JobSpec:
+        p, m = self.parallelism, self.model
+        per_step = p.dp * p.micro_batch
+        if self.global_batch % per_step:
+            raise ValueError(
+                f"global_batch ({self.global_batch}) must be divisible by "
+                f"dp x micro_batch ({p.dp} x {p.micro_batch} = {per_step})"
+            )
+        if p.virtual_stages > 1 and p.pp == 1:
+            raise ValueError("virtual_stages > 1 needs pipeline parallelism (pp > 1)")
+        if isinstance(m, GptModel):
+            if m.heads % p.tp:
+                raise ValueError(f"tp ({p.tp}) must divide the number of heads ({m.heads})")
+            chunks = p.pp * p.virtual_stages
+            if m.layers % chunks:
+                raise ValueError(
+                    f"layers ({m.layers}) must be divisible by pp x virtual_stages "
+                    f"({p.pp} x {p.virtual_stages} = {chunks})"
+                )
+        elif p.tp > 1 or p.pp > 1:
+            raise ValueError(f"tensor/pipeline parallelism is modelled for transformers, not {m.kind}")
+        return self
+
+    @property
+    def num_gpus(self) -> int:
+        return self.parallelism.num_gpus
+
+
+# ----------------------------------------------------------------------------- workload
+class TraceSource(Strict):
+    path: str
+    format: Literal["dcsim-csv"] = "dcsim-csv"
+    skip_bad_rows: bool = False
+
+
+class MixEntry(Strict):
+    weight: PosFloat
+    job: JobSpec
+
+
+class GeneratorSpec(Strict):
+    kind: Literal["poisson"] = "poisson"
+    num_jobs: PosInt
+    mean_interarrival_s: PosFloat
+    iterations_sigma: NonNegFloat = 0.0
+    mix: Annotated[list[MixEntry], Field(min_length=1)]
+
+
+class Workload(Strict):
+    jobs: list[JobSpec] | None = None
+    trace: TraceSource | None = None
+    generator: GeneratorSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Workload:
+        given = [k for k in ("jobs", "trace", "generator") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of jobs, trace, generator (got {given or 'none'})")
+        return self
+
+
+# ----------------------------------------------------------------------------- cluster
+class NicGroup(Strict):
+    type: str
+    count: PosInt = 1
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in catalog.nics():
+            raise ValueError(f"unknown NIC type {v!r}; valid: {', '.join(catalog.nics())}")
+        return v
+
+
+class ServerGroup(Strict):
+    """`count` servers, either of a catalog `type` or described inline."""
+
+    name: str | None = None
+    count: PosInt
+    type: str | None = None
+    gpus_per_server: PosInt | None = None
+    gpu: str | None = None
+    host_memory_gb: PosFloat | None = None
+    nics: list[NicGroup] | None = None
+    intra_node: Literal["nvswitch", "pcie"] | None = None
+
+    @model_validator(mode="after")
+    def _type_or_inline(self) -> ServerGroup:
+        if self.type is not None:
+            if self.type not in catalog.servers():
+                valid = ", ".join(catalog.servers())
+                raise ValueError(f"unknown server type {self.type!r}; valid: {valid}")
+        elif self.gpus_per_server is None or self.gpu is None:
+            raise ValueError("give a catalog server `type`, or `gpus_per_server` and `gpu` inline")
+        if self.gpu is not None and self.gpu not in catalog.gpus():
+            raise ValueError(f"unknown GPU type {self.gpu!r}; valid: {', '.join(catalog.gpus())}")
+        return self
+
+
+class Cluster(Strict):
+    servers: Annotated[list[ServerGroup], Field(min_length=1)]
+
+
+class KindParams(Strict):
+    """A pluggable component: a registered `kind` and its own `params`."""
+
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Engine(Strict):
+    fidelity: Literal["steady", "iteration"] = "steady"
+
+
+class Outputs(Strict):
+    dir: str | None = None
+    plots: bool = True
+
+
+class Scenario(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    horizon_s: PosFloat | None = None
+    cluster: Cluster
+    topology: KindParams = KindParams(kind="single-switch")
+    workload: Workload
+    scheduler: KindParams = KindParams(kind="fifo")
+    placement: KindParams = KindParams(kind="packed")
+    engine: Engine = Engine()
+    outputs: Outputs = Outputs()
+    # where relative paths (traces) resolve; set by load_scenario, not by the YAML
+    base_dir: str = Field(default=".", exclude=True)
+
+    def resolve_path(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+# ----------------------------------------------------------------------------- loading
+def _pydantic_problems(exc: ValidationError, doc: Located, prefix: tuple = ()) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path = _clean_loc(prefix + tuple(err["loc"]), doc.data)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        problems.append(Problem(doc.source, doc.line_of(path), key_path(path), msg))
+    return problems
+
+
+def _clean_loc(loc: tuple, data: Any) -> tuple:
+    """Drop the union tags pydantic inserts (e.g. 'gpt') so the path matches the document."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
+            # a missing or unknown key under a mapping, or a union tag
+            if not _is_tag(part):
+                out.append(part)
+                node = None
+        elif not _is_tag(str(part)):
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _is_tag(part: Any) -> bool:
+    tags = {"gpt", "bert", "cnn", "dlrm", "mlp", "custom", "str"}
+    return isinstance(part, str) and (part in tags or "[" in part)
+
+
+def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each {kind, params} block names a registered component with valid params."""
+    from dcsim.fabric.topology import TOPOLOGIES
+    from dcsim.policies import PLACEMENTS, SCHEDULERS
+
+    problems = []
+    for key, registry in (("topology", TOPOLOGIES), ("scheduler", SCHEDULERS),
+                          ("placement", PLACEMENTS)):
+        block: KindParams = getattr(sc, key)
+        if block.kind not in registry:
+            msg = f"unknown {registry.what} {block.kind!r}; valid: {', '.join(registry.names())}"
+            problems.append(Problem(doc.source, doc.line_of((key, "kind")), f"{key}.kind", msg))
+            continue
+        try:
+            registry.get(block.kind).Params(**block.params)
+        except ValidationError as exc:
+            problems += _pydantic_problems(exc, doc, (key, "params"))
+    return problems
+
+
+def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
+    trace = sc.workload.trace
+    if trace is not None and not sc.resolve_path(trace.path).is_file():
+        path = ("workload", "trace", "path")
+        msg = f"trace file not found: {sc.resolve_path(trace.path)}"
+        return [Problem(doc.source, doc.line_of(path), key_path(path), msg)]
+    return []
+
+
+def _validate(doc: Located, base_dir: str) -> Scenario:
+    if not isinstance(doc.data, dict):
+        raise ScenarioError([Problem(doc.source, 1, "", "a scenario must be a YAML mapping")])
+    try:
+        sc = Scenario.model_validate({**doc.data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ScenarioError(_pydantic_problems(exc, doc)) from None
+    problems = _check_kinds(sc, doc) + _check_files(sc, doc)
+    if problems:
+        raise ScenarioError(problems)
+    return sc
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> dict:
+    """Apply `key.path=value` overrides (value parsed as YAML) to a copy of `data`."""
+    import copy
+
+    import yaml
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ScenarioError([Problem(source, None, item, "expected key.path=value")])
+        node: Any = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            idx: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+            try:
+                node = node[idx]
+            except (KeyError, IndexError, TypeError):
+                raise ScenarioError([Problem(source, None, key, f"no such key {part!r}")]) from None
+        last = parts[-1]
+        if isinstance(node, list) and last.isdigit():
+            node[int(last)] = yaml.safe_load(raw)
+        elif isinstance(node, dict):
+            node[last] = yaml.safe_load(raw)
+        else:
+            raise ScenarioError([Problem(source, None, key, "cannot set a key here")])
+    return data
+
+
+def load_scenario(
+    path: str | Path, overrides: list[str] | None = None, seed: int | None = None
+) -> Scenario:
+    """Read, override (`key.path=value`), and validate a scenario file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([Problem(source, None, "", f"cannot read: {exc.strerror}")]) from None
+    doc = parse_yaml(text, source)
+    if overrides or seed is not None:
+        if not isinstance(doc.data, dict):
+            raise ScenarioError([Problem(source, 1, "", "a scenario must be a YAML mapping")])
+        data = apply_overrides(doc.data, list(overrides or []))
+        if seed is not None:
+            data["seed"] = seed
+        doc = Located(data, doc.lines, source)
+    return _validate(doc, str(path.parent))
+
+
+def scenario_from_dict(data: dict, source: str = "<dict>", base_dir: str = ".") -> Scenario:
+    """Validate a scenario given as a Python dict (notebooks, sweeps, tests)."""
+    return _validate(Located(data, {}, source), base_dir)

@@ -1,0 +1,57 @@
+"""Turn a scenario's workload section into job specs, counting what was read and skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dcsim.errors import Problem
+from dcsim.rng import RandomStreams
+from dcsim.scenario import GeneratorSpec, JobSpec, Scenario
+from dcsim.workload.trace import read_dcsim_csv
+
+__all__ = ["WorkloadResult", "build_workload"]
+
+
+@dataclass(frozen=True)
+class WorkloadResult:
+    jobs: list[JobSpec]  # sorted by arrival time (stable)
+    rows_read: int
+    skipped: list[Problem] = field(default_factory=list)
+
+
+def _generate(gen: GeneratorSpec, streams: RandomStreams) -> list[JobSpec]:
+    arrivals = streams.stream("workload.arrivals")
+    mix = streams.stream("workload.mix")
+    noise = streams.stream("workload.iterations")
+    weights = np.array([m.weight for m in gen.mix])
+    times = np.cumsum(arrivals.exponential(gen.mean_interarrival_s, size=gen.num_jobs))
+    picks = mix.choice(len(gen.mix), size=gen.num_jobs, p=weights / weights.sum())
+    scale = noise.lognormal(0.0, gen.iterations_sigma, size=gen.num_jobs)
+    jobs = []
+    for i, (t, k, f) in enumerate(zip(times, picks, scale, strict=True)):
+        template = gen.mix[k].job
+        jobs.append(template.model_copy(update={
+            "name": f"{template.name}-{i}",
+            "arrival_s": float(t),
+            "iterations": max(1, round(template.iterations * float(f))),
+        }))
+    return jobs
+
+
+def build_workload(scenario: Scenario, streams: RandomStreams) -> WorkloadResult:
+    w = scenario.workload
+    skipped: list[Problem] = []
+    if w.jobs is not None:
+        jobs = list(w.jobs)
+        read = len(jobs)
+    elif w.trace is not None:
+        jobs, skipped = read_dcsim_csv(scenario.resolve_path(w.trace.path), w.trace.skip_bad_rows)
+        read = len(jobs) + len({(p.source, p.line) for p in skipped})
+    else:
+        assert w.generator is not None
+        jobs = _generate(w.generator, streams)
+        read = len(jobs)
+    jobs.sort(key=lambda j: j.arrival_s)
+    return WorkloadResult(jobs=jobs, rows_read=read, skipped=skipped)

@@ -1,0 +1,68 @@
+"""The native dcsim trace format: CSV, one job per row.
+
+Columns (header required; order free): name, arrival_s, model (a preset name from
+`dcsim catalog models`), global_batch, iterations are required; tp, pp, dp, micro_batch,
+virtual_stages, recompute, precision, gpu_type, priority, user are optional (empty = default).
+A bad row is reported as `file:line:column: message`; with `skip_bad_rows` it is skipped and
+counted instead.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dcsim.errors import Problem, ScenarioError
+from dcsim.scenario import JobSpec
+
+__all__ = ["read_dcsim_csv", "TRACE_COLUMNS"]
+
+REQUIRED = ("name", "arrival_s", "model", "global_batch", "iterations")
+PARALLEL = ("tp", "pp", "dp", "micro_batch", "virtual_stages", "recompute")
+OPTIONAL = (*PARALLEL, "precision", "gpu_type", "priority", "user")
+TRACE_COLUMNS = REQUIRED + OPTIONAL
+
+
+def _row_to_job(row: dict[str, str]) -> dict[str, Any]:
+    job: dict[str, Any] = {k: row[k] for k in REQUIRED}
+    parallelism = {k: row[k] for k in PARALLEL if row.get(k, "") != ""}
+    if parallelism:
+        job["parallelism"] = parallelism
+    for k in ("precision", "gpu_type", "priority", "user"):
+        if row.get(k, "") != "":
+            job[k] = row[k]
+    return job
+
+
+def _column_of(loc: tuple) -> str:
+    if loc and loc[0] == "parallelism" and len(loc) > 1:
+        return str(loc[1])
+    return str(loc[0]) if loc else ""
+
+
+def read_dcsim_csv(path: Path, skip_bad_rows: bool = False) -> tuple[list[JobSpec], list[Problem]]:
+    """Jobs of a dcsim CSV trace, and the problems of the rows that were skipped."""
+    source = str(path)
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in REQUIRED if c not in header]
+        unknown = [c for c in header if c not in TRACE_COLUMNS]
+        if missing or unknown:
+            msg = f"missing columns {missing}" if missing else f"unknown columns {unknown}"
+            raise ScenarioError([Problem(source, 1, "", f"{msg}; columns: {', '.join(TRACE_COLUMNS)}")])
+        jobs, problems = [], []
+        for row in reader:
+            line = reader.line_num
+            try:
+                jobs.append(JobSpec.model_validate(_row_to_job(row)))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    msg = err["msg"].removeprefix("Value error, ")
+                    problems.append(Problem(source, line, _column_of(tuple(err["loc"])), msg))
+    if problems and not skip_bad_rows:
+        raise ScenarioError(problems)
+    return jobs, problems
