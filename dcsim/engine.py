@@ -261,6 +261,16 @@ class Simulation:
                            tuple(sorted(v.free + tuple(freed.get(v.server_id, ())))))
                 for v in self.cluster.views()]
 
+    def estimate_alone(self, spec: JobSpec) -> tuple[StepEstimate | None, str]:
+        """The job's step estimate on an otherwise empty cluster, or None and the reason."""
+        types, reason = self._admit(spec)
+        if not types:
+            return None, reason
+        view = JobState(-1, spec, gpu_types=types).view(0.0)
+        placement = self.placement.place(view, Cluster(list(self.cluster.servers)).views())
+        assert placement is not None  # admitted jobs fit an empty cluster
+        return self._estimate(spec, placement), ""
+
     # ------------------------------------------------------------------ helpers
     def _estimate(self, spec: JobSpec, placement: Placement | None) -> StepEstimate:
         assert placement is not None

@@ -1,0 +1,3 @@
+from dcsim.cli import entry_point
+
+entry_point()

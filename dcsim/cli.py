@@ -1,0 +1,238 @@
+"""The `dcsim` command line: files in, files out. `main(argv) -> int` is what tests call.
+
+Heavy modules (pandas, simpy, matplotlib) are imported inside the commands, so that
+`dcsim --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dcsim import __version__
+
+__all__ = ["main", "entry_point"]
+
+DEFAULT_SCENARIO = "quickstart.yaml"
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+def _default_scenario() -> Path:
+    return Path(str(resources.files("dcsim.scenarios").joinpath(DEFAULT_SCENARIO)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dcsim", description=(
+        "Discrete-event simulator of GPU datacenters that train AI models. "
+        "Run `dcsim run` for the quickstart scenario."))
+    p.add_argument("--version", action="version", version=f"dcsim {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="simulate a scenario and write its results")
+    run.add_argument("scenario", nargs="?", help="scenario YAML (default: the quickstart)")
+    run.add_argument("--out", help="results folder (default: the scenario's outputs.dir, "
+                     "else results/NAME)")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
+    run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+
+    val = sub.add_parser("validate", help="check scenario files; exit 2 on any problem")
+    val.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    val.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY.PATH=VALUE")
+
+    est = sub.add_parser("estimate", help="step time of each job of a scenario, alone")
+    est.add_argument("scenario", nargs="?", help="scenario YAML (default: the quickstart)")
+    est.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY.PATH=VALUE")
+    est.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    cat = sub.add_parser("catalog", help="list the hardware and model catalog")
+    cat.add_argument("what", choices=["gpus", "servers", "nics", "models", "schedulers",
+                                      "placements", "topologies"], nargs="?", default="gpus")
+    return p
+
+
+# ----------------------------------------------------------------------------- commands
+def _scenario_path(arg: str | None) -> Path:
+    return Path(arg) if arg else _default_scenario()
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds != seconds:  # NaN
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def format_summary(name: str, s: dict[str, Any]) -> str:
+    lines = [
+        f"dcsim {__version__}: scenario {name!r}",
+        f"  jobs: {s['jobs_read']} read, {s['jobs_submitted']} submitted, "
+        f"{s['jobs_completed']} completed, {s['jobs_failed']} failed, "
+        f"{s['jobs_rejected']} rejected, {s['jobs_unfinished']} unfinished"
+        + (f", {s['rows_skipped']} trace rows skipped" if s["rows_skipped"] else ""),
+    ]
+    for reason, count in s["rejection_reasons"].items():
+        lines.append(f"    rejected ({reason}): {count}")
+    lines += [
+        f"  makespan: {_fmt_s(s['makespan_s'])}   GPUs: {s['total_gpus']}   "
+        f"GPU utilization: {s['gpu_utilization']:.1%}",
+        f"  JCT mean {_fmt_s(s['jct_mean_s'])}, p50 {_fmt_s(s['jct_p50_s'])}, "
+        f"p95 {_fmt_s(s['jct_p95_s'])}, p99 {_fmt_s(s['jct_p99_s'])}",
+        f"  queueing delay mean {_fmt_s(s['queue_mean_s'])}   mean MFU {s['mfu_mean']:.1%}",
+        f"  {s['events_processed']:,} events in {s['wall_s']:.2f} s wall "
+        f"({s['events_per_s']:,.0f} events/s)",
+    ]
+    return "\n".join(lines)
+
+
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dcsim.engine import simulate
+    from dcsim.scenario import load_scenario
+
+    scenario = load_scenario(_scenario_path(args.scenario), args.overrides, args.seed)
+    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+    results = simulate(scenario, progress=progress)
+    progress.close()
+    out = Path(args.out or scenario.outputs.dir or f"results/{scenario.name}")
+    results.save(out)
+    if scenario.outputs.plots and not args.no_plots:
+        from dcsim.plotting import save_plots
+
+        save_plots(results, out)
+    if not args.quiet:
+        print(format_summary(scenario.name, results.summary()))
+        print(f"  results written to {out}/")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from dcsim.errors import ScenarioError
+    from dcsim.scenario import load_scenario
+
+    status = EXIT_OK
+    for path in args.scenarios:
+        try:
+            scenario = load_scenario(path, args.overrides)
+            print(f"{path}: ok ({scenario.name})")
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            status = EXIT_INPUT
+    return status
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from dcsim.engine import Simulation
+    from dcsim.perf import memory_per_gpu_bytes
+    from dcsim.scenario import load_scenario
+
+    scenario = load_scenario(_scenario_path(args.scenario), args.overrides)
+    sim = Simulation(scenario)
+    rows = []
+    for spec in sim.workload.jobs:
+        est, reason = sim.estimate_alone(spec)
+        row: dict[str, Any] = {"name": spec.name, "num_gpus": spec.num_gpus,
+                               "memory_per_gpu_gb": memory_per_gpu_bytes(spec) / 1e9}
+        if est is None:
+            row["rejected"] = reason
+        else:
+            row.update(iteration_s=est.iteration_s, compute_s=est.compute_s,
+                       bubble_s=est.bubble_s, dp_comm_s=est.dp_comm_s,
+                       model_tflops_per_gpu=est.model_flop_s_per_gpu / 1e12, mfu=est.mfu)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    header = f"{'job':<24}{'GPUs':>6}{'iter':>11}{'compute':>11}{'bubble':>10}{'DP comm':>10}" \
+             f"{'TFLOP/s':>9}{'MFU':>7}{'state GB':>10}"
+    print(header)
+    for r in rows:
+        if "rejected" in r:
+            print(f"{r['name']:<24}{r['num_gpus']:>6}  rejected: {r['rejected']}")
+            continue
+        print(f"{r['name']:<24}{r['num_gpus']:>6}{r['iteration_s']:>10.4f}s"
+              f"{r['compute_s']:>10.4f}s{r['bubble_s']:>9.4f}s{r['dp_comm_s']:>9.4f}s"
+              f"{r['model_tflops_per_gpu']:>9.1f}{r['mfu']:>7.1%}{r['memory_per_gpu_gb']:>10.1f}")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from dcsim import catalog
+
+    if args.what in ("schedulers", "placements", "topologies"):
+        from dcsim.fabric import TOPOLOGIES
+        from dcsim.policies import PLACEMENTS, SCHEDULERS
+
+        registry = {"schedulers": SCHEDULERS, "placements": PLACEMENTS,
+                    "topologies": TOPOLOGIES}[args.what]
+        for name in registry:
+            doc = (registry.get(name).__doc__ or "").strip().splitlines()
+            print(f"{name:<16}{doc[0] if doc else ''}")
+        return EXIT_OK
+    if args.what == "models":
+        for name, model in catalog.model_presets().items():
+            print(f"{name:<14}{model}")
+        return EXIT_OK
+    table = {"gpus": catalog.gpus, "servers": catalog.servers, "nics": catalog.nics}[args.what]()
+    for name, spec in table.items():
+        print(f"{name:<18}{spec.description}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate,
+            "catalog": cmd_catalog}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    from dcsim.errors import ScenarioError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:  # an internal error: say so plainly, traceback on request
+        if args.debug:
+            raise
+        print(f"dcsim: internal error: {type(exc).__name__}: {exc} "
+              "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def entry_point() -> None:
+    sys.exit(main())

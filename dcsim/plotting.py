@@ -1,0 +1,104 @@
+"""Plots: each is f(df, ax=None) -> Axes and computes no metrics. Uses matplotlib's
+object-oriented API only (no pyplot state), so plotting never touches global state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from dcsim.results import Results
+
+__all__ = ["utilization", "jct_cdf", "gantt", "save_plots"]
+
+
+def _axes(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(8, 4), layout="constrained").add_subplot()
+
+
+def utilization(timeline: pd.DataFrame, total_gpus: int, ax: Axes | None = None) -> Axes:
+    """Allocated GPUs (and queued jobs on a second axis) over time, from the level changes."""
+    ax = _axes(ax)
+    hours = timeline["time_s"] / 3600.0
+    ax.step(hours, timeline["allocated_gpus"], where="post", label="allocated GPUs")
+    ax.axhline(total_gpus, color="grey", linestyle="--", linewidth=1, label="capacity")
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("GPUs")
+    ax.set_ylim(0, total_gpus * 1.05 if total_gpus else 1)
+    twin = ax.twinx()
+    twin.step(hours, timeline["queued_jobs"], where="post", color="tab:orange", alpha=0.6,
+              label="queued jobs")
+    twin.set_ylabel("queued jobs")
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right", fontsize="small")
+    ax.set_title("GPU allocation over time")
+    return ax
+
+
+def jct_cdf(jobs: pd.DataFrame, ax: Axes | None = None, by: str | None = None) -> Axes:
+    """Empirical CDF of job completion time (completed jobs), optionally one line per `by`."""
+    ax = _axes(ax)
+    done = jobs[jobs["status"] == "completed"]
+    groups = done.groupby(by) if by else [("all jobs", done)]
+    for label, group in groups:
+        x = np.sort(group["jct_s"].to_numpy() / 3600.0)
+        if x.size:
+            ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", label=str(label))
+    ax.set_xlabel("job completion time (h)")
+    ax.set_ylabel("fraction of jobs")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize="small")
+    ax.set_title("JCT CDF")
+    return ax
+
+
+def gantt(segments: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None = None,
+          max_servers: int = 64) -> Axes:
+    """Which job ran on which server when (one row per server, colour per job)."""
+    ax = _axes(ax)
+    names = jobs.set_index("job_id")["name"]
+    shown = segments[segments["server_id"] < max_servers]
+    colors = [f"C{j % 10}" for j in shown["job_id"]]
+    ax.barh(shown["server_id"], (shown["end_s"] - shown["start_s"]) / 3600.0,
+            left=shown["start_s"] / 3600.0, color=colors, height=0.8, edgecolor="black",
+            linewidth=0.3)
+    if 0 < len(shown["job_id"].unique()) <= 12:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=f"C{j % 10}", label=str(names.get(j, j)))
+                   for j in shown["job_id"].unique()]
+        ax.legend(handles=handles, fontsize="x-small", loc="upper right")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("server")
+    ax.invert_yaxis()
+    ax.set_title("Jobs on servers")
+    return ax
+
+
+def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
+    """Draw the standard plots of a run into PNG files; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    total = int(results.summary()["total_gpus"])
+    drawings = {
+        "utilization.png": lambda: utilization(results.gpu_timeline, total),
+        "jct_cdf.png": lambda: jct_cdf(results.jobs),
+        "gantt.png": lambda: gantt(results.segments, results.jobs),
+    }
+    paths = []
+    for name, draw in drawings.items():
+        ax = draw()
+        ax.figure.savefig(out / name, dpi=110)
+        paths.append(out / name)
+    return paths
