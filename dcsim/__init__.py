@@ -30,11 +30,11 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-if TYPE_CHECKING:
-    from dcsim.engine import Simulation, simulate
-    from dcsim.errors import Problem, ScenarioError
-    from dcsim.results import Results, load_results
-    from dcsim.scenario import JobSpec, Scenario, load_scenario, scenario_from_dict
+if TYPE_CHECKING:  # the names above, for type checkers and IDEs
+    from dcsim.engine import Simulation, simulate  # noqa: F401
+    from dcsim.errors import Problem, ScenarioError  # noqa: F401
+    from dcsim.results import Results, load_results  # noqa: F401
+    from dcsim.scenario import JobSpec, Scenario, load_scenario, scenario_from_dict  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -282,8 +282,8 @@ class Simulation:
         self.recorder.events.append(Event(self.env.now, job.job_id, event, detail))
 
     def _level(self) -> None:
-        level = Level(self.env.now, self.cluster.allocated_gpus, len(self._running),
-                      len(self._queue))
+        level = Level(self.env.now, self.cluster.allocated_gpus, self.cluster.total_gpus,
+                      len(self._running), len(self._queue))
         levels = self.recorder.levels
         if levels and levels[-1].time_s == level.time_s:
             levels[-1] = level
@@ -295,7 +295,8 @@ class Simulation:
         horizon = self.scenario.horizon_s
         if horizon is None or not self._running:
             return self.env.now if horizon is None else max(self.env.now, horizon)
-        self.env.run(until=horizon)  # no event lies before it: this only moves the clock
+        if self.env.now < horizon:
+            self.env.run(until=horizon)  # no event lies before it: this only moves the clock
         for job in list(self._running.values()):
             self._account(job, keep_partial=True)
             start, _, placement = job.history[-1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import simpy
 
@@ -19,7 +19,7 @@ from dcsim.scenario import JobSpec
 __all__ = ["Status", "JobState", "Stop", "Reestimate"]
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     SUBMITTED = "submitted"
     QUEUED = "queued"
     RUNNING = "running"

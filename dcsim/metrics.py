@@ -58,6 +58,7 @@ class Level(NamedTuple):
 
     time_s: float
     allocated_gpus: int
+    total_gpus: int  # GPUs in service (constant until failures are modelled)
     running_jobs: int
     queued_jobs: int
 

@@ -18,22 +18,31 @@ __all__ = ["utilization", "jct_cdf", "gantt", "save_plots"]
 
 
 def _axes(ax: Axes | None) -> Axes:
+    """The given axes, or new ones on a new pyplot figure (which notebooks display)."""
     if ax is not None:
         return ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(8, 4), layout="constrained")[1]
+
+
+def _new_axes() -> Axes:
+    """Axes on a figure that pyplot does not track (for files: no global state, no leaks)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(8, 4), layout="constrained").add_subplot()
 
 
-def utilization(timeline: pd.DataFrame, total_gpus: int, ax: Axes | None = None) -> Axes:
+def utilization(timeline: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Allocated GPUs (and queued jobs on a second axis) over time, from the level changes."""
     ax = _axes(ax)
     hours = timeline["time_s"] / 3600.0
     ax.step(hours, timeline["allocated_gpus"], where="post", label="allocated GPUs")
-    ax.axhline(total_gpus, color="grey", linestyle="--", linewidth=1, label="capacity")
+    ax.step(hours, timeline["total_gpus"], where="post", color="grey", linestyle="--",
+            linewidth=1, label="capacity")
     ax.set_xlabel("time (h)")
     ax.set_ylabel("GPUs")
-    ax.set_ylim(0, total_gpus * 1.05 if total_gpus else 1)
+    ax.set_ylim(0, max(1, timeline["total_gpus"].max()) * 1.05 if len(timeline) else 1)
     twin = ax.twinx()
     twin.step(hours, timeline["queued_jobs"], where="post", color="tab:orange", alpha=0.6,
               label="queued jobs")
@@ -90,11 +99,10 @@ def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     """Draw the standard plots of a run into PNG files; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    total = int(results.summary()["total_gpus"])
     drawings = {
-        "utilization.png": lambda: utilization(results.gpu_timeline, total),
-        "jct_cdf.png": lambda: jct_cdf(results.jobs),
-        "gantt.png": lambda: gantt(results.segments, results.jobs),
+        "utilization.png": lambda: utilization(results.gpu_timeline, ax=_new_axes()),
+        "jct_cdf.png": lambda: jct_cdf(results.jobs, ax=_new_axes()),
+        "gantt.png": lambda: gantt(results.segments, results.jobs, ax=_new_axes()),
     }
     paths = []
     for name, draw in drawings.items():

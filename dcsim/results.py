@@ -14,6 +14,10 @@ __all__ = ["Results", "load_results", "FILES"]
 
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
          "events": "events.csv"}
+# columns that are text even when every value looks like a number or is empty
+TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "gpu_type", "precision",
+                                          "status", "reason")},
+                "events": {"event": str, "detail": str}}
 
 
 def _json_safe(value: Any) -> Any:
@@ -64,10 +68,12 @@ def load_results(out_dir: str | Path) -> Results:
     missing = [n for n in [*FILES.values(), "summary.json", "run.json"] if not (d / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{d}: not a dcsim results folder (missing {', '.join(missing)})")
-    frames = {attr: pd.read_csv(d / name, keep_default_na=False, na_values=[""])
+    frames = {attr: pd.read_csv(d / name, keep_default_na=False, na_values=[""],
+                                dtype=TEXT_COLUMNS.get(attr))
               for attr, name in FILES.items()}
-    for col in ("reason", "user"):
-        frames["jobs"][col] = frames["jobs"][col].fillna("").astype(str)
+    for attr, columns in TEXT_COLUMNS.items():
+        for col in columns:
+            frames[attr][col] = frames[attr][col].fillna("")
     summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
     summary = {k: (float("nan") if v is None else v) for k, v in summary.items()}
     run = json.loads((d / "run.json").read_text(encoding="utf-8"))

@@ -58,7 +58,8 @@ class GptModel(ModelBase):
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.kv_heads is not None and self.heads % self.kv_heads:
-            raise ValueError(f"heads ({self.heads}) must be divisible by kv_heads ({self.kv_heads})")
+            raise ValueError(
+                f"heads ({self.heads}) must be divisible by kv_heads ({self.kv_heads})")
         return self
 
 
@@ -179,7 +180,8 @@ class JobSpec(Strict):
                     f"({p.pp} x {p.virtual_stages} = {chunks})"
                 )
         elif p.tp > 1 or p.pp > 1:
-            raise ValueError(f"tensor/pipeline parallelism is modelled for transformers, not {m.kind}")
+            raise ValueError(
+                f"tensor/pipeline parallelism is modelled for transformers, not {m.kind}")
         return self
 
     @property
@@ -308,7 +310,7 @@ def _pydantic_problems(exc: ValidationError, doc: Located, prefix: tuple = ()) -
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        problems.append(Problem(doc.source, doc.line_of(path), key_path(path), msg))
+        problems.append(Problem(*doc.where(path), key_path(path), msg))
     return problems
 
 
@@ -317,10 +319,8 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            out.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_list or (isinstance(node, dict) and part in node):
             node = node[part]
             out.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and part not in node:
@@ -350,7 +350,7 @@ def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
         block: KindParams = getattr(sc, key)
         if block.kind not in registry:
             msg = f"unknown {registry.what} {block.kind!r}; valid: {', '.join(registry.names())}"
-            problems.append(Problem(doc.source, doc.line_of((key, "kind")), f"{key}.kind", msg))
+            problems.append(Problem(*doc.where((key, "kind")), f"{key}.kind", msg))
             continue
         try:
             registry.get(block.kind).Params(**block.params)
@@ -364,7 +364,7 @@ def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
     if trace is not None and not sc.resolve_path(trace.path).is_file():
         path = ("workload", "trace", "path")
         msg = f"trace file not found: {sc.resolve_path(trace.path)}"
-        return [Problem(doc.source, doc.line_of(path), key_path(path), msg)]
+        return [Problem(*doc.where(path), key_path(path), msg)]
     return []
 
 
@@ -396,6 +396,8 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
         parts = key.split(".")
         for part in parts[:-1]:
             idx: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+            if isinstance(node, dict) and idx not in node:
+                node[idx] = {}  # a section the file leaves to its defaults
             try:
                 node = node[idx]
             except (KeyError, IndexError, TypeError):
@@ -408,6 +410,16 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
         else:
             raise ScenarioError([Problem(source, None, key, "cannot set a key here")])
     return data
+
+
+def _override_path(item: str, data: Any) -> tuple:
+    path: list[str | int] = []
+    node = data
+    for part in item.partition("=")[0].split("."):
+        key: str | int = int(part) if isinstance(node, list) and part.isdigit() else part
+        path.append(key)
+        node = node[key] if isinstance(node, dict | list) else None
+    return tuple(path)
 
 
 def load_scenario(
@@ -425,9 +437,11 @@ def load_scenario(
         if not isinstance(doc.data, dict):
             raise ScenarioError([Problem(source, 1, "", "a scenario must be a YAML mapping")])
         data = apply_overrides(doc.data, list(overrides or []))
+        given = {_override_path(item, data): item for item in overrides or []}
         if seed is not None:
             data["seed"] = seed
-        doc = Located(data, doc.lines, source)
+            given[("seed",)] = f"seed={seed}"
+        doc = Located(data, doc.lines, source, given)
     return _validate(doc, str(path.parent))
 
 

@@ -16,10 +16,12 @@ PathKey = tuple[str | int, ...]
 class Located:
     """Parsed YAML data plus a map from key paths to 1-based line numbers."""
 
-    def __init__(self, data: Any, lines: dict[PathKey, int], source: str) -> None:
+    def __init__(self, data: Any, lines: dict[PathKey, int], source: str,
+                 overrides: dict[PathKey, str] | None = None) -> None:
         self.data = data
         self.lines = lines
         self.source = source
+        self.overrides = overrides or {}  # path -> the `--set` item that gave its value
 
     def line_of(self, path: PathKey) -> int | None:
         """Line of the deepest prefix of `path` that the document has."""
@@ -27,6 +29,14 @@ class Located:
             if path[:n] in self.lines:
                 return self.lines[path[:n]]
         return None
+
+    def where(self, path: PathKey) -> tuple[str, int | None]:
+        """(source, line) of the value at `path`: the file, or the override that set it."""
+        for given, item in self.overrides.items():
+            n = min(len(given), len(path))
+            if n and given[:n] == path[:n] and (len(given) <= len(path) or path not in self.lines):
+                return f"--set {item}", None
+        return self.source, self.line_of(path)
 
 
 def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int]) -> None:

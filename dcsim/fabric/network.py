@@ -51,7 +51,8 @@ class Network:
             u, v = server_node(key[0]), server_node(key[1])
             flow = nx.maximum_flow_value(self._directed, u, v, capacity="capacity")
             path = nx.shortest_path(self.graph, u, v)
-            latency = sum(self.graph.edges[x, y]["latency_s"] for x, y in zip(path, path[1:], strict=False))
+            hops = zip(path, path[1:], strict=False)
+            latency = sum(self.graph.edges[x, y]["latency_s"] for x, y in hops)
             self._pair_cache[key] = (float(flow), float(latency))
         return self._pair_cache[key]
 

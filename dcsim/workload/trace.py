@@ -53,7 +53,8 @@ def read_dcsim_csv(path: Path, skip_bad_rows: bool = False) -> tuple[list[JobSpe
         unknown = [c for c in header if c not in TRACE_COLUMNS]
         if missing or unknown:
             msg = f"missing columns {missing}" if missing else f"unknown columns {unknown}"
-            raise ScenarioError([Problem(source, 1, "", f"{msg}; columns: {', '.join(TRACE_COLUMNS)}")])
+            msg += f"; columns: {', '.join(TRACE_COLUMNS)}"
+            raise ScenarioError([Problem(source, 1, "", msg)])
         jobs, problems = [], []
         for row in reader:
             line = reader.line_num

@@ -1,0 +1,91 @@
+"""The command line, called in-process through main(argv) and once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dcsim.cli import main
+from tests.conftest import small_job, small_scenario
+
+
+def test_run_default_scenario_writes_everything(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "scenario 'quickstart'" in out and "JCT mean" in out and "1 rejected" in out
+    folder = tmp_path / "results/quickstart"
+    for name in ("jobs.csv", "gpu_timeline.csv", "segments.csv", "events.csv", "summary.json",
+                 "run.json", "utilization.png", "jct_cdf.png", "gantt.png"):
+        assert (folder / name).stat().st_size > 0, name
+    run = json.loads((folder / "run.json").read_text())
+    assert run["seed"] == 42 and run["scenario"]["name"] == "quickstart"
+    assert "dcsim_version" in run and run["wall_s"] > 0
+
+
+def test_run_with_overrides_seed_and_out(tmp_path, write_yaml, capsys):
+    path = write_yaml(small_scenario([small_job(iterations=10)]))
+    out = tmp_path / "o"
+    code = main(["run", str(path), "--out", str(out), "--set", "workload.jobs.0.iterations=3",
+                 "--seed", "5", "--no-plots", "--quiet"])
+    assert code == 0 and capsys.readouterr().out == ""
+    run = json.loads((out / "run.json").read_text())
+    assert run["seed"] == 5 and run["scenario"]["workload"]["jobs"][0]["iterations"] == 3
+    assert not (out / "gantt.png").exists()
+
+
+def test_bad_scenario_exit_2_with_location_and_no_traceback(write_yaml, capsys):
+    path = write_yaml("name: x\nseed: 1\ncluster:\n  servers:\n"
+                      "    - {type: dgx-a100-80gb, count: -1}\nworkload: {jobs: []}\n")
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: cluster.servers[0].count: Input should be greater than 0" in err
+    assert "Traceback" not in err
+
+
+def test_validate(write_yaml, repo, capsys):
+    good = write_yaml(small_scenario(), "good.yaml")
+    bad = write_yaml({**small_scenario(), "colour": "red"}, "bad.yaml")
+    assert main(["validate", str(good)]) == 0
+    assert main(["validate", str(good), str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert f"{good}: ok (test)" in captured.out
+    line = bad.read_text().splitlines().index("colour: red") + 1
+    assert f"{bad}:{line}: colour: unknown key" in captured.err
+    assert main(["validate", "missing.yaml"]) == 2
+
+
+def test_estimate_table_and_json(capsys):
+    assert main(["estimate"]) == 0
+    table = capsys.readouterr().out
+    assert "gpt-22b" in table and "rejected: insufficient-gpus" in table
+    assert main(["estimate", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    gpt = next(r for r in rows if r["name"] == "gpt-22b")
+    assert gpt["iteration_s"] > 0 and 0 < gpt["mfu"] < 1
+    assert "rejected" in next(r for r in rows if r["name"] == "gpt-1t")
+
+
+@pytest.mark.parametrize("what", ["gpus", "servers", "nics", "models", "schedulers",
+                                  "placements", "topologies"])
+def test_catalog(what, capsys):
+    assert main(["catalog", what]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_help_and_version(capsys):
+    assert main([]) == 0
+    assert "run" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+
+
+def test_console_script_runs_in_a_subprocess(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dcsim", "run", "--no-plots"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "results written to results/quickstart/" in proc.stdout

@@ -1,0 +1,176 @@
+"""The engine: lifecycle, gang scheduling, rejection, horizon, preemption, fast-forward."""
+
+from __future__ import annotations
+
+import pytest
+
+import dcsim
+from dcsim.engine import Simulation
+from dcsim.perf.step import StepEstimate
+from tests.conftest import small_job, small_scenario
+
+
+def run(data: dict, **kw) -> dcsim.Results:
+    return dcsim.simulate(dcsim.scenario_from_dict(data), **kw)
+
+
+class ConstantStep:
+    """A stand-in step-time model: every iteration takes `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def estimate(self, job, gpu, ring) -> StepEstimate:
+        return StepEstimate(self.seconds, self.seconds, 0.0, 0.0, 1e12, 1e12, job.num_gpus,
+                            gpu.peak_flop_s[job.precision])
+
+
+def test_step_model_is_swappable():
+    res = run(small_scenario([small_job(iterations=50)]), step_model=ConstantStep(2.0))
+    job = res.jobs.iloc[0]
+    assert job.status == "completed"
+    assert job.jct_s == pytest.approx(100.0)
+    assert job.iteration_time_s == pytest.approx(2.0)
+
+
+def test_single_job_times_follow_its_estimate():
+    data = small_scenario([small_job(iterations=40, arrival_s=5.0, parallelism={"dp": 8})])
+    sim = Simulation(dcsim.scenario_from_dict(data))
+    est, _ = sim.estimate_alone(sim.workload.jobs[0])
+    res = sim.run()
+    job = res.jobs.iloc[0]
+    assert (job.submit_s, job.start_s, job.queue_s) == (5.0, 5.0, 0.0)
+    assert job.end_s == pytest.approx(5.0 + 40 * est.iteration_s)
+    assert job.mfu == pytest.approx(est.mfu)
+    assert res.summary()["jobs_completed"] == 1
+
+
+def test_fifo_head_of_line_blocks_and_gangs():
+    jobs = [small_job("big", parallelism={"dp": 16}, global_batch=16),
+            small_job("wide", arrival_s=1, parallelism={"dp": 16}, global_batch=16),
+            small_job("small", arrival_s=2)]
+    res = run(small_scenario(jobs), step_model=ConstantStep(1.0))
+    j = res.jobs.set_index("name")
+    assert j.loc["wide", "start_s"] == pytest.approx(j.loc["big", "end_s"])
+    # strict FIFO: the 1-GPU job does not pass the 16-GPU job that waits ahead of it
+    assert j.loc["small", "start_s"] >= j.loc["wide", "start_s"]
+    # gang scheduling: each start gives a job all its GPUs at once
+    for job_id, seg in res.segments.groupby(["job_id", "start_s"]):
+        assert seg["num_gpus"].sum() == res.jobs.set_index("job_id").loc[job_id[0], "num_gpus"]
+
+
+@pytest.mark.parametrize(("job", "code"), [
+    (small_job(parallelism={"dp": 32}, global_batch=32), "insufficient-gpus"),
+    (small_job(model="gpt3-175b", global_batch=8), "out-of-memory"),
+    (small_job(precision="fp8"), "unsupported-precision"),
+    (small_job(gpu_type="h100-sxm5-80gb"), "no-such-gpu"),
+])
+def test_jobs_that_can_never_run_are_rejected_with_a_reason(job, code):
+    res = run(small_scenario([job, small_job("ok", arrival_s=1)]))
+    rejected = res.jobs.iloc[0]
+    assert rejected.status == "rejected"
+    assert rejected.reason.startswith(code + ":")
+    assert res.jobs.iloc[1].status == "completed"
+    s = res.summary()
+    assert (s["jobs_rejected"], s["jobs_completed"], s["rejection_reasons"]) == (1, 1, {code: 1})
+
+
+def test_out_of_memory_reason_has_the_numbers():
+    res = run(small_scenario([small_job(model="gpt3-175b", global_batch=8)]))
+    assert "GB of model state per GPU" in res.jobs.iloc[0].reason
+    assert "a100-sxm4-80gb has 80 GB" in res.jobs.iloc[0].reason
+
+
+def test_horizon_leaves_jobs_unfinished_with_partial_progress():
+    jobs = [small_job("a", parallelism={"dp": 16}, global_batch=16, iterations=100),
+            small_job("b", arrival_s=1, parallelism={"dp": 16}, global_batch=16)]
+    res = run(small_scenario(jobs, horizon_s=30.5), step_model=ConstantStep(1.0))
+    a, b = res.jobs.iloc[0], res.jobs.iloc[1]
+    assert (a.status, b.status) == ("running", "queued")
+    assert a.iterations_done == pytest.approx(30.5)
+    assert a.run_s == pytest.approx(30.5)
+    s = res.summary()
+    assert s["jobs_unfinished"] == 2 and s["sim_end_s"] == 30.5
+    assert s["gpu_utilization"] == pytest.approx(1.0)
+
+
+def test_priority_preempts_and_the_victim_resumes():
+    jobs = [small_job("low", parallelism={"dp": 16}, global_batch=16, iterations=100),
+            small_job("high", arrival_s=10.5, parallelism={"dp": 8}, global_batch=8,
+                      iterations=20, priority=5)]
+    res = run(small_scenario(jobs, scheduler={"kind": "priority"}), step_model=ConstantStep(1.0))
+    low, high = res.jobs.iloc[0], res.jobs.iloc[1]
+    assert high.start_s == 10.5 and high.end_s == pytest.approx(30.5)
+    assert low.preemptions == 1 and low.status == "completed"
+    # the half-done iteration at 10.5 s is lost: 10 kept, 90 more after the restart at 30.5 s
+    assert low.end_s == pytest.approx(30.5 + 90)
+    assert low.run_s == pytest.approx(10.5 + 90)
+    assert list(res.events.query("job_id == 0").event) == [
+        "submitted", "started", "preempted", "started", "completed"]
+
+
+def test_fifo_never_preempts():
+    jobs = [small_job("low", parallelism={"dp": 16}, global_batch=16, iterations=100),
+            small_job("high", arrival_s=10.5, parallelism={"dp": 8}, global_batch=8, priority=5)]
+    res = run(small_scenario(jobs), step_model=ConstantStep(1.0))
+    assert res.jobs.preemptions.sum() == 0
+
+
+def test_steady_and_iteration_fidelity_agree():
+    data = small_scenario(
+        [small_job(f"j{i}", arrival_s=37.0 * i, parallelism={"dp": d}, global_batch=8 * d,
+                   iterations=50 + 13 * i, priority=i % 3) for i, d in enumerate([8, 4, 16, 2, 8])],
+        scheduler={"kind": "priority"})
+    steady = run(data)
+    per_iteration = run({**data, "engine": {"fidelity": "iteration"}})
+    for col in ("start_s", "end_s", "iterations_done", "run_s"):
+        assert per_iteration.jobs[col].to_numpy() == pytest.approx(steady.jobs[col].to_numpy(),
+                                                                   rel=1e-9)
+    assert per_iteration.summary()["events_processed"] > steady.summary()["events_processed"]
+
+
+def test_reestimate_keeps_progress():
+    data = small_scenario([small_job(iterations=100)])
+    plain = run(data, step_model=ConstantStep(1.0)).jobs.iloc[0]
+    sim = Simulation(dcsim.scenario_from_dict(data), step_model=ConstantStep(1.0))
+
+    def poke(env):
+        yield env.timeout(33.3)
+        sim.reestimate(0, "test")
+
+    sim.env.process(poke(sim.env))
+    job = sim.run().jobs.iloc[0]
+    assert job.end_s == pytest.approx(plain.end_s)
+    assert job.iterations_done == 100
+
+
+def test_multi_server_ring_is_slower_than_one_server():
+    one = small_job("one", parallelism={"dp": 8}, global_batch=64, model="gpt2-1.5b")
+    two = small_job("two", parallelism={"dp": 16}, global_batch=128, model="gpt2-1.5b")
+    sim = Simulation(dcsim.scenario_from_dict(small_scenario([one, two])))
+    e1, _ = sim.estimate_alone(sim.workload.jobs[0])
+    e2, _ = sim.estimate_alone(sim.workload.jobs[1])
+    assert e2.dp_comm_s > 2 * e1.dp_comm_s  # NIC (24 GB/s/GPU) vs NVLink (300 GB/s/GPU)
+    assert e2.compute_s == pytest.approx(e1.compute_s)
+
+
+def test_oversubscription_slows_cross_leaf_rings():
+    job = small_job("x", parallelism={"dp": 16}, global_batch=128, model="gpt2-1.5b")
+
+    def comm(ratio: float) -> float:
+        data = small_scenario([job], topology={"kind": "leaf-spine", "params": {
+            "servers_per_leaf": 1, "spines": 2, "oversubscription": ratio}})
+        sim = Simulation(dcsim.scenario_from_dict(data))
+        return sim.estimate_alone(sim.workload.jobs[0])[0].dp_comm_s
+
+    assert comm(4.0) > 3 * comm(1.0)
+
+
+def test_same_seed_same_bytes(tmp_path, repo):
+    paths = []
+    for run_id in range(2):
+        sc = dcsim.load_scenario(repo / "scenarios/mixed_datacenter.yaml")
+        paths.append(dcsim.simulate(sc).save(tmp_path / str(run_id)) / "jobs.csv")
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    other = dcsim.simulate(dcsim.load_scenario(repo / "scenarios/mixed_datacenter.yaml", seed=8))
+    assert other.save(tmp_path / "other").joinpath("jobs.csv").read_bytes() != paths[0].read_bytes()

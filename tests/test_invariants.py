@@ -1,0 +1,97 @@
+"""Invariants over random small scenarios (hypothesis): whatever the jobs, policies and fidelity,
+capacity is never exceeded, every job ends terminal, time runs forward, GPU-seconds add up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dcsim
+from dcsim.metrics import TERMINAL, gpu_seconds
+
+SERVER_TYPES = {"dgx-a100-80gb": 8, "pcie-4gpu": 4}
+
+
+@st.composite
+def scenarios(draw):
+    groups = draw(st.lists(st.tuples(st.sampled_from(sorted(SERVER_TYPES)),
+                                     st.integers(1, 3)), min_size=1, max_size=2))
+    jobs = []
+    for i in range(draw(st.integers(1, 10))):
+        dp = draw(st.sampled_from([1, 2, 4, 8, 16, 64]))
+        jobs.append({
+            "name": f"j{i}",
+            "arrival_s": draw(st.floats(0, 500, allow_nan=False)),
+            "model": {"kind": "custom", "params": 1e7,
+                      "forward_flop_per_sample": draw(st.sampled_from([1e11, 1e12, 1e13]))},
+            "parallelism": {"dp": dp},
+            "global_batch": dp * draw(st.integers(1, 4)),
+            "iterations": draw(st.integers(1, 400)),
+            "priority": draw(st.integers(0, 2)),
+        })
+    return {
+        "name": "random",
+        "seed": draw(st.integers(0, 2**16)),
+        "horizon_s": draw(st.one_of(st.none(), st.floats(10, 5000))),
+        "cluster": {"servers": [{"name": f"g{k}", "type": t, "count": c}
+                                for k, (t, c) in enumerate(groups)]},
+        "workload": {"jobs": jobs},
+        "scheduler": {"kind": draw(st.sampled_from(["fifo", "priority"]))},
+        "placement": {"kind": draw(st.sampled_from(["packed", "first-fit"]))},
+        "engine": {"fidelity": draw(st.sampled_from(["steady", "iteration"]))},
+    }
+
+
+def check_invariants(data: dict, res: dcsim.Results) -> None:
+    jobs, segs, timeline = res.jobs, res.segments, res.gpu_timeline
+    s = res.summary()
+    capacity = {i: n for i, n in enumerate(
+        n for g in data["cluster"]["servers"] for n in [SERVER_TYPES[g["type"]]] * g["count"])}
+    # capacity is never exceeded, on any server at any instant
+    for server_id, seg in segs.groupby("server_id"):
+        points = sorted([(t, +n) for t, n in zip(seg.start_s, seg.num_gpus, strict=True)]
+                        + [(t, -n) for t, n in zip(seg.end_s, seg.num_gpus, strict=True)],
+                        key=lambda p: (p[0], p[1]))
+        assert max(np.cumsum([n for _, n in points])) <= capacity[server_id]
+    assert (timeline.allocated_gpus <= timeline.total_gpus).all()
+    assert (timeline.allocated_gpus >= 0).all()
+    # every job is terminal, unless the horizon cut the run short
+    if data["horizon_s"] is None:
+        assert jobs.status.isin(TERMINAL).all()
+        done = jobs.query("status == 'completed'")
+        assert (done.iterations_done == done.iterations).all()
+    # time runs forward
+    started = jobs[jobs.start_s.notna()]
+    assert (started.start_s >= started.submit_s - 1e-9).all()
+    ended = jobs[jobs.end_s.notna()]
+    assert (ended.end_s >= ended.start_s - 1e-9).all()
+    assert (ended.end_s - ended.start_s >= ended.run_s - 1e-6).all()
+    # GPU-seconds allocated (timeline) equal the sum over jobs and over segments
+    by_jobs = float((jobs.num_gpus * jobs.run_s).sum())
+    by_segments = float((segs.num_gpus * (segs.end_s - segs.start_s)).sum())
+    by_timeline = gpu_seconds(timeline, s["sim_end_s"])
+    assert by_timeline == pytest.approx(by_jobs, rel=1e-9, abs=1e-6)
+    assert by_segments == pytest.approx(by_jobs, rel=1e-9, abs=1e-6)
+    # counts add up; rejected jobs never ran
+    assert s["jobs_submitted"] == s["jobs_read"] == len(data["workload"]["jobs"])
+    statuses = ("completed", "failed", "rejected", "unfinished")
+    assert sum(s[f"jobs_{k}"] for k in statuses) == len(jobs)
+    assert (jobs.query("status == 'rejected'").run_s == 0).all()
+    assert (jobs.query("status == 'rejected'").reason != "").all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_invariants_hold(data):
+    res = dcsim.simulate(dcsim.scenario_from_dict(data))
+    check_invariants(data, res)
+
+
+@settings(max_examples=15, deadline=None)
+@given(scenarios())
+def test_same_seed_same_results(data):
+    a = dcsim.simulate(dcsim.scenario_from_dict(data)).jobs
+    b = dcsim.simulate(dcsim.scenario_from_dict(data)).jobs
+    assert a.to_csv() == b.to_csv()

@@ -1,0 +1,136 @@
+"""Model zoo FLOPs/parameters against the published formulas; the first-level step model."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from dcsim import catalog
+from dcsim.fabric.network import RingPath
+from dcsim.perf import FirstOrderStepModel, memory_per_gpu_bytes, model_stats
+from dcsim.scenario import JobSpec
+from tests.conftest import REPO
+
+
+def gpt_job(layers=96, hidden=12288, heads=96, seq=2048, vocab=51200, batch=64,
+            tp=8, pp=8, dp=1, mb=1, v=1, recompute="none", precision="fp16") -> JobSpec:
+    return JobSpec.model_validate({
+        "name": "g", "model": {"kind": "gpt", "layers": layers, "hidden": hidden, "heads": heads,
+                               "seq_len": seq, "vocab": vocab},
+        "parallelism": {"tp": tp, "pp": pp, "dp": dp, "micro_batch": mb, "virtual_stages": v,
+                        "recompute": recompute},
+        "global_batch": batch, "precision": precision, "iterations": 1})
+
+
+@pytest.mark.parametrize(("n", "h", "s", "V"), [(96, 12288, 2048, 51200),
+                                                (24, 2048, 4096, 131072),
+                                                (128, 25600, 2048, 51200)])
+def test_gpt_flops_match_megatron_formulas(n, h, s, V):
+    l = n  # noqa: E741 - the paper's symbol for layers
+    stats = model_stats(gpt_job(l, h, h // 128, s, V).model)
+    model = 72 * s * l * h**2 * (1 + s / (6 * h) + V / (12 * l * h))  # per sequence
+    hardware_full = 96 * s * l * h**2 * (1 + s / (6 * h) + V / (16 * l * h))
+    params = 12 * l * h**2 * (1 + 13 / (12 * h) + (V + s) / (12 * l * h))
+    assert stats.training_flop_per_sample() == pytest.approx(model, rel=1e-12)
+    full = stats.training_flop_per_sample() + stats.recompute_flop_per_sample("full")
+    assert full == pytest.approx(hardware_full, rel=1e-12)
+    assert stats.params == pytest.approx(params, rel=1e-3)
+
+
+def test_gqa_and_gated_mlp_shrink_and_grow_as_expected():
+    base = dict(kind="gpt", layers=2, hidden=1024, heads=16, seq_len=128, vocab=1000)
+    plain = model_stats(JobSpec.model_validate({"name": "a", "model": base, "global_batch": 1,
+                                                "iterations": 1}).model)
+    gqa = model_stats(JobSpec.model_validate({"name": "a", "model": {**base, "kv_heads": 4},
+                                              "global_batch": 1, "iterations": 1}).model)
+    gated = model_stats(JobSpec.model_validate({
+        "name": "a", "model": {**base, "gated_mlp": True, "ffn_hidden": 4096},
+        "global_batch": 1, "iterations": 1}).model)
+    h, kv = 1024, 256
+    assert plain.params - gqa.params == pytest.approx(2 * 2 * (h * h - h * kv) + 2 * 2 * (h - kv))
+    assert gated.forward_flop_per_sample > plain.forward_flop_per_sample
+
+
+def test_cnn_flops_scale_with_image_area():
+    r224 = model_stats(JobSpec.model_validate({
+        "name": "r", "model": "resnet50", "global_batch": 1, "iterations": 1}).model)
+    r448 = model_stats(JobSpec.model_validate({
+        "name": "r", "model": {"kind": "cnn", "arch": "resnet50", "image_size": 448},
+        "global_batch": 1, "iterations": 1}).model)
+    assert r224.forward_flop_per_sample == pytest.approx(2 * 4.09e9)
+    assert r448.forward_flop_per_sample == pytest.approx(4 * r224.forward_flop_per_sample)
+    assert r224.params == pytest.approx(25.6e6)
+
+
+def test_mlp_counts():
+    spec = JobSpec.model_validate({"name": "m", "model": {"kind": "mlp", "inputs": 784,
+                                   "hidden": [30], "outputs": 10}, "global_batch": 1,
+                                   "iterations": 1})
+    stats = model_stats(spec.model)
+    assert stats.params == 784 * 30 + 30 + 30 * 10 + 10
+    assert stats.forward_flop_per_sample == 2 * (784 * 30 + 30 * 10)
+
+
+def test_step_model_pieces():
+    gpu = catalog.gpus()["a100-sxm4-80gb"]
+    ring = RingPath(bandwidth_byte_s=24e9, latency_s=1e-6)
+    est = FirstOrderStepModel().estimate(gpt_job(batch=64, tp=8, pp=8, dp=1), gpu, ring)
+    stats = model_stats(gpt_job().model)
+    expected_compute = stats.training_flop_per_sample() * 64 / (64 * 312e12 * 0.64)
+    assert est.compute_s == pytest.approx(expected_compute)
+    assert est.bubble_s == pytest.approx(est.compute_s * 7 / 64)  # (p-1)/m
+    assert est.dp_comm_s == 0.0
+    inter = FirstOrderStepModel().estimate(gpt_job(batch=64, pp=8, v=3), gpu, ring)
+    assert inter.bubble_s == pytest.approx(est.bubble_s / 3)  # interleaving divides by v
+    dp = FirstOrderStepModel().estimate(gpt_job(batch=128, dp=2), gpu, ring)
+    grad_bytes = stats.params / 64 * 2
+    assert dp.dp_comm_s == pytest.approx(2 * 1 / 2 * grad_bytes / 24e9 + 2 * 1e-6)
+    assert est.mfu == pytest.approx(est.model_flop_s_per_gpu / 312e12)
+
+
+def test_reference_row_used_to_set_a100_efficiency():
+    """The first-level A100 efficiency reproduces the GPT-1T full-recompute row."""
+    with (REPO / "data/reference/megatron_a100_korthikanti.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    row = next(r for r in rows if r["model"] == "1T")
+    job = gpt_job(int(row["layers"]), int(row["hidden"]), int(row["heads"]), int(row["seq"]),
+                  int(row["vocab"]), int(row["global_batch"]), int(row["tp"]), int(row["pp"]),
+                  1, int(row["micro_batch"]), int(row["virtual_stages"]), "full")
+    est = FirstOrderStepModel().estimate(job, catalog.gpus()["a100-sxm4-80gb"], RingPath(1, 0))
+    assert est.iteration_s == pytest.approx(float(row["iter_s_full_recompute"]), rel=0.03)
+
+
+def test_memory_per_gpu():
+    job = gpt_job(tp=8, pp=8)
+    stats = model_stats(job.model)
+    assert memory_per_gpu_bytes(job) == pytest.approx(stats.params / 64 * 16)
+    assert memory_per_gpu_bytes(gpt_job(tp=1, pp=1, batch=8)) > 80e9  # 175B on one GPU: no
+
+
+def test_peaks_match_reference_table():
+    """Section 6 of the reference README: dense bf16/fp16, fp8, tf32, fp32, HBM, memory."""
+    table = {
+        "v100-sxm2-32gb": (125, None, None, 15.7, 900, 32, 300),
+        "a100-sxm4-80gb": (312, None, 156, 19.5, 2039, 80, 600),
+        "h100-sxm5-80gb": (989, 1979, 495, 67, 3350, 80, 900),
+        "h200-sxm-141gb": (989, 1979, 495, 67, 4800, 141, 900),
+    }
+    for name, (half, fp8, tf32, fp32, hbm, mem, nvl) in table.items():
+        g = catalog.gpus()[name]
+        assert g.peak_flop_s["fp16"] == half * 1e12
+        assert g.peak_flop_s.get("fp8") == (fp8 * 1e12 if fp8 else None)
+        assert g.peak_flop_s.get("tf32") == (tf32 * 1e12 if tf32 else None)
+        assert g.peak_flop_s["fp32"] == fp32 * 1e12
+        assert (g.hbm_bandwidth_byte_s, g.memory_bytes, g.nvlink_byte_s) == (
+            hbm * 1e9, mem * 1e9, nvl * 1e9)
+
+
+def test_catalog_has_the_required_entries():
+    assert {"v100-sxm2-32gb", "a100-sxm4-80gb", "h100-sxm5-80gb", "h200-sxm-141gb",
+            "host-cpu"} <= set(catalog.gpus())
+    assert {"dgx-a100-80gb", "dgx-h100", "pcie-4gpu"} <= set(catalog.servers())
+    assert {"hdr200", "ndr400"} <= set(catalog.nics())
+    for server in catalog.servers().values():
+        assert server.gpu in catalog.gpus()
+        assert all(nic in catalog.nics() for nic, _ in server.nics)

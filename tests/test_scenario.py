@@ -1,0 +1,147 @@
+"""The scenario schema: valid files load; every kind of bad input names file, line and key."""
+
+from __future__ import annotations
+
+import pytest
+
+import dcsim
+from dcsim.errors import ScenarioError
+from tests.conftest import small_job, small_scenario
+
+BROKEN = """\
+name: broken
+seed: 1
+cluster:
+  servers:
+    - type: dgx-a100-80gb
+      count: 0
+workload:
+  jobs:
+    - name: a
+      model: gpt-22b
+      parallelism: {tp: 3}
+      global_batch: 4
+      iterations: 10
+      colour: blue
+scheduler: {kind: lottery}
+"""
+
+
+def problems(path) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        dcsim.load_scenario(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_issue_job_shape_loads(write_yaml):
+    job = {
+        "name": "gpt-1t", "arrival_s": 0,
+        "model": {"kind": "gpt", "layers": 128, "hidden": 25600, "heads": 160,
+                  "seq_len": 2048, "vocab": 51200},
+        "parallelism": {"tp": 8, "pp": 64, "dp": 6, "micro_batch": 1, "virtual_stages": 1,
+                        "recompute": "full"},
+        "global_batch": 3072, "precision": "fp16", "iterations": 10,
+    }
+    sc = dcsim.load_scenario(write_yaml(small_scenario([job])))
+    spec = sc.workload.jobs[0]
+    assert spec.num_gpus == 3072
+    assert spec.parallelism.recompute == "full"
+
+
+def test_errors_name_file_line_and_key(write_yaml):
+    path = write_yaml(BROKEN)
+    found = problems(path)
+    assert f"{path}:6: cluster.servers[0].count: Input should be greater than 0" in found
+    assert f"{path}:14: workload.jobs[0].colour: unknown key" in found
+    assert len(found) == 2  # the schema stops before semantic checks when the shape is wrong
+
+
+def test_semantic_errors_after_shape(write_yaml):
+    text = BROKEN.replace("count: 0", "count: 1").replace("      colour: blue\n", "")
+    path = write_yaml(text)
+    found = problems(path)
+    assert any(p.startswith(f"{path}:9: workload.jobs[0]: ") and "tp (3) must divide" in p
+               for p in found), found
+
+
+def test_unknown_kind_lists_valid_names(write_yaml):
+    path = write_yaml(small_scenario(scheduler={"kind": "lottery"}))
+    (msg,) = problems(path)
+    assert "scheduler.kind: unknown scheduler 'lottery'; valid: fifo, priority" in msg
+
+
+def test_bad_params_are_located(write_yaml):
+    path = write_yaml(small_scenario(topology={"kind": "leaf-spine",
+                                               "params": {"oversubscription": 0.5}}))
+    (msg,) = problems(path)
+    assert "topology.params.oversubscription: Input should be greater than or equal to 1" in msg
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"cluster": {"servers": [{"type": "dgx-z9000", "count": 1}]}},
+         "unknown server type 'dgx-z9000'"),
+        ({"cluster": {"servers": [{"count": 1, "gpu": "a100-sxm4-80gb"}]}},
+         "give a catalog server `type`, or `gpus_per_server` and `gpu` inline"),
+        ({"workload": {"jobs": [small_job(model="gpt-9000")]}}, "unknown model preset 'gpt-9000'"),
+        ({"workload": {"jobs": [small_job(precision="fp4")]}}, "Input should be 'fp32'"),
+        ({"workload": {"jobs": [small_job(iterations=-1)]}}, "greater than 0"),
+        ({"workload": {"jobs": [small_job(gpu_type="tpu-v5")]}}, "unknown GPU type 'tpu-v5'"),
+        ({"workload": {"jobs": [small_job(global_batch=6, parallelism={"dp": 4})]}},
+         "global_batch (6) must be divisible by dp x micro_batch"),
+        ({"workload": {}}, "give exactly one of jobs, trace, generator"),
+        ({"workload": {"trace": {"path": "nowhere.csv"}}}, "trace file not found"),
+        ({"seed": -3}, "greater than or equal to 0"),
+        ({"horizon_s": 0}, "greater than 0"),
+    ],
+)
+def test_bad_input_messages(write_yaml, change, expected):
+    found = problems(write_yaml(small_scenario(**change)))
+    assert any(expected in p for p in found), found
+
+
+def test_yaml_syntax_error_has_line(write_yaml):
+    path = write_yaml("name: x\ncluster: [unclosed\n")
+    (msg,) = problems(path)
+    assert msg.startswith(f"{path}:") and "invalid YAML" in msg
+
+
+def test_missing_file():
+    (msg,) = [str(p) for p in pytest.raises(ScenarioError, dcsim.load_scenario,
+                                            "no/such.yaml").value.problems]
+    assert msg.startswith("no/such.yaml: cannot read")
+
+
+def test_overrides_and_seed_are_revalidated(write_yaml):
+    path = write_yaml(small_scenario())
+    sc = dcsim.load_scenario(path, ["workload.jobs.0.iterations=7", "placement.kind=first-fit"],
+                             seed=99)
+    assert sc.workload.jobs[0].iterations == 7
+    assert sc.placement.kind == "first-fit"
+    assert sc.seed == 99
+    with pytest.raises(ScenarioError) as e:
+        dcsim.load_scenario(path, ["workload.jobs.0.iterations=0"])
+    assert str(e.value) == ("--set workload.jobs.0.iterations=0: workload.jobs[0].iterations: "
+                            "Input should be greater than 0")
+    with pytest.raises(ScenarioError, match="--set nope.x=1: nope: unknown key"):
+        dcsim.load_scenario(path, ["nope.x=1"])
+    with pytest.raises(ScenarioError, match="no such key '5'"):
+        dcsim.load_scenario(path, ["workload.jobs.5.iterations=1"])
+    with pytest.raises(ScenarioError, match="expected key.path=value"):
+        dcsim.load_scenario(path, ["seed"])
+
+
+def test_scenario_is_frozen(write_yaml):
+    sc = dcsim.load_scenario(write_yaml(small_scenario()))
+    with pytest.raises(Exception, match="frozen"):
+        sc.seed = 5  # type: ignore[misc]
+
+
+def test_model_presets_all_valid(write_yaml):
+    from dcsim import catalog
+
+    jobs = [small_job(f"j{i}", model=name, global_batch=8) for i, name in
+            enumerate(catalog.model_presets())]
+    sc = dcsim.load_scenario(write_yaml(small_scenario(jobs)))
+    assert [j.model.name for j in sc.workload.jobs] == list(catalog.model_presets())
