@@ -52,7 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     est.add_argument("scenario", nargs="?", help="scenario YAML (default: the quickstart)")
     est.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE")
+    est.add_argument("--seed", type=int, help="override the scenario's seed")
     est.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    ref = sub.add_parser("reference", help="predicted vs published step times (data/reference)")
+    ref.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
 
     cat = sub.add_parser("catalog", help="list the hardware and model catalog")
     cat.add_argument("what", choices=["gpus", "servers", "nics", "models", "schedulers",
@@ -75,22 +79,27 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+def _fmt_pct(x: float) -> str:
+    return "-" if x != x else f"{x:.1%}"
+
+
 def format_summary(name: str, s: dict[str, Any]) -> str:
     lines = [
         f"dcsim {__version__}: scenario {name!r}",
         f"  jobs: {s['jobs_read']} read, {s['jobs_submitted']} submitted, "
         f"{s['jobs_completed']} completed, {s['jobs_failed']} failed, "
         f"{s['jobs_rejected']} rejected, {s['jobs_unfinished']} unfinished"
+        + (f", {s['jobs_not_arrived']} after the horizon" if s["jobs_not_arrived"] else "")
         + (f", {s['rows_skipped']} trace rows skipped" if s["rows_skipped"] else ""),
     ]
     for reason, count in s["rejection_reasons"].items():
         lines.append(f"    rejected ({reason}): {count}")
     lines += [
         f"  makespan: {_fmt_s(s['makespan_s'])}   GPUs: {s['total_gpus']}   "
-        f"GPU utilization: {s['gpu_utilization']:.1%}",
+        f"GPU utilization: {_fmt_pct(s['gpu_utilization'])}",
         f"  JCT mean {_fmt_s(s['jct_mean_s'])}, p50 {_fmt_s(s['jct_p50_s'])}, "
         f"p95 {_fmt_s(s['jct_p95_s'])}, p99 {_fmt_s(s['jct_p99_s'])}",
-        f"  queueing delay mean {_fmt_s(s['queue_mean_s'])}   mean MFU {s['mfu_mean']:.1%}",
+        f"  queueing delay mean {_fmt_s(s['queue_mean_s'])}   mean MFU {_fmt_pct(s['mfu_mean'])}",
         f"  {s['events_processed']:,} events in {s['wall_s']:.2f} s wall "
         f"({s['events_per_s']:,.0f} events/s)",
     ]
@@ -156,7 +165,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from dcsim.perf import memory_per_gpu_bytes
     from dcsim.scenario import load_scenario
 
-    scenario = load_scenario(_scenario_path(args.scenario), args.overrides)
+    scenario = load_scenario(_scenario_path(args.scenario), args.overrides, args.seed)
     sim = Simulation(scenario)
     rows = []
     for spec in sim.workload.jobs:
@@ -186,6 +195,21 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from dcsim.validation import markdown, reference_table
+
+    rows = reference_table()
+    print(f"{'case':<40}{'metric':<17}{'measured':>10}{'predicted':>11}{'error':>9}")
+    for r in rows:
+        case = f"{r.source.split(' (')[0]}: {r.case}"
+        print(f"{case:<40}{r.metric:<17}{r.measured:>10.2f}{r.predicted:>11.2f}{r.error:>+9.1%}")
+    errors = [abs(r.error) for r in rows]
+    print(f"mean absolute error {sum(errors) / len(errors):.1%}, max {max(errors):.1%}")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows), encoding="utf-8")
+    return EXIT_OK
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     from dcsim import catalog
 
@@ -210,7 +234,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate,
-            "catalog": cmd_catalog}
+            "reference": cmd_reference, "catalog": cmd_catalog}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 import simpy
 
 from dcsim import __version__
-from dcsim.errors import Problem, ScenarioError
 from dcsim.hardware import Cluster, build_cluster, build_network
 from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import Event, JobRecord, Level, Recorder, Segment, summarize
@@ -46,10 +45,7 @@ class Simulation:
         self.streams = RandomStreams(scenario.seed)
         self.env = simpy.Environment()
         self.cluster: Cluster = build_cluster(scenario)
-        try:
-            self.network = build_network(scenario, self.cluster)
-        except ValueError as exc:
-            raise ScenarioError([Problem("scenario", None, "topology", str(exc))]) from None
+        self.network = build_network(scenario, self.cluster)  # validated by load_scenario
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         place_cls = PLACEMENTS.get(scenario.placement.kind)
@@ -63,6 +59,7 @@ class Simulation:
         self._round_pending = False
         self._finished = 0
         self._steady = scenario.engine.fidelity == "steady"
+        self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
 
     # ------------------------------------------------------------------ run
     def run(self, progress: ProgressFn | None = None) -> Results:
@@ -125,6 +122,7 @@ class Simulation:
         if not types:
             job.status, job.reason = Status.REJECTED, reason
             self._event(job, "rejected", reason)
+            self._last_change_s = self.env.now
             self._finished += 1
             return
         job.gpu_types, job.status = types, Status.QUEUED
@@ -213,7 +211,8 @@ class Simulation:
 
     # ------------------------------------------------------------------ scheduling
     def _request_round(self) -> None:
-        """Run one scheduling round at the current time, after the other events now."""
+        """Schedule one round at the current time, after the events already scheduled for now
+        (so that simultaneous arrivals and completions are decided together)."""
         if not self._round_pending:
             self._round_pending = True
             event = self.env.event()
@@ -238,7 +237,8 @@ class Simulation:
             servers = self.cluster.views()
 
     def _preempt_for(self, view, now: float) -> Placement | None:
-        running = [j.view(now) for j in self._running.values()]
+        running = [j.view(now) for j in self._running.values()
+                   if self._gpu_of(j) in view.gpu_types]  # others cannot make room for it
         victims = self.scheduler.preempt(view, running, now)
         if not victims:
             return None
@@ -282,6 +282,7 @@ class Simulation:
         self.recorder.events.append(Event(self.env.now, job.job_id, event, detail))
 
     def _level(self) -> None:
+        self._last_change_s = self.env.now
         level = Level(self.env.now, self.cluster.allocated_gpus, self.cluster.total_gpus,
                       len(self._running), len(self._queue))
         levels = self.recorder.levels
@@ -291,10 +292,16 @@ class Simulation:
             levels.append(level)
 
     def _close_open_jobs(self) -> float:
-        """At the horizon: account the progress of jobs still running; return the end time."""
+        """At the horizon: account the progress of jobs still running; return the end time:
+        the horizon if it cut the run short, else the time of the last state change."""
         horizon = self.scenario.horizon_s
-        if horizon is None or not self._running:
-            return self.env.now if horizon is None else max(self.env.now, horizon)
+        cut_short = horizon is not None and (self._running or self._queue or any(
+            j.status is Status.SUBMITTED for j in self.jobs))
+        if not cut_short:
+            return self._last_change_s
+        assert horizon is not None
+        if not self._running:
+            return horizon
         if self.env.now < horizon:
             self.env.run(until=horizon)  # no event lies before it: this only moves the clock
         for job in list(self._running.values()):

@@ -15,9 +15,12 @@ class Problem:
     line: int | None
     key: str
     message: str
+    column: str | None = None  # for tables (traces): the column name
 
     def __str__(self) -> str:
         where = self.source if self.line is None else f"{self.source}:{self.line}"
+        if self.column is not None:
+            return f"{where}:{self.column}: {self.message}"
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 

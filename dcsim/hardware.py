@@ -11,10 +11,12 @@ from dcsim.fabric import TOPOLOGIES, Network
 from dcsim.fabric.topology import ServerPort
 from dcsim.policies.views import Placement, ServerView
 from dcsim.scenario import Scenario, ServerGroup
+from dcsim.units import GB
 
 __all__ = ["Server", "Cluster", "build_cluster", "build_network"]
 
 NVSWITCH_LATENCY_S = 1e-6
+DEFAULT_PCIE_GBYTE_S = 25.0  # PCIe Gen4 x16 achieved, for inline server groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +36,7 @@ def _servers_of(group: ServerGroup, index: int, first_id: int) -> list[Server]:
     gpu_name = group.gpu or (base.gpu if base else "")
     gpu = catalog.gpus()[gpu_name]
     n_gpus = group.gpus_per_server or (base.gpus_per_server if base else 0)
-    memory = group.host_memory_gb * 1e9 if group.host_memory_gb else (
+    memory = group.host_memory_gb * GB if group.host_memory_gb else (
         base.host_memory_bytes if base else 0.0)
     nic_list = ([(n.type, n.count) for n in group.nics] if group.nics is not None
                 else list(base.nics) if base else [])
@@ -42,7 +44,7 @@ def _servers_of(group: ServerGroup, index: int, first_id: int) -> list[Server]:
     nic_bw = sum(spec.effective_byte_s * c for spec, c in nic_specs)
     nic_lat = max((spec.latency_s for spec, _ in nic_specs), default=0.0)
     intra_kind = group.intra_node or (base.intra_node if base else "nvswitch")
-    pcie = base.pcie_byte_s if base else 25e9
+    pcie = base.pcie_byte_s if base else DEFAULT_PCIE_GBYTE_S * GB
     intra = gpu.nvlink_byte_s / 2 if intra_kind == "nvswitch" and gpu.nvlink_byte_s else pcie
     label = group.name or group.type or f"group{index}"
     return [

@@ -1,6 +1,7 @@
 """Typed, append-only records of a run, and the `Results` built from them.
 
-The engine appends records; `Recorder.results()` turns them into DataFrames and a summary.
+The engine appends records; `Recorder.frames()` turns them into DataFrames and `summarize`
+computes the summary from those.
 Time-weighted statistics come from level changes (the GPU timeline), never from polling.
 See docs/metrics.md for every column and formula.
 """
@@ -113,14 +114,17 @@ def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s
     started = jobs[jobs["start_s"].notna()]
     start = float(jobs["submit_s"].min()) if len(jobs) else 0.0
     finish = float(jobs["end_s"].max()) if jobs["end_s"].notna().any() else start
-    makespan = max(finish, end_s if (jobs["status"].isin(["queued", "running", "preempted"])).any()
-                   else finish) - start
+    open_jobs = ~jobs["status"].isin(TERMINAL)
+    makespan = (max(finish, end_s) if open_jobs.any() else finish) - start
     allocated = gpu_seconds(timeline, start + makespan)
     counts = jobs["status"].value_counts()
+    not_arrived = int(counts.get("submitted", 0))  # arrival after the horizon
     summary: dict[str, Any] = {
-        "jobs_submitted": int(len(jobs)),
+        "jobs_submitted": int(len(jobs)) - not_arrived,
+        "jobs_not_arrived": not_arrived,
         **{f"jobs_{s}": int(counts.get(s, 0)) for s in ("completed", "failed", "rejected")},
-        "jobs_unfinished": int(len(jobs) - sum(int(counts.get(s, 0)) for s in TERMINAL)),
+        "jobs_unfinished": int(len(jobs) - not_arrived
+                               - sum(int(counts.get(s, 0)) for s in TERMINAL)),
         "makespan_s": makespan,
         "jct_mean_s": float(jct.mean()) if jct.size else float("nan"),
         "jct_p50_s": _pct(jct, 50),
@@ -129,7 +133,7 @@ def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s
         "queue_mean_s": float(started["queue_s"].mean()) if len(started) else float("nan"),
         "total_gpus": total_gpus,
         "gpu_hours_allocated": allocated / 3600.0,
-        "gpu_utilization": allocated / (total_gpus * makespan) if makespan > 0 else 0.0,
+        "gpu_utilization": allocated / (total_gpus * makespan) if makespan > 0 else float("nan"),
         "mfu_mean": float(done["mfu"].mean()) if len(done) else float("nan"),
     }
     rejected = jobs[jobs["status"] == "rejected"]

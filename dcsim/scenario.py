@@ -9,7 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dcsim import catalog
 from dcsim.errors import Problem, ScenarioError
@@ -89,6 +97,13 @@ class DlrmModel(ModelBase):
     embedding_dim: PosInt
     bottom_mlp: Annotated[list[PosInt], Field(min_length=1)]
     top_mlp: Annotated[list[PosInt], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _bottom_matches_embeddings(self) -> DlrmModel:
+        if self.bottom_mlp[-1] != self.embedding_dim:
+            raise ValueError(f"the bottom MLP's last width ({self.bottom_mlp[-1]}) must equal "
+                             f"embedding_dim ({self.embedding_dim}) for the dot interaction")
+        return self
 
 
 class MlpModel(ModelBase):
@@ -292,12 +307,16 @@ class Scenario(Strict):
     placement: KindParams = KindParams(kind="packed")
     engine: Engine = Engine()
     outputs: Outputs = Outputs()
-    # where relative paths (traces) resolve; set by load_scenario, not by the YAML
-    base_dir: str = Field(default=".", exclude=True)
+    # where relative paths (traces) resolve: the scenario file's folder; not a YAML key
+    _base_dir: str = PrivateAttr(default=".")
+
+    @property
+    def base_dir(self) -> str:
+        return self._base_dir
 
     def resolve_path(self, path: str) -> Path:
         p = Path(path)
-        return p if p.is_absolute() else Path(self.base_dir) / p
+        return p if p.is_absolute() else Path(self._base_dir) / p
 
 
 # ----------------------------------------------------------------------------- loading
@@ -360,11 +379,31 @@ def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
 
 
 def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
+    """The trace exists and its rows are valid (or skipped, if the scenario says so)."""
+    from dcsim.workload.trace import read_dcsim_csv
+
     trace = sc.workload.trace
-    if trace is not None and not sc.resolve_path(trace.path).is_file():
+    if trace is None:
+        return []
+    if not sc.resolve_path(trace.path).is_file():
         path = ("workload", "trace", "path")
         msg = f"trace file not found: {sc.resolve_path(trace.path)}"
         return [Problem(*doc.where(path), key_path(path), msg)]
+    try:
+        read_dcsim_csv(sc.resolve_path(trace.path), trace.skip_bad_rows)
+    except ScenarioError as exc:
+        return exc.problems
+    return []
+
+
+def _check_build(sc: Scenario, doc: Located) -> list[Problem]:
+    """The cluster and its topology can be built (e.g. every link has bandwidth > 0)."""
+    from dcsim.hardware import build_cluster, build_network
+
+    try:
+        build_network(sc, build_cluster(sc))
+    except ValueError as exc:
+        return [Problem(*doc.where(("topology",)), "topology", str(exc))]
     return []
 
 
@@ -372,10 +411,13 @@ def _validate(doc: Located, base_dir: str) -> Scenario:
     if not isinstance(doc.data, dict):
         raise ScenarioError([Problem(doc.source, 1, "", "a scenario must be a YAML mapping")])
     try:
-        sc = Scenario.model_validate({**doc.data, "base_dir": base_dir})
+        sc = Scenario.model_validate(doc.data)
     except ValidationError as exc:
         raise ScenarioError(_pydantic_problems(exc, doc)) from None
-    problems = _check_kinds(sc, doc) + _check_files(sc, doc)
+    sc._base_dir = base_dir
+    problems = _check_kinds(sc, doc)
+    problems += _check_files(sc, doc) if not problems else []
+    problems += _check_build(sc, doc) if not problems else []
     if problems:
         raise ScenarioError(problems)
     return sc
@@ -404,6 +446,8 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
                 raise ScenarioError([Problem(source, None, key, f"no such key {part!r}")]) from None
         last = parts[-1]
         if isinstance(node, list) and last.isdigit():
+            if int(last) >= len(node):
+                raise ScenarioError([Problem(source, None, key, f"no such item {last}")])
             node[int(last)] = yaml.safe_load(raw)
         elif isinstance(node, dict):
             node[last] = yaml.safe_load(raw)
@@ -440,7 +484,7 @@ def load_scenario(
         given = {_override_path(item, data): item for item in overrides or []}
         if seed is not None:
             data["seed"] = seed
-            given[("seed",)] = f"seed={seed}"
+            given[("seed",)] = f"--seed {seed}"
         doc = Located(data, doc.lines, source, given)
     return _validate(doc, str(path.parent))
 

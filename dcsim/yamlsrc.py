@@ -35,7 +35,7 @@ class Located:
         for given, item in self.overrides.items():
             n = min(len(given), len(path))
             if n and given[:n] == path[:n] and (len(given) <= len(path) or path not in self.lines):
-                return f"--set {item}", None
+                return (item if item.startswith("--") else f"--set {item}"), None
         return self.source, self.line_of(path)
 
 

@@ -174,3 +174,36 @@ def test_same_seed_same_bytes(tmp_path, repo):
     assert paths[0].read_bytes() == paths[1].read_bytes()
     other = dcsim.simulate(dcsim.load_scenario(repo / "scenarios/mixed_datacenter.yaml", seed=8))
     assert other.save(tmp_path / "other").joinpath("jobs.csv").read_bytes() != paths[0].read_bytes()
+
+
+def test_sim_end_is_the_last_change_not_a_stale_timeout():
+    jobs = [small_job("low", parallelism={"dp": 16}, global_batch=16, iterations=100),
+            small_job("high", arrival_s=10.5, parallelism={"dp": 16}, global_batch=16,
+                      iterations=5, priority=5)]
+    data = small_scenario(jobs, scheduler={"kind": "priority"}, horizon_s=10_000)
+    res = run(data, step_model=ConstantStep(1.0))
+    # low: 10 iterations, preempted, restarts at 15.5 and ends at 105.5; its first timeout
+    # (due at 100 s) fires unused in between
+    assert res.jobs.end_s.max() == pytest.approx(105.5)
+    s = res.summary()
+    assert s["sim_end_s"] == pytest.approx(105.5) and s["jobs_unfinished"] == 0
+    assert s["makespan_s"] == pytest.approx(105.5)
+
+
+def test_preemption_only_where_it_helps():
+    """A high-priority A100 job does not stop a V100 job: that would free nothing it can use."""
+    cluster = {"servers": [{"type": "dgx-a100-80gb", "count": 1},
+                           {"name": "old", "count": 1, "gpus_per_server": 8,
+                            "gpu": "v100-sxm2-32gb", "nics": [{"type": "hdr200"}]}]}
+    jobs = [small_job("a100-low", parallelism={"dp": 8}, global_batch=8, iterations=100,
+                      gpu_type="a100-sxm4-80gb", precision="fp16"),
+            small_job("v100-low", parallelism={"dp": 8}, global_batch=8, iterations=100,
+                      gpu_type="v100-sxm2-32gb", precision="fp16"),
+            small_job("high", arrival_s=1, parallelism={"dp": 8}, global_batch=8, iterations=5,
+                      gpu_type="a100-sxm4-80gb", priority=9, precision="fp16")]
+    res = run(small_scenario(jobs, cluster=cluster, scheduler={"kind": "priority"}),
+              step_model=ConstantStep(1.0))
+    j = res.jobs.set_index("name")
+    assert j.loc["a100-low", "preemptions"] == 1
+    assert j.loc["v100-low", "preemptions"] == 0
+    assert j.loc["v100-low", "gpu_type"] == "v100-sxm2-32gb"

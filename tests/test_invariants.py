@@ -75,9 +75,14 @@ def check_invariants(data: dict, res: dcsim.Results) -> None:
     assert by_timeline == pytest.approx(by_jobs, rel=1e-9, abs=1e-6)
     assert by_segments == pytest.approx(by_jobs, rel=1e-9, abs=1e-6)
     # counts add up; rejected jobs never ran
-    assert s["jobs_submitted"] == s["jobs_read"] == len(data["workload"]["jobs"])
+    assert s["jobs_read"] == len(data["workload"]["jobs"])
+    assert s["jobs_submitted"] + s["jobs_not_arrived"] == s["jobs_read"]
     statuses = ("completed", "failed", "rejected", "unfinished")
-    assert sum(s[f"jobs_{k}"] for k in statuses) == len(jobs)
+    assert sum(s[f"jobs_{k}"] for k in statuses) == s["jobs_submitted"]
+    if data["horizon_s"] is not None:
+        late = jobs.submit_s > data["horizon_s"]
+        assert s["jobs_not_arrived"] == int(late.sum())
+        assert s["sim_end_s"] <= data["horizon_s"]
     assert (jobs.query("status == 'rejected'").run_s == 0).all()
     assert (jobs.query("status == 'rejected'").reason != "").all()
 

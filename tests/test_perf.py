@@ -134,3 +134,14 @@ def test_catalog_has_the_required_entries():
     for server in catalog.servers().values():
         assert server.gpu in catalog.gpus()
         assert all(nic in catalog.nics() for nic, _ in server.nics)
+
+
+def test_validation_doc_is_what_the_model_predicts():
+    """docs/validation.md is generated; regenerate with `dcsim reference --markdown ...`."""
+    from dcsim.validation import markdown, reference_table
+
+    rows = reference_table()
+    assert len(rows) == 17  # 4 A100 models x 2 recompute modes + 9 H100 models
+    assert (REPO / "docs/validation.md").read_text() == markdown(rows)
+    one_t = next(r for r in rows if r.case == "1T full")
+    assert abs(one_t.error) < 0.03  # the row the A100 efficiency was set on

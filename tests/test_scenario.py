@@ -145,3 +145,32 @@ def test_model_presets_all_valid(write_yaml):
             enumerate(catalog.model_presets())]
     sc = dcsim.load_scenario(write_yaml(small_scenario(jobs)))
     assert [j.model.name for j in sc.workload.jobs] == list(catalog.model_presets())
+
+
+def test_internal_fields_are_not_yaml_keys(write_yaml):
+    found = problems(write_yaml({**small_scenario(), "base_dir": "/etc"}))
+    assert any("base_dir: unknown key" in p for p in found)
+
+
+def test_override_list_index_out_of_range(write_yaml):
+    with pytest.raises(ScenarioError, match="no such item 5"):
+        dcsim.load_scenario(write_yaml(small_scenario()), ["cluster.servers.5=1"])
+
+
+def test_seed_override_errors_name_the_flag(write_yaml):
+    with pytest.raises(ScenarioError, match="--seed -1: seed: Input should be greater"):
+        dcsim.load_scenario(write_yaml(small_scenario()), seed=-1)
+
+
+def test_servers_without_network_are_rejected_at_validation(write_yaml):
+    group = {"name": "bare", "count": 2, "gpus_per_server": 4, "gpu": "a100-sxm4-80gb",
+             "nics": []}
+    found = problems(write_yaml(small_scenario(cluster={"servers": [group]})))
+    assert any("topology: link server0 - switch: bandwidth must be > 0" in p for p in found)
+
+
+def test_dlrm_shapes_are_checked(write_yaml):
+    model = {"kind": "dlrm", "dense_features": 13, "embedding_rows": [10], "embedding_dim": 16,
+             "bottom_mlp": [64, 32], "top_mlp": [1]}
+    found = problems(write_yaml(small_scenario([small_job(model=model)])))
+    assert any("must equal embedding_dim (16)" in p for p in found)

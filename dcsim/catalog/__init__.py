@@ -124,7 +124,7 @@ def servers() -> dict[str, ServerSpec]:
             host_memory_bytes=float(d["host_memory_gb"]) * GB,
             nics=tuple((n["type"], int(n["count"])) for n in d["nics"]),
             intra_node=d["intra_node"],
-            pcie_byte_s=float(d.get("pcie_gbyte_s", 25)) * GB,
+            pcie_byte_s=float(d.get("pcie_gbyte_s", 25.0)) * GB,
         )
         for name, d in _load("servers.yaml").items()
     }

@@ -36,6 +36,9 @@ class Network:
         self._directed = graph.to_directed()
         for _, _, d in self._directed.edges(data=True):
             d["capacity"] = d["bandwidth_byte_s"]
+        # A node with one link carries no flow between two others: leave such servers out of
+        # each max-flow problem (it then scales with the switches, not with the servers).
+        self._transit = {n for n in graph if graph.degree(n) > 1}
         self._pair_cache: dict[tuple[int, int], tuple[float, float]] = {}
         self._check_connected()
 
@@ -49,7 +52,8 @@ class Network:
         key = (a, b) if a < b else (b, a)
         if key not in self._pair_cache:
             u, v = server_node(key[0]), server_node(key[1])
-            flow = nx.maximum_flow_value(self._directed, u, v, capacity="capacity")
+            core = self._directed.subgraph(self._transit | {u, v})
+            flow = nx.maximum_flow_value(core, u, v, capacity="capacity")
             path = nx.shortest_path(self.graph, u, v)
             hops = zip(path, path[1:], strict=False)
             latency = sum(self.graph.edges[x, y]["latency_s"] for x, y in hops)

@@ -63,7 +63,8 @@ def read_dcsim_csv(path: Path, skip_bad_rows: bool = False) -> tuple[list[JobSpe
             except ValidationError as exc:
                 for err in exc.errors():
                     msg = err["msg"].removeprefix("Value error, ")
-                    problems.append(Problem(source, line, _column_of(tuple(err["loc"])), msg))
+                    column = _column_of(tuple(err["loc"]))
+                    problems.append(Problem(source, line, "", msg, column=column))
     if problems and not skip_bad_rows:
         raise ScenarioError(problems)
     return jobs, problems
