@@ -1,5 +1,6 @@
-"""Plots: each is f(df, ax=None) -> Axes and computes no metrics. Uses matplotlib's
-object-oriented API only (no pyplot state), so plotting never touches global state."""
+"""Plots: each is f(df, ax=None) -> Axes and computes no metrics. Given no `ax`, a function
+draws on a new pyplot figure (so notebooks show it); `save_plots` draws on figures that pyplot
+does not track, so writing files leaves no global state behind."""
 
 from __future__ import annotations
 

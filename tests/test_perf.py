@@ -145,3 +145,12 @@ def test_validation_doc_is_what_the_model_predicts():
     assert (REPO / "docs/validation.md").read_text() == markdown(rows)
     one_t = next(r for r in rows if r.case == "1T full")
     assert abs(one_t.error) < 0.03  # the row the A100 efficiency was set on
+
+
+def test_readme_quotes_the_current_validation_errors():
+    from dcsim.validation import reference_table
+
+    errors = [abs(r.error) for r in reference_table()]
+    mean, worst = sum(errors) / len(errors), max(errors)
+    readme = (REPO / "README.md").read_text().replace("\n  ", " ")
+    assert f"off by {mean:.1%} on average and by up to {worst:.1%}" in readme

@@ -37,10 +37,11 @@ def _row_to_job(row: dict[str, str]) -> dict[str, Any]:
     return job
 
 
-def _column_of(loc: tuple) -> str:
+def _column_of(loc: tuple) -> str | None:
+    """The trace column an error is about, or None for a rule across several columns."""
     if loc and loc[0] == "parallelism" and len(loc) > 1:
         return str(loc[1])
-    return str(loc[0]) if loc else ""
+    return str(loc[0]) if loc and str(loc[0]) in TRACE_COLUMNS else None
 
 
 def read_dcsim_csv(path: Path, skip_bad_rows: bool = False) -> tuple[list[JobSpec], list[Problem]]:

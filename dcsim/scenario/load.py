@@ -1,0 +1,190 @@
+"""Loading scenarios: YAML with line numbers, `--set` overrides, and the checks across sections
+(registered kinds, trace rows, a buildable cluster). Every problem becomes a
+`file:line: key.path: message` in one `ScenarioError`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dcsim.errors import Problem, ScenarioError
+from dcsim.scenario.schema import KindParams, Scenario
+from dcsim.yamlsrc import Located, key_path, parse_yaml
+
+__all__ = ["load_scenario", "scenario_from_dict", "apply_overrides"]
+
+
+def _pydantic_problems(exc: ValidationError, doc: Located, prefix: tuple = ()) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path = _clean_loc(prefix + tuple(err["loc"]), doc.data)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        problems.append(Problem(*doc.where(path), key_path(path), msg))
+    return problems
+
+
+def _clean_loc(loc: tuple, data: Any) -> tuple:
+    """Drop the union tags pydantic inserts (e.g. 'gpt') so the path matches the document."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_list or (isinstance(node, dict) and part in node):
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
+            # a missing or unknown key under a mapping, or a union tag
+            if not _is_tag(part):
+                out.append(part)
+                node = None
+        elif not _is_tag(str(part)):
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _is_tag(part: Any) -> bool:
+    tags = {"gpt", "bert", "cnn", "dlrm", "mlp", "custom", "str"}
+    return isinstance(part, str) and (part in tags or "[" in part)
+
+
+def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each {kind, params} block names a registered component with valid params."""
+    from dcsim.fabric.topology import TOPOLOGIES
+    from dcsim.policies import PLACEMENTS, SCHEDULERS
+
+    problems = []
+    for key, registry in (("topology", TOPOLOGIES), ("scheduler", SCHEDULERS),
+                          ("placement", PLACEMENTS)):
+        block: KindParams = getattr(sc, key)
+        if block.kind not in registry:
+            msg = f"unknown {registry.what} {block.kind!r}; valid: {', '.join(registry.names())}"
+            problems.append(Problem(*doc.where((key, "kind")), f"{key}.kind", msg))
+            continue
+        try:
+            registry.get(block.kind).Params(**block.params)
+        except ValidationError as exc:
+            problems += _pydantic_problems(exc, doc, (key, "params"))
+    return problems
+
+
+def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
+    """The trace exists and its rows are valid (or skipped, if the scenario says so)."""
+    from dcsim.workload.trace import read_dcsim_csv
+
+    trace = sc.workload.trace
+    if trace is None:
+        return []
+    if not sc.resolve_path(trace.path).is_file():
+        path = ("workload", "trace", "path")
+        msg = f"trace file not found: {sc.resolve_path(trace.path)}"
+        return [Problem(*doc.where(path), key_path(path), msg)]
+    try:
+        read_dcsim_csv(sc.resolve_path(trace.path), trace.skip_bad_rows)
+    except ScenarioError as exc:
+        return exc.problems
+    return []
+
+
+def _check_build(sc: Scenario, doc: Located) -> list[Problem]:
+    """The cluster and its topology can be built (e.g. every link has bandwidth > 0)."""
+    from dcsim.hardware import build_cluster, build_network
+
+    try:
+        build_network(sc, build_cluster(sc))
+    except ValueError as exc:
+        return [Problem(*doc.where(("topology",)), "topology", str(exc))]
+    return []
+
+
+def _validate(doc: Located, base_dir: str) -> Scenario:
+    if not isinstance(doc.data, dict):
+        raise ScenarioError([Problem(doc.source, 1, "", "a scenario must be a YAML mapping")])
+    try:
+        sc = Scenario.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ScenarioError(_pydantic_problems(exc, doc)) from None
+    sc._base_dir = base_dir
+    problems = _check_kinds(sc, doc)
+    problems += _check_files(sc, doc) if not problems else []
+    problems += _check_build(sc, doc) if not problems else []
+    if problems:
+        raise ScenarioError(problems)
+    return sc
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> dict:
+    """Apply `key.path=value` overrides (value parsed as YAML) to a copy of `data`."""
+    import copy
+
+    import yaml
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ScenarioError([Problem(source, None, item, "expected key.path=value")])
+        node: Any = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            idx: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+            if isinstance(node, dict) and idx not in node:
+                node[idx] = {}  # a section the file leaves to its defaults
+            try:
+                node = node[idx]
+            except (KeyError, IndexError, TypeError):
+                raise ScenarioError([Problem(source, None, key, f"no such key {part!r}")]) from None
+        last = parts[-1]
+        if isinstance(node, list) and last.isdigit():
+            if int(last) >= len(node):
+                raise ScenarioError([Problem(source, None, key, f"no such item {last}")])
+            node[int(last)] = yaml.safe_load(raw)
+        elif isinstance(node, dict):
+            node[last] = yaml.safe_load(raw)
+        else:
+            raise ScenarioError([Problem(source, None, key, "cannot set a key here")])
+    return data
+
+
+def _override_path(item: str, data: Any) -> tuple:
+    path: list[str | int] = []
+    node = data
+    for part in item.partition("=")[0].split("."):
+        key: str | int = int(part) if isinstance(node, list) and part.isdigit() else part
+        path.append(key)
+        node = node[key] if isinstance(node, dict | list) else None
+    return tuple(path)
+
+
+def load_scenario(
+    path: str | Path, overrides: list[str] | None = None, seed: int | None = None
+) -> Scenario:
+    """Read, override (`key.path=value`), and validate a scenario file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([Problem(source, None, "", f"cannot read: {exc.strerror}")]) from None
+    doc = parse_yaml(text, source)
+    if overrides or seed is not None:
+        if not isinstance(doc.data, dict):
+            raise ScenarioError([Problem(source, 1, "", "a scenario must be a YAML mapping")])
+        data = apply_overrides(doc.data, list(overrides or []))
+        given = {_override_path(item, data): item for item in overrides or []}
+        if seed is not None:
+            data["seed"] = seed
+            given[("seed",)] = f"--seed {seed}"
+        doc = Located(data, doc.lines, source, given)
+    return _validate(doc, str(path.parent))
+
+
+def scenario_from_dict(data: dict, source: str = "<dict>", base_dir: str = ".") -> Scenario:
+    """Validate a scenario given as a Python dict (notebooks, sweeps, tests)."""
+    return _validate(Located(data, {}, source), base_dir)
