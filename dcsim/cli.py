@@ -160,9 +160,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def memory_fields(memory: Any) -> dict[str, float]:
+    return {k: getattr(memory, k) for k in ("weights", "gradients", "optimizer", "activations",
+                                            "buffers")}
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     from dcsim.engine import Simulation
-    from dcsim.perf import memory_per_gpu_bytes
+    from dcsim.perf.memory import memory_breakdown
     from dcsim.scenario import load_scenario
 
     scenario = load_scenario(_scenario_path(args.scenario), args.overrides, args.seed)
@@ -170,28 +175,33 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     rows = []
     for spec in sim.workload.jobs:
         est, reason = sim.estimate_alone(spec)
+        memory = memory_breakdown(spec)
         row: dict[str, Any] = {"name": spec.name, "num_gpus": spec.num_gpus,
-                               "memory_per_gpu_gb": memory_per_gpu_bytes(spec) / 1e9}
+                               "memory_per_gpu_gb": memory.total / 1e9,
+                               **{f"memory_{k}_gb": v / 1e9 for k, v in
+                                  memory_fields(memory).items()}}
         if est is None:
             row["rejected"] = reason
         else:
             row.update(iteration_s=est.iteration_s, compute_s=est.compute_s,
-                       bubble_s=est.bubble_s, dp_comm_s=est.dp_comm_s,
-                       model_tflops_per_gpu=est.model_flop_s_per_gpu / 1e12, mfu=est.mfu)
+                       tp_comm_s=est.tp_comm_s, bubble_s=est.bubble_s, dp_comm_s=est.dp_comm_s,
+                       optimizer_s=est.optimizer_s, data_stall_s=est.data_stall_s,
+                       model_tflops_per_gpu=est.model_flop_s_per_gpu / 1e12,
+                       hardware_tflops_per_gpu=est.hardware_flop_s_per_gpu / 1e12, mfu=est.mfu)
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    header = f"{'job':<24}{'GPUs':>6}{'iter':>11}{'compute':>11}{'bubble':>10}{'DP comm':>10}" \
-             f"{'TFLOP/s':>9}{'MFU':>7}{'state GB':>10}"
-    print(header)
+    print(f"{'job':<24}{'GPUs':>6}{'iter s':>10}{'compute':>9}{'TP comm':>9}{'bubble':>9}"
+          f"{'DP comm':>9}{'optim':>8}{'TFLOP/s':>9}{'HW':>7}{'MFU':>7}{'mem GB':>8}")
     for r in rows:
         if "rejected" in r:
             print(f"{r['name']:<24}{r['num_gpus']:>6}  rejected: {r['rejected']}")
             continue
-        print(f"{r['name']:<24}{r['num_gpus']:>6}{r['iteration_s']:>10.4f}s"
-              f"{r['compute_s']:>10.4f}s{r['bubble_s']:>9.4f}s{r['dp_comm_s']:>9.4f}s"
-              f"{r['model_tflops_per_gpu']:>9.1f}{r['mfu']:>7.1%}{r['memory_per_gpu_gb']:>10.1f}")
+        print(f"{r['name']:<24}{r['num_gpus']:>6}{r['iteration_s']:>10.4f}{r['compute_s']:>9.4f}"
+              f"{r['tp_comm_s']:>9.4f}{r['bubble_s']:>9.4f}{r['dp_comm_s']:>9.4f}"
+              f"{r['optimizer_s']:>8.4f}{r['model_tflops_per_gpu']:>9.1f}"
+              f"{r['hardware_tflops_per_gpu']:>7.1f}{r['mfu']:>7.1%}{r['memory_per_gpu_gb']:>8.1f}")
     return EXIT_OK
 
 

@@ -16,10 +16,14 @@ from collections.abc import Callable, Sequence
 import simpy
 
 from dcsim import __version__
+from dcsim.catalog import GpuSpec
+from dcsim.fabric.network import RingPath
 from dcsim.hardware import Cluster, build_cluster, build_network
 from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import Event, JobRecord, Level, Recorder, Segment, summarize
-from dcsim.perf import FirstOrderStepModel, StepTimeModel, memory_per_gpu_bytes
+from dcsim.perf import FirstOrderStepModel, StepTimeModel
+from dcsim.perf.memory import memory_breakdown
+from dcsim.perf.calibrated import CalibratedStepModel
 from dcsim.perf.step import StepEstimate
 from dcsim.policies import PLACEMENTS, SCHEDULERS, Placement, ServerView
 from dcsim.results import Results
@@ -50,7 +54,9 @@ class Simulation:
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         place_cls = PLACEMENTS.get(scenario.placement.kind)
         self.placement = place_cls(place_cls.Params(**scenario.placement.params))
-        self.step_model = step_model or FirstOrderStepModel()
+        self.step_model = step_model or (
+            CalibratedStepModel() if scenario.engine.step_model == "calibrated"
+            else FirstOrderStepModel())
         self.workload = build_workload(scenario, self.streams)
         self.jobs = [JobState(i, spec) for i, spec in enumerate(self.workload.jobs)]
         self.recorder = Recorder()
@@ -145,9 +151,8 @@ class Simulation:
             elif by_type[name] < spec.num_gpus:
                 reasons.append(f"insufficient-gpus: needs {spec.num_gpus} GPUs of type {name}; "
                                f"the cluster has {by_type[name]}")
-            elif (need := memory_per_gpu_bytes(spec)) > gpu.memory_bytes:
-                reasons.append(f"out-of-memory: needs {need / 1e9:.1f} GB of model state per GPU "
-                               f"(weights, gradients, optimizer); {name} has "
+            elif (need := memory_breakdown(spec)).total > gpu.memory_bytes:
+                reasons.append(f"out-of-memory: needs {need.describe()}; {name} has "
                                f"{gpu.memory_bytes / 1e9:.0f} GB")
             else:
                 ok.append(name)
@@ -266,10 +271,22 @@ class Simulation:
         types, reason = self._admit(spec)
         if not types:
             return None, reason
+        return self._estimate(spec, self._empty_placement(spec, types)), ""
+
+    def placed_links(self, spec: JobSpec) -> tuple[GpuSpec, RingPath]:
+        """The GPU and the links a job gets on an otherwise empty cluster (validation, fits)."""
+        types, reason = self._admit(spec)
+        if not types:
+            raise ValueError(f"job {spec.name} cannot run: {reason}")
+        placement = self._empty_placement(spec, types)
+        gpu = self.cluster.servers[placement.server_ids[0]].gpu
+        return gpu, self.network.ring(placement.gpus_per_server())
+
+    def _empty_placement(self, spec: JobSpec, types: tuple[str, ...]) -> Placement:
         view = JobState(-1, spec, gpu_types=types).view(0.0)
         placement = self.placement.place(view, Cluster(list(self.cluster.servers)).views())
         assert placement is not None  # admitted jobs fit an empty cluster
-        return self._estimate(spec, placement), ""
+        return placement
 
     # ------------------------------------------------------------------ helpers
     def _estimate(self, spec: JobSpec, placement: Placement | None) -> StepEstimate:

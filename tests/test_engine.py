@@ -77,8 +77,9 @@ def test_jobs_that_can_never_run_are_rejected_with_a_reason(job, code):
 
 def test_out_of_memory_reason_has_the_numbers():
     res = run(small_scenario([small_job(model="gpt3-175b", global_batch=8)]))
-    assert "GB of model state per GPU" in res.jobs.iloc[0].reason
-    assert "a100-sxm4-80gb has 80 GB" in res.jobs.iloc[0].reason
+    reason = res.jobs.iloc[0].reason
+    assert "GB per GPU (weights " in reason and "optimizer" in reason and "activations" in reason
+    assert "a100-sxm4-80gb has 80 GB" in reason
 
 
 def test_horizon_leaves_jobs_unfinished_with_partial_progress():

@@ -40,6 +40,7 @@ class GpuSpec:
     memory_bytes: float
     nvlink_byte_s: float  # bidirectional total per GPU
     first_order_efficiency: float
+    sparse_tensor_cores: bool  # 2:4 structured sparsity runs at twice the dense rate
 
     def supports(self, dtype: str) -> bool:
         return dtype in self.peak_flop_s
@@ -72,6 +73,7 @@ class CnnArch:
     forward_gmacs: float
     params_m: float
     reference_image_size: int
+    layers: int  # convolution and fully connected layers (matrix-product kernels)
 
 
 def _load(filename: str) -> dict[str, dict[str, Any]]:
@@ -95,6 +97,7 @@ def gpus() -> dict[str, GpuSpec]:
             memory_bytes=float(d["memory_gb"]) * GB,
             nvlink_byte_s=float(d["nvlink_gbyte_s"]) * GB,
             first_order_efficiency=float(d["first_order_efficiency"]),
+            sparse_tensor_cores=bool(d["sparse_tensor_cores"]),
         )
     return out
 

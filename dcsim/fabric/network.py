@@ -9,6 +9,7 @@ sharing between jobs at this level: the flow-level fabric (issue 4) replaces thi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -17,14 +18,21 @@ from dcsim.fabric.topology import server_node
 __all__ = ["Network", "RingPath"]
 
 
+@dataclass(frozen=True, slots=True)
 class RingPath:
-    """Per-GPU bandwidth (bytes/s, one direction) and per-step latency of a ring."""
+    """What a job's collectives see. `bandwidth_byte_s` and `latency_s`: per GPU (one direction)
+    and per step, of a ring through all of the job's servers (its data-parallel rings);
+    `intra_*`: inside one server (tensor-parallel groups); `servers`: how many it spans."""
 
-    __slots__ = ("bandwidth_byte_s", "latency_s")
+    bandwidth_byte_s: float
+    latency_s: float
+    intra_byte_s: float = 0.0  # 0: same as bandwidth_byte_s
+    intra_latency_s: float = 0.0
+    servers: int = 1
 
-    def __init__(self, bandwidth_byte_s: float, latency_s: float) -> None:
-        self.bandwidth_byte_s = bandwidth_byte_s
-        self.latency_s = latency_s
+    @property
+    def intra_bandwidth(self) -> float:
+        return self.intra_byte_s or self.bandwidth_byte_s
 
 
 class Network:
@@ -65,10 +73,10 @@ class Network:
         ids = sorted(gpus_per_server)
         intra = min(self._intra[s] for s in ids)
         if len(ids) == 1:
-            return RingPath(intra, self._intra_latency_s)
+            return RingPath(intra, self._intra_latency_s, intra, self._intra_latency_s, 1)
         bandwidth, latency = intra, 0.0
         for a, b in zip(ids, ids[1:] + ids[:1], strict=False):
             flow, lat = self._pair(a, b)
             bandwidth = min(bandwidth, flow / gpus_per_server[a])
             latency = max(latency, lat)
-        return RingPath(bandwidth, latency)
+        return RingPath(bandwidth, latency, intra, self._intra_latency_s, len(ids))

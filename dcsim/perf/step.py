@@ -41,10 +41,18 @@ class StepEstimate:
     hardware_flop: float
     num_gpus: int
     peak_flop_s: float
+    tp_comm_s: float = 0.0  # tensor-parallel collectives on the critical device
+    optimizer_s: float = 0.0
+    data_stall_s: float = 0.0  # waiting for input data (the storage model sets it)
 
     @property
     def model_flop_s_per_gpu(self) -> float:
         return self.model_flop / (self.iteration_s * self.num_gpus)
+
+    @property
+    def hardware_flop_s_per_gpu(self) -> float:
+        """FLOP/s the GPUs execute, recompute included."""
+        return self.hardware_flop / (self.iteration_s * self.num_gpus)
 
     @property
     def mfu(self) -> float:

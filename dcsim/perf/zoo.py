@@ -29,6 +29,9 @@ class ModelStats:
     forward_flop_per_sample: float
     layer_forward_flop_per_sample: float  # the part of forward that full recompute repeats
     attention_flop_per_sample: float  # the part that selective recompute repeats
+    kernels_per_sample: int = 1  # matrix-product kernels of one forward pass (non-transformers)
+    activation_elems_per_sample: float = 0.0  # layer outputs one forward pass writes
+    lookup_bytes_per_sample: float = 0.0  # embedding rows gathered and updated (DLRM)
 
     def training_flop_per_sample(self) -> float:
         """Model FLOPs of one forward and backward pass (backward = 2 x forward)."""
@@ -47,13 +50,16 @@ def _transformer(m: GptModel) -> ModelStats:
     ffn = m.ffn_hidden or 4 * h
     kv = h * (m.kv_heads or m.heads) // m.heads
     mlp_mats = 3 if m.gated_mlp else 2
+    experts = m.moe_experts or 1  # parameters of all experts; FLOPs of the top-k routed ones
+    routed = m.moe_top_k if m.moe_experts else 1
     proj = 2 * s * (2 * h * h + 2 * h * kv)
     attn = 4 * s * s * h
-    mlp = 2 * s * h * ffn * mlp_mats
+    mlp = 2 * s * h * ffn * mlp_mats * routed
     layer = proj + attn + mlp
     logits = 2 * s * h * vocab
     # weights + biases + two layer norms per layer; embeddings (tied output) + positions
-    layer_params = 2 * h * h + 2 * h * kv + mlp_mats * h * ffn + (3 * h + 2 * kv + ffn) + 4 * h
+    layer_params = (2 * h * h + 2 * h * kv + mlp_mats * h * ffn * experts
+                    + (3 * h + 2 * kv + ffn) + 4 * h)
     params = n_layers * layer_params + vocab * h + s * h
     return ModelStats(
         kind=m.kind,
@@ -69,7 +75,8 @@ def _cnn(m: CnnModel) -> ModelStats:
     arch = catalog.cnn_archs()[m.arch]
     size = m.image_size or arch.reference_image_size
     fwd = 2.0 * arch.forward_gmacs * 1e9 * (size / arch.reference_image_size) ** 2
-    return ModelStats(m.kind, arch.params_m * 1e6, 0.0, fwd, fwd, 0.0)
+    return ModelStats(m.kind, arch.params_m * 1e6, 0.0, fwd, fwd, 0.0,
+                      kernels_per_sample=arch.layers)
 
 
 def _mlp_counts(sizes: list[int]) -> tuple[float, float]:
@@ -86,12 +93,18 @@ def _dlrm(m: DlrmModel) -> ModelStats:
     interaction_f = 2.0 * pairs * d
     top_p, top_f = _mlp_counts([m.bottom_mlp[-1] + pairs, *m.top_mlp])
     fwd = bottom_f + interaction_f + top_f
-    return ModelStats(m.kind, bottom_p + top_p, float(sum(m.embedding_rows) * d), fwd, fwd, 0.0)
+    # fp32 rows: gathered forward, gradient scattered and row updated backward (3 passes)
+    lookups = 3.0 * len(m.embedding_rows) * d * 4
+    return ModelStats(m.kind, bottom_p + top_p, float(sum(m.embedding_rows) * d), fwd, fwd, 0.0,
+                      kernels_per_sample=len(m.bottom_mlp) + len(m.top_mlp) + 1,
+                      activation_elems_per_sample=float(sum(m.bottom_mlp) + sum(m.top_mlp)),
+                      lookup_bytes_per_sample=lookups)
 
 
 def _mlp(m: MlpModel) -> ModelStats:
     params, fwd = _mlp_counts([m.inputs, *m.hidden, m.outputs])
-    return ModelStats(m.kind, params, 0.0, fwd, fwd, 0.0)
+    return ModelStats(m.kind, params, 0.0, fwd, fwd, 0.0, kernels_per_sample=len(m.hidden) + 1,
+                      activation_elems_per_sample=float(sum(m.hidden) + m.outputs))
 
 
 def _custom(m: CustomModel) -> ModelStats:

@@ -62,9 +62,15 @@ class GptModel(ModelBase):
     vocab: PosInt
     ffn_hidden: PosInt | None = None
     gated_mlp: bool = False
+    moe_experts: PosInt | None = None  # mixture of experts: this many MLP experts per layer
+    moe_top_k: PosInt = 2  # experts each token is routed to
+    flash_attention: bool = True  # fused attention: no s x s scores in memory
 
     @model_validator(mode="after")
     def _heads_divide(self) -> GptModel:
+        if self.moe_experts is not None and self.moe_top_k > self.moe_experts:
+            raise ValueError(f"moe_top_k ({self.moe_top_k}) must be <= moe_experts "
+                             f"({self.moe_experts})")
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.kv_heads is not None and self.heads % self.kv_heads:
@@ -133,16 +139,42 @@ ModelSpec = Annotated[
 
 # ----------------------------------------------------------------------------- jobs
 class Parallelism(Strict):
+    """How a job is split over its tp x pp x dp GPUs (docs/step-time-model.md)."""
+
     tp: PosInt = 1
     pp: PosInt = 1
     dp: PosInt = 1
     micro_batch: PosInt = 1
     virtual_stages: PosInt = 1
     recompute: Literal["none", "selective", "full"] = "none"
+    sequence_parallel: bool = False  # shard layer norms and dropout over the tp group
+    schedule: Literal["gpipe", "1f1b", "interleaved"] | None = None  # None: by virtual_stages
+    zero: Literal[0, 1, 2, 3] = 0  # ZeRO stage (3 = FSDP): shard optimizer, grads, weights
+    overlap_grad_comm: bool = True  # overlap the dp gradient reduction with backward compute
+    overlap_tp_comm: bool = False  # overlap tensor-parallel collectives with matrix products
+    grad_reduce_dtype: Literal["fp32", "bf16"] = "fp32"  # dtype of the dp gradient reduction
+    ep: PosInt = 1  # expert parallel (MoE): experts split over ep of the dp ranks
 
     @property
     def num_gpus(self) -> int:
         return self.tp * self.pp * self.dp
+
+    @property
+    def pipeline_schedule(self) -> str:
+        if self.schedule is not None:
+            return self.schedule
+        return "interleaved" if self.virtual_stages > 1 else "1f1b"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Parallelism:
+        if self.schedule in ("gpipe", "1f1b") and self.virtual_stages > 1:
+            raise ValueError(f"the {self.schedule} schedule has no virtual stages "
+                             f"(virtual_stages {self.virtual_stages}); use interleaved")
+        if self.sequence_parallel and self.tp == 1:
+            raise ValueError("sequence_parallel needs tensor parallelism (tp > 1)")
+        if self.dp % self.ep:
+            raise ValueError(f"ep ({self.ep}) must divide dp ({self.dp})")
+        return self
 
 
 class JobSpec(Strict):
@@ -158,6 +190,8 @@ class JobSpec(Strict):
     gpu_type: str | None = None
     priority: int = 0
     user: str | None = None
+    sparsity: Literal["none", "2:4"] = "none"  # structured 2:4 weight sparsity (sparse cores)
+    prune_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0  # unstructured magnitude pruning
 
     @field_validator("model", mode="before")
     @classmethod
@@ -187,6 +221,15 @@ class JobSpec(Strict):
             )
         if p.virtual_stages > 1 and p.pp == 1:
             raise ValueError("virtual_stages > 1 needs pipeline parallelism (pp > 1)")
+        if p.pipeline_schedule == "interleaved" and p.pp > 1:
+            m_per_pipe = self.global_batch // per_step
+            if m_per_pipe % p.pp:
+                raise ValueError(f"the interleaved schedule needs the micro-batches per pipeline "
+                                 f"({m_per_pipe}) to be a multiple of pp ({p.pp})")
+        if p.ep > 1 and not (isinstance(m, GptModel) and m.moe_experts):
+            raise ValueError("expert parallelism (ep > 1) needs a model with moe_experts")
+        if isinstance(m, GptModel) and m.moe_experts and m.moe_experts % p.ep:
+            raise ValueError(f"ep ({p.ep}) must divide moe_experts ({m.moe_experts})")
         if isinstance(m, GptModel):
             if m.heads % p.tp:
                 raise ValueError(f"tp ({p.tp}) must divide the number of heads ({m.heads})")
@@ -290,6 +333,7 @@ class KindParams(Strict):
 
 class Engine(Strict):
     fidelity: Literal["steady", "iteration"] = "steady"
+    step_model: Literal["calibrated", "first-order"] = "calibrated"
 
 
 class Outputs(Strict):

@@ -1,0 +1,158 @@
+"""The calibrated step-time model: operation-level costs, executed pipeline schedules,
+tensor/pipeline/data/expert-parallel communication, and memory per GPU.
+
+One iteration of a transformer job = the pipeline schedule of its micro-batches (each stage's
+forward and backward built from `transformer.layer_cost`, the logits on the last stage, a
+point-to-point transfer between stages) + the data-parallel gradient reduction not hidden
+behind the last micro-batch's backward + the optimizer step. Other models (CNN, DLRM, MLP,
+custom) run data-parallel only, as one roofline pass over their FLOPs and bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dcsim.catalog import GpuSpec
+from dcsim.fabric.network import RingPath
+from dcsim.perf.costs import Collectives, Device
+from dcsim.perf.profile import DeviceProfile, profile_for
+from dcsim.perf.schedule import pipeline_makespan
+from dcsim.perf.step import StepEstimate
+from dcsim.perf.transformer import act_bytes, head_cost, layer_cost
+from dcsim.perf.zoo import model_stats
+from dcsim.scenario import GptModel, JobSpec
+from dcsim.units import DTYPE_BYTES
+
+__all__ = ["CalibratedStepModel", "SPARSE_SPEEDUP"]
+
+SPARSE_SPEEDUP = 2.0  # 2:4 structured sparsity on Ampere/Hopper sparse tensor cores
+OPTIMIZER_BYTES_PER_PARAM = 32  # Adam: read weights, grads, m, v (fp32), write weights, m, v
+
+
+@dataclass(frozen=True, slots=True)
+class _Pipeline:
+    makespan_s: float
+    compute_s: float  # compute per device over the iteration (critical stage)
+    tp_comm_s: float
+    last_backward_s: float  # one micro-batch's backward through a device's chunks
+    first_forward_s: float  # one micro-batch's forward through a device's chunks
+
+
+class CalibratedStepModel:
+    """Step-time model with fitted device profiles (`profiles` overrides the shipped ones)."""
+
+    def __init__(self, profiles: dict[str, DeviceProfile] | None = None) -> None:
+        self._profiles = profiles or {}
+        self._cache: dict[tuple, StepEstimate] = {}
+
+    def profile(self, gpu: GpuSpec) -> DeviceProfile:
+        return self._profiles.get(gpu.name) or profile_for(gpu.name, gpu.first_order_efficiency)
+
+    def device(self, job: JobSpec, gpu: GpuSpec) -> Device:
+        sparse = SPARSE_SPEEDUP if job.sparsity == "2:4" and gpu.sparse_tensor_cores else 1.0
+        return Device(gpu, self.profile(gpu), job.precision, sparse)
+
+    def estimate(self, job: JobSpec, gpu: GpuSpec, ring: RingPath) -> StepEstimate:
+        key = (job.model_dump_json(exclude={"name", "arrival_s", "iterations", "priority",
+                                            "user"}), gpu.name, ring)
+        if key not in self._cache:
+            self._cache[key] = self._estimate(job, gpu, ring)
+        return self._cache[key]
+
+    def _estimate(self, job: JobSpec, gpu: GpuSpec, ring: RingPath) -> StepEstimate:
+        dev = self.device(job, gpu)
+        stats = model_stats(job.model)
+        p = job.parallelism
+        samples = job.global_batch
+        model_flop = stats.training_flop_per_sample() * samples
+        if isinstance(job.model, GptModel):
+            pipe = self._pipeline(job.model, job, dev, ring)
+            hardware_flop = (stats.training_flop_per_sample()
+                             + stats.recompute_flop_per_sample(p.recompute)) * samples
+        else:
+            pipe = self._dense_pass(job, dev, stats)
+            hardware_flop = model_flop
+        local_params = stats.params / (p.tp * p.pp) * (1 - job.prune_fraction)
+        exposed_dp = self._dp_exposed(job, local_params, ring, dev.profile, pipe)
+        shard = p.dp if p.zero >= 1 else 1
+        optimizer_s = dev.memory(local_params / shard * OPTIMIZER_BYTES_PER_PARAM)
+        iteration = pipe.makespan_s + exposed_dp + optimizer_s
+        return StepEstimate(
+            iteration_s=iteration, compute_s=pipe.compute_s,
+            bubble_s=max(0.0, pipe.makespan_s - pipe.compute_s - pipe.tp_comm_s),
+            dp_comm_s=exposed_dp, model_flop=model_flop, hardware_flop=hardware_flop,
+            num_gpus=job.num_gpus, peak_flop_s=dev.peak, tp_comm_s=pipe.tp_comm_s,
+            optimizer_s=optimizer_s)
+
+    # ------------------------------------------------------------------ pieces
+    def _pipeline(self, m: GptModel, job: JobSpec, dev: Device, ring: RingPath) -> _Pipeline:
+        p = job.parallelism
+        tp = Collectives(p.tp, ring.intra_bandwidth * dev.profile.nvlink_efficiency,
+                         ring.intra_latency_s)
+        ep_bw = ring.bandwidth_byte_s * (dev.profile.network_efficiency if ring.servers > 1
+                                         else dev.profile.nvlink_efficiency)
+        ep = Collectives(p.ep, ep_bw, ring.latency_s)
+        layer = layer_cost(m, job, dev, tp, ep)
+        chunks = p.pp * p.virtual_stages
+        per_chunk = m.layers // chunks
+        fwd = layer.forward * per_chunk
+        bwd = (layer.backward + layer.recompute) * per_chunk
+        head_f, head_b = head_cost(m, job, dev)
+        t_fwd = np.full(chunks, fwd.time_s)
+        t_bwd = np.full(chunks, bwd.time_s)
+        t_fwd[-1] += head_f.time_s
+        t_bwd[-1] += head_b.time_s
+        micro = job.global_batch // (p.dp * p.micro_batch)
+        p2p_bytes = p.micro_batch * m.seq_len * m.hidden * act_bytes(job.precision) / p.tp
+        p2p_bw = ring.bandwidth_byte_s if ring.servers > 1 else ring.intra_bandwidth
+        p2p = p2p_bytes / p2p_bw + ring.latency_s if p.pp > 1 else 0.0
+        makespan = pipeline_makespan(p.pipeline_schedule, p.pp, micro, p.virtual_stages,
+                                     t_fwd, t_bwd, p2p)
+        # the device with the last virtual stage does the most work: report its split
+        device_chunks = [(p.pp - 1) + c * p.pp for c in range(p.virtual_stages)]
+        compute = sum(t_fwd[c] + t_bwd[c] for c in device_chunks) * micro
+        comm_per_chunk = (layer.forward.comm_s + layer.backward.comm_s
+                          + layer.recompute.comm_s) * per_chunk
+        tp_comm = comm_per_chunk * p.virtual_stages * micro
+        last_backward = sum(t_bwd[c] for c in device_chunks)
+        first_forward = sum(t_fwd[c] for c in device_chunks)
+        return _Pipeline(makespan, compute - tp_comm, tp_comm, last_backward, first_forward)
+
+    def _dense_pass(self, job: JobSpec, dev: Device, stats) -> _Pipeline:
+        """Non-transformer models: data parallel only; one roofline pass per micro-batch."""
+        p = job.parallelism
+        b = p.micro_batch
+        kernels = max(1, stats.kernels_per_sample)
+        fwd_flop = stats.forward_flop_per_sample * b
+        per_kernel = fwd_flop / kernels
+        d = act_bytes(job.precision)
+        fwd_s = kernels * dev.gemm(per_kernel, stats.activation_elems_per_sample * b * d / kernels)
+        fwd_s += dev.memory(stats.lookup_bytes_per_sample * b)  # embedding gathers (DLRM)
+        bwd_s = 2 * fwd_s
+        micro = job.global_batch // (p.dp * b)
+        return _Pipeline(micro * (fwd_s + bwd_s), micro * (fwd_s + bwd_s), 0.0, bwd_s, fwd_s)
+
+    def _dp_exposed(self, job: JobSpec, local_params: float, ring: RingPath,
+                    prof: DeviceProfile, pipe: _Pipeline) -> float:
+        """Data-parallel communication not hidden behind compute. Without ZeRO: an all-reduce
+        of the gradients (in `grad_reduce_dtype`), overlapped with the last micro-batch's backward. With ZeRO
+        (the distributed optimizer): a reduce-scatter of the gradients (same window) and an
+        all-gather of the updated weights, overlapped with the next iteration's first forward;
+        ZeRO-3 gathers the weights once more for the backward."""
+        p = job.parallelism
+        if p.dp == 1:
+            return 0.0
+        grads = local_params * DTYPE_BYTES[p.grad_reduce_dtype]
+        weights = local_params * DTYPE_BYTES[job.precision]
+        eff = prof.network_efficiency if ring.servers > 1 else prof.nvlink_efficiency
+        ring_dp = Collectives(p.dp, ring.bandwidth_byte_s * eff, ring.latency_s)
+        back = pipe.last_backward_s if p.overlap_grad_comm else 0.0
+        front = pipe.first_forward_s if p.overlap_grad_comm else 0.0
+        if p.zero == 0:
+            return max(0.0, ring_dp.all_reduce(grads) - back)
+        gathers = 2 if p.zero == 3 else 1
+        return (max(0.0, ring_dp.reduce_scatter(grads) - back)
+                + max(0.0, gathers * ring_dp.all_gather(weights) - front))
+

@@ -1,0 +1,108 @@
+"""Memory per GPU: weights, gradients, optimizer states, activations and buffers.
+
+Model state per parameter on a GPU (Rajbhandari et al., ZeRO, 2020): weights in the training
+dtype (bf16/fp16: 2 bytes, fp32/tf32: 4, fp8/int8: 1 plus a 2-byte master copy for the update),
+gradients (2 bytes for 16-bit and 8-bit training, 4 for fp32), and Adam's fp32 master weights,
+first and second moments (12 bytes; 8 when training in fp32, whose weights are the master copy).
+ZeRO-1 shards the optimizer states over the dp ranks, ZeRO-2 also the gradients, ZeRO-3 (FSDP)
+also the weights. Unstructured pruning stores (1 - fraction) of the weights, gradients and
+optimizer states; its weights are stored sparse (value plus a 4-byte index) only where that is
+smaller than dense. 2:4 sparsity stores half the weights plus 2 bits of metadata per kept one.
+Activations: per layer and micro-batch from `transformer.activation_bytes`, times the layers a
+device holds, times the micro-batches in flight (1F1B: the first stage holds p; interleaved:
+p (1 + (p - 1) / (p v)); GPipe: all m). Buffers: the fp32 logits of one micro-batch on the last
+stage and a fixed workspace (CUDA context, NCCL and allocator slack).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from dcsim.perf.transformer import activation_bytes
+from dcsim.perf.zoo import ModelStats, model_stats
+from dcsim.scenario import GptModel, JobSpec
+from dcsim.units import DTYPE_BYTES
+
+__all__ = ["MemoryBreakdown", "memory_breakdown", "WORKSPACE_BYTES"]
+
+WORKSPACE_BYTES = 2e9  # CUDA context, NCCL buffers, allocator fragmentation (rule of thumb)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryBreakdown:
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    buffers: float
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.buffers
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k} {v / 1e9:.1f}" for k, v in asdict(self).items())
+        return f"{self.total / 1e9:.1f} GB per GPU ({parts} GB)"
+
+
+def _state_bytes(job: JobSpec) -> tuple[float, float, float]:
+    """(weights, gradients, optimizer) bytes per parameter before sharding."""
+    dtype = DTYPE_BYTES[job.precision]
+    if dtype >= 4:
+        weights, grads, optim = 4.0, 4.0, 8.0
+    else:
+        weights, grads, optim = float(dtype) + (2.0 if dtype == 1 else 0.0), 2.0, 12.0
+    if job.sparsity == "2:4":
+        weights = weights / 2 + 0.25 / 2  # half the values plus 2 bits of metadata each
+    keep = 1.0 - job.prune_fraction
+    if job.prune_fraction:
+        weights = min(weights, keep * (weights + 4.0))  # values plus a 4-byte index
+        grads, optim = grads * keep, optim * keep
+    return weights, grads, optim
+
+
+def _in_flight(job: JobSpec, micro: int) -> float:
+    p = job.parallelism
+    schedule = p.pipeline_schedule
+    if p.pp == 1:
+        return 1.0
+    if schedule == "gpipe":
+        return float(micro)
+    if schedule == "interleaved":
+        return p.pp * (1 + (p.pp - 1) / (p.pp * p.virtual_stages))
+    return float(min(p.pp, micro))
+
+
+def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBreakdown:
+    stats = stats or model_stats(job.model)
+    p = job.parallelism
+    w, g, o = _state_bytes(job)
+    dense = stats.params / (p.tp * p.pp)
+    if isinstance(job.model, GptModel) and job.model.moe_experts:
+        dense = _moe_local_params(job.model, job, stats)
+    shard_o = p.dp if p.zero >= 1 else 1
+    shard_g = p.dp if p.zero >= 2 else 1
+    shard_w = p.dp if p.zero >= 3 else 1
+    sharded = stats.sharded_params / job.num_gpus * 8.0  # embedding tables: fp32 + SGD state
+    weights = dense * w / shard_w + sharded
+    gradients = dense * g / shard_g
+    optimizer = dense * o / shard_o
+    micro = job.global_batch // (p.dp * p.micro_batch)
+    activations, buffers = 0.0, WORKSPACE_BYTES
+    if isinstance(job.model, GptModel):
+        m = job.model
+        layers = m.layers / p.pp
+        activations = activation_bytes(m, job) * layers * _in_flight(job, micro)
+        buffers += p.micro_batch * m.seq_len * m.vocab / p.tp * 4.0
+    return MemoryBreakdown(weights, gradients, optimizer, activations, buffers)
+
+
+def _moe_local_params(m: GptModel, job: JobSpec, stats: ModelStats) -> float:
+    """Parameters on one GPU with the MLP experts split over ep ranks."""
+    p = job.parallelism
+    h = m.hidden
+    f = m.ffn_hidden or 4 * h
+    expert = (3 if m.gated_mlp else 2) * h * f
+    experts = m.layers * expert * (m.moe_experts or 1)
+    dense = stats.params - experts
+    return dense / (p.tp * p.pp) + experts / (p.tp * p.pp * p.ep)
