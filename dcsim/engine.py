@@ -22,8 +22,8 @@ from dcsim.hardware import Cluster, build_cluster, build_network
 from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import Event, JobRecord, Level, Recorder, Segment, summarize
 from dcsim.perf import FirstOrderStepModel, StepTimeModel
-from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.calibrated import CalibratedStepModel
+from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.step import StepEstimate
 from dcsim.policies import PLACEMENTS, SCHEDULERS, Placement, ServerView
 from dcsim.results import Results

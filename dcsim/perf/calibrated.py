@@ -137,8 +137,8 @@ class CalibratedStepModel:
     def _dp_exposed(self, job: JobSpec, local_params: float, ring: RingPath,
                     prof: DeviceProfile, pipe: _Pipeline) -> float:
         """Data-parallel communication not hidden behind compute. Without ZeRO: an all-reduce
-        of the gradients (in `grad_reduce_dtype`), overlapped with the last micro-batch's backward. With ZeRO
-        (the distributed optimizer): a reduce-scatter of the gradients (same window) and an
+        of the gradients (in `grad_reduce_dtype`), overlapped with the last micro-batch's
+        backward. With ZeRO (the distributed optimizer): a reduce-scatter of the gradients (same window) and an
         all-gather of the updated weights, overlapped with the next iteration's first forward;
         ZeRO-3 gathers the weights once more for the backward."""
         p = job.parallelism
