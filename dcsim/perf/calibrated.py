@@ -138,9 +138,9 @@ class CalibratedStepModel:
                     prof: DeviceProfile, pipe: _Pipeline) -> float:
         """Data-parallel communication not hidden behind compute. Without ZeRO: an all-reduce
         of the gradients (in `grad_reduce_dtype`), overlapped with the last micro-batch's
-        backward. With ZeRO (the distributed optimizer): a reduce-scatter of the gradients (same window) and an
-        all-gather of the updated weights, overlapped with the next iteration's first forward;
-        ZeRO-3 gathers the weights once more for the backward."""
+        backward. With ZeRO (the distributed optimizer): a reduce-scatter of the gradients
+        (same window) and an all-gather of the updated weights, overlapped with the next
+        iteration's first forward; ZeRO-3 gathers the weights once more for the backward."""
         p = job.parallelism
         if p.dp == 1:
             return 0.0

@@ -8,8 +8,9 @@ efficiency, kernel overhead) that minimizes mean + max absolute relative error o
 GPU's rows (Nelder-Mead from several starting points, parameters kept in their physical ranges).
 The link efficiencies are not fitted: they come from the NCCL bus bandwidths of
 data/reference/README.md section 3 (LINK_EFFICIENCY below). H200 gets the H100 parameters (same
-compute and NVLink; its own HBM bandwidth and memory come from the catalog). GPUs without reference rows (V100, A100 PCIe) get no fitted profile and
-use the generic one (see dcsim.perf.profile.profile_for). Writes the YAML with provenance.
+compute and NVLink; its own HBM bandwidth and memory come from the catalog). GPUs without
+reference rows (V100, A100 PCIe) get no fitted profile and use the generic one (see
+dcsim.perf.profile.profile_for). Writes the YAML with provenance.
 """
 
 from __future__ import annotations
