@@ -112,12 +112,12 @@ class CalibratedStepModel:
                                      t_fwd, t_bwd, p2p)
         # the device with the last virtual stage does the most work: report its split
         device_chunks = [(p.pp - 1) + c * p.pp for c in range(p.virtual_stages)]
-        compute = sum(t_fwd[c] + t_bwd[c] for c in device_chunks) * micro
+        compute = float(sum(t_fwd[c] + t_bwd[c] for c in device_chunks)) * micro
         comm_per_chunk = (layer.forward.comm_s + layer.backward.comm_s
                           + layer.recompute.comm_s) * per_chunk
         tp_comm = comm_per_chunk * p.virtual_stages * micro
-        last_backward = sum(t_bwd[c] for c in device_chunks)
-        first_forward = sum(t_fwd[c] for c in device_chunks)
+        last_backward = float(sum(t_bwd[c] for c in device_chunks))
+        first_forward = float(sum(t_fwd[c] for c in device_chunks))
         return _Pipeline(makespan, compute - tp_comm, tp_comm, last_backward, first_forward)
 
     def _dense_pass(self, job: JobSpec, dev: Device, stats) -> _Pipeline:

@@ -1,0 +1,154 @@
+"""The calibrated step-time model: schedules, parallelism, precision, sparsity, memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from dcsim import catalog
+from dcsim.fabric.network import RingPath
+from dcsim.perf.calibrated import CalibratedStepModel
+from dcsim.perf.memory import memory_breakdown
+from dcsim.perf.schedule import device_orders, run_schedule
+from dcsim.scenario import JobSpec
+
+A100, H100, V100 = (catalog.gpus()[n] for n in ("a100-sxm4-80gb", "h100-sxm5-80gb",
+                                                "v100-sxm2-32gb"))
+ONE_NODE = RingPath(300e9 * 0.77, 1e-6, 300e9, 1e-6, 1)
+TWO_NODES = RingPath(24e9, 2e-6, 300e9, 1e-6, 2)
+
+
+def job(model=None, precision="bf16", batch=32, **par) -> JobSpec:
+    model = model or {"kind": "gpt", "layers": 8, "hidden": 4096, "heads": 32, "seq_len": 2048,
+                      "vocab": 50000}
+    extra = {k: par.pop(k) for k in ("sparsity", "prune_fraction") if k in par}
+    return JobSpec.model_validate({"name": "j", "model": model, "parallelism": par,
+                                   "global_batch": batch, "precision": precision,
+                                   "iterations": 1, **extra})
+
+
+def est(j, gpu=A100, ring=ONE_NODE):
+    return CalibratedStepModel().estimate(j, gpu, ring)
+
+
+# ----------------------------------------------------------------------------- schedules
+@pytest.mark.parametrize(("schedule", "p", "m", "v"), [
+    ("gpipe", 4, 8, 1), ("1f1b", 4, 8, 1), ("1f1b", 8, 64, 1), ("interleaved", 4, 8, 2),
+    ("interleaved", 8, 32, 4), ("1f1b", 6, 5, 1)])
+def test_uniform_bubble_matches_the_closed_form(schedule, p, m, v):
+    """With equal stages and free transfers the bubble is (p - 1) / (v m) (Narayanan et al.)."""
+    t_f, t_b = 1.0 / v, 2.0 / v
+    makespan = run_schedule(schedule, p, m, v, t_f, t_b)
+    ideal = m * v * (t_f + t_b)
+    assert (makespan - ideal) / ideal == pytest.approx((p - 1) / (v * m))
+
+
+def test_schedule_orders_are_complete_and_compiled_agrees():
+    for schedule, p, m, v in [("1f1b", 4, 6, 1), ("interleaved", 2, 4, 3), ("gpipe", 3, 2, 1)]:
+        orders = device_orders(schedule, p, m, v)
+        for ops in orders:
+            assert sorted(ops) == sorted({(k, c, i) for k in (0, 1) for c in range(v)
+                                          for i in range(m)})
+        assert run_schedule(schedule, p, m, v, 1.0, 2.0, 0.1) == pytest.approx(
+            run_schedule(schedule, p, m, v, 1.0, 2.0, 0.1, compiled=False))
+
+
+def test_schedule_errors():
+    with pytest.raises(ValueError, match="divisible by pp"):
+        device_orders("interleaved", 4, 6, 2)
+    with pytest.raises(ValueError, match="unknown pipeline schedule"):
+        device_orders("zigzag", 2, 2)
+
+
+def test_transfers_and_a_slow_last_stage_lengthen_the_pipeline():
+    base = run_schedule("1f1b", 4, 8, 1, 1.0, 2.0)
+    assert run_schedule("1f1b", 4, 8, 1, 1.0, 2.0, t_p2p=0.1) > base
+    assert run_schedule("1f1b", 4, 8, 1, [1, 1, 1, 1.5], [2, 2, 2, 3]) > base + 8 * 1.5 - 1e-9
+
+
+# ----------------------------------------------------------------------------- parallelism
+def test_pipeline_bubble_shrinks_with_more_micro_batches_and_interleaving():
+    few = est(job(tp=1, pp=4, batch=8))
+    many = est(job(tp=1, pp=4, batch=64))
+    inter = est(job(tp=1, pp=4, batch=64, virtual_stages=2))
+    assert few.bubble_s / few.iteration_s > many.bubble_s / many.iteration_s
+    assert inter.bubble_s < many.bubble_s
+
+
+def test_tensor_parallel_pays_collectives_and_overlap_hides_them():
+    plain = est(job(tp=4))
+    assert plain.tp_comm_s > 0 and est(job(tp=1)).tp_comm_s == 0
+    assert est(job(tp=4, overlap_tp_comm=True)).tp_comm_s < plain.tp_comm_s
+    assert est(job(tp=4, sequence_parallel=True)).compute_s < plain.compute_s
+
+
+def test_recompute_costs_time_and_saves_memory():
+    times = [est(job(tp=2, recompute=r)).iteration_s for r in ("none", "selective", "full")]
+    assert times[0] <= times[1] < times[2]
+    mems = [memory_breakdown(job(tp=2, recompute=r, sequence_parallel=True)).activations
+            for r in ("none", "full")]
+    assert mems[1] < mems[0] / 5
+
+
+def test_data_parallel_overlap_and_zero():
+    across = dict(dp=8, batch=64)
+    plain = est(job(**across, overlap_grad_comm=False), ring=TWO_NODES)
+    overlapped = est(job(**across), ring=TWO_NODES)
+    assert 0 <= overlapped.dp_comm_s < plain.dp_comm_s
+    m0, m1, m3 = (memory_breakdown(job(**across, zero=z)) for z in (0, 1, 3))
+    assert m1.optimizer == pytest.approx(m0.optimizer / 8)
+    assert m3.weights == pytest.approx(m0.weights / 8) and m3.gradients == m0.gradients / 8
+
+
+def test_experts_add_all_to_all_and_divide_expert_memory():
+    moe = {"kind": "gpt", "layers": 4, "hidden": 2048, "heads": 16, "seq_len": 1024,
+           "vocab": 32000, "moe_experts": 8, "moe_top_k": 2}
+    one = memory_breakdown(job(moe, dp=8, batch=64))
+    split = memory_breakdown(job(moe, dp=8, ep=8, batch=64))
+    assert split.weights < one.weights / 3
+    assert est(job(moe, dp=8, ep=8, batch=64), ring=TWO_NODES).iteration_s > est(
+        job(moe, dp=8, batch=64), ring=TWO_NODES).iteration_s
+
+
+# ----------------------------------------------------------------------------- precision
+def test_precision_sets_the_compute_rate_and_the_bytes():
+    bf16, fp8 = est(job(precision="bf16"), H100), est(job(precision="fp8"), H100)
+    fp32 = est(job(precision="fp32"), H100)
+    assert fp8.iteration_s < bf16.iteration_s < fp32.iteration_s
+    assert (fp8.peak_flop_s, bf16.peak_flop_s) == (H100.peak_flop_s["fp8"],
+                                                   H100.peak_flop_s["bf16"])
+    assert memory_breakdown(job(precision="fp32")).weights == 2 * memory_breakdown(job()).weights
+
+
+def test_two_four_sparsity_speeds_up_only_on_sparse_tensor_cores():
+    dense_a, sparse_a = est(job()), est(job(sparsity="2:4"))
+    assert sparse_a.iteration_s < dense_a.iteration_s
+    assert sparse_a.model_flop == dense_a.model_flop  # MFU counts dense FLOPs
+    dense_v = est(job(precision="fp16"), V100)
+    assert est(job(precision="fp16", sparsity="2:4"), V100).iteration_s == pytest.approx(
+        dense_v.iteration_s)
+    assert memory_breakdown(job(sparsity="2:4")).weights < memory_breakdown(job()).weights
+
+
+def test_pruning_saves_memory_and_traffic_not_time():
+    full, pruned = job(dp=8, batch=64), job(dp=8, batch=64, prune_fraction=0.9)
+    assert memory_breakdown(pruned).total < memory_breakdown(full).total
+    plain = dict(overlap_grad_comm=False)
+    assert est(job(dp=8, batch=64, prune_fraction=0.9, **plain), ring=TWO_NODES).dp_comm_s < \
+        est(job(dp=8, batch=64, **plain), ring=TWO_NODES).dp_comm_s
+    assert est(pruned).compute_s == pytest.approx(est(full).compute_s, rel=0.02)
+
+
+def test_non_transformers_are_data_parallel_rooflines():
+    res = job("resnet50", precision="fp16", batch=256, dp=4, micro_batch=64)
+    e = est(res)
+    assert e.bubble_s == 0 and e.tp_comm_s == 0
+    assert 0.2 < e.mfu < 0.8
+    dlrm = est(job("dlrm-criteo", precision="fp32", batch=65536, dp=8, micro_batch=8192))
+    assert dlrm.iteration_s > 0
+
+
+def test_estimates_are_cached_per_job_shape():
+    model = CalibratedStepModel()
+    a = model.estimate(job(tp=2), A100, ONE_NODE)
+    b = model.estimate(job(tp=2).model_copy(update={"name": "other"}), A100, ONE_NODE)
+    assert a is b
