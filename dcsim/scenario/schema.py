@@ -177,6 +177,17 @@ class Parallelism(Strict):
         return self
 
 
+class ExecuteSpec(Strict):
+    """Really train the job's model through dcsim's kernels (small MLP or CNN models)."""
+
+    dataset: Literal["digits", "synthetic"] = "digits"
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    learning_rate: PosFloat = 0.05
+    eval_every: PosInt = 10  # iterations between accuracy evaluations on held-out data
+    prune_after: Annotated[float, Field(ge=0, le=1)] = 0.5  # fraction of iterations trained
+    # dense before pruning (prune_fraction or 2:4 sparsity) is applied; then fine-tuned masked
+
+
 class JobSpec(Strict):
     """One training job. `iterations` optimizer steps of `global_batch` samples each."""
 
@@ -192,6 +203,7 @@ class JobSpec(Strict):
     user: str | None = None
     sparsity: Literal["none", "2:4"] = "none"  # structured 2:4 weight sparsity (sparse cores)
     prune_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0  # unstructured magnitude pruning
+    execute: ExecuteSpec | None = None  # really train it (mlp, or cnn arch cifar10-cnn)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -230,6 +242,8 @@ class JobSpec(Strict):
             raise ValueError("expert parallelism (ep > 1) needs a model with moe_experts")
         if isinstance(m, GptModel) and m.moe_experts and m.moe_experts % p.ep:
             raise ValueError(f"ep ({p.ep}) must divide moe_experts ({m.moe_experts})")
+        if self.execute is not None:
+            self._check_executable()
         if isinstance(m, GptModel):
             if m.heads % p.tp:
                 raise ValueError(f"tp ({p.tp}) must divide the number of heads ({m.heads})")
@@ -243,6 +257,23 @@ class JobSpec(Strict):
             raise ValueError(
                 f"tensor/pipeline parallelism is modelled for transformers, not {m.kind}")
         return self
+
+    def _check_executable(self) -> None:
+        m, ex = self.model, self.execute
+        assert ex is not None
+        if isinstance(m, MlpModel):
+            if ex.dataset == "digits" and (m.inputs, m.outputs) != (64, 10):
+                raise ValueError("execute on digits needs an mlp with inputs 64 (8x8 pixels) and "
+                                 f"outputs 10, got inputs {m.inputs}, outputs {m.outputs}")
+        elif isinstance(m, CnnModel) and m.arch == "cifar10-cnn":
+            if ex.dataset != "synthetic" or (m.image_size or 32) != 32:
+                raise ValueError("execute with the cifar10-cnn needs dataset: synthetic "
+                                 "(32x32 RGB images made from the job's seed)")
+        else:
+            raise ValueError("execute trains an mlp or the cifar10-cnn; "
+                             f"this job's model is {m.kind}")
+        if self.num_gpus != 1:
+            raise ValueError("an executed job runs on one device (tp = pp = dp = 1)")
 
     @property
     def num_gpus(self) -> int:
