@@ -20,9 +20,19 @@ from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
 from dcsim.hardware import Cluster, build_cluster, build_network
 from dcsim.jobs import JobState, Reestimate, Status, Stop
-from dcsim.metrics import Event, JobRecord, Level, Recorder, Segment, summarize
+from dcsim.metrics import (
+    Event,
+    Execution,
+    JobRecord,
+    Level,
+    Recorder,
+    Segment,
+    TrainingRow,
+    summarize,
+)
 from dcsim.perf import FirstOrderStepModel, StepTimeModel
 from dcsim.perf.calibrated import CalibratedStepModel
+from dcsim.perf.profile import DeviceProfile, load_profile_file
 from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.step import StepEstimate
 from dcsim.policies import PLACEMENTS, SCHEDULERS, Placement, ServerView
@@ -55,7 +65,7 @@ class Simulation:
         place_cls = PLACEMENTS.get(scenario.placement.kind)
         self.placement = place_cls(place_cls.Params(**scenario.placement.params))
         self.step_model = step_model or (
-            CalibratedStepModel() if scenario.engine.step_model == "calibrated"
+            CalibratedStepModel(self._profiles()) if scenario.engine.step_model == "calibrated"
             else FirstOrderStepModel())
         self.workload = build_workload(scenario, self.streams)
         self.jobs = [JobState(i, spec) for i, spec in enumerate(self.workload.jobs)]
@@ -66,6 +76,13 @@ class Simulation:
         self._finished = 0
         self._steady = scenario.engine.fidelity == "steady"
         self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
+
+    def _profiles(self) -> dict[str, DeviceProfile]:
+        """Device profiles from the scenario's `engine.profiles` files (later files win)."""
+        out: dict[str, DeviceProfile] = {}
+        for path in self.scenario.engine.profiles:
+            out.update(load_profile_file(self.scenario.resolve_path(path)))
+        return out
 
     # ------------------------------------------------------------------ run
     def run(self, progress: ProgressFn | None = None) -> Results:
@@ -170,7 +187,23 @@ class Simulation:
         self._event(job, "started", f"{placement.num_gpus} GPUs on {len(placement.allocations)} "
                     f"server(s)")
         job.process = self.env.process(self._run_job(job))
+        if job.spec.execute is not None and job.preemptions == 0:
+            self._execute(job)
         self._level()
+
+    def _execute(self, job: JobState) -> None:
+        """Really train the job through the kernels (once, at its first start) and record its
+        losses and accuracies, and its measured time beside the simulated one."""
+        from dcsim.execute import train
+
+        assert job.estimate is not None
+        result = train(job.spec, self.streams.stream(f"execute.{job.job_id}"))
+        self.recorder.training += [
+            TrainingRow(job.job_id, r.iteration, r.loss, r.accuracy, r.phase)
+            for r in result.records]
+        self.recorder.executions.append(Execution(
+            job.job_id, result.iterations, result.wall_s, result.wall_s_per_iteration,
+            job.estimate.iteration_s, result.final_accuracy, result.sparsity_achieved))
 
     def _stop(self, job: JobState, reason: str) -> None:
         """Take a running job off its GPUs now; it loses the iteration in progress."""

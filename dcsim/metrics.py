@@ -64,6 +64,28 @@ class Level(NamedTuple):
     queued_jobs: int
 
 
+class TrainingRow(NamedTuple):
+    """One iteration of an executed job's real training (accuracy NaN where not evaluated)."""
+
+    job_id: int
+    iteration: int
+    loss: float
+    accuracy: float
+    phase: str
+
+
+class Execution(NamedTuple):
+    """An executed job: its measured wall time beside the simulated time (not deterministic)."""
+
+    job_id: int
+    iterations: int
+    wall_s: float
+    measured_iteration_s: float
+    simulated_iteration_s: float
+    final_accuracy: float
+    sparsity_achieved: float
+
+
 class Event(NamedTuple):
     time_s: float
     job_id: int
@@ -82,6 +104,8 @@ class Recorder:
         self.segments: list[Segment] = []
         self.levels: list[Level] = []
         self.events: list[Event] = []
+        self.training: list[TrainingRow] = []
+        self.executions: list[Execution] = []
 
     def frames(self) -> dict[str, pd.DataFrame]:
         jobs = pd.DataFrame([asdict(j) for j in self.jobs], columns=_columns(JobRecord))
@@ -90,6 +114,8 @@ class Recorder:
             "gpu_timeline": pd.DataFrame(self.levels, columns=Level._fields),
             "segments": pd.DataFrame(self.segments, columns=Segment._fields),
             "events": pd.DataFrame(self.events, columns=Event._fields),
+            "training": pd.DataFrame(self.training, columns=TrainingRow._fields),
+            "executions": pd.DataFrame(self.executions, columns=Execution._fields),
         }
 
 

@@ -13,11 +13,11 @@ import pandas as pd
 __all__ = ["Results", "load_results", "FILES"]
 
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
-         "events": "events.csv"}
+         "events": "events.csv", "training": "training.csv", "executions": "executions.csv"}
 # columns that are text even when every value looks like a number or is empty
 TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "gpu_type", "precision",
                                           "status", "reason")},
-                "events": {"event": str, "detail": str}}
+                "events": {"event": str, "detail": str}, "training": {"phase": str}}
 
 
 def _json_safe(value: Any) -> Any:
@@ -36,7 +36,8 @@ class Results:
 
     jobs: one row per job (docs/metrics.md lists the columns); gpu_timeline: allocated GPUs,
     running and queued jobs from each time on; segments: which job held how many GPUs of which
-    server when; events: the job lifecycle. `summary()` gives the headline numbers; `run` holds
+    server when; events: the job lifecycle; training: loss and accuracy per iteration of the
+    jobs that really trained (`execute`); executions: their measured vs simulated times. `summary()` gives the headline numbers; `run` holds
     the resolved scenario, seed, dcsim version and wall time.
     """
 
@@ -44,6 +45,8 @@ class Results:
     gpu_timeline: pd.DataFrame
     segments: pd.DataFrame
     events: pd.DataFrame
+    training: pd.DataFrame
+    executions: pd.DataFrame
     run: dict[str, Any] = field(default_factory=dict)
     _summary: dict[str, Any] = field(default_factory=dict)
 

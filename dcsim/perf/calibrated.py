@@ -122,6 +122,8 @@ class CalibratedStepModel:
 
     def _dense_pass(self, job: JobSpec, dev: Device, stats) -> _Pipeline:
         """Non-transformer models: data parallel only; one roofline pass per micro-batch."""
+        if stats.layer_shapes:
+            return self._layers_pass(job, dev, stats)
         p = job.parallelism
         b = p.micro_batch
         kernels = max(1, stats.kernels_per_sample)
@@ -133,6 +135,24 @@ class CalibratedStepModel:
         bwd_s = 2 * fwd_s
         micro = job.global_batch // (p.dp * b)
         return _Pipeline(micro * (fwd_s + bwd_s), micro * (fwd_s + bwd_s), 0.0, bwd_s, fwd_s)
+
+    def _layers_pass(self, job: JobSpec, dev: Device, stats) -> _Pipeline:
+        """A stack of dense layers (the MLP): per layer, the forward product z = a W^T and an
+        elementwise bias + activation; backward, the delta (elementwise), dW = dZ^T a and
+        dA = dZ W; then a softmax cross-entropy over the outputs."""
+        p = job.parallelism
+        b, d = p.micro_batch, act_bytes(job.precision)
+        fwd = bwd = 0.0
+        for n_in, n_out in stats.layer_shapes:
+            flop = 2.0 * b * n_in * n_out
+            weights = n_in * n_out * DTYPE_BYTES[job.precision]
+            fwd += dev.gemm(flop, (b * n_in + b * n_out) * d + weights)
+            fwd += dev.memory(2 * b * n_out * d)
+            bwd += dev.memory(3 * b * n_out * d)
+            bwd += 2 * dev.gemm(flop, (b * n_in + b * n_out) * d + weights)
+        fwd += dev.memory(3 * b * stats.layer_shapes[-1][1] * d)  # softmax cross-entropy
+        micro = job.global_batch // (p.dp * b)
+        return _Pipeline(micro * (fwd + bwd), micro * (fwd + bwd), 0.0, bwd, fwd)
 
     def _dp_exposed(self, job: JobSpec, local_params: float, ring: RingPath,
                     prof: DeviceProfile, pipe: _Pipeline) -> float:

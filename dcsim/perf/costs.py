@@ -29,7 +29,14 @@ class Device:
 
     @property
     def peak(self) -> float:
+        measured = self.profile.peak_flop_s
+        if measured and self.dtype in measured:
+            return measured[self.dtype]
         return self.gpu.peak_flop_s[self.dtype]
+
+    @property
+    def bandwidth(self) -> float:
+        return self.profile.hbm_bandwidth_byte_s or self.gpu.hbm_bandwidth_byte_s
 
     def gemm(self, flop: float, nbytes: float, sparse: bool = False) -> float:
         """One matrix product; `sparse` products run on the sparse cores when enabled."""
@@ -40,7 +47,7 @@ class Device:
 
     def memory(self, nbytes: float, overhead: bool = True) -> float:
         """A memory-bound kernel moving `nbytes` through HBM."""
-        t = nbytes / (self.gpu.hbm_bandwidth_byte_s * self.profile.memory_efficiency)
+        t = nbytes / (self.bandwidth * self.profile.memory_efficiency)
         return t + (self.profile.kernel_overhead_s if overhead else 0.0)
 
 

@@ -33,6 +33,9 @@ class DeviceProfile:
     nvlink_efficiency: float = 0.8  # achieved / nominal per-direction NVLink bandwidth
     network_efficiency: float = 0.9  # achieved / effective NIC bandwidth in collectives
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+    # measured peaks that replace the catalog's (a calibrated host); None: the catalog's
+    peak_flop_s: dict[str, float] | None = field(default=None, compare=False)
+    hbm_bandwidth_byte_s: float | None = None
 
     def gemm_fraction(self, flop: float) -> float:
         """Fraction of peak reached by one matrix product of `flop` FLOPs."""
@@ -48,8 +51,13 @@ PARAMS = ("gemm_efficiency", "gemm_half_gflop", "memory_efficiency", "kernel_ove
 
 
 def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:
-    return DeviceProfile(device=device, **{k: float(d[k]) for k in PARAMS},
-                         provenance=dict(d.get("provenance", {})))
+    peaks = d.get("peak_tflop_s")
+    bandwidth = d.get("hbm_bandwidth_gbyte_s")
+    return DeviceProfile(
+        device=device, **{k: float(d[k]) for k in PARAMS},
+        provenance=dict(d.get("provenance", {})),
+        peak_flop_s={k: float(v) * 1e12 for k, v in peaks.items()} if peaks else None,
+        hbm_bandwidth_byte_s=float(bandwidth) * 1e9 if bandwidth else None)
 
 
 def load_profile_file(path: str | Path) -> dict[str, DeviceProfile]:

@@ -32,6 +32,7 @@ class ModelStats:
     kernels_per_sample: int = 1  # matrix-product kernels of one forward pass (non-transformers)
     activation_elems_per_sample: float = 0.0  # layer outputs one forward pass writes
     lookup_bytes_per_sample: float = 0.0  # embedding rows gathered and updated (DLRM)
+    layer_shapes: tuple[tuple[int, int], ...] = ()  # (inputs, outputs) of each dense layer
 
     def training_flop_per_sample(self) -> float:
         """Model FLOPs of one forward and backward pass (backward = 2 x forward)."""
@@ -102,9 +103,11 @@ def _dlrm(m: DlrmModel) -> ModelStats:
 
 
 def _mlp(m: MlpModel) -> ModelStats:
-    params, fwd = _mlp_counts([m.inputs, *m.hidden, m.outputs])
+    sizes = [m.inputs, *m.hidden, m.outputs]
+    params, fwd = _mlp_counts(sizes)
     return ModelStats(m.kind, params, 0.0, fwd, fwd, 0.0, kernels_per_sample=len(m.hidden) + 1,
-                      activation_elems_per_sample=float(sum(m.hidden) + m.outputs))
+                      activation_elems_per_sample=float(sum(m.hidden) + m.outputs),
+                      layer_shapes=tuple(zip(sizes, sizes[1:], strict=False)))
 
 
 def _custom(m: CustomModel) -> ModelStats:

@@ -92,6 +92,25 @@ def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
     return []
 
 
+def _check_profiles(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each `engine.profiles` file exists and is a valid profile file."""
+    from dcsim.perf.profile import load_profile_file
+
+    problems = []
+    for i, path in enumerate(sc.engine.profiles):
+        key = ("engine", "profiles", i)
+        try:
+            load_profile_file(sc.resolve_path(path))
+        except OSError as exc:
+            problems.append(Problem(*doc.where(key), key_path(key),
+                                    f"cannot read profile {sc.resolve_path(path)}: "
+                                    f"{exc.strerror}"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problems.append(Problem(*doc.where(key), key_path(key),
+                                    f"not a device profile file: {exc!r}"))
+    return problems
+
+
 def _check_build(sc: Scenario, doc: Located) -> list[Problem]:
     """The cluster and its topology can be built (e.g. every link has bandwidth > 0)."""
     from dcsim.hardware import build_cluster, build_network
@@ -113,6 +132,7 @@ def _validate(doc: Located, base_dir: str) -> Scenario:
     sc._base_dir = base_dir
     problems = _check_kinds(sc, doc)
     problems += _check_files(sc, doc) if not problems else []
+    problems += _check_profiles(sc, doc) if not problems else []
     problems += _check_build(sc, doc) if not problems else []
     if problems:
         raise ScenarioError(problems)

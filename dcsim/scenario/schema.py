@@ -365,6 +365,7 @@ class KindParams(Strict):
 class Engine(Strict):
     fidelity: Literal["steady", "iteration"] = "steady"
     step_model: Literal["calibrated", "first-order"] = "calibrated"
+    profiles: list[str] = Field(default_factory=list)  # device profile files (dcsim calibrate)
 
 
 class Outputs(Strict):

@@ -1,0 +1,315 @@
+"""Calibrating the host: time the dcsim kernels on this machine and fit its device profile.
+
+`measure_peaks` measures the host's two roofline ceilings: the fp32 peak from the best
+2048 x 2048 sgemm through ``numpy.dot``, and the memory bandwidth from the best copy of a large
+array (read + write bytes, the STREAM "copy" convention). `measure_host` times the dcsim kernels
+themselves on float32, best of `repeats` after a warm-up call (numba compilation excluded):
+
+* matrix products: ``dense_forward(x, W, b, activation="identity")`` with x (m, k) and W (n, k),
+  over a grid of batches m and square widths n = k, from 8 x 8 x 8 to 256 x 2048 x 2048.
+  One product of F = 2 m n k FLOPs moving the logical bytes of x, W, b, z and a;
+* memory-bound kernels: ``activation_forward(z, "relu")`` over arrays of 4 KB to 64 MB, moving
+  the logical bytes read z + write a.
+
+`fit_host_profile` fits gemm_efficiency, gemm_half_gflop, kernel_overhead_s and memory_efficiency
+to those timings with the cost formulas of `dcsim.perf.costs.Device` (evaluated by a `Device`
+itself), relative to the measured peaks, by least squares on log-time residuals.
+`write_profile` / `read_profile` store the result in the shape of dcsim/catalog/profiles.yaml
+entries plus the measured peaks in the catalog's human units.
+
+    >>> timings = measure_host(quick=True)                          # doctest: +SKIP
+    >>> peak, bandwidth = measure_peaks()                           # doctest: +SKIP
+    >>> profile, peak, bandwidth = fit_host_profile(timings, peak, bandwidth)  # doctest: +SKIP
+    >>> write_profile("host.yaml", "host-cpu", profile, peak, bandwidth)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+
+from dcsim.catalog import gpus
+from dcsim.perf.costs import Device
+from dcsim.perf.profile import PARAMS, DeviceProfile, load_profile_file
+from dcsim.units import GB, GIGA, TERA
+
+__all__ = [
+    "Timing",
+    "measure_host",
+    "measure_peaks",
+    "fit_host_profile",
+    "calibrate_host",
+    "host_device",
+    "predict_seconds",
+    "write_profile",
+    "read_profile",
+    "HOST_DEVICE",
+]
+
+HOST_DEVICE = "host-cpu"  # the catalog entry the host profile belongs to
+FP32_BYTES = 4
+GEMM_BATCHES = (8, 32, 256)
+GEMM_WIDTHS = (8, 32, 128, 512, 2048)
+MEMORY_BYTES = tuple(4096 * 4**i for i in range(8))  # 4 KB ... 64 MB
+QUICK_GEMM_BATCHES = (8, 64, 256)
+QUICK_GEMM_WIDTHS = (8, 64, 256, 1024)
+QUICK_MEMORY_BYTES = tuple(4096 * 16**i for i in range(4))  # 4 KB ... 16 MB
+PEAK_SGEMM_SIZE = 2048
+PEAK_COPY_BYTES = 64 * 2**20
+SAMPLE_S = 2e-3  # a timed sample repeats a short kernel until it lasts about this long
+SEED = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """One timed kernel: a matrix product (m, n, k) or a memory-bound kernel over n elements
+    (m = 1, k = 0); `flop` and `nbytes` are the logical work the cost model charges."""
+
+    kind: Literal["gemm", "memory"]
+    m: int
+    n: int
+    k: int
+    flop: float
+    nbytes: float
+    seconds: float
+
+
+def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Seconds of the fastest call of `fn` over `repeats` samples, after a warm-up call. Each
+    call is timed alone and a sample repeats short kernels until it lasts SAMPLE_S, so the best
+    call is one that no other process interrupted."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    fn()  # warm-up: numba compilation, first touch of the buffers
+    best = math.inf
+    for _ in range(repeats):
+        sample_end = time.perf_counter() + SAMPLE_S
+        while True:
+            start = time.perf_counter()
+            fn()
+            end = time.perf_counter()
+            best = min(best, end - start)
+            if end >= sample_end:
+                break
+    return best
+
+
+def _time_gemm(m: int, width: int, repeats: int, rng: np.random.Generator) -> Timing:
+    from dcsim.kernels import dense_forward
+
+    n = k = width
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    W = rng.standard_normal((n, k), dtype=np.float32)
+    b = rng.standard_normal(n, dtype=np.float32)
+    seconds = _best_seconds(lambda: dense_forward(x, W, b, activation="identity"), repeats)
+    nbytes = FP32_BYTES * (m * k + n * k + n + 2 * m * n)  # read x, W, b; write z, a
+    return Timing("gemm", m, n, k, 2.0 * m * n * k, float(nbytes), seconds)
+
+
+def _time_memory(nbytes: int, repeats: int, rng: np.random.Generator) -> Timing:
+    from dcsim.kernels import activation_forward
+
+    n = nbytes // FP32_BYTES
+    z = rng.standard_normal(n, dtype=np.float32)
+    seconds = _best_seconds(lambda: activation_forward(z, "relu"), repeats)
+    return Timing("memory", 1, n, 0, 0.0, 2.0 * FP32_BYTES * n, seconds)  # read z, write a
+
+
+def measure_host(quick: bool = False, repeats: int = 3) -> list[Timing]:
+    """Time the dcsim float32 kernels on this host (see the module docstring for the grid);
+    `quick` uses a smaller grid (products up to 256 x 1024 x 1024, arrays up to 16 MB)."""
+    batches, widths, sizes = (
+        (QUICK_GEMM_BATCHES, QUICK_GEMM_WIDTHS, QUICK_MEMORY_BYTES)
+        if quick
+        else (GEMM_BATCHES, GEMM_WIDTHS, MEMORY_BYTES)
+    )
+    rng = np.random.default_rng(SEED)
+    timings = [_time_gemm(m, w, repeats, rng) for m in batches for w in widths]
+    return timings + [_time_memory(nb, repeats, rng) for nb in sizes]
+
+
+def measure_peaks(repeats: int = 3) -> tuple[float, float]:
+    """(fp32 peak FLOP/s, memory bandwidth bytes/s) of this host: the best 2048 x 2048 float32
+    ``numpy.dot`` and the best copy of a 64 MiB array (bytes read + bytes written)."""
+    rng = np.random.default_rng(SEED)
+    a = rng.standard_normal((PEAK_SGEMM_SIZE, PEAK_SGEMM_SIZE), dtype=np.float32)
+    c = np.empty_like(a)
+    sgemm_s = _best_seconds(lambda: np.dot(a, a, out=c), repeats)
+    src = rng.standard_normal(PEAK_COPY_BYTES // FP32_BYTES, dtype=np.float32)
+    dst = np.empty_like(src)
+    copy_s = _best_seconds(lambda: np.copyto(dst, src), repeats)
+    return 2.0 * PEAK_SGEMM_SIZE**3 / sgemm_s, 2.0 * PEAK_COPY_BYTES / copy_s
+
+
+def host_device(profile: DeviceProfile, peak_flop_s: float, hbm_bandwidth_byte_s: float) -> Device:
+    """The catalog's host-cpu running fp32 with the measured peaks and `profile`."""
+    spec = replace(gpus()[HOST_DEVICE], peak_flop_s={"fp32": float(peak_flop_s)},
+                   hbm_bandwidth_byte_s=float(hbm_bandwidth_byte_s))
+    return Device(spec, profile, "fp32")
+
+
+def predict_seconds(timing: Timing, device: Device) -> float:
+    """What the cost model charges for the kernel `timing` measured."""
+    if timing.kind == "gemm":
+        return device.gemm(timing.flop, timing.nbytes)
+    return device.memory(timing.nbytes)
+
+
+_FITTED = ("gemm_efficiency", "gemm_half_gflop", "kernel_overhead_s", "memory_efficiency")
+# bounds of the fitted parameters, fitted as logarithms
+_LOWER = np.log([1e-4, 1e-9, 1e-9, 1e-4])
+_UPPER = np.log([1.0, 1e3, 1.0, 1.0])
+
+
+def _profile(log_params: np.ndarray, provenance: dict[str, Any] | None = None) -> DeviceProfile:
+    values = dict(zip(_FITTED, np.exp(log_params).tolist(), strict=True))
+    return DeviceProfile(HOST_DEVICE, **values, nvlink_efficiency=1.0, network_efficiency=1.0,
+                         provenance=provenance or {})
+
+
+def _log_residuals(timings: Sequence[Timing], peak: float, bandwidth: float) -> Callable:
+    measured = np.log([t.seconds for t in timings])
+
+    def residuals(log_params: np.ndarray) -> np.ndarray:
+        device = host_device(_profile(log_params), peak, bandwidth)
+        return np.log([predict_seconds(t, device) for t in timings]) - measured
+
+    return residuals
+
+
+def _check_timings(timings: Sequence[Timing]) -> None:
+    kinds = {t.kind for t in timings}
+    if kinds != {"gemm", "memory"}:
+        raise ValueError(f"fit_host_profile: needs gemm and memory timings, got kinds {kinds}")
+    bad = [t for t in timings if not t.seconds > 0]
+    if bad:
+        raise ValueError(f"fit_host_profile: timings must have seconds > 0, got {bad[0]}")
+
+
+def _fit(timings: Sequence[Timing], peak: float, bandwidth: float) -> np.ndarray:
+    """Log parameters minimising the squared log-time residuals, best of a few starts."""
+    from scipy.optimize import least_squares
+
+    residuals = _log_residuals(timings, peak, bandwidth)
+    overhead = 0.5 * min(t.seconds for t in timings)
+    best = None
+    for half_gflop in (1e-4, 1e-2, 1.0):
+        start = np.log([0.8, half_gflop, overhead, 0.5])
+        result = least_squares(residuals, start, bounds=(_LOWER, _UPPER), x_scale=1.0)
+        if best is None or result.cost < best.cost:
+            best = result
+    assert best is not None
+    return best.x
+
+
+def fit_host_profile(
+    timings: Sequence[Timing], peak_flop_s: float, hbm_bandwidth_byte_s: float
+) -> tuple[DeviceProfile, float, float]:
+    """The host-cpu profile fitted to `timings` relative to the measured fp32 peak and memory
+    bandwidth, returned with them: ``(profile, peak_flop_s, hbm_bandwidth_byte_s)``.
+    Link efficiencies are 1.0 (a host has no links)."""
+    for name, value in (("peak_flop_s", peak_flop_s), ("hbm_bandwidth_byte_s",
+                                                       hbm_bandwidth_byte_s)):
+        if not value > 0:
+            raise ValueError(f"fit_host_profile: {name} must be > 0, got {value}")
+    _check_timings(timings)
+    log_params = _fit(timings, peak_flop_s, hbm_bandwidth_byte_s)
+    device = host_device(_profile(log_params), peak_flop_s, hbm_bandwidth_byte_s)
+    errors = [predict_seconds(t, device) / t.seconds - 1.0 for t in timings]
+    provenance = _provenance(timings, peak_flop_s, hbm_bandwidth_byte_s, errors)
+    return _profile(log_params, provenance), float(peak_flop_s), float(hbm_bandwidth_byte_s)
+
+
+def calibrate_host(quick: bool = False, repeats: int = 3) -> tuple[DeviceProfile, float, float]:
+    """Measure the peaks and the kernels of this host and fit its profile."""
+    peak, bandwidth = measure_peaks(repeats)
+    return fit_host_profile(measure_host(quick, repeats), peak, bandwidth)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux: fall back on platform
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _blas(module_name: str) -> str:
+    """'name version' of the BLAS `module_name` (numpy or scipy) was built against."""
+    module = __import__(module_name)
+    try:
+        blas = module.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas['version']}"
+    except (TypeError, KeyError):  # an older build without the dict form
+        return "unknown"
+
+
+def _provenance(timings: Sequence[Timing], peak: float, bandwidth: float,
+                errors: list[float]) -> dict[str, Any]:
+    gemms = [t for t in timings if t.kind == "gemm"]
+    return {
+        "method": "dcsim calibrate --device host: least squares on log time "
+                  "(scipy.optimize.least_squares) of the dcsim.perf.costs.Device roofline",
+        "kernels": "gemm: dcsim.kernels.dense_forward(identity), float32; "
+                   "memory: dcsim.kernels.activation_forward(relu), float32",
+        "peaks": f"fp32 {peak / GIGA:.4g} GFLOP/s (best {PEAK_SGEMM_SIZE}^3 numpy.dot), "
+                 f"{bandwidth / GB:.4g} GB/s (best {PEAK_COPY_BYTES // 2**20} MiB copy)",
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **{name: metadata.version(name) for name in ("numpy", "numba", "scipy")},
+        "blas_numpy": _blas("numpy"),
+        "blas_scipy_numba": _blas("scipy"),
+        "grid": {
+            "gemm_batches": sorted({t.m for t in gemms}),
+            "gemm_widths": sorted({t.k for t in gemms}),
+            "memory_bytes": sorted({int(t.nbytes) // 2 for t in timings if t.kind == "memory"}),
+        },
+        "rows": len(timings),
+        "mean_abs_error": round(float(np.mean(np.abs(errors))), 4),
+        "max_abs_error": round(float(np.max(np.abs(errors))), 4),
+        "date": _dt.date.today().isoformat(),
+    }
+
+
+def write_profile(path: str | Path, device_name: str, profile: DeviceProfile,
+                  peak_flop_s: float, hbm_bandwidth_byte_s: float) -> None:
+    """Write `profile` as a profiles.yaml entry named `device_name`, with the measured peaks in
+    the catalog's units (``peak_tflop_s: {fp32: ...}``, ``hbm_bandwidth_gbyte_s``)."""
+    entry: dict[str, Any] = {k: float(f"{v:.4g}") for k, v in profile.params().items()}
+    entry["peak_tflop_s"] = {"fp32": float(f"{peak_flop_s / TERA:.4g}")}
+    entry["hbm_bandwidth_gbyte_s"] = float(f"{hbm_bandwidth_byte_s / GB:.4g}")
+    entry["provenance"] = dict(profile.provenance)
+    header = "# Host profile measured by `dcsim calibrate --device host` (dcsim/perf/calibrate.py)\n"
+    text = header + yaml.safe_dump({device_name: entry}, sort_keys=True)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def read_profile(path: str | Path) -> tuple[DeviceProfile, dict[str, float], float]:
+    """(profile, peak FLOP/s by dtype, memory bandwidth bytes/s) from a file `write_profile`
+    wrote; the file must hold exactly one device."""
+    entries = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(entries, dict) or len(entries) != 1:
+        raise ValueError(f"{path}: must hold exactly one device profile, got "
+                         f"{list(entries) if isinstance(entries, dict) else type(entries).__name__}")
+    (name, entry), = entries.items()
+    for key in (*PARAMS, "peak_tflop_s", "hbm_bandwidth_gbyte_s"):
+        if key not in entry:
+            raise ValueError(f"{path}: {name}.{key}: missing")
+    profile = load_profile_file(path)[name]
+    peaks = {dtype: float(v) * TERA for dtype, v in entry["peak_tflop_s"].items()}
+    return profile, peaks, float(entry["hbm_bandwidth_gbyte_s"]) * GB
