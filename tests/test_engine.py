@@ -7,7 +7,7 @@ import pytest
 import dcsim
 from dcsim.engine import Simulation
 from dcsim.perf.step import StepEstimate
-from tests.conftest import small_job, small_scenario
+from tests.conftest import REPO, small_job, small_scenario
 
 
 def run(data: dict, **kw) -> dcsim.Results:
@@ -80,6 +80,7 @@ def test_out_of_memory_reason_has_the_numbers():
     reason = res.jobs.iloc[0].reason
     assert "GB per GPU (weights " in reason and "optimizer" in reason and "activations" in reason
     assert "a100-sxm4-80gb has 80 GB" in reason
+    assert reason in (REPO / "docs/step-time-model.md").read_text()  # the documented example
 
 
 def test_horizon_leaves_jobs_unfinished_with_partial_progress():
