@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     est.add_argument("--seed", type=int, help="override the scenario's seed")
     est.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    cal = sub.add_parser("calibrate", help="measure a device and write its cost-model profile")
+    cal.add_argument("--device", choices=["host", "gpu"], default="host",
+                     help="host: this machine's CPU through dcsim's numba kernels; gpu: a CUDA "
+                     "GPU through numba.cuda (where one is available)")
+    cal.add_argument("--out", default="profiles/host-cpu.yaml", help="profile file to write")
+    cal.add_argument("--quick", action="store_true", help="a smaller grid of shapes")
+    cal.add_argument("--repeats", type=int, default=3, help="timings per shape (best kept)")
+
     ref = sub.add_parser("reference", help="predicted vs published step times (data/reference)")
     ref.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
 
@@ -205,6 +213,30 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.device == "gpu":
+        print("dcsim calibrate --device gpu needs a CUDA GPU with numba.cuda; none is usable "
+              "here. GPU profiles ship fitted to published measurements "
+              "(python -m dcsim.perf.fit).", file=sys.stderr)
+        return EXIT_INPUT
+    from dcsim.perf.calibrate import calibrate_host, write_profile
+
+    print("calibrating host-cpu: timing dcsim's kernels over a grid of shapes ...",
+          file=sys.stderr)
+    profile, peak, bandwidth = calibrate_host(quick=args.quick, repeats=args.repeats)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_profile(out, "host-cpu", profile, peak, bandwidth)
+    prov = profile.provenance
+    print(f"host-cpu: peak {peak / 1e9:.1f} GFLOP/s fp32, memory {bandwidth / 1e9:.1f} GB/s; "
+          f"matrix products reach {profile.gemm_efficiency:.0%} of peak "
+          f"(half of that at {profile.gemm_half_gflop * 1e3:.3g} MFLOP), memory kernels "
+          f"{profile.memory_efficiency:.0%}, {profile.kernel_overhead_s * 1e6:.1f} us per kernel")
+    print(f"  fit: mean |error| {prov.get('mean_abs_error', float('nan')):.0%} over "
+          f"{prov.get('rows', '?')} timings; written to {out} (list it under engine.profiles)")
+    return EXIT_OK
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     from dcsim.validation import markdown, reference_table
 
@@ -244,7 +276,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate,
-            "reference": cmd_reference, "catalog": cmd_catalog}
+            "calibrate": cmd_calibrate, "reference": cmd_reference, "catalog": cmd_catalog}
 
 
 def main(argv: list[str] | None = None) -> int:

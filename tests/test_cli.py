@@ -89,3 +89,31 @@ def test_console_script_runs_in_a_subprocess(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "results written to results/quickstart/" in proc.stdout
+
+
+def test_calibrate_host_writes_a_profile_a_scenario_can_use(tmp_path, capsys, write_yaml):
+    out = tmp_path / "host.yaml"
+    assert main(["calibrate", "--quick", "--repeats", "1", "--out", str(out)]) == 0
+    assert "host-cpu: peak" in capsys.readouterr().out
+    from dcsim.perf.profile import load_profile_file
+
+    profile = load_profile_file(out)["host-cpu"]
+    assert profile.peak_flop_s and profile.peak_flop_s["fp32"] > 0
+    assert profile.provenance["cpu_model"] and profile.provenance["numba"]
+    job = {"name": "m", "model": {"kind": "mlp", "inputs": 64, "hidden": [32], "outputs": 10},
+           "parallelism": {"micro_batch": 32}, "global_batch": 32, "precision": "fp32",
+           "iterations": 5}
+    path = write_yaml({"name": "h", "cluster": {"servers": [{"type": "host", "count": 1}]},
+                       "engine": {"profiles": [str(out)]}, "workload": {"jobs": [job]}})
+    assert main(["run", str(path), "--out", str(tmp_path / "r"), "--no-plots", "-q"]) == 0
+
+
+def test_calibrate_gpu_without_a_gpu_says_so(capsys):
+    assert main(["calibrate", "--device", "gpu"]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_missing_profile_file_is_a_located_error(write_yaml, capsys):
+    path = write_yaml({**small_scenario(), "engine": {"profiles": ["nope.yaml"]}})
+    assert main(["validate", str(path)]) == 2
+    assert "engine.profiles[0]: cannot read profile" in capsys.readouterr().err

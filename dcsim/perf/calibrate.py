@@ -17,6 +17,10 @@ itself), relative to the measured peaks, by least squares on log-time residuals.
 `write_profile` / `read_profile` store the result in the shape of dcsim/catalog/profiles.yaml
 entries plus the measured peaks in the catalog's human units.
 
+Measure on a quiet machine: a multi-threaded BLAS whose threads other processes deschedule takes
+milliseconds over products that need microseconds. The provenance records the 1-minute load
+average when the fit ran and any BLAS/numba thread settings of the environment.
+
     >>> timings = measure_host(quick=True)                          # doctest: +SKIP
     >>> peak, bandwidth = measure_peaks()                           # doctest: +SKIP
     >>> profile, peak, bandwidth = fit_host_profile(timings, peak, bandwidth)  # doctest: +SKIP
@@ -26,6 +30,7 @@ entries plus the measured peaks in the catalog's human units.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import math
 import os
 import platform
@@ -69,6 +74,13 @@ PEAK_SGEMM_SIZE = 2048
 PEAK_COPY_BYTES = 64 * 2**20
 SAMPLE_S = 2e-3  # a timed sample repeats a short kernel until it lasts about this long
 SEED = 0
+# environment variables that set the BLAS and numba thread counts, recorded in the provenance
+THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +101,6 @@ def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
     """Seconds of the fastest call of `fn` over `repeats` samples, after a warm-up call. Each
     call is timed alone and a sample repeats short kernels until it lasts SAMPLE_S, so the best
     call is one that no other process interrupted."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
     fn()  # warm-up: numba compilation, first touch of the buffers
     best = math.inf
     for _ in range(repeats):
@@ -103,6 +113,11 @@ def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
             if end >= sample_end:
                 break
     return best
+
+
+def _check_repeats(where: str, repeats: int) -> None:
+    if repeats < 1:
+        raise ValueError(f"{where}: repeats must be >= 1, got {repeats}")
 
 
 def _time_gemm(m: int, width: int, repeats: int, rng: np.random.Generator) -> Timing:
@@ -129,6 +144,7 @@ def _time_memory(nbytes: int, repeats: int, rng: np.random.Generator) -> Timing:
 def measure_host(quick: bool = False, repeats: int = 3) -> list[Timing]:
     """Time the dcsim float32 kernels on this host (see the module docstring for the grid);
     `quick` uses a smaller grid (products up to 256 x 1024 x 1024, arrays up to 16 MB)."""
+    _check_repeats("measure_host", repeats)
     batches, widths, sizes = (
         (QUICK_GEMM_BATCHES, QUICK_GEMM_WIDTHS, QUICK_MEMORY_BYTES)
         if quick
@@ -142,6 +158,7 @@ def measure_host(quick: bool = False, repeats: int = 3) -> list[Timing]:
 def measure_peaks(repeats: int = 3) -> tuple[float, float]:
     """(fp32 peak FLOP/s, memory bandwidth bytes/s) of this host: the best 2048 x 2048 float32
     ``numpy.dot`` and the best copy of a 64 MiB array (bytes read + bytes written)."""
+    _check_repeats("measure_peaks", repeats)
     rng = np.random.default_rng(SEED)
     a = rng.standard_normal((PEAK_SGEMM_SIZE, PEAK_SGEMM_SIZE), dtype=np.float32)
     c = np.empty_like(a)
@@ -153,10 +170,11 @@ def measure_peaks(repeats: int = 3) -> tuple[float, float]:
 
 
 def host_device(profile: DeviceProfile, peak_flop_s: float, hbm_bandwidth_byte_s: float) -> Device:
-    """The catalog's host-cpu running fp32 with the measured peaks and `profile`."""
-    spec = replace(gpus()[HOST_DEVICE], peak_flop_s={"fp32": float(peak_flop_s)},
-                   hbm_bandwidth_byte_s=float(hbm_bandwidth_byte_s))
-    return Device(spec, profile, "fp32")
+    """The catalog's host-cpu running fp32 with `profile` and the measured peaks."""
+    peaks = {"fp32": float(peak_flop_s)}
+    bandwidth = float(hbm_bandwidth_byte_s)
+    spec = replace(gpus()[HOST_DEVICE], peak_flop_s=peaks, hbm_bandwidth_byte_s=bandwidth)
+    return Device(spec, replace(profile, peak_flop_s=peaks, hbm_bandwidth_byte_s=bandwidth), "fp32")
 
 
 def predict_seconds(timing: Timing, device: Device) -> float:
@@ -172,17 +190,27 @@ _LOWER = np.log([1e-4, 1e-9, 1e-9, 1e-4])
 _UPPER = np.log([1.0, 1e3, 1.0, 1.0])
 
 
-def _profile(log_params: np.ndarray, provenance: dict[str, Any] | None = None) -> DeviceProfile:
+def _profile(
+    log_params: np.ndarray, peak: float, bandwidth: float, provenance: dict[str, Any] | None = None
+) -> DeviceProfile:
+    """The host profile of the fitted parameters, carrying the measured peaks."""
     values = dict(zip(_FITTED, np.exp(log_params).tolist(), strict=True))
-    return DeviceProfile(HOST_DEVICE, **values, nvlink_efficiency=1.0, network_efficiency=1.0,
-                         provenance=provenance or {})
+    return DeviceProfile(
+        HOST_DEVICE,
+        **values,
+        nvlink_efficiency=1.0,
+        network_efficiency=1.0,
+        provenance=provenance or {},
+        peak_flop_s={"fp32": float(peak)},
+        hbm_bandwidth_byte_s=float(bandwidth),
+    )
 
 
 def _log_residuals(timings: Sequence[Timing], peak: float, bandwidth: float) -> Callable:
     measured = np.log([t.seconds for t in timings])
 
     def residuals(log_params: np.ndarray) -> np.ndarray:
-        device = host_device(_profile(log_params), peak, bandwidth)
+        device = host_device(_profile(log_params, peak, bandwidth), peak, bandwidth)
         return np.log([predict_seconds(t, device) for t in timings]) - measured
 
     return residuals
@@ -203,32 +231,32 @@ def _fit(timings: Sequence[Timing], peak: float, bandwidth: float) -> np.ndarray
 
     residuals = _log_residuals(timings, peak, bandwidth)
     overhead = 0.5 * min(t.seconds for t in timings)
-    best = None
-    for half_gflop in (1e-4, 1e-2, 1.0):
-        start = np.log([0.8, half_gflop, overhead, 0.5])
-        result = least_squares(residuals, start, bounds=(_LOWER, _UPPER), x_scale=1.0)
-        if best is None or result.cost < best.cost:
-            best = result
-    assert best is not None
-    return best.x
+    starts = [np.log([0.8, half_gflop, overhead, 0.5]) for half_gflop in (1e-4, 1e-2, 1.0)]
+    fits = [least_squares(residuals, start, bounds=(_LOWER, _UPPER)) for start in starts]
+    return min(fits, key=lambda fit: fit.cost).x
 
 
 def fit_host_profile(
     timings: Sequence[Timing], peak_flop_s: float, hbm_bandwidth_byte_s: float
 ) -> tuple[DeviceProfile, float, float]:
     """The host-cpu profile fitted to `timings` relative to the measured fp32 peak and memory
-    bandwidth, returned with them: ``(profile, peak_flop_s, hbm_bandwidth_byte_s)``.
-    Link efficiencies are 1.0 (a host has no links)."""
-    for name, value in (("peak_flop_s", peak_flop_s), ("hbm_bandwidth_byte_s",
-                                                       hbm_bandwidth_byte_s)):
+    bandwidth, returned with them: ``(profile, peak_flop_s, hbm_bandwidth_byte_s)``; the profile
+    carries them too (``peak_flop_s={"fp32": ...}``, ``hbm_bandwidth_byte_s``). Link efficiencies
+    are 1.0 (a host has no links)."""
+    for name, value in (
+        ("peak_flop_s", peak_flop_s),
+        ("hbm_bandwidth_byte_s", hbm_bandwidth_byte_s),
+    ):
         if not value > 0:
             raise ValueError(f"fit_host_profile: {name} must be > 0, got {value}")
     _check_timings(timings)
     log_params = _fit(timings, peak_flop_s, hbm_bandwidth_byte_s)
-    device = host_device(_profile(log_params), peak_flop_s, hbm_bandwidth_byte_s)
+    profile = _profile(log_params, peak_flop_s, hbm_bandwidth_byte_s)
+    device = host_device(profile, peak_flop_s, hbm_bandwidth_byte_s)
     errors = [predict_seconds(t, device) / t.seconds - 1.0 for t in timings]
     provenance = _provenance(timings, peak_flop_s, hbm_bandwidth_byte_s, errors)
-    return _profile(log_params, provenance), float(peak_flop_s), float(hbm_bandwidth_byte_s)
+    profile = replace(profile, provenance=provenance)
+    return profile, float(peak_flop_s), float(hbm_bandwidth_byte_s)
 
 
 def calibrate_host(quick: bool = False, repeats: int = 3) -> tuple[DeviceProfile, float, float]:
@@ -249,7 +277,7 @@ def _cpu_model() -> str:
 
 def _blas(module_name: str) -> str:
     """'name version' of the BLAS `module_name` (numpy or scipy) was built against."""
-    module = __import__(module_name)
+    module = importlib.import_module(module_name)
     try:
         blas = module.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{blas['name']} {blas['version']}"
@@ -257,16 +285,17 @@ def _blas(module_name: str) -> str:
         return "unknown"
 
 
-def _provenance(timings: Sequence[Timing], peak: float, bandwidth: float,
-                errors: list[float]) -> dict[str, Any]:
+def _provenance(
+    timings: Sequence[Timing], peak: float, bandwidth: float, errors: list[float]
+) -> dict[str, Any]:
     gemms = [t for t in timings if t.kind == "gemm"]
     return {
         "method": "dcsim calibrate --device host: least squares on log time "
-                  "(scipy.optimize.least_squares) of the dcsim.perf.costs.Device roofline",
+        "(scipy.optimize.least_squares) of the dcsim.perf.costs.Device roofline",
         "kernels": "gemm: dcsim.kernels.dense_forward(identity), float32; "
-                   "memory: dcsim.kernels.activation_forward(relu), float32",
+        "memory: dcsim.kernels.activation_forward(relu), float32",
         "peaks": f"fp32 {peak / GIGA:.4g} GFLOP/s (best {PEAK_SGEMM_SIZE}^3 numpy.dot), "
-                 f"{bandwidth / GB:.4g} GB/s (best {PEAK_COPY_BYTES // 2**20} MiB copy)",
+        f"{bandwidth / GB:.4g} GB/s (best {PEAK_COPY_BYTES // 2**20} MiB copy)",
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
@@ -274,6 +303,9 @@ def _provenance(timings: Sequence[Timing], peak: float, bandwidth: float,
         **{name: metadata.version(name) for name in ("numpy", "numba", "scipy")},
         "blas_numpy": _blas("numpy"),
         "blas_scipy_numba": _blas("scipy"),
+        "thread_settings": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+        # when the fit ran, i.e. just after the measuring in `calibrate_host`
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "grid": {
             "gemm_batches": sorted({t.m for t in gemms}),
             "gemm_widths": sorted({t.k for t in gemms}),
@@ -286,15 +318,20 @@ def _provenance(timings: Sequence[Timing], peak: float, bandwidth: float,
     }
 
 
-def write_profile(path: str | Path, device_name: str, profile: DeviceProfile,
-                  peak_flop_s: float, hbm_bandwidth_byte_s: float) -> None:
+def write_profile(
+    path: str | Path,
+    device_name: str,
+    profile: DeviceProfile,
+    peak_flop_s: float,
+    hbm_bandwidth_byte_s: float,
+) -> None:
     """Write `profile` as a profiles.yaml entry named `device_name`, with the measured peaks in
     the catalog's units (``peak_tflop_s: {fp32: ...}``, ``hbm_bandwidth_gbyte_s``)."""
     entry: dict[str, Any] = {k: float(f"{v:.4g}") for k, v in profile.params().items()}
     entry["peak_tflop_s"] = {"fp32": float(f"{peak_flop_s / TERA:.4g}")}
     entry["hbm_bandwidth_gbyte_s"] = float(f"{hbm_bandwidth_byte_s / GB:.4g}")
     entry["provenance"] = dict(profile.provenance)
-    header = "# Host profile measured by `dcsim calibrate --device host` (dcsim/perf/calibrate.py)\n"
+    header = "# Host profile measured by `dcsim calibrate --device host` (dcsim.perf.calibrate)\n"
     text = header + yaml.safe_dump({device_name: entry}, sort_keys=True)
     Path(path).write_text(text, encoding="utf-8")
 
@@ -304,9 +341,9 @@ def read_profile(path: str | Path) -> tuple[DeviceProfile, dict[str, float], flo
     wrote; the file must hold exactly one device."""
     entries = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     if not isinstance(entries, dict) or len(entries) != 1:
-        raise ValueError(f"{path}: must hold exactly one device profile, got "
-                         f"{list(entries) if isinstance(entries, dict) else type(entries).__name__}")
-    (name, entry), = entries.items()
+        found = list(entries) if isinstance(entries, dict) else type(entries).__name__
+        raise ValueError(f"{path}: must hold exactly one device profile, got {found}")
+    ((name, entry),) = entries.items()
     for key in (*PARAMS, "peak_tflop_s", "hbm_bandwidth_gbyte_s"):
         if key not in entry:
             raise ValueError(f"{path}: {name}.{key}: missing")

@@ -137,19 +137,18 @@ class CalibratedStepModel:
         return _Pipeline(micro * (fwd_s + bwd_s), micro * (fwd_s + bwd_s), 0.0, bwd_s, fwd_s)
 
     def _layers_pass(self, job: JobSpec, dev: Device, stats) -> _Pipeline:
-        """A stack of dense layers (the MLP): per layer, the forward product z = a W^T and an
-        elementwise bias + activation; backward, the delta (elementwise), dW = dZ^T a and
-        dA = dZ W; then a softmax cross-entropy over the outputs."""
+        """A stack of dense layers (the MLP), as dcsim's kernels run it: per layer, one forward
+        kernel (z = a W^T with the bias and activation fused, as `dcsim calibrate` times it)
+        and, backward, the fused delta with dW = dZ^T a and dA = dZ W (two products); then a
+        softmax cross-entropy over the outputs."""
         p = job.parallelism
         b, d = p.micro_batch, act_bytes(job.precision)
         fwd = bwd = 0.0
         for n_in, n_out in stats.layer_shapes:
             flop = 2.0 * b * n_in * n_out
-            weights = n_in * n_out * DTYPE_BYTES[job.precision]
-            fwd += dev.gemm(flop, (b * n_in + b * n_out) * d + weights)
-            fwd += dev.memory(2 * b * n_out * d)
-            bwd += dev.memory(3 * b * n_out * d)
-            bwd += 2 * dev.gemm(flop, (b * n_in + b * n_out) * d + weights)
+            traffic = (b * n_in + 2 * b * n_out) * d + n_in * n_out * DTYPE_BYTES[job.precision]
+            fwd += dev.gemm(flop, traffic)
+            bwd += 2 * dev.gemm(flop, traffic)
         fwd += dev.memory(3 * b * stats.layer_shapes[-1][1] * d)  # softmax cross-entropy
         micro = job.global_batch // (p.dp * b)
         return _Pipeline(micro * (fwd + bwd), micro * (fwd + bwd), 0.0, bwd, fwd)

@@ -274,6 +274,9 @@ class JobSpec(Strict):
                              f"this job's model is {m.kind}")
         if self.num_gpus != 1:
             raise ValueError("an executed job runs on one device (tp = pp = dp = 1)")
+        if self.parallelism.micro_batch != self.global_batch:
+            raise ValueError("an executed job takes one step per global batch, without gradient "
+                             f"accumulation: set parallelism.micro_batch to {self.global_batch}")
 
     @property
     def num_gpus(self) -> int:
