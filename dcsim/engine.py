@@ -23,7 +23,6 @@ from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import (
     Event,
     Execution,
-    JobRecord,
     Level,
     Recorder,
     Segment,
@@ -32,8 +31,8 @@ from dcsim.metrics import (
 )
 from dcsim.perf import FirstOrderStepModel, StepTimeModel
 from dcsim.perf.calibrated import CalibratedStepModel
-from dcsim.perf.profile import DeviceProfile, load_profile_file
 from dcsim.perf.memory import memory_breakdown
+from dcsim.perf.profile import DeviceProfile, load_profile_file
 from dcsim.perf.step import StepEstimate
 from dcsim.policies import PLACEMENTS, SCHEDULERS, Placement, ServerView
 from dcsim.results import Results
@@ -45,10 +44,6 @@ __all__ = ["Simulation", "simulate"]
 
 EPS = 1e-9
 ProgressFn = Callable[[int, int], None]
-
-
-def _model_label(spec: JobSpec) -> str:
-    return spec.model.name or spec.model.kind
 
 
 class Simulation:
@@ -363,32 +358,12 @@ class Simulation:
         self._level()
         return horizon
 
-    def _record(self, job: JobState) -> JobRecord:
-        spec, est = job.spec, job.estimate
-        ended = job.status in (Status.COMPLETED, Status.FAILED)
-        started = not math.isnan(job.first_start_s)
-        peak = est.peak_flop_s if est else math.nan
-        tflops = job.model_flop_done / (job.run_s * spec.num_gpus) / 1e12 if job.run_s else math.nan
-        return JobRecord(
-            job_id=job.job_id, name=spec.name, model=_model_label(spec), user=spec.user or "",
-            num_gpus=spec.num_gpus, gpu_type=self._gpu_of(job) if job.history else "",
-            precision=spec.precision, submit_s=spec.arrival_s,
-            start_s=job.first_start_s, end_s=job.end_s if ended else math.nan,
-            jct_s=job.end_s - spec.arrival_s if ended else math.nan,
-            queue_s=job.first_start_s - spec.arrival_s if started else math.nan,
-            run_s=job.run_s, status=job.status.value, reason=job.reason,
-            iterations=spec.iterations, iterations_done=job.iterations_done,
-            iteration_time_s=job.run_s / job.iterations_done if job.iterations_done else math.nan,
-            achieved_tflops_per_gpu=tflops, mfu=tflops * 1e12 / peak if started else math.nan,
-            preemptions=job.preemptions,
-        )
-
     def _gpu_of(self, job: JobState) -> str:
         _, _, placement = job.history[-1]
         return self.cluster.servers[placement.server_ids[0]].gpu.name
 
     def _collect(self, events: int, end_s: float, wall_s: float) -> Results:
-        self.recorder.jobs = [self._record(j) for j in self.jobs]
+        self.recorder.jobs = [j.record(self._gpu_of(j) if j.history else "") for j in self.jobs]
         frames = self.recorder.frames()
         extra = {
             "jobs_read": self.workload.rows_read,

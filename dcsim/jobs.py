@@ -12,6 +12,7 @@ from enum import StrEnum
 
 import simpy
 
+from dcsim.metrics import JobRecord
 from dcsim.perf.step import StepEstimate
 from dcsim.policies.views import JobView, Placement
 from dcsim.scenario import JobSpec
@@ -72,6 +73,29 @@ class JobState:
         """Iterations done by now_s, counting the part of the current segment already run."""
         assert self.estimate is not None
         return self.seg_done0 + (now_s - self.seg_start_s) / self.estimate.iteration_s
+
+    def record(self, gpu_type: str) -> JobRecord:
+        """The job's row of the results' jobs table (columns: docs/metrics.md)."""
+        spec, est = self.spec, self.estimate
+        ended = self.status in (Status.COMPLETED, Status.FAILED)
+        started = not math.isnan(self.first_start_s)
+        peak = est.peak_flop_s if est else math.nan
+        tflops = (self.model_flop_done / (self.run_s * spec.num_gpus) / 1e12 if self.run_s
+                  else math.nan)
+        return JobRecord(
+            job_id=self.job_id, name=spec.name, model=spec.model.name or spec.model.kind,
+            user=spec.user or "", num_gpus=spec.num_gpus, gpu_type=gpu_type,
+            precision=spec.precision, submit_s=spec.arrival_s,
+            start_s=self.first_start_s, end_s=self.end_s if ended else math.nan,
+            jct_s=self.end_s - spec.arrival_s if ended else math.nan,
+            queue_s=self.first_start_s - spec.arrival_s if started else math.nan,
+            run_s=self.run_s, status=self.status.value, reason=self.reason,
+            iterations=spec.iterations, iterations_done=self.iterations_done,
+            iteration_time_s=(self.run_s / self.iterations_done if self.iterations_done
+                              else math.nan),
+            achieved_tflops_per_gpu=tflops, mfu=tflops * 1e12 / peak if started else math.nan,
+            preemptions=self.preemptions,
+        )
 
     def view(self, now_s: float) -> JobView:
         service = self.run_s

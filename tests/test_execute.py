@@ -21,6 +21,7 @@ def mlp_job(execute: dict[str, Any] | None = None, **overrides: Any) -> JobSpec:
         "name": "mlp",
         "model": {"kind": "mlp", "inputs": 64, "hidden": [32], "outputs": 10},
         "global_batch": 32,
+        "parallelism": {"micro_batch": 32},
         "iterations": 300,
         "precision": "fp32",
         "execute": {
@@ -32,6 +33,7 @@ def mlp_job(execute: dict[str, Any] | None = None, **overrides: Any) -> JobSpec:
         },
     }
     job.update(overrides)
+    job["parallelism"] = {"micro_batch": job["global_batch"]}
     return JobSpec.model_validate(job)
 
 
@@ -103,6 +105,7 @@ def test_cnn_trains_on_synthetic_images():
             "name": "cnn",
             "model": {"kind": "cnn", "arch": "cifar10-cnn"},
             "global_batch": 16,
+            "parallelism": {"micro_batch": 16},
             "iterations": 20,
             "precision": "fp32",
             "execute": {"dataset": "synthetic", "learning_rate": 0.01, "eval_every": 20},

@@ -29,6 +29,7 @@ __all__ = ["CalibratedStepModel", "SPARSE_SPEEDUP"]
 
 SPARSE_SPEEDUP = 2.0  # 2:4 structured sparsity on Ampere/Hopper sparse tensor cores
 OPTIMIZER_BYTES_PER_PARAM = 32  # Adam: read weights, grads, m, v (fp32), write weights, m, v
+SGD_BYTES_PER_PARAM = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +77,7 @@ class CalibratedStepModel:
             hardware_flop = model_flop
         local_params = stats.params / (p.tp * p.pp) * (1 - job.prune_fraction)
         exposed_dp = self._dp_exposed(job, local_params, ring, dev.profile, pipe)
-        shard = p.dp if p.zero >= 1 else 1
-        optimizer_s = dev.memory(local_params / shard * OPTIMIZER_BYTES_PER_PARAM)
+        optimizer_s = self._optimizer(job, dev, local_params, stats)
         iteration = pipe.makespan_s + exposed_dp + optimizer_s
         return StepEstimate(
             iteration_s=iteration, compute_s=pipe.compute_s,
@@ -152,6 +152,18 @@ class CalibratedStepModel:
         fwd += dev.memory(3 * b * stats.layer_shapes[-1][1] * d)  # softmax cross-entropy
         micro = job.global_batch // (p.dp * b)
         return _Pipeline(micro * (fwd + bwd), micro * (fwd + bwd), 0.0, bwd, fwd)
+
+    def _optimizer(self, job: JobSpec, dev: Device, local_params: float, stats) -> float:
+        """The update: Adam reads and writes OPTIMIZER_BYTES_PER_PARAM per local parameter (plain
+        SGD, as executed jobs may use, 12: read weight and gradient, write weight), one kernel per
+        parameter tensor for layer stacks (a fused multi-tensor kernel for transformers)."""
+        p = job.parallelism
+        shard = p.dp if p.zero >= 1 else 1
+        sgd = job.execute is not None and job.execute.optimizer == "sgd"
+        per_param = SGD_BYTES_PER_PARAM if sgd else OPTIMIZER_BYTES_PER_PARAM
+        tensors = 2 * len(stats.layer_shapes) if stats.layer_shapes else 1
+        return (dev.memory(local_params / shard * per_param, overhead=False)
+                + tensors * dev.profile.kernel_overhead_s)
 
     def _dp_exposed(self, job: JobSpec, local_params: float, ring: RingPath,
                     prof: DeviceProfile, pipe: _Pipeline) -> float:
