@@ -37,8 +37,9 @@ class Results:
     jobs: one row per job (docs/metrics.md lists the columns); gpu_timeline: allocated GPUs,
     running and queued jobs from each time on; segments: which job held how many GPUs of which
     server when; events: the job lifecycle; training: loss and accuracy per iteration of the
-    jobs that really trained (`execute`); executions: their measured vs simulated times. `summary()` gives the headline numbers; `run` holds
-    the resolved scenario, seed, dcsim version and wall time.
+    jobs that really trained (`execute`); executions: their measured vs simulated times.
+    `summary()` gives the headline numbers; `run` holds the resolved scenario, seed, dcsim
+    version and wall time.
     """
 
     jobs: pd.DataFrame
