@@ -25,6 +25,16 @@ def _default_scenario() -> Path:
     return Path(str(resources.files("dcsim.scenarios").joinpath(DEFAULT_SCENARIO)))
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dcsim", description=(
         "Discrete-event simulator of GPU datacenters that train AI models. "
@@ -61,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                      "GPU through numba.cuda (where one is available)")
     cal.add_argument("--out", default="profiles/host-cpu.yaml", help="profile file to write")
     cal.add_argument("--quick", action="store_true", help="a smaller grid of shapes")
-    cal.add_argument("--repeats", type=int, default=3, help="timings per shape (best kept)")
+    cal.add_argument("--repeats", type=_positive_int, default=3,
+                     help="timings per shape (best kept)")
 
     ref = sub.add_parser("reference", help="predicted vs published step times (data/reference)")
     ref.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
@@ -215,8 +226,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.device == "gpu":
-        print("dcsim calibrate --device gpu needs a CUDA GPU with numba.cuda; none is usable "
-              "here. GPU profiles ship fitted to published measurements "
+        print("dcsim calibrate --device gpu (timing the kernels with numba.cuda) is not "
+              "implemented yet; GPU profiles ship fitted to published measurements "
               "(python -m dcsim.perf.fit).", file=sys.stderr)
         return EXIT_INPUT
     from dcsim.perf.calibrate import calibrate_host, write_profile
@@ -292,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
         return EXIT_INPUT
+    except BrokenPipeError:  # e.g. `dcsim estimate --json | head`: the reader left
+        sys.stderr.close()
+        return EXIT_OK
     except Exception as exc:  # an internal error: say so plainly, traceback on request
         if args.debug:
             raise

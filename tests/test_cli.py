@@ -110,7 +110,10 @@ def test_calibrate_host_writes_a_profile_a_scenario_can_use(tmp_path, capsys, wr
 
 def test_calibrate_gpu_without_a_gpu_says_so(capsys):
     assert main(["calibrate", "--device", "gpu"]) == 2
-    assert "needs a CUDA GPU" in capsys.readouterr().err
+    assert "not implemented yet" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["calibrate", "--repeats", "0"])
+    assert info.value.code == 2
 
 
 def test_missing_profile_file_is_a_located_error(write_yaml, capsys):

@@ -174,3 +174,17 @@ def test_dlrm_shapes_are_checked(write_yaml):
              "bottom_mlp": [64, 32], "top_mlp": [1]}
     found = problems(write_yaml(small_scenario([small_job(model=model)])))
     assert any("must equal embedding_dim (16)" in p for p in found)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("host-cpu: [unclosed\n", "invalid YAML"),
+    ("host-cpu: {gemm_efficiency: 0.5}\n", "host-cpu: missing gemm_half_gflop"),
+    ("tpu-v9: {}\n", "tpu-v9: unknown device"),
+    ("host-cpu: {gemm_efficiency: 1.5, gemm_half_gflop: 1, memory_efficiency: 0.5, "
+     "kernel_overhead_s: 1.0e-6, nvlink_efficiency: 1, network_efficiency: 1}\n",
+     "host-cpu.gemm_efficiency: must be a number in (0, 1], got 1.5"),
+])
+def test_bad_profile_files_are_located(write_yaml, tmp_path, text, expected):
+    (tmp_path / "p.yaml").write_text(text)
+    found = problems(write_yaml({**small_scenario(), "engine": {"profiles": ["p.yaml"]}}))
+    assert any("engine.profiles[0]:" in p and expected in p for p in found), found

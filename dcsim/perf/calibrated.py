@@ -17,6 +17,7 @@ import numpy as np
 from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
 from dcsim.perf.costs import Collectives, Device
+from dcsim.perf.memory import local_params
 from dcsim.perf.profile import DeviceProfile, profile_for
 from dcsim.perf.schedule import pipeline_makespan
 from dcsim.perf.step import StepEstimate
@@ -70,14 +71,17 @@ class CalibratedStepModel:
         model_flop = stats.training_flop_per_sample() * samples
         if isinstance(job.model, GptModel):
             pipe = self._pipeline(job.model, job, dev, ring)
+            recompute = p.recompute
+            if recompute == "selective" and job.model.flash_attention:
+                recompute = "none"  # flash attention recomputes inside its own backward
             hardware_flop = (stats.training_flop_per_sample()
-                             + stats.recompute_flop_per_sample(p.recompute)) * samples
+                             + stats.recompute_flop_per_sample(recompute)) * samples
         else:
             pipe = self._dense_pass(job, dev, stats)
             hardware_flop = model_flop
-        local_params = stats.params / (p.tp * p.pp) * (1 - job.prune_fraction)
-        exposed_dp = self._dp_exposed(job, local_params, ring, dev.profile, pipe)
-        optimizer_s = self._optimizer(job, dev, local_params, stats)
+        local = local_params(job, stats) * (1 - job.prune_fraction)
+        exposed_dp = self._dp_exposed(job, local, ring, dev.profile, pipe)
+        optimizer_s = self._optimizer(job, dev, local, stats)
         iteration = pipe.makespan_s + exposed_dp + optimizer_s
         return StepEstimate(
             iteration_s=iteration, compute_s=pipe.compute_s,

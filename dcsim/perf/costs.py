@@ -29,10 +29,12 @@ class Device:
 
     @property
     def peak(self) -> float:
-        measured = self.profile.peak_flop_s
+        measured, nominal = self.profile.peak_flop_s, self.gpu.peak_flop_s
         if measured and self.dtype in measured:
             return measured[self.dtype]
-        return self.gpu.peak_flop_s[self.dtype]
+        if measured and "fp32" in measured:  # scale the measured fp32 peak by the data sheet
+            return measured["fp32"] * nominal[self.dtype] / nominal["fp32"]
+        return nominal[self.dtype]
 
     @property
     def bandwidth(self) -> float:

@@ -23,7 +23,7 @@ from dcsim.perf.zoo import ModelStats, model_stats
 from dcsim.scenario import GptModel, JobSpec
 from dcsim.units import DTYPE_BYTES
 
-__all__ = ["MemoryBreakdown", "memory_breakdown", "WORKSPACE_BYTES"]
+__all__ = ["MemoryBreakdown", "memory_breakdown", "local_params", "WORKSPACE_BYTES"]
 
 WORKSPACE_BYTES = 2e9  # CUDA context, NCCL buffers, allocator fragmentation (rule of thumb)
 
@@ -73,13 +73,19 @@ def _in_flight(job: JobSpec, micro: int) -> float:
     return float(min(p.pp, micro))
 
 
+def local_params(job: JobSpec, stats: ModelStats) -> float:
+    """Dense parameters held by one GPU: / (tp x pp), MoE experts also / ep."""
+    p = job.parallelism
+    if isinstance(job.model, GptModel) and job.model.moe_experts:
+        return _moe_local_params(job.model, job, stats)
+    return stats.params / (p.tp * p.pp)
+
+
 def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBreakdown:
     stats = stats or model_stats(job.model)
     p = job.parallelism
     w, g, o = _state_bytes(job)
-    dense = stats.params / (p.tp * p.pp)
-    if isinstance(job.model, GptModel) and job.model.moe_experts:
-        dense = _moe_local_params(job.model, job, stats)
+    dense = local_params(job, stats)
     shard_o = p.dp if p.zero >= 1 else 1
     shard_g = p.dp if p.zero >= 2 else 1
     shard_w = p.dp if p.zero >= 3 else 1

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DeviceProfile", "profiles", "profile_for", "load_profile_file", "PROFILE_FILE"]
+__all__ = ["DeviceProfile", "ProfileError", "profiles", "profile_for", "load_profile_file",
+           "PROFILE_FILE"]
 
 PROFILE_FILE = "profiles.yaml"
 
@@ -50,6 +51,32 @@ PARAMS = ("gemm_efficiency", "gemm_half_gflop", "memory_efficiency", "kernel_ove
           "nvlink_efficiency", "network_efficiency")
 
 
+class ProfileError(ValueError):
+    """A profile file that cannot be used; the message says which key and why."""
+
+
+RANGES = {  # (low, high], per parameter
+    "gemm_efficiency": (0.0, 1.0), "memory_efficiency": (0.0, 1.0),
+    "nvlink_efficiency": (0.0, 1.0), "network_efficiency": (0.0, 1.0),
+    "gemm_half_gflop": (0.0, float("inf")), "kernel_overhead_s": (0.0, float("inf")),
+}
+
+
+def _check_entry(device: str, d: Any, known: set[str] | None) -> None:
+    if known is not None and device not in known:
+        raise ProfileError(f"{device}: unknown device; valid: {', '.join(sorted(known))}")
+    if not isinstance(d, dict):
+        raise ProfileError(f"{device}: must be a mapping of profile parameters")
+    missing = [k for k in PARAMS if k not in d]
+    if missing:
+        raise ProfileError(f"{device}: missing {', '.join(missing)}")
+    for key, (low, high) in RANGES.items():
+        value = d[key]
+        if not isinstance(value, int | float) or not low < value <= high:
+            raise ProfileError(f"{device}.{key}: must be a number in ({low:g}, {high:g}], "
+                               f"got {value!r}")
+
+
 def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:
     peaks = d.get("peak_tflop_s")
     bandwidth = d.get("hbm_bandwidth_gbyte_s")
@@ -61,8 +88,20 @@ def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:
 
 
 def load_profile_file(path: str | Path) -> dict[str, DeviceProfile]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    return {name: _parse(name, d) for name, d in data.items()}
+    """Profiles from a file like catalog/profiles.yaml or `dcsim calibrate`'s output. Raises
+    OSError if unreadable, ProfileError if it is not a valid profile file."""
+    from dcsim import catalog
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"invalid YAML: {exc}") from None
+    if not isinstance(data, dict) or not data:
+        raise ProfileError("a profile file maps device names to profile parameters")
+    known = set(catalog.gpus())
+    for name, d in data.items():
+        _check_entry(str(name), d, known)
+    return {str(name): _parse(str(name), d) for name, d in data.items()}
 
 
 @cache

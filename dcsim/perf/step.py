@@ -5,8 +5,8 @@ implementation: compute = hardware FLOPs / (GPUs x dtype peak x efficiency), plu
 bubble (p - 1) / (v m) of Narayanan et al., plus an exposed (not overlapped) data-parallel
 gradient ring all-reduce, 2 (d - 1) / d x bytes / bandwidth + 2 (d - 1) x latency, over the
 slowest link of the job's ring. Tensor- and pipeline-parallel communication are not modelled
-separately at this level: they are inside the efficiency factor. The calibrated model of
-issue 3 replaces this class without changing the engine.
+separately at this level: they are inside the efficiency factor. The calibrated model,
+dcsim.perf.calibrated.CalibratedStepModel (the default) implements the same interface.
 """
 
 from __future__ import annotations

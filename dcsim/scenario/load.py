@@ -94,7 +94,7 @@ def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
 
 def _check_profiles(sc: Scenario, doc: Located) -> list[Problem]:
     """Each `engine.profiles` file exists and is a valid profile file."""
-    from dcsim.perf.profile import load_profile_file
+    from dcsim.perf.profile import ProfileError, load_profile_file
 
     problems = []
     for i, path in enumerate(sc.engine.profiles):
@@ -105,9 +105,9 @@ def _check_profiles(sc: Scenario, doc: Located) -> list[Problem]:
             problems.append(Problem(*doc.where(key), key_path(key),
                                     f"cannot read profile {sc.resolve_path(path)}: "
                                     f"{exc.strerror}"))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except ProfileError as exc:
             problems.append(Problem(*doc.where(key), key_path(key),
-                                    f"not a device profile file: {exc!r}"))
+                                    f"{sc.resolve_path(path)}: {exc}"))
     return problems
 
 
