@@ -94,8 +94,9 @@ def load_profile_file(path: str | Path) -> dict[str, DeviceProfile]:
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"invalid YAML: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise ProfileError(f"invalid YAML at line {line}: {exc.problem}") from None
     if not isinstance(data, dict) or not data:
         raise ProfileError("a profile file maps device names to profile parameters")
     known = set(catalog.gpus())
