@@ -13,6 +13,7 @@ from enum import StrEnum
 import simpy
 
 from dcsim.metrics import JobRecord
+from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.step import StepEstimate
 from dcsim.policies.views import JobView, Placement
 from dcsim.scenario import JobSpec
@@ -95,6 +96,13 @@ class JobState:
                               else math.nan),
             achieved_tflops_per_gpu=tflops, mfu=tflops * 1e12 / peak if started else math.nan,
             preemptions=self.preemptions,
+            step_compute_s=est.compute_s if est else math.nan,
+            step_tp_comm_s=est.tp_comm_s if est else math.nan,
+            step_bubble_s=est.bubble_s if est else math.nan,
+            step_dp_comm_s=est.dp_comm_s if est else math.nan,
+            step_optimizer_s=est.optimizer_s if est else math.nan,
+            step_data_stall_s=est.data_stall_s if est else math.nan,
+            memory_gb=memory_breakdown(spec).total / 1e9,
         )
 
     def view(self, now_s: float) -> JobView:

@@ -42,6 +42,14 @@ class JobRecord:
     achieved_tflops_per_gpu: float  # model FLOPs done / (run_s x num_gpus)
     mfu: float
     preemptions: int
+    # the step-time model's split of one iteration on the job's last placement (seconds)
+    step_compute_s: float
+    step_tp_comm_s: float
+    step_bubble_s: float
+    step_dp_comm_s: float
+    step_optimizer_s: float
+    step_data_stall_s: float
+    memory_gb: float  # memory per GPU (weights, gradients, optimizer, activations, buffers)
 
 
 class Segment(NamedTuple):

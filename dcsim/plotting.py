@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from dcsim.results import Results
 
-__all__ = ["utilization", "jct_cdf", "gantt", "save_plots"]
+__all__ = ["utilization", "jct_cdf", "gantt", "breakdown", "save_plots"]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -96,6 +96,27 @@ def gantt(segments: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None = None,
     return ax
 
 
+BREAKDOWN = (("step_compute_s", "compute"), ("step_tp_comm_s", "TP/EP comm"),
+             ("step_bubble_s", "pipeline bubble"), ("step_dp_comm_s", "DP comm (exposed)"),
+             ("step_optimizer_s", "optimizer"), ("step_data_stall_s", "data stall"))
+
+
+def breakdown(jobs: pd.DataFrame, ax: Axes | None = None, max_jobs: int = 30) -> Axes:
+    """Stacked bars: one iteration of each job that ran, split by the step-time model."""
+    ax = _axes(ax)
+    ran = jobs[jobs["step_compute_s"].notna()].head(max_jobs)
+    left = np.zeros(len(ran))
+    for column, label in BREAKDOWN:
+        values = ran[column].to_numpy(dtype=float)
+        ax.barh(ran["name"], values, left=left, label=label)
+        left += values
+    ax.set_xlabel("seconds per iteration")
+    ax.invert_yaxis()
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("Where an iteration's time goes")
+    return ax
+
+
 def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     """Draw the standard plots of a run into PNG files; returns their paths."""
     out = Path(out_dir)
@@ -104,6 +125,7 @@ def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
         "utilization.png": lambda: utilization(results.gpu_timeline, ax=_new_axes()),
         "jct_cdf.png": lambda: jct_cdf(results.jobs, ax=_new_axes()),
         "gantt.png": lambda: gantt(results.segments, results.jobs, ax=_new_axes()),
+        "breakdown.png": lambda: breakdown(results.jobs, ax=_new_axes()),
     }
     paths = []
     for name, draw in drawings.items():

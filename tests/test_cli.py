@@ -19,7 +19,7 @@ def test_run_default_scenario_writes_everything(tmp_path, monkeypatch, capsys):
     assert "scenario 'quickstart'" in out and "JCT mean" in out and "1 rejected" in out
     folder = tmp_path / "results/quickstart"
     for name in ("jobs.csv", "gpu_timeline.csv", "segments.csv", "events.csv", "summary.json",
-                 "run.json", "utilization.png", "jct_cdf.png", "gantt.png"):
+                 "run.json", "utilization.png", "jct_cdf.png", "gantt.png", "breakdown.png"):
         assert (folder / name).stat().st_size > 0, name
     run = json.loads((folder / "run.json").read_text())
     assert run["seed"] == 42 and run["scenario"]["name"] == "quickstart"

@@ -209,3 +209,13 @@ def test_preemption_only_where_it_helps():
     assert j.loc["a100-low", "preemptions"] == 1
     assert j.loc["v100-low", "preemptions"] == 0
     assert j.loc["v100-low", "gpu_type"] == "v100-sxm2-32gb"
+
+
+def test_jobs_table_carries_the_iteration_breakdown():
+    res = run(small_scenario([small_job(model="gpt2-1.5b", parallelism={"dp": 16},
+                                        global_batch=128, iterations=3)]))
+    j = res.jobs.iloc[0]
+    parts = (j.step_compute_s + j.step_tp_comm_s + j.step_bubble_s + j.step_dp_comm_s
+             + j.step_optimizer_s + j.step_data_stall_s)
+    assert parts == pytest.approx(j.iteration_time_s)
+    assert j.step_dp_comm_s > 0 and 0 < j.memory_gb < 80
