@@ -205,6 +205,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             row.update(iteration_s=est.iteration_s, compute_s=est.compute_s,
                        tp_comm_s=est.tp_comm_s, bubble_s=est.bubble_s, dp_comm_s=est.dp_comm_s,
                        optimizer_s=est.optimizer_s, data_stall_s=est.data_stall_s,
+                       overhead_s=est.overhead_s,
                        model_tflops_per_gpu=est.model_flop_s_per_gpu / 1e12,
                        hardware_tflops_per_gpu=est.hardware_flop_s_per_gpu / 1e12, mfu=est.mfu)
         rows.append(row)

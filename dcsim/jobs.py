@@ -102,6 +102,7 @@ class JobState:
             step_dp_comm_s=est.dp_comm_s if est else math.nan,
             step_optimizer_s=est.optimizer_s if est else math.nan,
             step_data_stall_s=est.data_stall_s if est else math.nan,
+            step_overhead_s=est.overhead_s if est else math.nan,
             memory_gb=memory_breakdown(spec).total / 1e9,
         )
 

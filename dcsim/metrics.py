@@ -49,6 +49,7 @@ class JobRecord:
     step_dp_comm_s: float
     step_optimizer_s: float
     step_data_stall_s: float
+    step_overhead_s: float
     memory_gb: float  # memory per GPU (weights, gradients, optimizer, activations, buffers)
 
 

@@ -98,7 +98,8 @@ def gantt(segments: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None = None,
 
 BREAKDOWN = (("step_compute_s", "compute"), ("step_tp_comm_s", "TP/EP comm"),
              ("step_bubble_s", "pipeline bubble"), ("step_dp_comm_s", "DP comm (exposed)"),
-             ("step_optimizer_s", "optimizer"), ("step_data_stall_s", "data stall"))
+             ("step_optimizer_s", "optimizer"), ("step_data_stall_s", "data stall"),
+             ("step_overhead_s", "framework overhead"))
 
 
 def breakdown(jobs: pd.DataFrame, ax: Axes | None = None, max_jobs: int = 30) -> Axes:

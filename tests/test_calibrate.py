@@ -91,13 +91,14 @@ KNOWN = DeviceProfile(
     kernel_overhead_s=5e-6,
     nvlink_efficiency=1.0,
     network_efficiency=1.0,
+    gemm_half_dim=16.0,
 )
 
 
 def test_fit_recovers_a_profile_from_timings_the_cost_model_made():
     profile, peak, bandwidth = fit_host_profile(synthetic_timings(KNOWN, 1e11, 1e10), 1e11, 1e10)
     assert (peak, bandwidth) == (1e11, 1e10)
-    for name in PARAMS:
+    for name in (*PARAMS, "gemm_half_dim"):
         assert getattr(profile, name) == pytest.approx(getattr(KNOWN, name), rel=1e-3), name
     assert profile.provenance["mean_abs_error"] < 1e-4
 
@@ -109,15 +110,22 @@ def test_fit_tolerates_measurement_noise():
         for t in synthetic_timings(KNOWN, 1e11, 1e10)
     ]
     profile, _, _ = fit_host_profile(timings, 1e11, 1e10)
-    assert profile.gemm_efficiency == pytest.approx(KNOWN.gemm_efficiency, rel=0.15)
+    # efficiency and its fall-off trade off under noise: compare what they give
+    for flop, side in ((2.0 * 256 * 1024 * 1024, 256), (2.0 * 256 * 4096 * 4096, 256)):
+        assert profile.gemm_fraction(flop, side) == pytest.approx(
+            KNOWN.gemm_fraction(flop, side), rel=0.15)
     assert profile.memory_efficiency == pytest.approx(KNOWN.memory_efficiency, rel=0.15)
-    assert profile.kernel_overhead_s == pytest.approx(KNOWN.kernel_overhead_s, rel=0.3)
+    # the launch overhead trades off with the small-side fall-off under noise: compare a tiny
+    # product's predicted time instead
+    tiny = Timing("gemm", 8, 8, 8, 2.0 * 8**3, 4.0 * (3 * 64 + 8), 1.0)
+    assert predict_seconds(tiny, host_device(profile, 1e11, 1e10)) == pytest.approx(
+        predict_seconds(tiny, host_device(KNOWN, 1e11, 1e10)), rel=0.3)
 
 
 def test_predictions_are_the_roofline_of_the_cost_model():
     device = host_device(KNOWN, 1e11, 1e10)
     gemm = Timing("gemm", 64, 64, 64, 2.0 * 64**3, 4.0 * 5 * 64 * 64, 1.0)
-    fraction = 0.7 * gemm.flop / (gemm.flop + 0.002e9)
+    fraction = 0.7 * gemm.flop / (gemm.flop + 0.002e9) * 64 / (64 + 16.0)
     compute = gemm.flop / (1e11 * fraction)
     memory = gemm.nbytes / (1e10 * 0.6)
     assert predict_seconds(gemm, device) == pytest.approx(max(compute, memory) + 5e-6)
@@ -133,7 +141,7 @@ def test_measured_grid_covers_products_and_memory_kernels(measured):
         (m, w) for m in calibrate.QUICK_GEMM_BATCHES for w in calibrate.QUICK_GEMM_WIDTHS
     }
     assert all(t.flop == 2.0 * t.m * t.n * t.k and t.n == t.k for t in gemms)
-    assert [t.nbytes / 2 for t in memories] == list(calibrate.QUICK_MEMORY_BYTES)
+    assert [t.nbytes / 3 for t in memories] == list(calibrate.QUICK_MEMORY_BYTES)
     assert all(t.k == 0 and t.flop == 0 for t in memories)
     assert all(t.seconds > 0 for t in timings) and peak > 0 and bandwidth > 0
 
@@ -246,7 +254,7 @@ def test_measure_host_in_process_on_a_tiny_grid(monkeypatch):
     assert [t.nbytes for t in timings] == [
         4.0 * (64 + 64 + 8 + 128),
         4.0 * (128 + 256 + 16 + 256),
-        8192.0,
+        12288.0,  # sgd_step: read weights and gradients, write weights
     ]
     assert asdict(timings[0])["flop"] == 1024.0
     with pytest.raises(ValueError, match="measure_host: repeats must be >= 1"):

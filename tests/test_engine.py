@@ -216,6 +216,6 @@ def test_jobs_table_carries_the_iteration_breakdown():
                                         global_batch=128, iterations=3)]))
     j = res.jobs.iloc[0]
     parts = (j.step_compute_s + j.step_tp_comm_s + j.step_bubble_s + j.step_dp_comm_s
-             + j.step_optimizer_s + j.step_data_stall_s)
+             + j.step_optimizer_s + j.step_data_stall_s + j.step_overhead_s)
     assert parts == pytest.approx(j.iteration_time_s)
     assert j.step_dp_comm_s > 0 and 0 < j.memory_gb < 80

@@ -8,8 +8,8 @@ themselves on float32, best of `repeats` after a warm-up call (numba compilation
 * matrix products: ``dense_forward(x, W, b, activation="identity")`` with x (m, k) and W (n, k),
   over a grid of batches m and square widths n = k, from 8 x 8 x 8 to 256 x 2048 x 2048.
   One product of F = 2 m n k FLOPs moving the logical bytes of x, W, b, z and a;
-* memory-bound kernels: ``activation_forward(z, "relu")`` over arrays of 4 KB to 64 MB, moving
-  the logical bytes read z + write a.
+* memory-bound kernels: the in-place ``sgd_step(w, g)`` over arrays of 4 KB to 64 MB, moving
+  the bytes read w and g + write w.
 
 `fit_host_profile` fits gemm_efficiency, gemm_half_gflop, kernel_overhead_s and memory_efficiency
 to those timings with the cost formulas of `dcsim.perf.costs.Device` (evaluated by a `Device`
@@ -133,12 +133,15 @@ def _time_gemm(m: int, width: int, repeats: int, rng: np.random.Generator) -> Ti
 
 
 def _time_memory(nbytes: int, repeats: int, rng: np.random.Generator) -> Timing:
-    from dcsim.kernels import activation_forward
+    """A streaming kernel: the in-place SGD update (read weights and gradients, write the
+    weights: 3 x 4 bytes per element), as execute mode runs it once per parameter tensor."""
+    from dcsim.kernels import sgd_step
 
     n = nbytes // FP32_BYTES
-    z = rng.standard_normal(n, dtype=np.float32)
-    seconds = _best_seconds(lambda: activation_forward(z, "relu"), repeats)
-    return Timing("memory", 1, n, 0, 0.0, 2.0 * FP32_BYTES * n, seconds)  # read z, write a
+    w = rng.standard_normal(n, dtype=np.float32)
+    g = rng.standard_normal(n, dtype=np.float32)
+    seconds = _best_seconds(lambda: sgd_step(w, g, 1e-9), repeats)
+    return Timing("memory", 1, n, 0, 0.0, 3.0 * FP32_BYTES * n, seconds)
 
 
 def measure_host(quick: bool = False, repeats: int = 3) -> list[Timing]:
@@ -180,14 +183,15 @@ def host_device(profile: DeviceProfile, peak_flop_s: float, hbm_bandwidth_byte_s
 def predict_seconds(timing: Timing, device: Device) -> float:
     """What the cost model charges for the kernel `timing` measured."""
     if timing.kind == "gemm":
-        return device.gemm(timing.flop, timing.nbytes)
+        return device.gemm(timing.flop, timing.nbytes, min_dim=min(timing.m, timing.n, timing.k))
     return device.memory(timing.nbytes)
 
 
-_FITTED = ("gemm_efficiency", "gemm_half_gflop", "kernel_overhead_s", "memory_efficiency")
+_FITTED = ("gemm_efficiency", "gemm_half_gflop", "kernel_overhead_s", "gemm_half_dim",
+           "memory_efficiency")
 # bounds of the fitted parameters, fitted as logarithms
-_LOWER = np.log([1e-4, 1e-9, 1e-9, 1e-4])
-_UPPER = np.log([1.0, 1e3, 1.0, 1.0])
+_LOWER = np.log([1e-4, 1e-9, 1e-9, 1e-3, 1e-4])
+_UPPER = np.log([1.0, 1e3, 1.0, 1e4, 1.0])
 
 
 def _profile(
@@ -226,14 +230,34 @@ def _check_timings(timings: Sequence[Timing]) -> None:
 
 
 def _fit(timings: Sequence[Timing], peak: float, bandwidth: float) -> np.ndarray:
-    """Log parameters minimising the squared log-time residuals, best of a few starts."""
+    """Log parameters minimising the squared log-time residuals, in two stages so that each
+    kind of kernel sets its own parameters: the memory kernels fit the memory efficiency (and a
+    first launch overhead); then, with that memory efficiency, the matrix products fit the
+    product efficiency, its dependence on size and on the smallest side, and the launch
+    overhead (best of a few starts)."""
     from scipy.optimize import least_squares
 
-    residuals = _log_residuals(timings, peak, bandwidth)
+    gemms = [t for t in timings if t.kind == "gemm"]
+    memories = [t for t in timings if t.kind == "memory"]
     overhead = 0.5 * min(t.seconds for t in timings)
-    starts = [np.log([0.8, half_gflop, overhead, 0.5]) for half_gflop in (1e-4, 1e-2, 1.0)]
-    fits = [least_squares(residuals, start, bounds=(_LOWER, _UPPER)) for start in starts]
-    return min(fits, key=lambda fit: fit.cost).x
+    neutral = np.log([0.8, 1e-3, overhead, 16.0, 0.5])  # the order of _FITTED
+    memory_residuals = _log_residuals(memories, peak, bandwidth)
+    mem_idx = [2, 4]  # kernel_overhead_s, memory_efficiency
+
+    def with_memory(x: np.ndarray) -> np.ndarray:
+        full = neutral.copy()
+        full[mem_idx] = x
+        return full
+
+    memory = least_squares(lambda x: memory_residuals(with_memory(x)), neutral[mem_idx],
+                           bounds=(_LOWER[mem_idx], _UPPER[mem_idx]))
+    memory_efficiency = memory.x[1]
+    gemm_residuals = _log_residuals(gemms, peak, bandwidth)
+    free = slice(0, 4)
+    starts = [np.log([0.8, half_gflop, overhead, 16.0]) for half_gflop in (1e-4, 1e-2, 1.0)]
+    fits = [least_squares(lambda x: gemm_residuals(np.append(x, memory_efficiency)), start,
+                          bounds=(_LOWER[free], _UPPER[free])) for start in starts]
+    return np.append(min(fits, key=lambda fit: fit.cost).x, memory_efficiency)
 
 
 def fit_host_profile(
@@ -260,9 +284,47 @@ def fit_host_profile(
 
 
 def calibrate_host(quick: bool = False, repeats: int = 3) -> tuple[DeviceProfile, float, float]:
-    """Measure the peaks and the kernels of this host and fit its profile."""
+    """Measure the peaks and the kernels of this host, fit its profile, then measure the
+    framework time per training step that the kernels leave out (`measure_step_overhead`).
+    The peak is the best of the square sgemm and the best product rate seen in the grid."""
     peak, bandwidth = measure_peaks(repeats)
-    return fit_host_profile(measure_host(quick, repeats), peak, bandwidth)
+    timings = measure_host(quick, repeats)
+    best = max(t.flop / t.seconds for t in timings if t.kind == "gemm")
+    profile, peak, bandwidth = fit_host_profile(timings, max(peak, best), bandwidth)
+    overhead = measure_step_overhead(profile)
+    provenance = {**profile.provenance, "step_overhead": (
+        f"{STEP_PROBE_ITERATIONS} executed steps of an MLP {STEP_PROBE_WIDTHS} at batch "
+        f"{STEP_PROBE_BATCH}: measured minus modelled time per step")}
+    return replace(profile, step_overhead_s=overhead, provenance=provenance), peak, bandwidth
+
+
+STEP_PROBE_WIDTHS = (16, 16, 4)  # inputs, hidden, outputs: tiny, so the kernels cost little
+STEP_PROBE_BATCH = 8
+STEP_PROBE_ITERATIONS = 300
+
+
+def measure_step_overhead(profile: DeviceProfile) -> float:
+    """Seconds per training step that execute mode spends outside the kernels (Python glue,
+    batch sampling, argument checks): a tiny MLP really trains, and what its measured time per
+    step exceeds the profile's modelled time by is the overhead (never below 0)."""
+    from dcsim.execute import train
+    from dcsim.perf.calibrated import CalibratedStepModel
+    from dcsim.scenario import JobSpec
+
+    n_in, hidden, n_out = STEP_PROBE_WIDTHS
+    job = JobSpec.model_validate({
+        "name": "step-probe", "model": {"kind": "mlp", "inputs": n_in, "hidden": [hidden],
+                                        "outputs": n_out},
+        "parallelism": {"micro_batch": STEP_PROBE_BATCH}, "global_batch": STEP_PROBE_BATCH,
+        "precision": "fp32", "iterations": STEP_PROBE_ITERATIONS,
+        "execute": {"dataset": "synthetic", "eval_every": STEP_PROBE_ITERATIONS}})
+    measured = train(job, np.random.default_rng(SEED)).wall_s_per_iteration
+    from dcsim import catalog
+    from dcsim.fabric.network import RingPath
+
+    model = CalibratedStepModel({HOST_DEVICE: profile})
+    modelled = model.estimate(job, catalog.gpus()[HOST_DEVICE], RingPath(1e9, 0.0)).iteration_s
+    return max(0.0, measured - modelled)
 
 
 def _cpu_model() -> str:
@@ -293,7 +355,7 @@ def _provenance(
         "method": "dcsim calibrate --device host: least squares on log time "
         "(scipy.optimize.least_squares) of the dcsim.perf.costs.Device roofline",
         "kernels": "gemm: dcsim.kernels.dense_forward(identity), float32; "
-        "memory: dcsim.kernels.activation_forward(relu), float32",
+        "memory: dcsim.kernels.sgd_step (in place), float32",
         "peaks": f"fp32 {peak / GIGA:.4g} GFLOP/s (best {PEAK_SGEMM_SIZE}^3 numpy.dot), "
         f"{bandwidth / GB:.4g} GB/s (best {PEAK_COPY_BYTES // 2**20} MiB copy)",
         "cpu_model": _cpu_model(),
@@ -309,7 +371,7 @@ def _provenance(
         "grid": {
             "gemm_batches": sorted({t.m for t in gemms}),
             "gemm_widths": sorted({t.k for t in gemms}),
-            "memory_bytes": sorted({int(t.nbytes) // 2 for t in timings if t.kind == "memory"}),
+            "memory_bytes": sorted({int(t.nbytes) // 3 for t in timings if t.kind == "memory"}),
         },
         "rows": len(timings),
         "mean_abs_error": round(float(np.mean(np.abs(errors))), 4),
@@ -330,6 +392,8 @@ def write_profile(
     entry: dict[str, Any] = {k: float(f"{v:.4g}") for k, v in profile.params().items()}
     entry["peak_tflop_s"] = {"fp32": float(f"{peak_flop_s / TERA:.4g}")}
     entry["hbm_bandwidth_gbyte_s"] = float(f"{hbm_bandwidth_byte_s / GB:.4g}")
+    entry["step_overhead_s"] = float(f"{profile.step_overhead_s:.4g}")
+    entry["gemm_half_dim"] = float(f"{profile.gemm_half_dim:.4g}")
     entry["provenance"] = dict(profile.provenance)
     header = "# Host profile measured by `dcsim calibrate --device host` (dcsim.perf.calibrate)\n"
     text = header + yaml.safe_dump({device_name: entry}, sort_keys=True)

@@ -82,13 +82,14 @@ class CalibratedStepModel:
         local = local_params(job, stats) * (1 - job.prune_fraction)
         exposed_dp = self._dp_exposed(job, local, ring, dev.profile, pipe)
         optimizer_s = self._optimizer(job, dev, local, stats)
-        iteration = pipe.makespan_s + exposed_dp + optimizer_s
+        overhead = dev.profile.step_overhead_s
+        iteration = pipe.makespan_s + exposed_dp + optimizer_s + overhead
         return StepEstimate(
             iteration_s=iteration, compute_s=pipe.compute_s,
             bubble_s=max(0.0, pipe.makespan_s - pipe.compute_s - pipe.tp_comm_s),
             dp_comm_s=exposed_dp, model_flop=model_flop, hardware_flop=hardware_flop,
             num_gpus=job.num_gpus, peak_flop_s=dev.peak, tp_comm_s=pipe.tp_comm_s,
-            optimizer_s=optimizer_s)
+            optimizer_s=optimizer_s, overhead_s=overhead)
 
     # ------------------------------------------------------------------ pieces
     def _pipeline(self, m: GptModel, job: JobSpec, dev: Device, ring: RingPath) -> _Pipeline:
@@ -151,8 +152,9 @@ class CalibratedStepModel:
         for n_in, n_out in stats.layer_shapes:
             flop = 2.0 * b * n_in * n_out
             traffic = (b * n_in + 2 * b * n_out) * d + n_in * n_out * DTYPE_BYTES[job.precision]
-            fwd += dev.gemm(flop, traffic)
-            bwd += 2 * dev.gemm(flop, traffic)
+            side = min(b, n_in, n_out)
+            fwd += dev.gemm(flop, traffic, min_dim=side)
+            bwd += 2 * dev.gemm(flop, traffic, min_dim=side)
         fwd += dev.memory(3 * b * stats.layer_shapes[-1][1] * d)  # softmax cross-entropy
         micro = job.global_batch // (p.dp * b)
         return _Pipeline(micro * (fwd + bwd), micro * (fwd + bwd), 0.0, bwd, fwd)

@@ -40,11 +40,13 @@ class Device:
     def bandwidth(self) -> float:
         return self.profile.hbm_bandwidth_byte_s or self.gpu.hbm_bandwidth_byte_s
 
-    def gemm(self, flop: float, nbytes: float, sparse: bool = False) -> float:
-        """One matrix product; `sparse` products run on the sparse cores when enabled."""
+    def gemm(self, flop: float, nbytes: float, sparse: bool = False,
+             min_dim: float | None = None) -> float:
+        """One matrix product (its smallest side `min_dim`, where known); `sparse` products run
+        on the sparse cores when enabled."""
         rate = self.peak * (self.sparse_speedup if sparse else 1.0)
         effective = flop / (self.sparse_speedup if sparse else 1.0)
-        compute = flop / (rate * self.profile.gemm_fraction(effective))
+        compute = flop / (rate * self.profile.gemm_fraction(effective, min_dim))
         return max(compute, self.memory(nbytes, overhead=False)) + self.profile.kernel_overhead_s
 
     def memory(self, nbytes: float, overhead: bool = True) -> float:

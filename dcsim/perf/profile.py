@@ -37,11 +37,18 @@ class DeviceProfile:
     # measured peaks that replace the catalog's (a calibrated host); None: the catalog's
     peak_flop_s: dict[str, float] | None = field(default=None, compare=False)
     hbm_bandwidth_byte_s: float | None = None
+    step_overhead_s: float = 0.0  # framework time per training step outside the kernels
+    gemm_half_dim: float = 0.0  # a product whose smallest side is this long reaches half the
+    # efficiency of a square one (skinny products on CPU BLAS); 0: size alone decides
 
-    def gemm_fraction(self, flop: float) -> float:
-        """Fraction of peak reached by one matrix product of `flop` FLOPs."""
+    def gemm_fraction(self, flop: float, min_dim: float | None = None) -> float:
+        """Fraction of peak reached by one matrix product of `flop` FLOPs whose smallest side
+        is `min_dim` (if known and the profile has a gemm_half_dim)."""
         half = self.gemm_half_gflop * 1e9
-        return self.gemm_efficiency * flop / (flop + half)
+        fraction = self.gemm_efficiency * flop / (flop + half)
+        if min_dim is not None and self.gemm_half_dim > 0:
+            fraction *= min_dim / (min_dim + self.gemm_half_dim)
+        return fraction
 
     def params(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in PARAMS}
@@ -84,7 +91,9 @@ def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:
         device=device, **{k: float(d[k]) for k in PARAMS},
         provenance=dict(d.get("provenance", {})),
         peak_flop_s={k: float(v) * 1e12 for k, v in peaks.items()} if peaks else None,
-        hbm_bandwidth_byte_s=float(bandwidth) * 1e9 if bandwidth else None)
+        hbm_bandwidth_byte_s=float(bandwidth) * 1e9 if bandwidth else None,
+        step_overhead_s=float(d.get("step_overhead_s", 0.0)),
+        gemm_half_dim=float(d.get("gemm_half_dim", 0.0)))
 
 
 def load_profile_file(path: str | Path) -> dict[str, DeviceProfile]:

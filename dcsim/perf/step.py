@@ -44,6 +44,7 @@ class StepEstimate:
     tp_comm_s: float = 0.0  # tensor-parallel collectives on the critical device
     optimizer_s: float = 0.0
     data_stall_s: float = 0.0  # waiting for input data (the storage model sets it)
+    overhead_s: float = 0.0  # framework time per step outside the kernels (profiled hosts)
 
     @property
     def model_flop_s_per_gpu(self) -> float:
