@@ -241,9 +241,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     write_profile(out, "host-cpu", profile, peak, bandwidth)
     prov = profile.provenance
     print(f"host-cpu: peak {peak / 1e9:.1f} GFLOP/s fp32, memory {bandwidth / 1e9:.1f} GB/s; "
-          f"matrix products reach {profile.gemm_efficiency:.0%} of peak "
-          f"(half of that at {profile.gemm_half_gflop * 1e3:.3g} MFLOP), memory kernels "
-          f"{profile.memory_efficiency:.0%}, {profile.kernel_overhead_s * 1e6:.1f} us per kernel")
+          f"large matrix products reach {profile.gemm_efficiency:.0%} of peak (half of that "
+          f"at {profile.gemm_half_gflop * 1e3:.3g} MFLOP, or with a side of "
+          f"{profile.gemm_half_dim:.3g}); memory kernels {profile.memory_efficiency:.0%}; "
+          f"{profile.kernel_overhead_s * 1e6:.1f} us per kernel, "
+          f"{profile.step_overhead_s * 1e6:.0f} us per training step outside the kernels")
     print(f"  fit: mean |error| {prov.get('mean_abs_error', float('nan')):.0%} over "
           f"{prov.get('rows', '?')} timings; written to {out} (list it under engine.profiles)")
     return EXIT_OK
