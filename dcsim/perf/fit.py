@@ -125,9 +125,13 @@ def main(argv: list[str] | None = None) -> int:
                                              / "profiles.yaml"))
     args = parser.parse_args(argv)
     fitted = fit_all()
+    out = Path(args.out)
+    kept = yaml.safe_load(out.read_text(encoding="utf-8")) if out.is_file() else {}
+    kept = {k: v for k, v in (kept or {}).items() if k not in fitted}  # e.g. host-cpu
     header = ("# Device profiles of the calibrated step-time model (dcsim/perf/profile.py).\n"
-              "# Written by `python -m dcsim.perf.fit`; do not edit by hand.\n")
-    Path(args.out).write_text(header + yaml.safe_dump(fitted, sort_keys=True), encoding="utf-8")
+              "# GPU entries: written by `python -m dcsim.perf.fit`; host-cpu: `dcsim calibrate`\n"
+              "# on the development machine (see its provenance). Do not edit by hand.\n")
+    out.write_text(header + yaml.safe_dump({**kept, **fitted}, sort_keys=True), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 
