@@ -127,7 +127,7 @@ class CalibratedStepModel:
 
     def _dense_pass(self, job: JobSpec, dev: Device, stats) -> _Pipeline:
         """Non-transformer models: data parallel only; one roofline pass per micro-batch."""
-        if stats.layer_shapes:
+        if stats.layer_shapes or stats.conv_shapes:
             return self._layers_pass(job, dev, stats)
         p = job.parallelism
         b = p.micro_batch
@@ -142,13 +142,22 @@ class CalibratedStepModel:
         return _Pipeline(micro * (fwd_s + bwd_s), micro * (fwd_s + bwd_s), 0.0, bwd_s, fwd_s)
 
     def _layers_pass(self, job: JobSpec, dev: Device, stats) -> _Pipeline:
-        """A stack of dense layers (the MLP), as dcsim's kernels run it: per layer, one forward
+        """Convolutions (as im2col products, each followed by a normalization and an activation:
+        4 memory passes over its output forward, 6 backward), then a stack of dense layers (the
+        MLP, or a CNN's classifier), as dcsim's kernels run them: per layer, one forward
         kernel (z = a W^T with the bias and activation fused, as `dcsim calibrate` times it)
         and, backward, the fused delta with dW = dZ^T a and dA = dZ W (two products); then a
         softmax cross-entropy over the outputs."""
         p = job.parallelism
         b, d = p.micro_batch, act_bytes(job.precision)
+        w = DTYPE_BYTES[job.precision]
         fwd = bwd = 0.0
+        for m, k, n in stats.conv_shapes:  # im2col products; normalization + activation after
+            flop = 2.0 * b * m * k * n
+            traffic = (b * m * k + b * m * n) * d + k * n * w
+            side = min(b * m, k, n)
+            fwd += dev.gemm(flop, traffic, min_dim=side) + dev.memory(4 * b * m * n * d)
+            bwd += 2 * dev.gemm(flop, traffic, min_dim=side) + dev.memory(6 * b * m * n * d)
         for n_in, n_out in stats.layer_shapes:
             flop = 2.0 * b * n_in * n_out
             traffic = (b * n_in + 2 * b * n_out) * d + n_in * n_out * DTYPE_BYTES[job.precision]
@@ -167,7 +176,8 @@ class CalibratedStepModel:
         shard = p.dp if p.zero >= 1 else 1
         sgd = job.execute is not None and job.execute.optimizer == "sgd"
         per_param = SGD_BYTES_PER_PARAM if sgd else OPTIMIZER_BYTES_PER_PARAM
-        tensors = 2 * len(stats.layer_shapes) if stats.layer_shapes else 1
+        layers = len(stats.layer_shapes) + len(stats.conv_shapes)
+        tensors = 2 * layers if layers else 1
         return (dev.memory(local_params / shard * per_param, overhead=False)
                 + tensors * dev.profile.kernel_overhead_s)
 

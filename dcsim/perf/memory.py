@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from dcsim.perf.transformer import activation_bytes
+from dcsim.perf.transformer import act_bytes, activation_bytes
 from dcsim.perf.zoo import ModelStats, model_stats
 from dcsim.scenario import GptModel, JobSpec
 from dcsim.units import DTYPE_BYTES
@@ -100,6 +100,8 @@ def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBre
         layers = m.layers / p.pp
         activations = activation_bytes(m, job) * layers * _in_flight(job, micro)
         buffers += p.micro_batch * m.seq_len * m.vocab / p.tp * 4.0
+    else:  # the layer outputs a backward pass needs, where the model lists them
+        activations = stats.activation_elems_per_sample * p.micro_batch * act_bytes(job.precision)
     return MemoryBreakdown(weights, gradients, optimizer, activations, buffers)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dcsim import catalog
+from dcsim.perf.convnets import conv_shapes, dense_shapes
 from dcsim.scenario import CnnModel, CustomModel, DlrmModel, GptModel, MlpModel
 
 __all__ = ["ModelStats", "model_stats"]
@@ -33,6 +34,7 @@ class ModelStats:
     activation_elems_per_sample: float = 0.0  # layer outputs one forward pass writes
     lookup_bytes_per_sample: float = 0.0  # embedding rows gathered and updated (DLRM)
     layer_shapes: tuple[tuple[int, int], ...] = ()  # (inputs, outputs) of each dense layer
+    conv_shapes: tuple[tuple[int, int, int], ...] = ()  # per sample (M, K, N) of each conv
 
     def training_flop_per_sample(self) -> float:
         """Model FLOPs of one forward and backward pass (backward = 2 x forward)."""
@@ -75,6 +77,15 @@ def _transformer(m: GptModel) -> ModelStats:
 def _cnn(m: CnnModel) -> ModelStats:
     arch = catalog.cnn_archs()[m.arch]
     size = m.image_size or arch.reference_image_size
+    convs, dense = conv_shapes(m.arch, size), dense_shapes(m.arch, size)
+    if convs:  # known layer by layer: FLOPs and activations from the layers themselves
+        macs = sum(mm * k * n for mm, k, n in convs) + sum(i * o for i, o in dense)
+        # each convolution's output, its normalization and activation (3 tensors); fc outputs
+        acts = 3.0 * sum(mm * n for mm, _, n in convs) + sum(o for _, o in dense)
+        return ModelStats(m.kind, arch.params_m * 1e6, 0.0, 2.0 * macs, 2.0 * macs, 0.0,
+                          kernels_per_sample=len(convs) + len(dense),
+                          activation_elems_per_sample=acts, layer_shapes=dense,
+                          conv_shapes=convs)
     fwd = 2.0 * arch.forward_gmacs * 1e9 * (size / arch.reference_image_size) ** 2
     return ModelStats(m.kind, arch.params_m * 1e6, 0.0, fwd, fwd, 0.0,
                       kernels_per_sample=arch.layers)
