@@ -165,7 +165,7 @@ class Simulation:
                                f"the cluster has {by_type[name]}")
             elif (need := memory_breakdown(spec)).total > gpu.memory_bytes:
                 reasons.append(f"out-of-memory: needs {need.describe()}; {name} has "
-                               f"{gpu.memory_bytes / 1e9:.0f} GB")
+                               f"{gpu.memory_bytes / 1e9:.1f} GB")
             else:
                 ok.append(name)
         return tuple(ok), "; ".join(reasons)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from dcsim.units import GB, GBIT, TERA
+from dcsim.units import GB, GBIT, GIB, TERA
 
 __all__ = [
     "DTYPES",
@@ -94,7 +94,7 @@ def gpus() -> dict[str, GpuSpec]:
             description=d["description"],
             peak_flop_s=peaks,
             hbm_bandwidth_byte_s=float(d["hbm_bandwidth_gbyte_s"]) * GB,
-            memory_bytes=float(d["memory_gb"]) * GB,
+            memory_bytes=float(d["memory_gib"]) * GIB,
             nvlink_byte_s=float(d["nvlink_gbyte_s"]) * GB,
             first_order_efficiency=float(d["first_order_efficiency"]),
             sparse_tensor_cores=bool(d["sparse_tensor_cores"]),

@@ -29,6 +29,7 @@ class RingPath:
     intra_byte_s: float = 0.0  # 0: same as bandwidth_byte_s
     intra_latency_s: float = 0.0
     servers: int = 1
+    min_gpus_per_server: int = 0  # the fewest of the job's GPUs on one server (0: unknown)
 
     @property
     def intra_bandwidth(self) -> float:
@@ -72,11 +73,13 @@ class Network:
         """The ring through the servers of `gpus_per_server` (server id -> the job's GPUs there)."""
         ids = sorted(gpus_per_server)
         intra = min(self._intra[s] for s in ids)
+        fewest = min(gpus_per_server.values())
         if len(ids) == 1:
-            return RingPath(intra, self._intra_latency_s, intra, self._intra_latency_s, 1)
+            return RingPath(intra, self._intra_latency_s, intra, self._intra_latency_s, 1,
+                            fewest)
         bandwidth, latency = intra, 0.0
         for a, b in zip(ids, ids[1:] + ids[:1], strict=False):
             flow, lat = self._pair(a, b)
             bandwidth = min(bandwidth, flow / gpus_per_server[a])
             latency = max(latency, lat)
-        return RingPath(bandwidth, latency, intra, self._intra_latency_s, len(ids))
+        return RingPath(bandwidth, latency, intra, self._intra_latency_s, len(ids), fewest)

@@ -21,7 +21,7 @@ from dcsim.perf.memory import local_params
 from dcsim.perf.profile import DeviceProfile, profile_for
 from dcsim.perf.schedule import pipeline_makespan
 from dcsim.perf.step import StepEstimate
-from dcsim.perf.transformer import act_bytes, head_cost, layer_cost
+from dcsim.perf.transformer import act_bytes, head_cost, layer_cost, weight_bytes
 from dcsim.perf.zoo import model_stats
 from dcsim.scenario import GptModel, JobSpec
 from dcsim.units import DTYPE_BYTES
@@ -94,8 +94,12 @@ class CalibratedStepModel:
     # ------------------------------------------------------------------ pieces
     def _pipeline(self, m: GptModel, job: JobSpec, dev: Device, ring: RingPath) -> _Pipeline:
         p = job.parallelism
-        tp = Collectives(p.tp, ring.intra_bandwidth * dev.profile.nvlink_efficiency,
-                         ring.intra_latency_s)
+        if 0 < ring.min_gpus_per_server < p.tp:  # a tp group spans servers: over the network
+            tp = Collectives(p.tp, ring.bandwidth_byte_s * dev.profile.network_efficiency,
+                             ring.latency_s)
+        else:
+            tp = Collectives(p.tp, ring.intra_bandwidth * dev.profile.nvlink_efficiency,
+                             ring.intra_latency_s)
         ep_bw = ring.bandwidth_byte_s * (dev.profile.network_efficiency if ring.servers > 1
                                          else dev.profile.nvlink_efficiency)
         ep = Collectives(p.ep, ep_bw, ring.latency_s)
@@ -109,9 +113,13 @@ class CalibratedStepModel:
         t_bwd = np.full(chunks, bwd.time_s)
         t_fwd[-1] += head_f.time_s
         t_bwd[-1] += head_b.time_s
+        embedding = p.micro_batch * m.seq_len * m.hidden * act_bytes(job.precision)
+        t_fwd[0] += dev.memory(embedding)  # the lookup, and its gradient scattered back
+        t_bwd[0] += dev.memory(2 * embedding)
         micro = job.global_batch // (p.dp * p.micro_batch)
         p2p_bytes = p.micro_batch * m.seq_len * m.hidden * act_bytes(job.precision) / p.tp
-        p2p_bw = ring.bandwidth_byte_s if ring.servers > 1 else ring.intra_bandwidth
+        p2p_bw = (ring.bandwidth_byte_s * dev.profile.network_efficiency if ring.servers > 1
+                  else ring.intra_bandwidth * dev.profile.nvlink_efficiency)
         p2p = p2p_bytes / p2p_bw + ring.latency_s if p.pp > 1 else 0.0
         makespan = pipeline_makespan(p.pipeline_schedule, p.pp, micro, p.virtual_stages,
                                      t_fwd, t_bwd, p2p)
@@ -136,8 +144,9 @@ class CalibratedStepModel:
         per_kernel = fwd_flop / kernels
         d = act_bytes(job.precision)
         fwd_s = kernels * dev.gemm(per_kernel, stats.activation_elems_per_sample * b * d / kernels)
-        fwd_s += dev.memory(stats.lookup_bytes_per_sample * b)  # embedding gathers (DLRM)
         bwd_s = 2 * fwd_s
+        lookups = dev.memory(stats.lookup_bytes_per_sample * b)  # all embedding passes (DLRM)
+        fwd_s, bwd_s = fwd_s + lookups / 3, bwd_s + 2 * lookups / 3
         micro = job.global_batch // (p.dp * b)
         return _Pipeline(micro * (fwd_s + bwd_s), micro * (fwd_s + bwd_s), 0.0, bwd_s, fwd_s)
 
@@ -192,7 +201,7 @@ class CalibratedStepModel:
         if p.dp == 1:
             return 0.0
         grads = local_params * DTYPE_BYTES[p.grad_reduce_dtype]
-        weights = local_params * DTYPE_BYTES[job.precision]
+        weights = local_params / (1 - job.prune_fraction) * weight_bytes(job)
         eff = prof.network_efficiency if ring.servers > 1 else prof.nvlink_efficiency
         ring_dp = Collectives(p.dp, ring.bandwidth_byte_s * eff, ring.latency_s)
         back = pipe.last_backward_s if p.overlap_grad_comm else 0.0

@@ -44,6 +44,8 @@ class Device:
              min_dim: float | None = None) -> float:
         """One matrix product (its smallest side `min_dim`, where known); `sparse` products run
         on the sparse cores when enabled."""
+        if flop <= 0:
+            return self.memory(nbytes)
         rate = self.peak * (self.sparse_speedup if sparse else 1.0)
         effective = flop / (self.sparse_speedup if sparse else 1.0)
         compute = flop / (rate * self.profile.gemm_fraction(effective, min_dim))

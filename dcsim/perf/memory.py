@@ -2,7 +2,8 @@
 
 Model state per parameter on a GPU (Rajbhandari et al., ZeRO, 2020): weights in the training
 dtype (bf16/fp16: 2 bytes, fp32/tf32: 4, fp8/int8: 1 plus a 2-byte master copy for the update),
-gradients (2 bytes for 16-bit and 8-bit training, 4 for fp32), and Adam's fp32 master weights,
+gradients in `grad_reduce_dtype` (fp32: 4 bytes, Megatron's main_grad; bf16: 2; fp32 training:
+4), and Adam's fp32 master weights,
 first and second moments (12 bytes; 8 when training in fp32, whose weights are the master copy).
 ZeRO-1 shards the optimizer states over the dp ranks, ZeRO-2 also the gradients, ZeRO-3 (FSDP)
 also the weights. Unstructured pruning stores (1 - fraction) of the weights, gradients and
@@ -51,7 +52,9 @@ def _state_bytes(job: JobSpec) -> tuple[float, float, float]:
     if dtype >= 4:
         weights, grads, optim = 4.0, 4.0, 8.0
     else:
-        weights, grads, optim = float(dtype) + (2.0 if dtype == 1 else 0.0), 2.0, 12.0
+        # gradients are kept (and reduced) in grad_reduce_dtype: Megatron's fp32 main_grad
+        grads = float(DTYPE_BYTES[job.parallelism.grad_reduce_dtype])
+        weights, optim = float(dtype) + (2.0 if dtype == 1 else 0.0), 12.0
     if job.sparsity == "2:4":
         weights = weights / 2 + 0.25 / 2  # half the values plus 2 bits of metadata each
     keep = 1.0 - job.prune_fraction
@@ -69,7 +72,7 @@ def _in_flight(job: JobSpec, micro: int) -> float:
     if schedule == "gpipe":
         return float(micro)
     if schedule == "interleaved":
-        return p.pp * (1 + (p.pp - 1) / (p.pp * p.virtual_stages))
+        return min(p.pp * (1 + (p.pp - 1) / (p.pp * p.virtual_stages)), float(micro))
     return float(min(p.pp, micro))
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from dcsim.catalog import DTYPES
+
 __all__ = ["DeviceProfile", "ProfileError", "profiles", "profile_for", "load_profile_file",
            "PROFILE_FILE"]
 
@@ -69,6 +71,28 @@ RANGES = {  # (low, high], per parameter
 }
 
 
+OPTIONAL = {"peak_tflop_s", "hbm_bandwidth_gbyte_s", "step_overhead_s", "gemm_half_dim",
+            "provenance"}
+
+
+def _check_optional(device: str, d: dict[str, Any]) -> None:
+    unknown = sorted(set(d) - set(PARAMS) - OPTIONAL)
+    if unknown:
+        raise ProfileError(f"{device}: unknown keys {', '.join(unknown)}; valid: "
+                           f"{', '.join([*PARAMS, *sorted(OPTIONAL)])}")
+    for key in ("step_overhead_s", "gemm_half_dim"):
+        if key in d and not (isinstance(d[key], int | float) and d[key] >= 0):
+            raise ProfileError(f"{device}.{key}: must be a number >= 0, got {d[key]!r}")
+    if "hbm_bandwidth_gbyte_s" in d and not (
+            isinstance(d["hbm_bandwidth_gbyte_s"], int | float) and d["hbm_bandwidth_gbyte_s"] > 0):
+        raise ProfileError(f"{device}.hbm_bandwidth_gbyte_s: must be a number > 0")
+    peaks = d.get("peak_tflop_s", {})
+    if not isinstance(peaks, dict) or any(
+            k not in DTYPES or not isinstance(v, int | float) or v <= 0 for k, v in peaks.items()):
+        raise ProfileError(f"{device}.peak_tflop_s: must map dtypes ({', '.join(DTYPES)}) to "
+                           f"numbers > 0, got {peaks!r}")
+
+
 def _check_entry(device: str, d: Any, known: set[str] | None) -> None:
     if known is not None and device not in known:
         raise ProfileError(f"{device}: unknown device; valid: {', '.join(sorted(known))}")
@@ -82,6 +106,7 @@ def _check_entry(device: str, d: Any, known: set[str] | None) -> None:
         if not isinstance(value, int | float) or not low < value <= high:
             raise ProfileError(f"{device}.{key}: must be a number in ({low:g}, {high:g}], "
                                f"got {value!r}")
+    _check_optional(device, d)
 
 
 def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:

@@ -22,7 +22,7 @@ from dcsim.perf.costs import Collectives, Device
 from dcsim.scenario import GptModel, JobSpec
 from dcsim.units import DTYPE_BYTES
 
-__all__ = ["Pass", "LayerCost", "layer_cost", "head_cost", "activation_bytes"]
+__all__ = ["Pass", "LayerCost", "layer_cost", "head_cost", "activation_bytes", "weight_bytes"]
 
 ELEMENTWISE_H_PASSES = 16  # bytes-per-element passes over T x h per layer forward (norms etc.)
 SOFTMAX_PASSES = 5  # passes over the attention scores without flash attention
@@ -56,6 +56,15 @@ class LayerCost:
     recompute: Pass
 
 
+def weight_bytes(job: JobSpec) -> float:
+    """Bytes per weight a kernel reads: the dtype's, halved plus metadata with 2:4 sparsity,
+    times the kept fraction with pruning."""
+    w = float(DTYPE_BYTES[job.precision])
+    if job.sparsity == "2:4":
+        w = w / 2 + 0.125
+    return w * (1 - job.prune_fraction)
+
+
 def act_bytes(dtype: str) -> int:
     """Bytes of an activation: fp8/int8 compute keeps activations in 16 bits."""
     return max(DTYPE_BYTES[dtype], 2)
@@ -85,7 +94,7 @@ def _mlp(m: GptModel, job: JobSpec, dev: Device, ep_comm: Collectives) -> Pass:
     f = m.ffn_hidden or 4 * h
     up = 2 if m.gated_mlp else 1
     routed = tokens * (m.moe_top_k if m.moe_experts else 1)
-    w = DTYPE_BYTES[job.precision] * (1 - job.prune_fraction)
+    w = weight_bytes(job)
     sparse = job.sparsity == "2:4"
     flop_up, flop_down = 2.0 * routed * h * f * up / t, 2.0 * routed * f * h / t
     bytes_up = routed * h * d + h * f * up / t * w + routed * f * up / t * d
@@ -103,7 +112,7 @@ def layer_cost(m: GptModel, job: JobSpec, dev: Device, tp_comm: Collectives,
     p = job.parallelism
     t, h, tokens, d = p.tp, m.hidden, p.micro_batch * m.seq_len, act_bytes(job.precision)
     kv = h * (m.kv_heads or m.heads) // m.heads
-    w = DTYPE_BYTES[job.precision] * (1 - job.prune_fraction)
+    w = weight_bytes(job)
     sparse = job.sparsity == "2:4"
     flop_qkv, flop_proj = 2.0 * tokens * h * (h + 2 * kv) / t, 2.0 * tokens * h * h / t
     projections = (dev.gemm(flop_qkv, tokens * h * d + h * (h + 2 * kv) / t * w

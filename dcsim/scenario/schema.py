@@ -41,6 +41,9 @@ PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
 
+MIN_IMAGE_SIZE = {"resnet50": 32, "cifar10-cnn": 4, "densenet121": 32, "inception-v3": 75}
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -96,6 +99,14 @@ class CnnModel(ModelBase):
         if v not in catalog.cnn_archs():
             raise ValueError(f"unknown cnn arch {v!r}; valid: {', '.join(catalog.cnn_archs())}")
         return v
+
+    @model_validator(mode="after")
+    def _image_big_enough(self) -> CnnModel:
+        smallest = MIN_IMAGE_SIZE.get(self.arch, 1)
+        if self.image_size is not None and self.image_size < smallest:
+            raise ValueError(f"{self.arch} needs image_size >= {smallest} (its downsampling "
+                             f"leaves no pixels below that), got {self.image_size}")
+        return self
 
 
 class DlrmModel(ModelBase):
