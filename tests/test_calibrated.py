@@ -154,3 +154,25 @@ def test_estimates_are_cached_per_job_shape():
     a = model.estimate(job(tp=2), A100, ONE_NODE)
     b = model.estimate(job(tp=2).model_copy(update={"name": "other"}), A100, ONE_NODE)
     assert a is b
+
+
+def test_tensor_parallel_groups_across_servers_pay_the_network():
+    inside = RingPath(24e9, 2e-6, 300e9, 1e-6, 2, min_gpus_per_server=8)
+    split = RingPath(24e9, 2e-6, 300e9, 1e-6, 2, min_gpus_per_server=4)
+    assert est(job(tp=8), ring=split).tp_comm_s > 5 * est(job(tp=8), ring=inside).tp_comm_s
+
+
+def test_dlrm_embedding_traffic_is_charged_once():
+    from dcsim.perf.costs import Device
+    from dcsim.perf.zoo import model_stats
+
+    j = job("dlrm-criteo", precision="fp32", batch=8192, micro_batch=8192)
+    stats = model_stats(j.model)
+    model = CalibratedStepModel()
+    device = Device(A100, model.profile(A100), "fp32")
+    lookups = device.memory(stats.lookup_bytes_per_sample * 8192) - device.memory(0.0)
+    without = stats.__class__(**{**{f: getattr(stats, f) for f in stats.__slots__},
+                                 "lookup_bytes_per_sample": 0.0})
+    base = model._dense_pass(j, model.device(j, A100), without).makespan_s
+    assert model._dense_pass(j, model.device(j, A100), stats).makespan_s == pytest.approx(
+        base + lookups)

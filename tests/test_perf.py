@@ -8,7 +8,7 @@ import pytest
 
 from dcsim import catalog
 from dcsim.fabric.network import RingPath
-from dcsim.perf import FirstOrderStepModel, memory_per_gpu_bytes, model_stats
+from dcsim.perf import FirstOrderStepModel, model_stats
 from dcsim.scenario import JobSpec
 from tests.conftest import REPO
 

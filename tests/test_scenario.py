@@ -188,3 +188,18 @@ def test_bad_profile_files_are_located(write_yaml, tmp_path, text, expected):
     (tmp_path / "p.yaml").write_text(text)
     found = problems(write_yaml({**small_scenario(), "engine": {"profiles": ["p.yaml"]}}))
     assert any("engine.profiles[0]:" in p and expected in p for p in found), found
+
+
+def test_too_small_images_are_rejected(write_yaml):
+    found = problems(write_yaml(small_scenario([small_job(
+        model={"kind": "cnn", "arch": "resnet50", "image_size": 16})])))
+    assert any("resnet50 needs image_size >= 32" in p for p in found), found
+
+
+def test_profile_files_reject_unknown_keys(write_yaml, tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "host-cpu: {gemm_efficiency: 0.5, gemm_half_gflop: 1, memory_efficiency: 0.5, "
+        "kernel_overhead_s: 1.0e-6, nvlink_efficiency: 1, network_efficiency: 1, "
+        "step_overhead: 0.5}\n")
+    found = problems(write_yaml({**small_scenario(), "engine": {"profiles": ["p.yaml"]}}))
+    assert any("host-cpu: unknown keys step_overhead" in p for p in found), found

@@ -4,7 +4,6 @@ from dcsim.perf.step import (
     FirstOrderStepModel,
     StepEstimate,
     StepTimeModel,
-    memory_per_gpu_bytes,
 )
 from dcsim.perf.zoo import ModelStats, model_stats
 
@@ -14,5 +13,4 @@ __all__ = [
     "StepTimeModel",
     "ModelStats",
     "model_stats",
-    "memory_per_gpu_bytes",
 ]

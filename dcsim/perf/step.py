@@ -16,18 +16,11 @@ from typing import Protocol
 
 from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
-from dcsim.perf.zoo import ModelStats, model_stats
+from dcsim.perf.zoo import model_stats
 from dcsim.scenario import JobSpec
 from dcsim.units import DTYPE_BYTES
 
-__all__ = ["StepEstimate", "StepTimeModel", "FirstOrderStepModel", "memory_per_gpu_bytes"]
-
-# Bytes of model state per parameter: weights + gradients + Adam optimizer states.
-# Mixed precision (Rajbhandari et al., ZeRO, 2020): 2 + 2 + 12 (fp32 master, m, v) = 16;
-# fp32 training: 4 + 4 + 8 = 16. Embedding tables (sharded): fp32 weights + SGD = 4 + 4.
-STATE_BYTES_PER_PARAM = 16.0
-SHARDED_STATE_BYTES_PER_PARAM = 8.0
-
+__all__ = ["StepEstimate", "StepTimeModel", "FirstOrderStepModel"]
 
 @dataclass(frozen=True, slots=True)
 class StepEstimate:
@@ -63,15 +56,6 @@ class StepEstimate:
 
 class StepTimeModel(Protocol):
     def estimate(self, job: JobSpec, gpu: GpuSpec, ring: RingPath) -> StepEstimate: ...
-
-
-def memory_per_gpu_bytes(job: JobSpec, stats: ModelStats | None = None) -> float:
-    """Model-state memory per GPU (weights, gradients, optimizer states); no activations yet."""
-    stats = stats or model_stats(job.model)
-    p = job.parallelism
-    dense = stats.params / (p.tp * p.pp) * STATE_BYTES_PER_PARAM
-    sharded = stats.sharded_params / job.num_gpus * SHARDED_STATE_BYTES_PER_PARAM
-    return dense + sharded
 
 
 class FirstOrderStepModel:
