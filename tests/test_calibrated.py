@@ -176,3 +176,15 @@ def test_dlrm_embedding_traffic_is_charged_once():
     base = model._dense_pass(j, model.device(j, A100), without).makespan_s
     assert model._dense_pass(j, model.device(j, A100), stats).makespan_s == pytest.approx(
         base + lookups)
+
+
+def test_expert_state_is_sharded_only_over_its_replicas():
+    moe = {"kind": "gpt", "layers": 4, "hidden": 2048, "heads": 16, "seq_len": 1024,
+           "vocab": 32000, "moe_experts": 8, "moe_top_k": 2}
+    from dcsim.perf.memory import local_param_split
+    from dcsim.perf.zoo import model_stats
+
+    j = job(moe, dp=8, ep=8, batch=64, zero=1)
+    shared, experts = local_param_split(j, model_stats(j.model))
+    # one replica of each expert (dp / ep = 1): its optimizer state cannot be sharded
+    assert memory_breakdown(j).optimizer == pytest.approx((shared / 8 + experts) * 12)

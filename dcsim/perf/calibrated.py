@@ -17,7 +17,7 @@ import numpy as np
 from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
 from dcsim.perf.costs import Collectives, Device
-from dcsim.perf.memory import local_params
+from dcsim.perf.memory import local_param_split
 from dcsim.perf.profile import DeviceProfile, profile_for
 from dcsim.perf.schedule import pipeline_makespan
 from dcsim.perf.step import StepEstimate
@@ -79,9 +79,11 @@ class CalibratedStepModel:
         else:
             pipe = self._dense_pass(job, dev, stats)
             hardware_flop = model_flop
-        local = local_params(job, stats) * (1 - job.prune_fraction)
-        exposed_dp = self._dp_exposed(job, local, ring, dev.profile, pipe)
-        optimizer_s = self._optimizer(job, dev, local, stats)
+        split = local_param_split(job, stats)
+        exposed_dp = self._dp_exposed(job, split, ring, dev.profile, pipe)
+        shards = (p.dp, p.dp // p.ep) if p.zero >= 1 else (1, 1)
+        updated = (split[0] / shards[0] + split[1] / shards[1]) * (1 - job.prune_fraction)
+        optimizer_s = self._optimizer(job, dev, updated, stats)
         overhead = dev.profile.step_overhead_s
         iteration = pipe.makespan_s + exposed_dp + optimizer_s + overhead
         return StepEstimate(
@@ -178,37 +180,42 @@ class CalibratedStepModel:
         return _Pipeline(micro * (fwd + bwd), micro * (fwd + bwd), 0.0, bwd, fwd)
 
     def _optimizer(self, job: JobSpec, dev: Device, local_params: float, stats) -> float:
-        """The update: Adam reads and writes OPTIMIZER_BYTES_PER_PARAM per local parameter (plain
+        """The update of the `local_params` this GPU owns (after ZeRO sharding): Adam reads and
+        writes OPTIMIZER_BYTES_PER_PARAM per parameter (plain
         SGD, as executed jobs may use, 12: read weight and gradient, write weight), one kernel per
         parameter tensor for layer stacks (a fused multi-tensor kernel for transformers)."""
-        p = job.parallelism
-        shard = p.dp if p.zero >= 1 else 1
         sgd = job.execute is not None and job.execute.optimizer == "sgd"
         per_param = SGD_BYTES_PER_PARAM if sgd else OPTIMIZER_BYTES_PER_PARAM
         layers = len(stats.layer_shapes) + len(stats.conv_shapes)
         tensors = 2 * layers if layers else 1
-        return (dev.memory(local_params / shard * per_param, overhead=False)
+        return (dev.memory(local_params * per_param, overhead=False)
                 + tensors * dev.profile.kernel_overhead_s)
 
-    def _dp_exposed(self, job: JobSpec, local_params: float, ring: RingPath,
+    def _dp_exposed(self, job: JobSpec, split: tuple[float, float], ring: RingPath,
                     prof: DeviceProfile, pipe: _Pipeline) -> float:
         """Data-parallel communication not hidden behind compute. Without ZeRO: an all-reduce
         of the gradients (in `grad_reduce_dtype`), overlapped with the last micro-batch's
         backward. With ZeRO (the distributed optimizer): a reduce-scatter of the gradients
         (same window) and an all-gather of the updated weights, overlapped with the next
-        iteration's first forward; ZeRO-3 gathers the weights once more for the backward."""
+        iteration's first forward; ZeRO-3 gathers the weights once more for the backward.
+        MoE expert parameters are replicated only over dp / ep ranks: their collectives run
+        over that smaller group."""
         p = job.parallelism
-        if p.dp == 1:
-            return 0.0
-        grads = local_params * DTYPE_BYTES[p.grad_reduce_dtype]
-        weights = local_params / (1 - job.prune_fraction) * weight_bytes(job)
         eff = prof.network_efficiency if ring.servers > 1 else prof.nvlink_efficiency
-        ring_dp = Collectives(p.dp, ring.bandwidth_byte_s * eff, ring.latency_s)
+        groups = [(Collectives(p.dp, ring.bandwidth_byte_s * eff, ring.latency_s), split[0]),
+                  (Collectives(p.dp // p.ep, ring.bandwidth_byte_s * eff, ring.latency_s),
+                   split[1])]
+        keep = 1 - job.prune_fraction
+        reduce_s = gather_s = 0.0
+        for ring_dp, params in groups:
+            grads = params * keep * DTYPE_BYTES[p.grad_reduce_dtype]
+            if p.zero == 0:
+                reduce_s += ring_dp.all_reduce(grads)
+            else:
+                reduce_s += ring_dp.reduce_scatter(grads)
+                gather_s += (2 if p.zero == 3 else 1) * ring_dp.all_gather(
+                    params * weight_bytes(job))
         back = pipe.last_backward_s if p.overlap_grad_comm else 0.0
         front = pipe.first_forward_s if p.overlap_grad_comm else 0.0
-        if p.zero == 0:
-            return max(0.0, ring_dp.all_reduce(grads) - back)
-        gathers = 2 if p.zero == 3 else 1
-        return (max(0.0, ring_dp.reduce_scatter(grads) - back)
-                + max(0.0, gathers * ring_dp.all_gather(weights) - front))
+        return max(0.0, reduce_s - back) + max(0.0, gather_s - front)
 

@@ -24,7 +24,8 @@ from dcsim.perf.zoo import ModelStats, model_stats
 from dcsim.scenario import GptModel, JobSpec
 from dcsim.units import DTYPE_BYTES
 
-__all__ = ["MemoryBreakdown", "memory_breakdown", "local_params", "WORKSPACE_BYTES"]
+__all__ = ["MemoryBreakdown", "memory_breakdown", "local_params", "local_param_split",
+           "WORKSPACE_BYTES"]
 
 WORKSPACE_BYTES = 2e9  # CUDA context, NCCL buffers, allocator fragmentation (rule of thumb)
 
@@ -78,24 +79,38 @@ def _in_flight(job: JobSpec, micro: int) -> float:
 
 def local_params(job: JobSpec, stats: ModelStats) -> float:
     """Dense parameters held by one GPU: / (tp x pp), MoE experts also / ep."""
+    shared, experts = local_param_split(job, stats)
+    return shared + experts
+
+
+def local_param_split(job: JobSpec, stats: ModelStats) -> tuple[float, float]:
+    """(parameters replicated over all dp ranks, expert parameters replicated over dp / ep
+    ranks) held by one GPU. Without MoE the second is 0."""
     p = job.parallelism
-    if isinstance(job.model, GptModel) and job.model.moe_experts:
-        return _moe_local_params(job.model, job, stats)
-    return stats.params / (p.tp * p.pp)
+    m = job.model
+    if not (isinstance(m, GptModel) and m.moe_experts):
+        return stats.params / (p.tp * p.pp), 0.0
+    f = m.ffn_hidden or 4 * m.hidden
+    experts = m.layers * (3 if m.gated_mlp else 2) * m.hidden * f * m.moe_experts
+    return (stats.params - experts) / (p.tp * p.pp), experts / (p.tp * p.pp * p.ep)
 
 
 def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBreakdown:
     stats = stats or model_stats(job.model)
     p = job.parallelism
     w, g, o = _state_bytes(job)
-    dense = local_params(job, stats)
-    shard_o = p.dp if p.zero >= 1 else 1
-    shard_g = p.dp if p.zero >= 2 else 1
-    shard_w = p.dp if p.zero >= 3 else 1
+    shared, experts = local_param_split(job, stats)
+
+    def state(per_param: float, stage: int) -> float:
+        """ZeRO `stage` and above shard this state over the ranks holding a replica."""
+        if p.zero < stage:
+            return (shared + experts) * per_param
+        return shared * per_param / p.dp + experts * per_param / (p.dp // p.ep)
+
     sharded = stats.sharded_params / job.num_gpus * 8.0  # embedding tables: fp32 + SGD state
-    weights = dense * w / shard_w + sharded
-    gradients = dense * g / shard_g
-    optimizer = dense * o / shard_o
+    weights = state(w, 3) + sharded
+    gradients = state(g, 2)
+    optimizer = state(o, 1)
     micro = job.global_batch // (p.dp * p.micro_batch)
     activations, buffers = 0.0, WORKSPACE_BYTES
     if isinstance(job.model, GptModel):
@@ -106,14 +121,3 @@ def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBre
     else:  # the layer outputs a backward pass needs, where the model lists them
         activations = stats.activation_elems_per_sample * p.micro_batch * act_bytes(job.precision)
     return MemoryBreakdown(weights, gradients, optimizer, activations, buffers)
-
-
-def _moe_local_params(m: GptModel, job: JobSpec, stats: ModelStats) -> float:
-    """Parameters on one GPU with the MLP experts split over ep ranks."""
-    p = job.parallelism
-    h = m.hidden
-    f = m.ffn_hidden or 4 * h
-    expert = (3 if m.gated_mlp else 2) * h * f
-    experts = m.layers * expert * (m.moe_experts or 1)
-    dense = stats.params - experts
-    return dense / (p.tp * p.pp) + experts / (p.tp * p.pp * p.ep)
