@@ -246,6 +246,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           f"{profile.gemm_half_dim:.3g}); memory kernels {profile.memory_efficiency:.0%}; "
           f"{profile.kernel_overhead_s * 1e6:.1f} us per kernel, "
           f"{profile.step_overhead_s * 1e6:.0f} us per training step outside the kernels")
+    table = profile.gemm_table or {"sides": [], "widths": []}
+    print(f"  products are costed from the measured {len(table['sides'])} x "
+          f"{len(table['widths'])} table (batch x width), interpolated; the curve above is the "
+          "fallback")
     print(f"  fit: mean |error| {prov.get('mean_abs_error', float('nan')):.0%} over "
           f"{prov.get('rows', '?')} timings; written to {out} (list it under engine.profiles)")
     return EXIT_OK

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib import metadata
 
 import numpy as np
@@ -35,7 +35,7 @@ from dcsim.perf.profile import PARAMS, DeviceProfile, load_profile_file
 
 MEASURE = """
 import json, sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from dcsim.perf.calibrate import measure_host, measure_peaks
 peak, bandwidth = measure_peaks()
 timings = [asdict(t) for t in measure_host(quick=True)]
@@ -111,9 +111,10 @@ def test_fit_tolerates_measurement_noise():
     ]
     profile, _, _ = fit_host_profile(timings, 1e11, 1e10)
     # efficiency and its fall-off trade off under noise: compare what they give
-    for flop, side in ((2.0 * 256 * 1024 * 1024, 256), (2.0 * 256 * 4096 * 4096, 256)):
-        assert profile.gemm_fraction(flop, side) == pytest.approx(
-            KNOWN.gemm_fraction(flop, side), rel=0.15)
+    for m, w in ((256, 1024), (256, 4096)):
+        flop, sides = 2.0 * m * w * w, (m, w, w)
+        assert profile.gemm_fraction(flop, sides) == pytest.approx(
+            KNOWN.gemm_fraction(flop, sides), rel=0.15)
     assert profile.memory_efficiency == pytest.approx(KNOWN.memory_efficiency, rel=0.15)
     # the launch overhead trades off with the small-side fall-off under noise: compare a tiny
     # product's predicted time instead
@@ -187,7 +188,8 @@ def test_bigger_products_reach_a_higher_fraction_of_peak(measured, fitted):
     tiny, big = gemms[0], gemms[-1]
     assert big.flop / big.seconds > tiny.flop / tiny.seconds
     profile = fitted[0]
-    assert profile.gemm_fraction(big.flop) > profile.gemm_fraction(tiny.flop)
+    assert profile.gemm_fraction(big.flop, (big.m, big.k, big.n)) > profile.gemm_fraction(
+        tiny.flop, (tiny.m, tiny.k, tiny.n))
 
 
 def test_provenance_names_the_machine_and_the_software(fitted):
@@ -275,3 +277,20 @@ def test_calibrate_host_measures_and_fits(monkeypatch):
     assert 0 < profile.gemm_efficiency <= 1 and profile.kernel_overhead_s > 0
     assert profile.provenance["rows"] == 6
     assert profile.provenance["peaks"].startswith("fp32 ")
+
+
+def test_measured_table_is_interpolated_between_grid_points():
+    timings = synthetic_timings(KNOWN, 1e11, 1e10)
+    table = calibrate.gemm_table(timings, KNOWN, 1e11)
+    assert table["sides"] == [1, 8, 64, 256] and table["widths"] == [8, 64, 256, 1024, 4096]
+    profile = replace(KNOWN, gemm_table=table)
+    for t in (t for t in timings if t.kind == "gemm"):  # at a grid point: the measured value
+        expected = t.flop / (1e11 * (t.seconds - KNOWN.kernel_overhead_s))
+        assert profile.gemm_fraction(t.flop, sides=(t.m, t.n, t.k)) == pytest.approx(
+            expected, rel=1e-3)
+    between = profile.gemm_fraction(1.0, sides=(32, 128, 128))  # between the grid points
+    low = profile.gemm_fraction(1.0, sides=(8, 64, 64))
+    high = profile.gemm_fraction(1.0, sides=(64, 256, 256))
+    assert low < between < high
+    assert profile.gemm_fraction(1.0, sides=(1e6, 1e6, 1e6)) == pytest.approx(
+        profile.gemm_fraction(1.0, sides=(256, 4096, 4096)))  # clamped to the grid

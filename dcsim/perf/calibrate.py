@@ -64,8 +64,8 @@ __all__ = [
 
 HOST_DEVICE = "host-cpu"  # the catalog entry the host profile belongs to
 FP32_BYTES = 4
-GEMM_BATCHES = (8, 32, 256)
-GEMM_WIDTHS = (8, 32, 128, 512, 2048)
+GEMM_BATCHES = (8, 32, 128, 256)
+GEMM_WIDTHS = (8, 32, 64, 128, 256, 512, 1024, 2048)
 MEMORY_BYTES = tuple(4096 * 4**i for i in range(8))  # 4 KB ... 64 MB
 QUICK_GEMM_BATCHES = (8, 64, 256)
 QUICK_GEMM_WIDTHS = (8, 64, 256, 1024)
@@ -183,7 +183,7 @@ def host_device(profile: DeviceProfile, peak_flop_s: float, hbm_bandwidth_byte_s
 def predict_seconds(timing: Timing, device: Device) -> float:
     """What the cost model charges for the kernel `timing` measured."""
     if timing.kind == "gemm":
-        return device.gemm(timing.flop, timing.nbytes, min_dim=min(timing.m, timing.n, timing.k))
+        return device.gemm(timing.flop, timing.nbytes, sides=(timing.m, timing.k, timing.n))
     return device.memory(timing.nbytes)
 
 
@@ -292,10 +292,25 @@ def calibrate_host(quick: bool = False, repeats: int = 3) -> tuple[DeviceProfile
     best = max(t.flop / t.seconds for t in timings if t.kind == "gemm")
     profile, peak, bandwidth = fit_host_profile(timings, max(peak, best), bandwidth)
     overhead = measure_step_overhead(profile)
+    profile = replace(profile, gemm_table=gemm_table(timings, profile, peak))
     provenance = {**profile.provenance, "step_overhead": (
         f"{STEP_PROBE_ITERATIONS} executed steps of an MLP {STEP_PROBE_WIDTHS} at batch "
         f"{STEP_PROBE_BATCH}: measured minus modelled time per step")}
     return replace(profile, step_overhead_s=overhead, provenance=provenance), peak, bandwidth
+
+
+def gemm_table(timings: Sequence[Timing], profile: DeviceProfile, peak: float) -> dict:
+    """The measured fraction of peak of each product of the grid (launch overhead removed),
+    indexed by batch (its smallest side) and width, for interpolation by the cost model."""
+    gemms = [t for t in timings if t.kind == "gemm"]
+    sides, widths = sorted({t.m for t in gemms}), sorted({t.k for t in gemms})
+    by_shape = {(t.m, t.k): t for t in gemms}
+    overhead = profile.kernel_overhead_s
+    def measured(t: Timing) -> float:
+        return float(f"{t.flop / (peak * max(t.seconds - overhead, 0.2 * t.seconds)):.4g}")
+
+    fraction = [[measured(by_shape[m, w]) for w in widths] for m in sides]
+    return {"sides": sides, "widths": widths, "fraction": fraction}
 
 
 STEP_PROBE_WIDTHS = (16, 16, 4)  # inputs, hidden, outputs: tiny, so the kernels cost little
@@ -394,6 +409,8 @@ def write_profile(
     entry["hbm_bandwidth_gbyte_s"] = float(f"{hbm_bandwidth_byte_s / GB:.4g}")
     entry["step_overhead_s"] = float(f"{profile.step_overhead_s:.4g}")
     entry["gemm_half_dim"] = float(f"{profile.gemm_half_dim:.4g}")
+    if profile.gemm_table is not None:
+        entry["gemm_table"] = profile.gemm_table
     entry["provenance"] = dict(profile.provenance)
     header = "# Host profile measured by `dcsim calibrate --device host` (dcsim.perf.calibrate)\n"
     text = header + yaml.safe_dump({device_name: entry}, sort_keys=True)

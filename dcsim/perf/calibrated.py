@@ -166,15 +166,15 @@ class CalibratedStepModel:
         for m, k, n in stats.conv_shapes:  # im2col products; normalization + activation after
             flop = 2.0 * b * m * k * n
             traffic = (b * m * k + b * m * n) * d + k * n * w
-            side = min(b * m, k, n)
-            fwd += dev.gemm(flop, traffic, min_dim=side) + dev.memory(4 * b * m * n * d)
-            bwd += 2 * dev.gemm(flop, traffic, min_dim=side) + dev.memory(6 * b * m * n * d)
+            sides = (b * m, k, n)
+            fwd += dev.gemm(flop, traffic, sides=sides) + dev.memory(4 * b * m * n * d)
+            bwd += 2 * dev.gemm(flop, traffic, sides=sides) + dev.memory(6 * b * m * n * d)
         for n_in, n_out in stats.layer_shapes:
             flop = 2.0 * b * n_in * n_out
             traffic = (b * n_in + 2 * b * n_out) * d + n_in * n_out * DTYPE_BYTES[job.precision]
-            side = min(b, n_in, n_out)
-            fwd += dev.gemm(flop, traffic, min_dim=side)
-            bwd += 2 * dev.gemm(flop, traffic, min_dim=side)
+            sides = (b, n_in, n_out)
+            fwd += dev.gemm(flop, traffic, sides=sides)
+            bwd += 2 * dev.gemm(flop, traffic, sides=sides)
         fwd += dev.memory(3 * b * stats.layer_shapes[-1][1] * d)  # softmax cross-entropy
         micro = job.global_batch // (p.dp * b)
         return _Pipeline(micro * (fwd + bwd), micro * (fwd + bwd), 0.0, bwd, fwd)

@@ -41,14 +41,15 @@ class Device:
         return self.profile.hbm_bandwidth_byte_s or self.gpu.hbm_bandwidth_byte_s
 
     def gemm(self, flop: float, nbytes: float, sparse: bool = False,
-             min_dim: float | None = None) -> float:
-        """One matrix product (its smallest side `min_dim`, where known); `sparse` products run
+             sides: tuple[float, float, float] | None = None) -> float:
+        """One matrix product, of an (m x k) activation with a (k x n) weight where `sides` =
+        (m, k, n) is known; `sparse` products run
         on the sparse cores when enabled."""
         if flop <= 0:
             return self.memory(nbytes)
         rate = self.peak * (self.sparse_speedup if sparse else 1.0)
         effective = flop / (self.sparse_speedup if sparse else 1.0)
-        compute = flop / (rate * self.profile.gemm_fraction(effective, min_dim))
+        compute = flop / (rate * self.profile.gemm_fraction(effective, sides))
         return max(compute, self.memory(nbytes, overhead=False)) + self.profile.kernel_overhead_s
 
     def memory(self, nbytes: float, overhead: bool = True) -> float:

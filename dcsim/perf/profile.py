@@ -40,20 +40,44 @@ class DeviceProfile:
     peak_flop_s: dict[str, float] | None = field(default=None, compare=False)
     hbm_bandwidth_byte_s: float | None = None
     step_overhead_s: float = 0.0  # framework time per training step outside the kernels
+    # measured fractions of peak on a grid: {"sides": [batch m ...], "widths": [k = n ...],
+    # "fraction": [[per width] per batch]}; where present, products interpolate in it
+    gemm_table: dict[str, list] | None = field(default=None, compare=False)
     gemm_half_dim: float = 0.0  # a product whose smallest side is this long reaches half the
     # efficiency of a square one (skinny products on CPU BLAS); 0: size alone decides
 
-    def gemm_fraction(self, flop: float, min_dim: float | None = None) -> float:
-        """Fraction of peak reached by one matrix product of `flop` FLOPs whose smallest side
-        is `min_dim` (if known and the profile has a gemm_half_dim)."""
+    def gemm_fraction(self, flop: float,
+                      sides: tuple[float, float, float] | None = None) -> float:
+        """Fraction of peak reached by one matrix product of `flop` FLOPs, (m, k, n) = `sides`
+        where known: interpolated in the measured table if the profile has one; else
+        gemm_efficiency x F / (F + F_half), times s / (s + gemm_half_dim) for the smallest side
+        s if the profile has that fall-off."""
+        if self.gemm_table is not None and sides is not None:
+            return _interpolate(self.gemm_table, sides)
         half = self.gemm_half_gflop * 1e9
         fraction = self.gemm_efficiency * flop / (flop + half)
-        if min_dim is not None and self.gemm_half_dim > 0:
-            fraction *= min_dim / (min_dim + self.gemm_half_dim)
+        if sides is not None and self.gemm_half_dim > 0:
+            smallest = min(sides)
+            fraction *= smallest / (smallest + self.gemm_half_dim)
         return fraction
 
     def params(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in PARAMS}
+
+
+def _interpolate(table: dict[str, list], sides: tuple[float, float, float]) -> float:
+    """Bilinear interpolation in log space of the measured fraction of peak of a product of an
+    (m x k) activation with a (k x n) weight, at m and the geometric mean of k and n (the
+    calibration grid's batch and square width), clamped to the grid."""
+    import numpy as np
+
+    m, k, n = sides
+    x, y = np.log(max(m, 1.0)), np.log(max(np.sqrt(k * n), 1.0))
+    xs, ys = np.log(table["sides"]), np.log(table["widths"])
+    grid = np.asarray(table["fraction"], dtype=float)
+    x, y = float(np.clip(x, xs[0], xs[-1])), float(np.clip(y, ys[0], ys[-1]))
+    along_y = np.array([np.interp(y, ys, row) for row in grid])
+    return float(np.interp(x, xs, along_y))
 
 
 PARAMS = ("gemm_efficiency", "gemm_half_gflop", "memory_efficiency", "kernel_overhead_s",
@@ -72,7 +96,24 @@ RANGES = {  # (low, high], per parameter
 
 
 OPTIONAL = {"peak_tflop_s", "hbm_bandwidth_gbyte_s", "step_overhead_s", "gemm_half_dim",
+            "gemm_table",
             "provenance"}
+
+
+def _check_table(device: str, table: Any) -> None:
+    where = f"{device}.gemm_table"
+    if not isinstance(table, dict) or set(table) != {"sides", "widths", "fraction"}:
+        raise ProfileError(f"{where}: must map sides, widths and fraction")
+    sides, widths, grid = table["sides"], table["widths"], table["fraction"]
+    for name, axis in (("sides", sides), ("widths", widths)):
+        if not (isinstance(axis, list) and axis and all(
+                isinstance(v, int | float) and v > 0 for v in axis) and axis == sorted(axis)):
+            raise ProfileError(f"{where}.{name}: must be an increasing list of numbers > 0")
+    if not (isinstance(grid, list) and len(grid) == len(sides) and all(
+            isinstance(row, list) and len(row) == len(widths)
+            and all(isinstance(v, int | float) and v > 0 for v in row) for row in grid)):
+        raise ProfileError(f"{where}.fraction: must be {len(sides)} rows of {len(widths)} "
+                           "numbers > 0")
 
 
 def _check_optional(device: str, d: dict[str, Any]) -> None:
@@ -86,6 +127,9 @@ def _check_optional(device: str, d: dict[str, Any]) -> None:
     if "hbm_bandwidth_gbyte_s" in d and not (
             isinstance(d["hbm_bandwidth_gbyte_s"], int | float) and d["hbm_bandwidth_gbyte_s"] > 0):
         raise ProfileError(f"{device}.hbm_bandwidth_gbyte_s: must be a number > 0")
+    table = d.get("gemm_table")
+    if table is not None:
+        _check_table(device, table)
     peaks = d.get("peak_tflop_s", {})
     if not isinstance(peaks, dict) or any(
             k not in DTYPES or not isinstance(v, int | float) or v <= 0 for k, v in peaks.items()):
@@ -118,7 +162,8 @@ def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:
         peak_flop_s={k: float(v) * 1e12 for k, v in peaks.items()} if peaks else None,
         hbm_bandwidth_byte_s=float(bandwidth) * 1e9 if bandwidth else None,
         step_overhead_s=float(d.get("step_overhead_s", 0.0)),
-        gemm_half_dim=float(d.get("gemm_half_dim", 0.0)))
+        gemm_half_dim=float(d.get("gemm_half_dim", 0.0)),
+        gemm_table=d.get("gemm_table"))
 
 
 def load_profile_file(path: str | Path) -> dict[str, DeviceProfile]:
