@@ -6,8 +6,9 @@ array (read + write bytes, the STREAM "copy" convention). `measure_host` times t
 themselves on float32, best of `repeats` after a warm-up call (numba compilation excluded):
 
 * matrix products: ``dense_forward(x, W, b, activation="identity")`` with x (m, k) and W (n, k),
-  over a grid of batches m and square widths n = k, from 8 x 8 x 8 to 256 x 2048 x 2048.
-  One product of F = 2 m n k FLOPs moving the logical bytes of x, W, b, z and a;
+  over a grid of batches m (8 to 256) and square widths n = k (8 to 2048). One product of
+  F = 2 m n k FLOPs moving the logical bytes of x, W, b, z and a; each one's measured fraction
+  of peak is also kept as the profile's `gemm_table`, which the cost model interpolates;
 * memory-bound kernels: the in-place ``sgd_step(w, g)`` over arrays of 4 KB to 64 MB, moving
   the bytes read w and g + write w.
 
