@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from dcsim.results import Results
 
-__all__ = ["utilization", "jct_cdf", "gantt", "breakdown", "save_plots"]
+__all__ = ["utilization", "jct_cdf", "gantt", "breakdown", "training_curves", "save_plots"]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -118,6 +118,28 @@ def breakdown(jobs: pd.DataFrame, ax: Axes | None = None, max_jobs: int = 30) ->
     return ax
 
 
+def training_curves(training: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Loss (left axis) and held-out accuracy (right axis, markers) per iteration of each job
+    that really trained (`execute`), one colour per job."""
+    ax = _axes(ax)
+    names = jobs.set_index("job_id")["name"]
+    twin = ax.twinx()
+    for i, (job_id, rows) in enumerate(training.groupby("job_id")):
+        color = f"C{i % 10}"
+        ax.plot(rows["iteration"], rows["loss"], color=color, linewidth=0.8, alpha=0.7,
+                label=str(names.get(job_id, job_id)))
+        evaluated = rows[rows["accuracy"].notna()]
+        twin.plot(evaluated["iteration"], evaluated["accuracy"], color=color, marker="o",
+                  linestyle="--", markersize=3)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss (lines)")
+    twin.set_ylabel("held-out accuracy (markers)")
+    twin.set_ylim(0, 1.02)
+    ax.legend(fontsize="x-small", loc="center right")
+    ax.set_title("Executed jobs: loss and accuracy")
+    return ax
+
+
 def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     """Draw the standard plots of a run into PNG files; returns their paths."""
     out = Path(out_dir)
@@ -128,6 +150,9 @@ def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
         "gantt.png": lambda: gantt(results.segments, results.jobs, ax=_new_axes()),
         "breakdown.png": lambda: breakdown(results.jobs, ax=_new_axes()),
     }
+    if len(results.training):
+        drawings["training.png"] = lambda: training_curves(results.training, results.jobs,
+                                                           ax=_new_axes())
     paths = []
     for name, draw in drawings.items():
         ax = draw()

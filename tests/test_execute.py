@@ -260,5 +260,8 @@ def test_an_executed_job_through_the_engine_fills_the_training_tables(tmp_path):
     assert row.sparsity_achieved == pytest.approx(0.5, abs=0.02)
     back = dcsim.load_results(res.save(tmp_path))
     assert len(back.training) == 40 and len(back.executions) == 1
+    from dcsim.plotting import save_plots
+
+    assert "training.png" in {p.name for p in save_plots(back, tmp_path)}
     again = dcsim.simulate(dcsim.scenario_from_dict(data)).training
     assert again.loss.tolist() == training.loss.tolist()  # seeded: same losses
