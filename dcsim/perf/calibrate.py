@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib
-import math
 import os
 import platform
 import time
@@ -98,22 +97,23 @@ class Timing:
     seconds: float
 
 
-def _best_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Seconds of the fastest call of `fn` over `repeats` samples, after a warm-up call. Each
-    call is timed alone and a sample repeats short kernels until it lasts SAMPLE_S, so the best
-    call is one that no other process interrupted."""
+def _best_seconds(fn: Callable[[], object], repeats: int, typical: bool = False) -> float:
+    """Seconds of one call of `fn` over `repeats` samples, after a warm-up call: the fastest
+    call (for peaks: one that no other process interrupted), or with `typical` the median call
+    (for the cost model, which predicts what steady training takes, not its best moment). Each
+    call is timed alone and a sample repeats short kernels until it lasts SAMPLE_S."""
     fn()  # warm-up: numba compilation, first touch of the buffers
-    best = math.inf
+    calls: list[float] = []
     for _ in range(repeats):
         sample_end = time.perf_counter() + SAMPLE_S
         while True:
             start = time.perf_counter()
             fn()
             end = time.perf_counter()
-            best = min(best, end - start)
+            calls.append(end - start)
             if end >= sample_end:
                 break
-    return best
+    return float(np.median(calls)) if typical else min(calls)
 
 
 def _check_repeats(where: str, repeats: int) -> None:
@@ -128,7 +128,8 @@ def _time_gemm(m: int, width: int, repeats: int, rng: np.random.Generator) -> Ti
     x = rng.standard_normal((m, k), dtype=np.float32)
     W = rng.standard_normal((n, k), dtype=np.float32)
     b = rng.standard_normal(n, dtype=np.float32)
-    seconds = _best_seconds(lambda: dense_forward(x, W, b, activation="identity"), repeats)
+    seconds = _best_seconds(lambda: dense_forward(x, W, b, activation="identity"), repeats,
+                            typical=True)
     nbytes = FP32_BYTES * (m * k + n * k + n + 2 * m * n)  # read x, W, b; write z, a
     return Timing("gemm", m, n, k, 2.0 * m * n * k, float(nbytes), seconds)
 
@@ -141,7 +142,7 @@ def _time_memory(nbytes: int, repeats: int, rng: np.random.Generator) -> Timing:
     n = nbytes // FP32_BYTES
     w = rng.standard_normal(n, dtype=np.float32)
     g = rng.standard_normal(n, dtype=np.float32)
-    seconds = _best_seconds(lambda: sgd_step(w, g, 1e-9), repeats)
+    seconds = _best_seconds(lambda: sgd_step(w, g, 1e-9), repeats, typical=True)
     return Timing("memory", 1, n, 0, 0.0, 3.0 * FP32_BYTES * n, seconds)
 
 
