@@ -74,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--repeats", type=_positive_int, default=3,
                      help="timings per shape (best kept)")
 
+    col = sub.add_parser("collective", help="time a collective, nccl-tests style (algbw, busbw)")
+    col.add_argument("--server", default="dgx-a100-80gb", help="catalog server type")
+    col.add_argument("--nodes", type=_positive_int, default=1, help="servers taking part")
+    col.add_argument("--op", default="all_reduce",
+                     choices=["all_reduce", "all_gather", "reduce_scatter", "broadcast",
+                              "all_to_all"])
+    col.add_argument("--algorithm", default="ring", choices=["ring", "tree", "hierarchical"])
+    col.add_argument("--size-bytes", type=float, action="append", metavar="S",
+                     help="message size per rank (repeatable; default 1 KiB to 1 GiB, x4)")
+    col.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
     ref = sub.add_parser("reference", help="predicted vs published step times (data/reference)")
     ref.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
 
@@ -255,8 +266,33 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_collective(args: argparse.Namespace) -> int:
+    from dcsim import catalog
+    from dcsim.errors import Problem, ScenarioError
+    from dcsim.fabric.collectives import collective
+
+    if args.server not in catalog.servers():
+        valid = ", ".join(catalog.servers())
+        raise ScenarioError([Problem("--server", None, "", f"unknown server {args.server!r}; "
+                                     f"valid: {valid}")])
+    sizes = args.size_bytes or [float(2**k) for k in range(10, 31, 2)]
+    if any(s <= 0 for s in sizes):
+        raise ScenarioError([Problem("--size-bytes", None, "", "sizes must be > 0")])
+    results = [collective(args.op, s, args.server, args.nodes, args.algorithm) for s in sizes]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+        return EXIT_OK
+    first = results[0]
+    print(f"# {args.op}, {args.algorithm}, {first.ranks} ranks on {args.nodes} x {args.server}")
+    print(f"#{'size (B)':>13}{'time (us)':>12}{'algbw (GB/s)':>14}{'busbw (GB/s)':>14}")
+    for r in results:
+        print(f"{r.size_bytes:>14.0f}{r.time_s * 1e6:>12.1f}{r.algbw_gbyte_s:>14.2f}"
+              f"{r.busbw_gbyte_s:>14.2f}")
+    return EXIT_OK
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
-    from dcsim.validation import markdown, reference_table
+    from dcsim.validation import collective_table, markdown, reference_table
 
     rows = reference_table()
     print(f"{'case':<40}{'metric':<17}{'measured':>10}{'predicted':>11}{'error':>9}")
@@ -265,8 +301,12 @@ def cmd_reference(args: argparse.Namespace) -> int:
         print(f"{case:<40}{r.metric:<17}{r.measured:>10.2f}{r.predicted:>11.2f}{r.error:>+9.1%}")
     errors = [abs(r.error) for r in rows]
     print(f"mean absolute error {sum(errors) / len(errors):.1%}, max {max(errors):.1%}")
+    collectives = collective_table()
+    for r in collectives:
+        print(f"{('NCCL: ' + r.case)[:39]:<40}{r.metric:<17}{r.measured:>10.2f}"
+              f"{r.predicted:>11.2f}{r.error:>+9.1%}")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(rows), encoding="utf-8")
+        Path(args.markdown).write_text(markdown(rows, collectives), encoding="utf-8")
     return EXIT_OK
 
 
@@ -294,7 +334,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate,
-            "calibrate": cmd_calibrate, "reference": cmd_reference, "catalog": cmd_catalog}
+            "calibrate": cmd_calibrate, "collective": cmd_collective, "reference": cmd_reference,
+            "catalog": cmd_catalog}
 
 
 def main(argv: list[str] | None = None) -> int:
