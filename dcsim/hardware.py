@@ -98,7 +98,10 @@ def build_cluster(scenario: Scenario) -> Cluster:
 
 def build_network(scenario: Scenario, cluster: Cluster) -> Network:
     topo_cls = TOPOLOGIES.get(scenario.topology.kind)
-    topology = topo_cls(topo_cls.Params(**scenario.topology.params))
+    params = dict(scenario.topology.params)
+    if isinstance(params.get("path"), str):  # a file named in the scenario: relative to it
+        params["path"] = str(scenario.resolve_path(params["path"]))
+    topology = topo_cls(topo_cls.Params(**params))
     ports = [ServerPort(server_id=s.server_id, nic_byte_s=s.nic_byte_s,
                         nic_latency_s=s.nic_latency_s) for s in cluster.servers]
     graph = topology.build(ports)
