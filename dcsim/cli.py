@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="message size per rank (repeatable; default 1 KiB to 1 GiB, x4)")
     col.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    top = sub.add_parser("topology", help="describe a scenario's network (and draw it)")
+    top.add_argument("scenario", nargs="?", help="scenario YAML (default: the quickstart)")
+    top.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY.PATH=VALUE")
+    top.add_argument("--plot", metavar="FILE", help="draw the graph into this PNG file")
+
     ref = sub.add_parser("reference", help="predicted vs published step times (data/reference)")
     ref.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
 
@@ -291,6 +297,32 @@ def cmd_collective(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_topology(args: argparse.Namespace) -> int:
+    from dcsim.hardware import build_cluster, build_network
+    from dcsim.scenario import load_scenario
+
+    scenario = load_scenario(_scenario_path(args.scenario), args.overrides)
+    graph = build_network(scenario, build_cluster(scenario)).graph
+    kinds: dict[str, int] = {}
+    for _, kind in graph.nodes(data="kind"):
+        kinds[kind] = kinds.get(kind, 0) + 1
+    bandwidths = [d["bandwidth_byte_s"] / 1e9 for _, _, d in graph.edges(data=True)]
+    plural = {"server": "servers", "switch": "switches"}
+    print(f"{scenario.topology.kind}: "
+          + ", ".join(f"{n} {plural.get(k, k)}" for k, n in sorted(kinds.items()))
+          + f", {graph.number_of_edges()} links of {min(bandwidths):.1f} to "
+          f"{max(bandwidths):.1f} GB/s per direction")
+    if args.plot:
+        from matplotlib.figure import Figure
+
+        from dcsim.plotting import topology
+
+        ax = topology(graph, ax=Figure(figsize=(9, 6), layout="constrained").add_subplot())
+        ax.figure.savefig(args.plot, dpi=110)
+        print(f"  drawn to {args.plot}")
+    return EXIT_OK
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     from dcsim.validation import collective_table, markdown, reference_table
 
@@ -334,8 +366,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate,
-            "calibrate": cmd_calibrate, "collective": cmd_collective, "reference": cmd_reference,
-            "catalog": cmd_catalog}
+            "calibrate": cmd_calibrate, "collective": cmd_collective, "topology": cmd_topology,
+            "reference": cmd_reference, "catalog": cmd_catalog}
 
 
 def main(argv: list[str] | None = None) -> int:

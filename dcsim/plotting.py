@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
     from dcsim.results import Results
 
-__all__ = ["utilization", "jct_cdf", "gantt", "breakdown", "training_curves", "save_plots"]
+__all__ = ["utilization", "jct_cdf", "gantt", "breakdown", "training_curves", "topology",
+           "save_plots"]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -137,6 +138,39 @@ def training_curves(training: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None 
     twin.set_ylim(0, 1.02)
     ax.legend(fontsize="x-small", loc="center right")
     ax.set_title("Executed jobs: loss and accuracy")
+    return ax
+
+
+def topology(graph, ax: Axes | None = None) -> Axes:
+    """The network graph: servers (blue) and switches (orange), links drawn thicker the more
+    bandwidth they have. Layout: layered by distance from the servers (servers at the bottom)
+    for switched networks, a seeded spring layout for direct ones (torus)."""
+    import networkx as nx
+
+    ax = _axes(ax)
+    servers = [n for n, k in graph.nodes(data="kind") if k == "server"]
+    switches = [n for n, k in graph.nodes(data="kind") if k != "server"]
+    if switches:
+        hops = nx.multi_source_dijkstra_path_length(graph, servers, weight=None)
+        for node in graph:
+            graph.nodes[node]["_layer"] = hops.get(node, 0)
+        pos = nx.multipartite_layout(graph, subset_key="_layer", align="horizontal")
+        for node in graph:
+            del graph.nodes[node]["_layer"]
+    else:
+        pos = nx.spring_layout(graph, seed=0)
+    widths = np.array([d["bandwidth_byte_s"] for _, _, d in graph.edges(data=True)], dtype=float)
+    widths = 0.5 + 2.5 * widths / widths.max() if len(widths) else widths
+    nx.draw_networkx_edges(graph, pos, ax=ax, width=widths, alpha=0.5)
+    size = max(4, 200 / max(1, len(graph)) ** 0.5)
+    nx.draw_networkx_nodes(graph, pos, nodelist=servers, ax=ax, node_size=size * 4,
+                           node_color="tab:blue", label=f"{len(servers)} servers")
+    nx.draw_networkx_nodes(graph, pos, nodelist=switches, ax=ax, node_size=size * 6,
+                           node_color="tab:orange", node_shape="s",
+                           label=f"{len(switches)} switches")
+    ax.legend(fontsize="small", loc="upper right")
+    ax.set_axis_off()
+    ax.set_title(f"Topology: {graph.number_of_edges()} links")
     return ax
 
 

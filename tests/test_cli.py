@@ -120,3 +120,15 @@ def test_missing_profile_file_is_a_located_error(write_yaml, capsys):
     path = write_yaml({**small_scenario(), "engine": {"profiles": ["nope.yaml"]}})
     assert main(["validate", str(path)]) == 2
     assert "engine.profiles[0]: cannot read profile" in capsys.readouterr().err
+
+
+def test_topology_describes_and_draws(tmp_path, capsys):
+    png = tmp_path / "t.png"
+    assert main(["topology", "--set", "topology.kind=fat-tree", "--set", "topology.params.k=4",
+                 "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "fat-tree: 4 servers, 20 switches, 36 links" in out
+    assert png.stat().st_size > 0
+    assert main(["topology", "--set", "topology.params.k=5", "--set",
+                 "topology.kind=fat-tree"]) == 2
+    assert "topology.params.k" in capsys.readouterr().err

@@ -186,3 +186,12 @@ def test_resnet50_layer_list_matches_its_published_totals():
                                   "iterations": 1})
     activations = memory_breakdown(job).activations
     assert 10e9 < activations < 40e9  # ~ 3 x 11M elements x 2 bytes x 256 images
+
+
+def test_readme_quotes_the_collective_validation():
+    from dcsim.validation import collective_table
+
+    worst = max(abs(r.error) for r in collective_table())
+    assert worst < 0.04
+    readme = (REPO / "README.md").read_text().replace("\n  ", " ")
+    assert "bus bandwidths within 4%" in readme
