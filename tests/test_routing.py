@@ -1,0 +1,60 @@
+"""Routing: shortest paths, deterministic ECMP spreading, link failure, with the solver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dcsim.fabric.routing import Router
+from dcsim.fabric.solver import max_min_rates
+from dcsim.fabric.topology import TOPOLOGIES, ServerPort
+
+
+def leaf_spine(servers=4, per_leaf=2, spines=2, oversubscription=1.0):
+    cls = TOPOLOGIES.get("leaf-spine")
+    topo = cls(cls.Params(servers_per_leaf=per_leaf, spines=spines,
+                          oversubscription=oversubscription))
+    return topo.build([ServerPort(server_id=i, nic_byte_s=100e9, nic_latency_s=1e-6)
+                       for i in range(servers)])
+
+
+def test_routes_are_shortest_and_deterministic():
+    router = Router(leaf_spine())
+    same_leaf = router.route("server0", "server1")
+    across = router.route("server0", "server2", flow_key="a")
+    assert len(same_leaf) == 2 and len(across) == 4  # server-leaf-server / -leaf-spine-leaf-
+    assert Router(leaf_spine()).route("server0", "server2", flow_key="a") == across
+    assert router.route("server3", "server3") == []
+    assert len(router.capacity) == 2 * router.graph.number_of_edges()
+
+
+def test_ecmp_spreads_flows_over_the_spines():
+    router = Router(leaf_spine(spines=4))
+    spines_used = {router.links[router.route("server0", "server2", k)[1]][1] for k in range(64)}
+    assert spines_used == {"spine0", "spine1", "spine2", "spine3"}
+
+
+def test_flows_share_the_oversubscribed_uplink_max_min_fairly():
+    router = Router(leaf_spine(spines=1, oversubscription=2.0))
+    # two flows leave leaf0 for leaf1: its uplink carries (2 x 100) / 2 = 100 GB/s in all
+    routes = router.routes([("server0", "server2", 0), ("server1", "server3", 0)])
+    rates = max_min_rates(routes, router.capacity)
+    assert rates == pytest.approx([50e9, 50e9])
+    alone = max_min_rates(router.routes([("server0", "server2", 0)]), router.capacity)
+    assert alone == pytest.approx([100e9])
+
+
+def test_a_failed_link_reroutes_or_splits():
+    router = Router(leaf_spine(spines=2))
+    before = {router.links[i] for i in router.route("server0", "server2", 1)}
+    spine = next(b for a, b in before if a == "leaf0")
+    router.remove("leaf0", spine)
+    after = {router.links[i] for i in router.route("server0", "server2", 1)}
+    assert ("leaf0", spine) not in after and len(after) == 4
+    router.remove("server0", "leaf0")
+    with pytest.raises(ValueError, match="no path from server0 to server2"):
+        router.route("server0", "server2")
+    with pytest.raises(KeyError, match="no link"):
+        router.remove("server0", "leaf0")
+    assert len(router.failed) == 4
+    assert np.all(router.capacity > 0)  # the solver still gets a valid capacity array
