@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import simpy
 
 from dcsim import __version__
 from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
+from dcsim.fabric.sharing import SharedFabric
 from dcsim.hardware import Cluster, build_cluster, build_network
 from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import (
@@ -55,6 +57,8 @@ class Simulation:
         self.env = simpy.Environment()
         self.cluster: Cluster = build_cluster(scenario)
         self.network = build_network(scenario, self.cluster)  # validated by load_scenario
+        self.fabric = (SharedFabric(self.network.graph) if scenario.engine.network == "shared"
+                       else None)
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         place_cls = PLACEMENTS.get(scenario.placement.kind)
@@ -111,6 +115,7 @@ class Simulation:
         while True:
             job.seg_start_s, job.seg_done0 = self.env.now, job.iterations_done
             assert job.estimate is not None
+            job.waiting = True  # from here on a change of speed must interrupt the runner
             try:
                 if self._steady:
                     yield self.env.timeout(job.remaining * job.estimate.iteration_s)
@@ -122,10 +127,12 @@ class Simulation:
                 break
             except simpy.Interrupt as intr:
                 if isinstance(intr.cause, Stop):
+                    job.waiting = False
                     return  # _stop already accounted for the job
                 assert isinstance(intr.cause, Reestimate)
                 self._account(job, keep_partial=True)
-                job.estimate = self._estimate(job.spec, job.placement)
+                job.estimate = self._estimate(job.spec, job.placement, job.job_id)
+        job.waiting = False
         self._account(job, keep_partial=True, done=float(job.spec.iterations))
         self._release(job)
         job.status, job.end_s = Status.COMPLETED, self.env.now
@@ -175,7 +182,10 @@ class Simulation:
         del self._queue[job.job_id]
         self._running[job.job_id] = job
         job.placement, job.status = placement, Status.RUNNING
-        job.estimate = self._estimate(job.spec, placement)
+        if self.fabric is not None:
+            self.fabric.add(job.job_id, placement.gpus_per_server())
+            self._share_network()
+        job.estimate = self._estimate(job.spec, placement, job.job_id)
         job.history.append((self.env.now, math.nan, placement))
         if math.isnan(job.first_start_s):
             job.first_start_s = self.env.now
@@ -240,6 +250,9 @@ class Simulation:
                                                   self.env.now))
         del self._running[job.job_id]
         job.placement = None
+        if self.fabric is not None:
+            self.fabric.remove(job.job_id)
+            self._share_network()
         self._level()
 
     # ------------------------------------------------------------------ scheduling
@@ -317,11 +330,29 @@ class Simulation:
         return placement
 
     # ------------------------------------------------------------------ helpers
-    def _estimate(self, spec: JobSpec, placement: Placement | None) -> StepEstimate:
+    def _estimate(self, spec: JobSpec, placement: Placement | None,
+                  job_id: int | None = None) -> StepEstimate:
         assert placement is not None
         gpu = self.cluster.servers[placement.server_ids[0]].gpu
         ring = self.network.ring(placement.gpus_per_server())
+        shared = self.fabric.rate(job_id) if self.fabric and job_id is not None else None
+        if shared is not None and shared < ring.bandwidth_byte_s:
+            ring = replace(ring, bandwidth_byte_s=shared)
         return self.step_model.estimate(spec, gpu, ring)
+
+    def _share_network(self) -> None:
+        """The running jobs' flows changed: re-share the links and tell every job whose
+        bandwidth moved (it re-estimates its step time and keeps its progress)."""
+        if self.fabric is None:
+            return
+        for job_id in self.fabric.solve():
+            job = self._running.get(job_id)
+            if job is None or job.estimate is None:
+                continue  # being launched: _launch estimates it next
+            if job.waiting:
+                self.reestimate(job_id, "network share changed")
+            else:  # its runner has not started yet: it will read the new estimate
+                job.estimate = self._estimate(job.spec, job.placement, job_id)
 
     def _event(self, job: JobState, event: str, detail: str) -> None:
         self.recorder.events.append(Event(self.env.now, job.job_id, event, detail))

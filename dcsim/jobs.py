@@ -64,6 +64,7 @@ class JobState:
     # the segment in progress: started at seg_start_s with seg_done0 iterations done
     seg_start_s: float = 0.0
     seg_done0: float = 0.0
+    waiting: bool = False  # the runner is in a timeout (a speed change must interrupt it)
     history: list[tuple[float, float, Placement]] = field(default_factory=list)
 
     @property

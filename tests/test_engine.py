@@ -219,3 +219,24 @@ def test_jobs_table_carries_the_iteration_breakdown():
              + j.step_optimizer_s + j.step_data_stall_s + j.step_overhead_s)
     assert parts == pytest.approx(j.iteration_time_s)
     assert j.step_dp_comm_s > 0 and 0 < j.memory_gb < 85.9
+
+
+def test_jobs_sharing_an_oversubscribed_uplink_slow_each_other(repo):
+    path = repo / "scenarios/contention.yaml"
+    shared = dcsim.simulate(dcsim.load_scenario(path)).jobs.set_index("name")
+    isolated = dcsim.simulate(dcsim.load_scenario(path, ["engine.network=isolated"])).jobs \
+        .set_index("name")
+    for name in ("gpt2-on-a100", "gpt2-on-h100"):
+        assert shared.loc[name, "jct_s"] > 1.2 * isolated.loc[name, "jct_s"]
+    # the later job runs alone, so sharing costs it nothing
+    later = "gpt2-on-h100-later"
+    assert shared.loc[later, "jct_s"] == pytest.approx(isolated.loc[later, "jct_s"])
+    assert shared.loc[later, "iteration_time_s"] == pytest.approx(
+        isolated.loc[later, "iteration_time_s"])
+
+
+def test_network_sharing_agrees_across_fidelities(repo):
+    path = repo / "scenarios/contention.yaml"
+    steady = dcsim.simulate(dcsim.load_scenario(path)).jobs
+    per_iteration = dcsim.simulate(dcsim.load_scenario(path, ["engine.fidelity=iteration"])).jobs
+    assert per_iteration.end_s.to_numpy() == pytest.approx(steady.end_s.to_numpy(), rel=1e-6)

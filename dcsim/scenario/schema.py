@@ -379,6 +379,7 @@ class KindParams(Strict):
 class Engine(Strict):
     fidelity: Literal["steady", "iteration"] = "steady"
     step_model: Literal["calibrated", "first-order"] = "calibrated"
+    network: Literal["shared", "isolated"] = "shared"  # jobs share links (max-min fair) or not
     profiles: list[str] = Field(default_factory=list)  # device profile files (dcsim calibrate)
 
 

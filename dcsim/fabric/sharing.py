@@ -1,0 +1,61 @@
+"""Jobs sharing the network: each running job that spans servers keeps its data-parallel rings'
+traffic on the topology graph as flows, and the max-min fair solver shares every link between
+all of them. A job's ring bandwidth is the slowest of its flows' rates.
+
+Each ring hop (server a -> next server b, in id order around the ring) carries one flow per GPU
+the job has on a (all its rings run at once, one per local rank, as NCCL's channels do), routed
+by ECMP with the key (job, hop, rank). Rates are recomputed only when the set of running jobs
+changes. The model treats a job's collectives as continuous: it shares links by the jobs'
+presence, not by the timing of their communication phases within an iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import networkx as nx
+
+from dcsim.fabric.routing import Router
+from dcsim.fabric.solver import max_min_rates
+from dcsim.fabric.topology import server_node
+
+__all__ = ["SharedFabric"]
+
+
+class SharedFabric:
+    def __init__(self, graph: nx.Graph) -> None:
+        self.router = Router(graph)
+        self._jobs: dict[int, Mapping[int, int]] = {}  # job id -> GPUs per server
+        self._rates: dict[int, float] = {}  # job id -> slowest flow rate (bytes/s)
+
+    def add(self, job_id: int, gpus_per_server: Mapping[int, int]) -> None:
+        if len(gpus_per_server) > 1:
+            self._jobs[job_id] = dict(gpus_per_server)
+
+    def remove(self, job_id: int) -> None:
+        self._jobs.pop(job_id, None)
+        self._rates.pop(job_id, None)
+
+    def rate(self, job_id: int) -> float | None:
+        """The job's per-GPU ring bandwidth under sharing, or None if it has no network flows."""
+        return self._rates.get(job_id)
+
+    def solve(self) -> dict[int, float]:
+        """Recompute every job's rate; returns the jobs whose rate changed (id -> new rate)."""
+        owners, routes = [], []
+        for job_id in sorted(self._jobs):
+            servers = sorted(self._jobs[job_id])
+            for hop, (a, b) in enumerate(zip(servers, servers[1:] + servers[:1], strict=False)):
+                for rank in range(self._jobs[job_id][a]):
+                    owners.append(job_id)
+                    routes.append(self.router.route(server_node(a), server_node(b),
+                                                    (job_id, hop, rank)))
+        new: dict[int, float] = {}
+        if routes:
+            for job_id, rate in zip(owners, max_min_rates(routes, self.router.capacity),
+                                    strict=True):
+                new[job_id] = min(new.get(job_id, float("inf")), float(rate))
+        changed = {j: r for j, r in new.items()
+                   if j not in self._rates or abs(self._rates[j] - r) > 1e-9 * r}
+        self._rates = new
+        return changed
