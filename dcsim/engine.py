@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import numpy as np
 import simpy
 
 from dcsim import __version__
@@ -26,6 +27,7 @@ from dcsim.metrics import (
     Event,
     Execution,
     Level,
+    LinkLevel,
     Recorder,
     Segment,
     TrainingRow,
@@ -345,7 +347,12 @@ class Simulation:
         bandwidth moved (it re-estimates its step time and keeps its progress)."""
         if self.fabric is None:
             return
-        for job_id in self.fabric.solve():
+        before = self.fabric.utilization
+        changed = self.fabric.solve()
+        for i in np.flatnonzero(np.abs(self.fabric.utilization - before) > 1e-12):
+            self.recorder.links.append(LinkLevel(self.env.now, self.fabric.link_name(int(i)),
+                                                 float(self.fabric.utilization[i])))
+        for job_id in changed:
             job = self._running.get(job_id)
             if job is None or job.estimate is None:
                 continue  # being launched: _launch estimates it next
@@ -405,7 +412,7 @@ class Simulation:
             "events_per_s": events / wall_s if wall_s > 0 else float("nan"),
         }
         summary = summarize(frames["jobs"], frames["gpu_timeline"], self.cluster.total_gpus,
-                            end_s, extra)
+                            end_s, extra, frames["links"])
         run = {
             "dcsim_version": __version__,
             "scenario": self.scenario.model_dump(mode="json"),

@@ -95,6 +95,14 @@ class Execution(NamedTuple):
     sparsity_achieved: float
 
 
+class LinkLevel(NamedTuple):
+    """A directed link's utilization (carried / capacity) from time_s on, until its next row."""
+
+    time_s: float
+    link: str
+    utilization: float
+
+
 class Event(NamedTuple):
     time_s: float
     job_id: int
@@ -115,6 +123,7 @@ class Recorder:
         self.events: list[Event] = []
         self.training: list[TrainingRow] = []
         self.executions: list[Execution] = []
+        self.links: list[LinkLevel] = []
 
     def frames(self) -> dict[str, pd.DataFrame]:
         jobs = pd.DataFrame([asdict(j) for j in self.jobs], columns=_columns(JobRecord))
@@ -125,6 +134,7 @@ class Recorder:
             "events": pd.DataFrame(self.events, columns=Event._fields),
             "training": pd.DataFrame(self.training, columns=TrainingRow._fields),
             "executions": pd.DataFrame(self.executions, columns=Execution._fields),
+            "links": pd.DataFrame(self.links, columns=LinkLevel._fields),
         }
 
 
@@ -141,8 +151,28 @@ def gpu_seconds(timeline: pd.DataFrame, end_s: float) -> float:
     return float(np.sum(timeline["allocated_gpus"].to_numpy() * widths))
 
 
+def link_utilization(links: pd.DataFrame, end_s: float) -> pd.Series:
+    """Time-weighted mean utilization of each link from its first level change to end_s."""
+    if links.empty:
+        return pd.Series(dtype=float)
+    out = {}
+    for name, rows in links.groupby("link", sort=True):
+        t = rows["time_s"].to_numpy()
+        widths = np.diff(np.append(t, max(end_s, t[-1])))
+        span = max(end_s, t[-1]) - t[0]
+        out[name] = float(np.sum(rows["utilization"].to_numpy() * widths) / span) if span > 0 \
+            else 0.0
+    return pd.Series(out).sort_values(ascending=False, kind="stable")
+
+
+def top_links(links: pd.DataFrame, end_s: float, n: int = 5) -> dict[str, float]:
+    """The n most utilized links (time-weighted), for the summary."""
+    mean = link_utilization(links, end_s)
+    return {str(k): round(float(v), 4) for k, v in mean.head(n).items() if v > 0}
+
+
 def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s: float,
-              extra: dict[str, Any]) -> dict[str, Any]:
+              extra: dict[str, Any], links: pd.DataFrame | None = None) -> dict[str, Any]:
     """The summary dict of a run (formulas in docs/metrics.md)."""
     done = jobs[jobs["status"] == "completed"]
     jct = done["jct_s"].to_numpy(dtype=float)
@@ -171,6 +201,7 @@ def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s
         "gpu_utilization": allocated / (total_gpus * makespan) if makespan > 0 else float("nan"),
         "mfu_mean": float(done["mfu"].mean()) if len(done) else float("nan"),
     }
+    summary["top_links"] = top_links(links, start + makespan) if links is not None else {}
     rejected = jobs[jobs["status"] == "rejected"]
     codes = rejected["reason"].str.split(":", n=1).str[0]
     summary["rejection_reasons"] = {str(k): int(v) for k, v in

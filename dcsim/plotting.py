@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dcsim.results import Results
 
 __all__ = ["utilization", "jct_cdf", "gantt", "breakdown", "training_curves", "topology",
-           "save_plots"]
+           "link_heatmap", "save_plots"]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -174,6 +174,34 @@ def topology(graph, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def link_heatmap(links: pd.DataFrame, end_s: float, ax: Axes | None = None,
+                 max_links: int = 40, bins: int = 100) -> Axes:
+    """Utilization of the busiest links over time (rows: links, columns: time bins), sampled
+    from the level changes at the middle of each bin."""
+    ax = _axes(ax)
+    if links.empty:
+        ax.set_title("Link utilization: no network flows")
+        return ax
+    start = float(links["time_s"].min())
+    edges = np.linspace(start, max(end_s, start + 1e-9), bins + 1)
+    middles = (edges[:-1] + edges[1:]) / 2
+    grid, names = [], []
+    for name, rows in links.groupby("link", sort=True):
+        t, u = rows["time_s"].to_numpy(), rows["utilization"].to_numpy()
+        idx = np.searchsorted(t, middles, side="right") - 1
+        grid.append(np.where(idx >= 0, u[np.clip(idx, 0, None)], 0.0))
+        names.append(str(name))
+    grid_arr = np.array(grid)
+    order = np.argsort(-grid_arr.mean(axis=1), kind="stable")[:max_links]
+    image = ax.imshow(grid_arr[order], aspect="auto", vmin=0, vmax=1, cmap="viridis",
+                      extent=(edges[0] / 3600, edges[-1] / 3600, len(order), 0))
+    ax.set_yticks(np.arange(len(order)) + 0.5, [names[i] for i in order], fontsize="x-small")
+    ax.set_xlabel("time (h)")
+    ax.figure.colorbar(image, ax=ax, label="utilization")
+    ax.set_title("Busiest links")
+    return ax
+
+
 def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     """Draw the standard plots of a run into PNG files; returns their paths."""
     out = Path(out_dir)
@@ -184,6 +212,9 @@ def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
         "gantt.png": lambda: gantt(results.segments, results.jobs, ax=_new_axes()),
         "breakdown.png": lambda: breakdown(results.jobs, ax=_new_axes()),
     }
+    if len(results.links):
+        end = float(results.summary()["sim_end_s"])
+        drawings["links.png"] = lambda: link_heatmap(results.links, end, ax=_new_axes())
     if len(results.training):
         drawings["training.png"] = lambda: training_curves(results.training, results.jobs,
                                                            ax=_new_axes())

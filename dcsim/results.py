@@ -13,11 +13,13 @@ import pandas as pd
 __all__ = ["Results", "load_results", "FILES"]
 
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
-         "events": "events.csv", "training": "training.csv", "executions": "executions.csv"}
+         "events": "events.csv", "training": "training.csv", "executions": "executions.csv",
+         "links": "links.csv"}
 # columns that are text even when every value looks like a number or is empty
 TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "gpu_type", "precision",
                                           "status", "reason")},
-                "events": {"event": str, "detail": str}, "training": {"phase": str}}
+                "events": {"event": str, "detail": str}, "training": {"phase": str},
+                "links": {"link": str}}
 
 
 def _json_safe(value: Any) -> Any:
@@ -48,6 +50,7 @@ class Results:
     events: pd.DataFrame
     training: pd.DataFrame
     executions: pd.DataFrame
+    links: pd.DataFrame
     run: dict[str, Any] = field(default_factory=dict)
     _summary: dict[str, Any] = field(default_factory=dict)
 

@@ -240,3 +240,16 @@ def test_network_sharing_agrees_across_fidelities(repo):
     steady = dcsim.simulate(dcsim.load_scenario(path)).jobs
     per_iteration = dcsim.simulate(dcsim.load_scenario(path, ["engine.fidelity=iteration"])).jobs
     assert per_iteration.end_s.to_numpy() == pytest.approx(steady.end_s.to_numpy(), rel=1e-6)
+
+
+def test_link_utilization_is_recorded_and_never_exceeds_capacity(repo, tmp_path):
+    res = dcsim.simulate(dcsim.load_scenario(repo / "scenarios/contention.yaml"))
+    links = res.links
+    assert (links.utilization <= 1 + 1e-9).all() and (links.utilization >= 0).all()
+    top = list(res.summary()["top_links"])
+    assert set(top[:4]) == {"leaf0->spine0", "leaf1->spine0", "spine0->leaf0", "spine0->leaf1"}
+    back = dcsim.load_results(res.save(tmp_path))
+    assert len(back.links) == len(links)
+    isolated = dcsim.simulate(dcsim.load_scenario(repo / "scenarios/contention.yaml",
+                                                  ["engine.network=isolated"]))
+    assert isolated.links.empty and isolated.summary()["top_links"] == {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import networkx as nx
+import numpy as np
 
 from dcsim.fabric.routing import Router
 from dcsim.fabric.solver import max_min_rates
@@ -27,6 +28,7 @@ class SharedFabric:
         self.router = Router(graph)
         self._jobs: dict[int, Mapping[int, int]] = {}  # job id -> GPUs per server
         self._rates: dict[int, float] = {}  # job id -> slowest flow rate (bytes/s)
+        self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
 
     def add(self, job_id: int, gpus_per_server: Mapping[int, int]) -> None:
         if len(gpus_per_server) > 1:
@@ -35,6 +37,10 @@ class SharedFabric:
     def remove(self, job_id: int) -> None:
         self._jobs.pop(job_id, None)
         self._rates.pop(job_id, None)
+
+    def link_name(self, index: int) -> str:
+        a, b = self.router.links[index]
+        return f"{a}->{b}"
 
     def rate(self, job_id: int) -> float | None:
         """The job's per-GPU ring bandwidth under sharing, or None if it has no network flows."""
@@ -51,10 +57,13 @@ class SharedFabric:
                     routes.append(self.router.route(server_node(a), server_node(b),
                                                     (job_id, hop, rank)))
         new: dict[int, float] = {}
+        load = np.zeros(len(self.router.links))
         if routes:
-            for job_id, rate in zip(owners, max_min_rates(routes, self.router.capacity),
-                                    strict=True):
+            rates = max_min_rates(routes, self.router.capacity)
+            for job_id, route, rate in zip(owners, routes, rates, strict=True):
                 new[job_id] = min(new.get(job_id, float("inf")), float(rate))
+                load[route] += rate
+        self.utilization = load / self.router.capacity
         changed = {j: r for j, r in new.items()
                    if j not in self._rates or abs(self._rates[j] - r) > 1e-9 * r}
         self._rates = new
