@@ -223,6 +223,25 @@ class Simulation:
         job.process.interrupt(Stop(reason))
         self._level()
 
+    def fail_link(self, u: str, v: str) -> None:
+        """A network link goes down now: flows reroute around it, jobs cut apart stall."""
+        if self.fabric is None:
+            raise RuntimeError("link failures need engine.network: shared")
+        self.fabric.fail(u, v)
+        self._event_all(f"link {u} - {v} failed")
+        self._share_network()
+
+    def repair_link(self, u: str, v: str) -> None:
+        """A failed link comes back: flows take their shortest paths again."""
+        if self.fabric is None:
+            raise RuntimeError("link failures need engine.network: shared")
+        self.fabric.repair(u, v)
+        self._event_all(f"link {u} - {v} repaired")
+        self._share_network()
+
+    def _event_all(self, detail: str) -> None:
+        self.recorder.events.append(Event(self.env.now, -1, "network", detail))
+
     def reestimate(self, job_id: int, reason: str) -> None:
         """Tell a running job that its speed may have changed (fabric, stragglers, ...)."""
         job = self._running[job_id]

@@ -253,3 +253,36 @@ def test_link_utilization_is_recorded_and_never_exceeds_capacity(repo, tmp_path)
     isolated = dcsim.simulate(dcsim.load_scenario(repo / "scenarios/contention.yaml",
                                                   ["engine.network=isolated"]))
     assert isolated.links.empty and isolated.summary()["top_links"] == {}
+
+
+def test_a_failed_uplink_reroutes_or_stalls_and_repair_restores(repo):
+    data = small_scenario(
+        [small_job("spread", model="gpt2-1.5b", parallelism={"dp": 16}, global_batch=128,
+                   iterations=400)],
+        topology={"kind": "leaf-spine", "params": {"servers_per_leaf": 1, "spines": 2}})
+    plain = dcsim.simulate(dcsim.scenario_from_dict(data)).jobs.iloc[0]
+
+    def run_with(failures):
+        sim = Simulation(dcsim.scenario_from_dict(data))
+
+        def chaos(env):
+            for at, action, link in failures:
+                yield env.timeout(at - env.now)
+                getattr(sim, action)(*link)
+
+        sim.env.process(chaos(sim.env))
+        return sim.run()
+
+    # one of two spines fails: the flows reroute over the other one; a 1:1 network still has room
+    rerouted = run_with([(10.0, "fail_link", ("leaf0", "spine0"))]).jobs.iloc[0]
+    assert rerouted.end_s >= plain.end_s
+    # both spines fail: the job stalls until one comes back
+    stalled = run_with([(10.0, "fail_link", ("leaf0", "spine0")),
+                        (10.0, "fail_link", ("leaf0", "spine1")),
+                        (110.0, "repair_link", ("leaf0", "spine0"))])
+    # afterwards it runs as with spine1 alone down from t = 10 s, 100 s later
+    only_spine0 = run_with([(10.0, "fail_link", ("leaf0", "spine1"))]).jobs.iloc[0]
+    assert stalled.jobs.iloc[0].end_s == pytest.approx(only_spine0.end_s + 100.0, rel=1e-3)
+    assert only_spine0.end_s > plain.end_s  # half the uplink: slower
+    assert list(stalled.events.query("event == 'network'").detail) == [
+        "link leaf0 - spine0 failed", "link leaf0 - spine1 failed", "link leaf0 - spine0 repaired"]

@@ -37,6 +37,7 @@ class Router:
         self.capacity = np.array(capacity)
         self._paths: dict[tuple[str, str], list[list[str]]] = {}
         self.failed: set[int] = set()  # indices of links that failed (no route uses them)
+        self._removed: dict[tuple[str, str], dict] = {}  # failed edges and their attributes
 
     def paths(self, src: str, dst: str) -> list[list[str]]:
         """All shortest paths (fewest hops) from src to dst, in a deterministic order."""
@@ -67,7 +68,18 @@ class Router:
         """A failed link: routes are recomputed without it (cached paths are dropped)."""
         if not self.graph.has_edge(u, v):
             raise KeyError(f"no link {u} - {v} in the topology")
+        self._removed[(u, v)] = self.graph.edges[u, v]
         self.graph = self.graph.copy()
         self.graph.remove_edge(u, v)
         self.failed |= {self._index[(u, v)], self._index[(v, u)]}
+        self._paths.clear()
+
+    def restore(self, u: str, v: str) -> None:
+        """A repaired link: back in the graph, routes recomputed."""
+        key = (u, v) if (u, v) in self._removed else (v, u)
+        if key not in self._removed:
+            raise KeyError(f"link {u} - {v} has not failed")
+        self.graph = self.graph.copy()
+        self.graph.add_edge(*key, **self._removed.pop(key))
+        self.failed -= {self._index[(u, v)], self._index[(v, u)]}
         self._paths.clear()

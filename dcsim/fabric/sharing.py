@@ -6,7 +6,9 @@ Each ring hop (server a -> next server b, in id order around the ring) carries o
 the job has on a (all its rings run at once, one per local rank, as NCCL's channels do), routed
 by ECMP with the key (job, hop, rank). Rates are recomputed only when the set of running jobs
 changes. The model treats a job's collectives as continuous: it shares links by the jobs'
-presence, not by the timing of their communication phases within an iteration.
+presence, not by the timing of their communication phases within an iteration. A failed link
+(`fail`) reroutes the flows that crossed it; a job whose servers it cuts apart stalls (a rate of
+STALL_RATE) until the link is repaired (`repair`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from dcsim.fabric.routing import Router
 from dcsim.fabric.solver import max_min_rates
 from dcsim.fabric.topology import server_node
 
-__all__ = ["SharedFabric"]
+__all__ = ["SharedFabric", "STALL_RATE"]
+
+STALL_RATE = 1.0  # bytes/s of a job whose servers a failure cut apart: it all but stops
 
 
 class SharedFabric:
@@ -46,17 +50,33 @@ class SharedFabric:
         """The job's per-GPU ring bandwidth under sharing, or None if it has no network flows."""
         return self._rates.get(job_id)
 
+    def _job_routes(self, job_id: int) -> list[list[int]]:
+        servers = sorted(self._jobs[job_id])
+        routes = []
+        for hop, (a, b) in enumerate(zip(servers, servers[1:] + servers[:1], strict=False)):
+            for rank in range(self._jobs[job_id][a]):
+                routes.append(self.router.route(server_node(a), server_node(b),
+                                                (job_id, hop, rank)))
+        return routes
+
+    def fail(self, u: str, v: str) -> None:
+        self.router.remove(u, v)
+
+    def repair(self, u: str, v: str) -> None:
+        self.router.restore(u, v)
+
     def solve(self) -> dict[int, float]:
         """Recompute every job's rate; returns the jobs whose rate changed (id -> new rate)."""
         owners, routes = [], []
-        for job_id in sorted(self._jobs):
-            servers = sorted(self._jobs[job_id])
-            for hop, (a, b) in enumerate(zip(servers, servers[1:] + servers[:1], strict=False)):
-                for rank in range(self._jobs[job_id][a]):
-                    owners.append(job_id)
-                    routes.append(self.router.route(server_node(a), server_node(b),
-                                                    (job_id, hop, rank)))
         new: dict[int, float] = {}
+        for job_id in sorted(self._jobs):
+            try:
+                job_routes = self._job_routes(job_id)
+            except ValueError:  # a failed link split the job's servers apart: it stalls
+                new[job_id] = STALL_RATE
+                continue
+            owners += [job_id] * len(job_routes)
+            routes += job_routes
         load = np.zeros(len(self.router.links))
         if routes:
             rates = max_min_rates(routes, self.router.capacity)
