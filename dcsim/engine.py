@@ -225,22 +225,19 @@ class Simulation:
 
     def fail_link(self, u: str, v: str) -> None:
         """A network link goes down now: flows reroute around it, jobs cut apart stall."""
-        if self.fabric is None:
-            raise RuntimeError("link failures need engine.network: shared")
-        self.fabric.fail(u, v)
-        self._event_all(f"link {u} - {v} failed")
-        self._share_network()
+        self._change_link(u, v, up=False)
 
     def repair_link(self, u: str, v: str) -> None:
         """A failed link comes back: flows take their shortest paths again."""
+        self._change_link(u, v, up=True)
+
+    def _change_link(self, u: str, v: str, up: bool) -> None:
         if self.fabric is None:
             raise RuntimeError("link failures need engine.network: shared")
-        self.fabric.repair(u, v)
-        self._event_all(f"link {u} - {v} repaired")
-        self._share_network()
-
-    def _event_all(self, detail: str) -> None:
+        (self.fabric.repair if up else self.fabric.fail)(u, v)
+        detail = f"link {u} - {v} {'repaired' if up else 'failed'}"
         self.recorder.events.append(Event(self.env.now, -1, "network", detail))
+        self._share_network()
 
     def reestimate(self, job_id: int, reason: str) -> None:
         """Tell a running job that its speed may have changed (fabric, stragglers, ...)."""
