@@ -286,3 +286,19 @@ def test_a_failed_uplink_reroutes_or_stalls_and_repair_restores(repo):
     assert only_spine0.end_s > plain.end_s  # half the uplink: slower
     assert list(stalled.events.query("event == 'network'").detail) == [
         "link leaf0 - spine0 failed", "link leaf0 - spine1 failed", "link leaf0 - spine0 repaired"]
+
+
+def test_packed_beats_spread_for_a_communication_heavy_job():
+    job = small_job("allreduce-heavy", model="gpt2-1.5b", parallelism={"dp": 8},
+                    global_batch=64, iterations=50)
+    topo = {"kind": "leaf-spine", "params": {"servers_per_leaf": 1, "spines": 1,
+                                             "oversubscription": 4.0}}
+    cluster = {"servers": [{"type": "dgx-a100-80gb", "count": 4}]}
+    runs = {kind: run(small_scenario([job], cluster=cluster, topology=topo,
+                                     placement={"kind": kind})).jobs.iloc[0]
+            for kind in ("packed", "spread")}
+    assert runs["spread"].step_dp_comm_s > 5 * runs["packed"].step_dp_comm_s
+    assert runs["spread"].jct_s > runs["packed"].jct_s
+    spread_segments = run(small_scenario([job], cluster=cluster, topology=topo,
+                                         placement={"kind": "spread"})).segments
+    assert sorted(spread_segments.num_gpus) == [2, 2, 2, 2]  # one GPU at a time, round-robin

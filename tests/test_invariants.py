@@ -39,7 +39,7 @@ def scenarios(draw):
                                 for k, (t, c) in enumerate(groups)]},
         "workload": {"jobs": jobs},
         "scheduler": {"kind": draw(st.sampled_from(["fifo", "priority"]))},
-        "placement": {"kind": draw(st.sampled_from(["packed", "first-fit"]))},
+        "placement": {"kind": draw(st.sampled_from(["packed", "first-fit", "spread"]))},
         "engine": {"fidelity": draw(st.sampled_from(["steady", "iteration"]))},
     }
 

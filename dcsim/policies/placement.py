@@ -75,3 +75,20 @@ class FirstFit(PlacementPolicy):
 
     def choose(self, n: int, servers: list[ServerView]) -> Placement:
         return _single_or_spread(n, servers, lambda s: (s.server_id,), lambda s: (s.server_id,))
+
+
+@PLACEMENTS.register("spread")
+class Spread(PlacementPolicy):
+    """As many servers as possible: one GPU at a time, round-robin over the servers with the
+    most free GPUs (ties by id); spreads load, but rings cross the network."""
+
+    def choose(self, n: int, servers: list[ServerView]) -> Placement:
+        order = sorted(servers, key=lambda s: (-s.num_free, s.server_id))
+        taken = {s.server_id: 0 for s in order}
+        while n:
+            for s in order:
+                if n and taken[s.server_id] < s.num_free:
+                    taken[s.server_id] += 1
+                    n -= 1
+        return Placement(tuple((s.server_id, s.free[:taken[s.server_id]]) for s in order
+                               if taken[s.server_id]))
