@@ -132,7 +132,8 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
         lines.append(f"    rejected ({reason}): {count}")
     if s.get("top_links"):
         busiest = ", ".join(f"{k} {v:.0%}" for k, v in list(s["top_links"].items())[:3])
-        lines.append(f"  busiest links (time-weighted): {busiest}")
+        lines.append(f"  busiest links (capacity allocated to flows present, time-weighted): "
+                     f"{busiest}")
     lines += [
         f"  makespan: {_fmt_s(s['makespan_s'])}   GPUs: {s['total_gpus']}   "
         f"GPU utilization: {_fmt_pct(s['gpu_utilization'])}",

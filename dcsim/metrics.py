@@ -96,7 +96,8 @@ class Execution(NamedTuple):
 
 
 class LinkLevel(NamedTuple):
-    """A directed link's utilization (carried / capacity) from time_s on, until its next row."""
+    """A directed link's allocated share (max-min rates of the flows present / capacity) from
+    time_s on, until its next row; flows are present while their jobs run (see docs/metrics)."""
 
     time_s: float
     link: str
