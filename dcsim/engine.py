@@ -145,7 +145,7 @@ class Simulation:
     # ------------------------------------------------------------------ state changes
     def _submit(self, job: JobState) -> None:
         self._event(job, "submitted", "")
-        types, reason = self._admit(job.spec)
+        types, reason, job.memory_bytes = self._admit(job.spec)
         if not types:
             job.status, job.reason = Status.REJECTED, reason
             self._event(job, "rejected", reason)
@@ -157,14 +157,16 @@ class Simulation:
         self._level()
         self._request_round()
 
-    def _admit(self, spec: JobSpec) -> tuple[tuple[str, ...], str]:
-        """GPU types the job can ever run on, or none and why ("code: details")."""
+    def _admit(self, spec: JobSpec) -> tuple[tuple[str, ...], str, float]:
+        """GPU types the job can ever run on, or none and why ("code: details"); and the
+        job's memory per GPU (bytes)."""
         by_type = self.cluster.gpus_by_type
         wanted = [spec.gpu_type] if spec.gpu_type else list(by_type)
+        need = memory_breakdown(spec)
         reasons = []
         ok = []
         for name in wanted:
-            gpu = next((s.gpu for s in self.cluster.servers if s.gpu.name == name), None)
+            gpu = self.cluster.gpu_specs.get(name)
             if gpu is None:
                 reasons.append(f"no-such-gpu: needs {name}; the cluster has {', '.join(by_type)}")
             elif not gpu.supports(spec.precision):
@@ -172,12 +174,12 @@ class Simulation:
             elif by_type[name] < spec.num_gpus:
                 reasons.append(f"insufficient-gpus: needs {spec.num_gpus} GPUs of type {name}; "
                                f"the cluster has {by_type[name]}")
-            elif (need := memory_breakdown(spec)).total > gpu.memory_bytes:
+            elif need.total > gpu.memory_bytes:
                 reasons.append(f"out-of-memory: needs {need.describe()}; {name} has "
                                f"{gpu.memory_bytes / 1e9:.1f} GB")
             else:
                 ok.append(name)
-        return tuple(ok), "; ".join(reasons)
+        return tuple(ok), "; ".join(reasons), need.total
 
     def _launch(self, job: JobState, placement: Placement) -> None:
         self.cluster.allocate(placement)
@@ -327,14 +329,14 @@ class Simulation:
 
     def estimate_alone(self, spec: JobSpec) -> tuple[StepEstimate | None, str]:
         """The job's step estimate on an otherwise empty cluster, or None and the reason."""
-        types, reason = self._admit(spec)
+        types, reason, _ = self._admit(spec)
         if not types:
             return None, reason
         return self._estimate(spec, self._empty_placement(spec, types)), ""
 
     def placed_links(self, spec: JobSpec) -> tuple[GpuSpec, RingPath]:
         """The GPU and the links a job gets on an otherwise empty cluster (validation, fits)."""
-        types, reason = self._admit(spec)
+        types, reason, _ = self._admit(spec)
         if not types:
             raise ValueError(f"job {spec.name} cannot run: {reason}")
         placement = self._empty_placement(spec, types)

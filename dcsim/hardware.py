@@ -60,6 +60,7 @@ class Cluster:
         self.total_gpus = sum(s.num_gpus for s in servers)
         self.allocated_gpus = 0
         self.gpus_by_type: dict[str, int] = {}
+        self.gpu_specs: dict[str, GpuSpec] = {s.gpu.name: s.gpu for s in servers}
         for s in servers:
             self.gpus_by_type[s.gpu.name] = self.gpus_by_type.get(s.gpu.name, 0) + s.num_gpus
 

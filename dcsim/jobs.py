@@ -13,7 +13,6 @@ from enum import StrEnum
 import simpy
 
 from dcsim.metrics import JobRecord
-from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.step import StepEstimate
 from dcsim.policies.views import JobView, Placement
 from dcsim.scenario import JobSpec
@@ -65,6 +64,7 @@ class JobState:
     seg_start_s: float = 0.0
     seg_done0: float = 0.0
     waiting: bool = False  # the runner is in a timeout (a speed change must interrupt it)
+    memory_bytes: float = math.nan  # memory per GPU, from admission
     history: list[tuple[float, float, Placement]] = field(default_factory=list)
 
     @property
@@ -104,7 +104,7 @@ class JobState:
             step_optimizer_s=est.optimizer_s if est else math.nan,
             step_data_stall_s=est.data_stall_s if est else math.nan,
             step_overhead_s=est.overhead_s if est else math.nan,
-            memory_gb=memory_breakdown(spec).total / 1e9,
+            memory_gb=self.memory_bytes / 1e9,
         )
 
     def view(self, now_s: float) -> JobView:

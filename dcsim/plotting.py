@@ -150,13 +150,11 @@ def topology(graph, ax: Axes | None = None) -> Axes:
     ax = _axes(ax)
     servers = [n for n, k in graph.nodes(data="kind") if k == "server"]
     switches = [n for n, k in graph.nodes(data="kind") if k != "server"]
-    if switches:
+    if switches:  # on a copy: the caller's graph keeps its attributes
         hops = nx.multi_source_dijkstra_path_length(graph, servers, weight=None)
-        for node in graph:
-            graph.nodes[node]["_layer"] = hops.get(node, 0)
-        pos = nx.multipartite_layout(graph, subset_key="_layer", align="horizontal")
-        for node in graph:
-            del graph.nodes[node]["_layer"]
+        layered = nx.Graph()
+        layered.add_nodes_from((n, {"layer": hops.get(n, 0)}) for n in graph)
+        pos = nx.multipartite_layout(layered, subset_key="layer", align="horizontal")
     else:
         pos = nx.spring_layout(graph, seed=0)
     widths = np.array([d["bandwidth_byte_s"] for _, _, d in graph.edges(data=True)], dtype=float)

@@ -2,19 +2,12 @@
 files and the CLI use human units whose names say so (`memory_gb`, `bandwidth_gbyte_s`)
 and are converted once, at the edge, with these factors."""
 
-KILO = 1e3
-MEGA = 1e6
 GIGA = 1e9
 TERA = 1e12
-PETA = 1e15
 
 GB = 1e9  # bytes in a (decimal) gigabyte, as vendors quote memory and bandwidth
 GIB = 2**30  # bytes in a gibibyte
 GBIT = 1e9  # bits in a gigabit
-
-MINUTE = 60.0
-HOUR = 3600.0
-DAY = 86400.0
 
 # bytes per element of each training dtype
 DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}

@@ -226,8 +226,8 @@ def test_jobs_sharing_an_oversubscribed_uplink_slow_each_other(repo):
     shared = dcsim.simulate(dcsim.load_scenario(path)).jobs.set_index("name")
     isolated = dcsim.simulate(dcsim.load_scenario(path, ["engine.network=isolated"])).jobs \
         .set_index("name")
-    for name in ("gpt2-on-a100", "gpt2-on-h100"):
-        assert shared.loc[name, "jct_s"] > 1.2 * isolated.loc[name, "jct_s"]
+    for name in ("gpt2-on-a100", "gpt2-on-h100"):  # docs/scenario-reference.md: 1.3-1.6x
+        assert 1.3 < shared.loc[name, "jct_s"] / isolated.loc[name, "jct_s"] < 1.7
     # the later job runs alone, so sharing costs it nothing
     later = "gpt2-on-h100-later"
     assert shared.loc[later, "jct_s"] == pytest.approx(isolated.loc[later, "jct_s"])
