@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 
 from dcsim import __version__
+from dcsim import catalog
 from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
 from dcsim.fabric.sharing import SharedFabric
@@ -77,6 +78,7 @@ class Simulation:
         self._finished = 0
         self._steady = scenario.engine.fidelity == "steady"
         self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
+        self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
 
     def _profiles(self) -> dict[str, DeviceProfile]:
         """Device profiles from the scenario's `engine.profiles` files (later files win)."""
@@ -153,9 +155,27 @@ class Simulation:
             self._finished += 1
             return
         job.gpu_types, job.status = types, Status.QUEUED
+        if job.spec.iterations is None:
+            job.spec = job.spec.model_copy(update={"iterations": self._iterations_of(job.spec,
+                                                                                    types)})
         self._queue[job.job_id] = job
         self._level()
         self._request_round()
+
+    def _iterations_of(self, spec: JobSpec, types: tuple[str, ...]) -> int:
+        """A duration-based job's iterations: as many as take `duration_s` alone on its
+        reference GPU (else its first admissible type), placed on an empty cluster."""
+        gpu_name = spec.reference_gpu or types[0]
+        key = (spec.model_dump_json(exclude={"name", "arrival_s", "duration_s", "priority",
+                                             "user", "gpu_type"}), types)
+        step_s = self._reference_step_s.get(key)
+        if step_s is None:
+            placement = self._empty_placement(spec, types)
+            ring = self.network.ring(placement.gpus_per_server())
+            step_s = self.step_model.estimate(spec, catalog.gpus()[gpu_name], ring).iteration_s
+            self._reference_step_s[key] = step_s
+        assert spec.duration_s is not None
+        return max(1, round(spec.duration_s / step_s))
 
     def _admit(self, spec: JobSpec) -> tuple[tuple[str, ...], str, float]:
         """GPU types the job can ever run on, or none and why ("code: details"); and the

@@ -58,7 +58,7 @@ class CalibratedStepModel:
 
     def estimate(self, job: JobSpec, gpu: GpuSpec, ring: RingPath) -> StepEstimate:
         key = (job.model_dump_json(exclude={"name", "arrival_s", "iterations", "priority",
-                                            "user"}), gpu.name, ring)
+                                            "user", "duration_s", "reference_gpu"}), gpu.name, ring)
         if key not in self._cache:
             self._cache[key] = self._estimate(job, gpu, ring)
         return self._cache[key]

@@ -200,7 +200,9 @@ class ExecuteSpec(Strict):
 
 
 class JobSpec(Strict):
-    """One training job. `iterations` optimizer steps of `global_batch` samples each."""
+    """One training job: `iterations` optimizer steps of `global_batch` samples each, or as many
+    steps as take `duration_s` on `reference_gpu` (a trace's run time: the same work then runs
+    faster on a faster GPU). Exactly one of `iterations` and `duration_s`."""
 
     name: str
     arrival_s: NonNegFloat = 0.0
@@ -208,7 +210,9 @@ class JobSpec(Strict):
     parallelism: Parallelism = Parallelism()
     global_batch: PosInt
     precision: Precision = "bf16"
-    iterations: PosInt
+    iterations: PosInt | None = None
+    duration_s: PosFloat | None = None  # run time alone on reference_gpu: sets the iterations
+    reference_gpu: str | None = None  # the GPU type duration_s was measured on (None: the job's)
     gpu_type: str | None = None
     priority: int = 0
     user: str | None = None
@@ -226,7 +230,7 @@ class JobSpec(Strict):
             return {**presets[v], "name": v}
         return v
 
-    @field_validator("gpu_type")
+    @field_validator("gpu_type", "reference_gpu")
     @classmethod
     def _known_gpu(cls, v: str | None) -> str | None:
         if v is not None and v not in catalog.gpus():
@@ -236,6 +240,17 @@ class JobSpec(Strict):
     @model_validator(mode="after")
     def _parallelism_fits_model(self) -> JobSpec:
         p, m = self.parallelism, self.model
+        if (self.iterations is None) == (self.duration_s is None):
+            raise ValueError("give exactly one of iterations and duration_s")
+        if self.reference_gpu is not None:
+            if self.duration_s is None:
+                raise ValueError("reference_gpu is the GPU type duration_s was measured on; "
+                                 "it needs duration_s")
+            if not catalog.gpus()[self.reference_gpu].supports(self.precision):
+                raise ValueError(f"reference_gpu {self.reference_gpu} has no {self.precision} "
+                                 "support: set a precision it has")
+        if self.execute is not None and self.iterations is None:
+            raise ValueError("an executed job needs iterations (it really trains that many)")
         per_step = p.dp * p.micro_batch
         if self.global_batch % per_step:
             raise ValueError(
