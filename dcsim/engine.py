@@ -22,6 +22,7 @@ from dcsim import catalog
 from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
 from dcsim.fabric.sharing import SharedFabric
+from dcsim.fabric.timed import TimedFabric
 from dcsim.hardware import Cluster, build_cluster, build_network
 from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import (
@@ -62,6 +63,8 @@ class Simulation:
         self.network = build_network(scenario, self.cluster)  # validated by load_scenario
         self.fabric = (SharedFabric(self.network.graph) if scenario.engine.network == "shared"
                        else None)
+        self.timed = (TimedFabric(self.env, self.network.graph, self._record_levels)
+                      if scenario.engine.network == "timed" else None)
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         place_cls = PLACEMENTS.get(scenario.placement.kind)
@@ -79,6 +82,7 @@ class Simulation:
         self._steady = scenario.engine.fidelity == "steady"
         self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
         self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
+        self._levels: np.ndarray | None = None  # links' last recorded levels
 
     def _profiles(self) -> dict[str, DeviceProfile]:
         """Device profiles from the scenario's `engine.profiles` files (later files win)."""
@@ -121,7 +125,9 @@ class Simulation:
             assert job.estimate is not None
             job.waiting = True  # from here on a change of speed must interrupt the runner
             try:
-                if self._steady:
+                if self.timed is not None and self.timed.spans_servers(job.job_id):
+                    yield from self._timed_iterations(job)
+                elif self._steady:
                     yield self.env.timeout(job.remaining * job.estimate.iteration_s)
                 else:
                     while job.remaining > EPS:
@@ -134,6 +140,8 @@ class Simulation:
                     job.waiting = False
                     return  # _stop already accounted for the job
                 assert isinstance(intr.cause, Reestimate)
+                if self.timed is not None:  # the iteration resumes with a new transfer
+                    self.timed.cancel(job.job_id)
                 self._account(job, keep_partial=True)
                 job.estimate = self._estimate(job.spec, job.placement, job.job_id)
         job.waiting = False
@@ -143,6 +151,23 @@ class Simulation:
         self._event(job, "completed", "")
         self._finished += 1
         self._request_round()
+
+    def _timed_iterations(self, job: JobState):
+        """engine.network: timed: each iteration computes, then moves its exposed data-parallel
+        traffic over the fabric as flows (see dcsim.fabric.timed)."""
+        assert self.timed is not None and job.estimate is not None and job.placement is not None
+        est, ring = job.estimate, self.network.ring(job.placement.gpus_per_server())
+        dp = job.spec.parallelism.dp
+        latency_s = min(est.dp_comm_s, 2 * (dp - 1) * ring.latency_s)
+        nbytes = (est.dp_comm_s - latency_s) * ring.bandwidth_byte_s  # at the ring's own rate
+        compute_s = est.iteration_s - est.dp_comm_s + latency_s
+        while job.remaining > EPS:
+            step = min(1.0, job.remaining)
+            job.progress_cap = job.iterations_done + step
+            yield self.env.timeout(step * compute_s)
+            yield self.timed.transfer(job.job_id, step * nbytes, ring.bandwidth_byte_s)
+            self._account(job, keep_partial=True, done=job.iterations_done + step)
+        job.progress_cap = math.inf
 
     # ------------------------------------------------------------------ state changes
     def _submit(self, job: JobState) -> None:
@@ -209,6 +234,8 @@ class Simulation:
         if self.fabric is not None:
             self.fabric.add(job.job_id, placement.gpus_per_server())
             self._share_network()
+        if self.timed is not None:
+            self.timed.add(job.job_id, placement.gpus_per_server())
         job.estimate = self._estimate(job.spec, placement, job.job_id)
         job.history.append((self.env.now, math.nan, placement))
         if math.isnan(job.first_start_s):
@@ -254,9 +281,10 @@ class Simulation:
         self._change_link(u, v, up=True)
 
     def _change_link(self, u: str, v: str, up: bool) -> None:
-        if self.fabric is None:
-            raise RuntimeError("link failures need engine.network: shared")
-        (self.fabric.repair if up else self.fabric.fail)(u, v)
+        fabric = self.fabric or self.timed
+        if fabric is None:
+            raise RuntimeError("link failures need engine.network: shared or timed")
+        (fabric.repair if up else fabric.fail)(u, v)
         detail = f"link {u} - {v} {'repaired' if up else 'failed'}"
         self.recorder.events.append(Event(self.env.now, -1, "network", detail))
         self._share_network()
@@ -293,6 +321,9 @@ class Simulation:
         if self.fabric is not None:
             self.fabric.remove(job.job_id)
             self._share_network()
+        if self.timed is not None:
+            self.timed.remove(job.job_id)
+        job.progress_cap = math.inf
         self._level()
 
     # ------------------------------------------------------------------ scheduling
@@ -385,11 +416,8 @@ class Simulation:
         bandwidth moved (it re-estimates its step time and keeps its progress)."""
         if self.fabric is None:
             return
-        before = self.fabric.utilization
         changed = self.fabric.solve()
-        for i in np.flatnonzero(np.abs(self.fabric.utilization - before) > 1e-12):
-            self.recorder.links.append(LinkLevel(self.env.now, self.fabric.link_name(int(i)),
-                                                 float(self.fabric.utilization[i])))
+        self._record_levels(self.fabric.utilization)
         for job_id in changed:
             job = self._running.get(job_id)
             if job is None or job.estimate is None:
@@ -398,6 +426,17 @@ class Simulation:
                 self.reestimate(job_id, "network share changed")
             else:  # its runner has not started yet: it will read the new estimate
                 job.estimate = self._estimate(job.spec, job.placement, job_id)
+
+    def _record_levels(self, utilization: np.ndarray) -> None:
+        """A row in the links table for each directed link whose level changed now."""
+        fabric = self.fabric or self.timed
+        assert fabric is not None
+        if self._levels is None:
+            self._levels = np.zeros_like(utilization)
+        for i in np.flatnonzero(np.abs(utilization - self._levels) > 1e-12):
+            self.recorder.links.append(LinkLevel(self.env.now, fabric.link_name(int(i)),
+                                                 float(utilization[i])))
+        self._levels = utilization.copy()
 
     def _event(self, job: JobState, event: str, detail: str) -> None:
         self.recorder.events.append(Event(self.env.now, job.job_id, event, detail))

@@ -19,6 +19,8 @@ from dcsim.scenario import JobSpec
 
 __all__ = ["Status", "JobState", "Stop", "Reestimate"]
 
+EPS_PROGRESS = 1e-6  # an iteration whose transfer is still in flight counts as not finished
+
 
 class Status(StrEnum):
     SUBMITTED = "submitted"
@@ -58,6 +60,7 @@ class JobState:
     first_start_s: float = math.nan
     end_s: float = math.nan
     run_s: float = 0.0
+    progress_cap: float = math.inf  # timed network: the iteration in flight is not done yet
     preemptions: int = 0
     model_flop_done: float = 0.0
     # the segment in progress: started at seg_start_s with seg_done0 iterations done
@@ -74,7 +77,8 @@ class JobState:
     def progress_at(self, now_s: float) -> float:
         """Iterations done by now_s, counting the part of the current segment already run."""
         assert self.estimate is not None
-        return self.seg_done0 + (now_s - self.seg_start_s) / self.estimate.iteration_s
+        done = self.seg_done0 + (now_s - self.seg_start_s) / self.estimate.iteration_s
+        return min(done, self.progress_cap - EPS_PROGRESS)
 
     def record(self, gpu_type: str) -> JobRecord:
         """The job's row of the results' jobs table (columns: docs/metrics.md)."""

@@ -40,7 +40,8 @@ def scenarios(draw):
         "workload": {"jobs": jobs},
         "scheduler": {"kind": draw(st.sampled_from(["fifo", "priority"]))},
         "placement": {"kind": draw(st.sampled_from(["packed", "first-fit", "spread"]))},
-        "engine": {"fidelity": draw(st.sampled_from(["steady", "iteration"]))},
+        "engine": {"fidelity": draw(st.sampled_from(["steady", "iteration"])),
+                   "network": draw(st.sampled_from(["shared", "isolated", "timed"]))},
     }
 
 

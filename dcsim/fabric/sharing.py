@@ -22,9 +22,21 @@ from dcsim.fabric.routing import Router
 from dcsim.fabric.solver import max_min_rates
 from dcsim.fabric.topology import server_node
 
-__all__ = ["SharedFabric", "STALL_RATE"]
+__all__ = ["SharedFabric", "STALL_RATE", "ring_routes"]
 
 STALL_RATE = 1.0  # bytes/s of a job whose servers a failure cut apart: it all but stops
+
+
+def ring_routes(router: Router, job_id: int, gpus_per_server: Mapping[int, int]) -> list[list[int]]:
+    """The routes of a job's ring flows: for each hop (server a -> next server b, in id order
+    around the ring), one per GPU the job has on a, ECMP-keyed by (job, hop, rank). Raises
+    ValueError if a failure split the servers apart."""
+    servers = sorted(gpus_per_server)
+    routes = []
+    for hop, (a, b) in enumerate(zip(servers, servers[1:] + servers[:1], strict=False)):
+        for rank in range(gpus_per_server[a]):
+            routes.append(router.route(server_node(a), server_node(b), (job_id, hop, rank)))
+    return routes
 
 
 class SharedFabric:
@@ -50,15 +62,6 @@ class SharedFabric:
         """The job's per-GPU ring bandwidth under sharing, or None if it has no network flows."""
         return self._rates.get(job_id)
 
-    def _job_routes(self, job_id: int) -> list[list[int]]:
-        servers = sorted(self._jobs[job_id])
-        routes = []
-        for hop, (a, b) in enumerate(zip(servers, servers[1:] + servers[:1], strict=False)):
-            for rank in range(self._jobs[job_id][a]):
-                routes.append(self.router.route(server_node(a), server_node(b),
-                                                (job_id, hop, rank)))
-        return routes
-
     def fail(self, u: str, v: str) -> None:
         self.router.remove(u, v)
 
@@ -71,7 +74,7 @@ class SharedFabric:
         new: dict[int, float] = {}
         for job_id in sorted(self._jobs):
             try:
-                job_routes = self._job_routes(job_id)
+                job_routes = ring_routes(self.router, job_id, self._jobs[job_id])
             except ValueError:  # a failed link split the job's servers apart: it stalls
                 new[job_id] = STALL_RATE
                 continue

@@ -394,7 +394,9 @@ class KindParams(Strict):
 class Engine(Strict):
     fidelity: Literal["steady", "iteration"] = "steady"
     step_model: Literal["calibrated", "first-order"] = "calibrated"
-    network: Literal["shared", "isolated"] = "shared"  # jobs share links (max-min fair) or not
+    # jobs share links max-min fairly while they run (shared), while they communicate (timed),
+    # or not at all (isolated)
+    network: Literal["shared", "isolated", "timed"] = "shared"
     profiles: list[str] = Field(default_factory=list)  # device profile files (dcsim calibrate)
 
 

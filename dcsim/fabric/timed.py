@@ -1,0 +1,188 @@
+"""Timed flows: jobs' communication phases as flows that carry bytes over the topology graph.
+
+`engine.network: timed` runs each iteration of a job that spans servers as a compute phase
+followed by a communication phase. The communication phase moves the iteration's exposed
+data-parallel traffic: one flow per ring hop and local rank, as `SharedFabric` routes them, each
+carrying `nbytes`. All flows in flight, of all jobs, share the links max-min fairly; a flow's
+rate is also capped at its job's per-GPU ring bandwidth alone (the job cannot go faster than its
+own ring, see `Network.ring`). Rates are recomputed only when the set of flows changes (a
+transfer starts, a flow finishes, a job leaves, a link fails or comes back); the next
+completion is then rescheduled. A link's level is then what is really carried: jobs load the
+network only while they communicate, so two jobs whose phases interleave do not slow each other.
+
+Compared with `shared` (continuous presence), `timed` costs one event per iteration and flow
+completion, and shows burstiness; alone, both give the step-time model's iteration time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import simpy
+
+from dcsim.fabric.routing import Router
+from dcsim.fabric.sharing import STALL_RATE, ring_routes
+from dcsim.fabric.solver import max_min_rates
+
+__all__ = ["TimedFabric"]
+
+DONE_RTOL = 1e-9  # a flow with less than this fraction of its bytes left has finished
+
+
+@dataclass(eq=False)
+class _Transfer:
+    job_id: int
+    routes: list[list[int]]  # empty: the job's servers are cut apart (it stalls)
+    cap: float  # bytes/s per flow
+    remaining: np.ndarray  # bytes left per flow
+    nbytes: float
+    event: simpy.Event
+    rates: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+class TimedFabric:
+    """Transfers of bytes over the topology graph, sharing links max-min fairly while in flight.
+
+    `on_levels(utilization)` is called after every re-solve with each directed link's carried
+    rate over its capacity (an array indexed like `router.links`)."""
+
+    def __init__(self, env: simpy.Environment, graph: nx.Graph,
+                 on_levels: Callable[[np.ndarray], None] | None = None) -> None:
+        self.env = env
+        self.router = Router(graph)
+        self._jobs: dict[int, dict[int, int]] = {}  # job id -> GPUs per server
+        self._transfers: dict[int, _Transfer] = {}  # job id -> its transfer in flight
+        self._on_levels = on_levels
+        self._updated_s = 0.0
+        self._version = 0  # bumped on every re-solve: older wake-ups are stale
+        self.utilization = np.zeros(len(self.router.links))
+
+    # ------------------------------------------------------------------ jobs
+    def add(self, job_id: int, gpus_per_server: Mapping[int, int]) -> None:
+        if len(gpus_per_server) > 1:
+            self._jobs[job_id] = dict(gpus_per_server)
+
+    def spans_servers(self, job_id: int) -> bool:
+        return job_id in self._jobs
+
+    def remove(self, job_id: int) -> None:
+        """The job left its GPUs: its transfer in flight (if any) is dropped."""
+        self._jobs.pop(job_id, None)
+        self.cancel(job_id)
+
+    def cancel(self, job_id: int) -> None:
+        """Drop the job's transfer in flight, if any: its event never fires."""
+        if self._transfers.pop(job_id, None) is not None:
+            self._reshare(advance=True)
+
+    def link_name(self, index: int) -> str:
+        a, b = self.router.links[index]
+        return f"{a}->{b}"
+
+    # ------------------------------------------------------------------ transfers
+    def transfer(self, job_id: int, nbytes: float, cap_byte_s: float) -> simpy.Event:
+        """Start moving `nbytes` on each of the job's ring flows; the event fires when all have
+        arrived. A job has at most one transfer in flight."""
+        if job_id not in self._jobs:
+            raise KeyError(f"job {job_id} has no flows on the fabric (add it first)")
+        if job_id in self._transfers:
+            raise RuntimeError(f"job {job_id} already has a transfer in flight")
+        event = self.env.event()
+        if nbytes <= 0:
+            event.succeed()
+            return event
+        self._advance()
+        routes = self._routes(job_id)
+        n = len(routes) if routes else 1
+        self._transfers[job_id] = _Transfer(job_id, routes, cap_byte_s, np.full(n, nbytes),
+                                            nbytes, event)
+        self._reshare(advance=False)
+        return event
+
+    def _routes(self, job_id: int) -> list[list[int]]:
+        try:
+            return ring_routes(self.router, job_id, self._jobs[job_id])
+        except ValueError:  # a failed link split the job's servers apart
+            return []
+
+    def fail(self, u: str, v: str) -> None:
+        self.router.remove(u, v)
+        self._reroute()
+
+    def repair(self, u: str, v: str) -> None:
+        self.router.restore(u, v)
+        self._reroute()
+
+    def _reroute(self) -> None:
+        self._advance()
+        for t in self._transfers.values():
+            left = float(t.remaining.max()) if len(t.remaining) else 0.0
+            t.routes = self._routes(t.job_id)
+            t.remaining = np.full(len(t.routes) if t.routes else 1, left)
+        self._reshare(advance=False)
+
+    # ------------------------------------------------------------------ the clock
+    def _advance(self) -> None:
+        """Move every flow in flight forward to now at its current rate."""
+        dt = self.env.now - self._updated_s
+        if dt > 0:
+            for t in self._transfers.values():
+                if len(t.rates):
+                    t.remaining = np.maximum(t.remaining - t.rates * dt, 0.0)
+        self._updated_s = self.env.now
+
+    def _reshare(self, advance: bool) -> None:
+        if advance:
+            self._advance()
+        for job_id in [j for j, t in self._transfers.items()
+                       if t.routes and not (t.remaining > DONE_RTOL * t.nbytes).any()]:
+            self._transfers.pop(job_id).event.succeed()
+        self._solve()
+        self._version += 1
+        wait = self._next_completion_s()
+        if wait < np.inf:
+            version = self._version
+            self.env.timeout(wait).callbacks.append(lambda _: self._wake(version))
+
+    def _wake(self, version: int) -> None:
+        if version == self._version:  # nothing changed since this wake-up was set
+            self._reshare(advance=True)
+
+    def _next_completion_s(self) -> float:
+        soonest = np.inf
+        for t in self._transfers.values():
+            live = t.remaining > DONE_RTOL * t.nbytes
+            if t.routes and live.any():
+                soonest = min(soonest, float(np.min(t.remaining[live] / t.rates[live])))
+        return soonest
+
+    def _solve(self) -> None:
+        """Max-min rates of the live flows; each flow also crosses a private link of its
+        transfer's cap."""
+        n_links = len(self.router.links)
+        routes: list[list[int]] = []
+        owners: list[tuple[_Transfer, int]] = []
+        caps: list[float] = []
+        for t in self._transfers.values():
+            t.rates = np.zeros(len(t.remaining))
+            if not t.routes:  # cut apart: crawls at STALL_RATE until a repair reroutes it
+                t.rates[:] = STALL_RATE
+                continue
+            for i, route in enumerate(t.routes):
+                if t.remaining[i] > DONE_RTOL * t.nbytes:
+                    routes.append([*route, n_links + len(caps)])
+                    caps.append(t.cap)
+                    owners.append((t, i))
+        load = np.zeros(n_links)
+        if routes:
+            capacity = np.concatenate([self.router.capacity, np.array(caps)])
+            rates = max_min_rates(routes, capacity)
+            for (t, i), route, rate in zip(owners, routes, rates, strict=True):
+                t.rates[i] = rate
+                load[route[:-1]] += rate
+        self.utilization = load / self.router.capacity
+        if self._on_levels is not None:
+            self._on_levels(self.utilization)

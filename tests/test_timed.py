@@ -1,0 +1,114 @@
+"""engine.network: timed — communication phases as flows that carry bytes (dcsim.fabric.timed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import simpy
+
+import dcsim
+from dcsim.engine import Simulation
+from dcsim.fabric.timed import TimedFabric
+from dcsim.fabric.topology import TOPOLOGIES, ServerPort
+from tests.conftest import small_job, small_scenario
+
+
+def _contention(repo, network: str):
+    path = repo / "scenarios/contention.yaml"
+    return dcsim.simulate(dcsim.load_scenario(path, [f"engine.network={network}"]))
+
+
+def test_alone_timed_takes_the_step_models_time(repo):
+    timed, isolated = (_contention(repo, n).jobs.set_index("name") for n in ("timed", "isolated"))
+    later = "gpt2-on-h100-later"  # arrives after the others finished: alone on the fabric
+    assert timed.loc[later, "jct_s"] == pytest.approx(isolated.loc[later, "jct_s"], rel=1e-9)
+
+
+def test_timed_contention_is_between_none_and_continuous_presence(repo):
+    runs = {n: _contention(repo, n).jobs.set_index("name") for n in ("isolated", "timed",
+                                                                      "shared")}
+    for name in ("gpt2-on-a100", "gpt2-on-h100"):
+        alone, timed, shared = (runs[n].loc[name, "jct_s"] for n in ("isolated", "timed",
+                                                                      "shared"))
+        # the jobs slow each other only while their communication phases overlap
+        assert alone * 1.02 < timed < shared
+
+
+def test_links_carry_bytes_only_while_jobs_communicate(repo):
+    timed, shared = _contention(repo, "timed"), _contention(repo, "shared")
+    assert (timed.links.utilization <= 1 + 1e-9).all()
+    up = "leaf0->spine0"
+    # the link goes idle between communication phases, so its level drops to 0 many times
+    levels = timed.links.query("link == @up").utilization.to_numpy()
+    assert (levels == 0).sum() > 100 and levels.max() > 0.5
+    assert 0 < timed.summary()["top_links"][up] < shared.summary()["top_links"][up]
+
+
+def _fabric(servers=2, oversubscription=1.0):
+    ports = [ServerPort(server_id=i, nic_byte_s=100.0, nic_latency_s=0.0)
+             for i in range(servers)]
+    topo = TOPOLOGIES.get("leaf-spine")
+    graph = topo(topo.Params(servers_per_leaf=1, spines=1,
+                             oversubscription=oversubscription)).build(ports)
+    env = simpy.Environment()
+    return env, TimedFabric(env, graph)
+
+
+def test_a_transfer_takes_bytes_over_rate_and_shares_while_overlapping():
+    env, fab = _fabric()
+    fab.add(1, {0: 1, 1: 1})
+    fab.add(2, {0: 1, 1: 1})
+    done = {}
+
+    def job(jid, start, nbytes):
+        yield env.timeout(start)
+        yield fab.transfer(jid, nbytes, cap_byte_s=1e9)
+        done[jid] = env.now
+
+    env.process(job(1, 0.0, 100.0))  # alone for 0.5 s at 100 B/s, then shares 50/50
+    env.process(job(2, 0.5, 100.0))
+    env.run()
+    # job 1: 50 B alone by 0.5 s, its other 50 B at 50 B/s -> 1.5 s; job 2: 50 B by 1.5 s at
+    # 50 B/s, then 50 B alone at 100 B/s -> 2.0 s
+    assert done[1] == pytest.approx(1.5) and done[2] == pytest.approx(2.0)
+    assert fab.utilization.max() == 0  # nothing in flight at the end
+
+
+def test_cap_limits_a_flow_and_remove_drops_its_transfer():
+    env, fab = _fabric()
+    fab.add(1, {0: 1, 1: 1})
+    fab.add(2, {0: 1, 1: 1})
+    ev1 = fab.transfer(1, 100.0, cap_byte_s=10.0)
+    env.run(until=1.0)
+    assert np.isclose(fab.utilization.max(), 0.1)  # capped at 10 of the link's 100 B/s
+    fab.remove(1)
+    ev2 = fab.transfer(2, 100.0, cap_byte_s=1e9)
+    at = []
+    ev2.callbacks.append(lambda _: at.append(env.now))
+    env.run()  # (job 1's stale wake-up at 10 s fires and changes nothing)
+    assert not ev1.triggered and at == [pytest.approx(2.0)]
+    with pytest.raises(KeyError):
+        fab.transfer(1, 1.0, 1.0)
+
+
+def test_failure_mid_transfer_stalls_and_repair_resumes():
+    data = small_scenario(
+        [small_job("spread", model="gpt2-1.5b", parallelism={"dp": 16}, global_batch=128,
+                   iterations=100)],
+        topology={"kind": "leaf-spine", "params": {"servers_per_leaf": 1, "spines": 1}},
+        engine={"network": "timed"})
+    plain = dcsim.simulate(dcsim.scenario_from_dict(data)).jobs.iloc[0]
+    sim = Simulation(dcsim.scenario_from_dict(data))
+
+    def chaos(env):
+        yield env.timeout(10.0)
+        sim.fail_link("leaf0", "spine0")
+        yield env.timeout(100.0)
+        sim.repair_link("leaf0", "spine0")
+
+    sim.env.process(chaos(sim.env))
+    cut = sim.run().jobs.iloc[0]
+    # the job loses at most the 100 s outage, and at least its part after the compute phase
+    # in flight at the failure had ended
+    assert plain.end_s + 100.0 - plain.iteration_time_s <= cut.end_s <= plain.end_s + 100.0 + 1e-6
+    assert cut.iterations_done == plain.iterations_done == 100
