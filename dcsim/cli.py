@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     col.add_argument("--op", default="all_reduce",
                      choices=["all_reduce", "all_gather", "reduce_scatter", "broadcast",
                               "all_to_all"])
-    col.add_argument("--algorithm", default="ring", choices=["ring", "tree", "hierarchical"])
+    col.add_argument("--algorithm", default="ring", choices=["ring", "tree", "hierarchical", "nvls"])
     col.add_argument("--size-bytes", type=float, action="append", metavar="S",
                      help="message size per rank (repeatable; default 1 KiB to 1 GiB, x4)")
     col.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -288,7 +288,11 @@ def cmd_collective(args: argparse.Namespace) -> int:
     sizes = args.size_bytes or [float(2**k) for k in range(10, 31, 2)]
     if any(s <= 0 for s in sizes):
         raise ScenarioError([Problem("--size-bytes", None, "", "sizes must be > 0")])
-    results = [collective(args.op, s, args.server, args.nodes, args.algorithm) for s in sizes]
+    try:
+        results = [collective(args.op, s, args.server, args.nodes, args.algorithm)
+                   for s in sizes]
+    except ValueError as exc:  # a combination the algorithm does not model (nvls)
+        raise ScenarioError([Problem("--algorithm", None, "", str(exc))]) from None
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
         return EXIT_OK

@@ -61,3 +61,19 @@ def test_cli_table_json_and_errors(capsys):
     assert row["ranks"] == 8 and row["busbw_gbyte_s"] > 200
     assert main(["collective", "--server", "nope"]) == 2
     assert "unknown server 'nope'" in capsys.readouterr().err
+
+
+def test_nvls_reduces_in_the_switch_faster_than_the_ring():
+    ring = collective("all_reduce", 2**30, "dgx-h100", 1, "ring")
+    nvls = collective("all_reduce", 2**30, "dgx-h100", 1, "nvls")
+    assert nvls.busbw_gbyte_s == pytest.approx(480, rel=0.02)  # the reference figure it is fit to
+    assert 1.2 < nvls.busbw_gbyte_s / ring.busbw_gbyte_s < 1.4
+    small = collective("all_reduce", 2**10, "dgx-h100", 1, "nvls")
+    assert small.busbw_gbyte_s < 0.01 * nvls.busbw_gbyte_s  # latency-bound
+    for args, msg in (((2**20, "dgx-a100-80gb", 1), "has none"),
+                      ((2**20, "dgx-h100", 2), "inside one node"),):
+        with pytest.raises(ValueError, match=msg):
+            collective("all_reduce", *args, "nvls")
+    with pytest.raises(ValueError, match="all_reduce only"):
+        collective("all_gather", 2**20, "dgx-h100", 1, "nvls")
+    assert main(["collective", "--server", "dgx-a100-80gb", "--algorithm", "nvls"]) == 2

@@ -65,6 +65,7 @@ class ServerSpec:
     nics: tuple[tuple[str, int], ...]  # (nic type, count)
     intra_node: str  # "nvswitch" | "pcie"
     pcie_byte_s: float
+    nvls: bool = False  # NVSwitch with NVLink SHARP (in-switch reduction; 3rd-gen NVSwitch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ def servers() -> dict[str, ServerSpec]:
             nics=tuple((n["type"], int(n["count"])) for n in d["nics"]),
             intra_node=d["intra_node"],
             pcie_byte_s=float(d.get("pcie_gbyte_s", 25.0)) * GB,
+            nvls=bool(d.get("nvls", False)),
         )
         for name, d in _load("servers.yaml").items()
     }

@@ -15,9 +15,16 @@ Algorithms (n = nodes x g ranks, g GPUs per server):
   instead of n, bandwidth as the ring's across nodes.
 - hierarchical: reduce-scatter inside each node (NVLink), all-reduce of S / g across nodes (one
   ring per local rank, each through its share of the NICs), all-gather inside each node.
+- nvls (NVLink SHARP, NCCL 2.17+; one node of a server with `nvls: true`, all-reduce only): the
+  NVSwitch reduces. For each GPU's 1/n share the switch reads that share from every GPU and
+  hands back the sum (multimem.ld_reduce), then the GPU writes the reduced share once and the
+  switch multicasts it (multimem.st). Each GPU sends S + S / n and receives S / n + S, so
+  t = S (n + 1) / n / (NVLink per direction x NVLS_EFFICIENCY) + 2 steps of latency.
 - all-to-all: each rank sends S (n - 1) / n; what leaves a node goes through that GPU's share of
   the NICs, the rest over NVLink.
-Link efficiencies are the device profile's (NCCL bus bandwidths, data/reference section 3).
+Link efficiencies are the device profile's (NCCL bus bandwidths, data/reference section 3);
+NVLS_EFFICIENCY is set from the one NVLS figure there (H100, ~480 GB/s busbw), so that row is a
+fit, not a check.
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ from dcsim.perf.profile import profile_for
 __all__ = ["OPS", "ALGORITHMS", "CollectiveResult", "collective", "bus_factor"]
 
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all")
-ALGORITHMS = ("ring", "tree", "hierarchical")
+ALGORITHMS = ("ring", "tree", "hierarchical", "nvls")
 STEP_LATENCY_NVLINK_S = 1e-6
 STEP_LATENCY_NETWORK_S = 3e-6  # NIC + switch + protocol per step (order of NCCL's LL/Simple)
+# achieved / nominal NVLink bandwidth of NVLS all-reduce: the reference's ~480 GB/s busbw on 8
+# H100s against its nominal 450 GB/s x 8 / 9 x 2 x 7 / 8 = 700 GB/s
+NVLS_EFFICIENCY = 480.0 / 700.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,22 @@ def _time(op: str, algorithm: str, size: float, g: int, nodes: int, intra: float
             + outer_steps * STEP_LATENCY_NETWORK_S)
 
 
+def _nvls_time(op: str, size: float, server: str, nodes: int) -> float:
+    spec = catalog.servers()[server]
+    if not spec.nvls:
+        nvls = [name for name, s in catalog.servers().items() if s.nvls]
+        raise ValueError(f"nvls needs NVSwitches with NVLink SHARP; {server} has none "
+                         f"(servers with it: {', '.join(nvls)})")
+    if op != "all_reduce":
+        raise ValueError(f"nvls is modelled for all_reduce only, not {op}")
+    if nodes != 1:
+        raise ValueError("nvls is modelled inside one node (multi-node NVLS needs InfiniBand "
+                         "SHARP, not modelled): use --nodes 1")
+    n = spec.gpus_per_server
+    per_direction = catalog.gpus()[spec.gpu].nvlink_byte_s / 2
+    return size * (n + 1) / n / (per_direction * NVLS_EFFICIENCY) + 2 * STEP_LATENCY_NVLINK_S
+
+
 def collective(op: str, size_bytes: float, server: str, nodes: int = 1,
                algorithm: str = "ring") -> CollectiveResult:
     """One `op` of `size_bytes` per rank over all GPUs of `nodes` servers of type `server`."""
@@ -122,7 +148,10 @@ def collective(op: str, size_bytes: float, server: str, nodes: int = 1,
         raise ValueError(f"size_bytes must be > 0, got {size_bytes}")
     g, intra, network = _links(server)
     n = g * nodes
-    t = _time(op, algorithm, float(size_bytes), g, nodes, intra, network)
+    if algorithm == "nvls":
+        t = _nvls_time(op, float(size_bytes), server, nodes)
+    else:
+        t = _time(op, algorithm, float(size_bytes), g, nodes, intra, network)
     algbw = size_bytes / t if t > 0 else math.inf
     return CollectiveResult(op, algorithm, server, nodes, n, float(size_bytes), t,
                             algbw / 1e9, algbw * bus_factor(op, n) / 1e9)
