@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE")
     top.add_argument("--plot", metavar="FILE", help="draw the graph into this PNG file")
+    top.add_argument("--detail", action="store_true",
+                     help="include each server's GPUs, NICs and PCIe/NVLink links")
 
     ref = sub.add_parser("reference", help="predicted vs published step times (data/reference)")
     ref.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
@@ -310,12 +312,14 @@ def cmd_topology(args: argparse.Namespace) -> int:
     from dcsim.scenario import load_scenario
 
     scenario = load_scenario(_scenario_path(args.scenario), args.overrides)
-    graph = build_network(scenario, build_cluster(scenario)).graph
+    network = build_network(scenario, build_cluster(scenario))
+    graph = network.detailed if args.detail else network.graph
     kinds: dict[str, int] = {}
     for _, kind in graph.nodes(data="kind"):
         kinds[kind] = kinds.get(kind, 0) + 1
     bandwidths = [d["bandwidth_byte_s"] / 1e9 for _, _, d in graph.edges(data=True)]
-    plural = {"server": "servers", "switch": "switches"}
+    plural = {"server": "servers", "switch": "switches", "gpu": "GPUs", "nic": "NICs",
+              "pcie-switch": "PCIe switches", "nvswitch": "NVSwitches", "cpu": "CPUs"}
     print(f"{scenario.topology.kind}: "
           + ", ".join(f"{n} {plural.get(k, k)}" for k, n in sorted(kinds.items()))
           + f", {graph.number_of_edges()} links of {min(bandwidths):.1f} to "

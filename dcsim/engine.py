@@ -21,6 +21,8 @@ from dcsim import __version__
 from dcsim import catalog
 from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
+from dcsim.fabric.internals import INTERNAL_KINDS
+from dcsim.fabric.routing import Router
 from dcsim.fabric.sharing import SharedFabric
 from dcsim.fabric.timed import TimedFabric
 from dcsim.hardware import Cluster, build_cluster, build_network
@@ -61,9 +63,10 @@ class Simulation:
         self.env = simpy.Environment()
         self.cluster: Cluster = build_cluster(scenario)
         self.network = build_network(scenario, self.cluster)  # validated by load_scenario
-        self.fabric = (SharedFabric(self.network.graph) if scenario.engine.network == "shared"
-                       else None)
-        self.timed = (TimedFabric(self.env, self.network.graph, self._record_levels)
+        net = self.network
+        self.fabric = (SharedFabric(net.detailed, net.attach)
+                       if scenario.engine.network == "shared" else None)
+        self.timed = (TimedFabric(self.env, net.detailed, self._record_levels, net.attach)
                       if scenario.engine.network == "timed" else None)
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
@@ -82,7 +85,8 @@ class Simulation:
         self._steady = scenario.engine.fidelity == "steady"
         self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
         self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
-        self._levels: np.ndarray | None = None  # links' last recorded levels
+        self._levels: np.ndarray | None = None  # links' last levels
+        self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
 
     def _profiles(self) -> dict[str, DeviceProfile]:
         """Device profiles from the scenario's `engine.profiles` files (later files win)."""
@@ -232,10 +236,10 @@ class Simulation:
         self._running[job.job_id] = job
         job.placement, job.status = placement, Status.RUNNING
         if self.fabric is not None:
-            self.fabric.add(job.job_id, placement.gpus_per_server())
+            self.fabric.add(job.job_id, dict(placement.allocations))
             self._share_network()
         if self.timed is not None:
-            self.timed.add(job.job_id, placement.gpus_per_server())
+            self.timed.add(job.job_id, dict(placement.allocations))
         job.estimate = self._estimate(job.spec, placement, job.job_id)
         job.history.append((self.env.now, math.nan, placement))
         if math.isnan(job.first_start_s):
@@ -428,15 +432,26 @@ class Simulation:
                 job.estimate = self._estimate(job.spec, job.placement, job_id)
 
     def _record_levels(self, utilization: np.ndarray) -> None:
-        """A row in the links table for each directed link whose level changed now."""
+        """A row in the links table for each recorded directed link whose level changed now
+        (`outputs.link_levels`)."""
         fabric = self.fabric or self.timed
         assert fabric is not None
         if self._levels is None:
             self._levels = np.zeros_like(utilization)
-        for i in np.flatnonzero(np.abs(utilization - self._levels) > 1e-12):
+            self._recorded = self._recorded_links(fabric.router)
+        changed = np.abs(utilization - self._levels) > 1e-12
+        for i in np.flatnonzero(changed & self._recorded):
             self.recorder.links.append(LinkLevel(self.env.now, fabric.link_name(int(i)),
                                                  float(utilization[i])))
         self._levels = utilization.copy()
+
+    def _recorded_links(self, router: Router) -> np.ndarray:
+        which = self.scenario.outputs.link_levels
+        kinds = router.graph.nodes
+        return np.array([which == "all" or (which == "fabric" and
+                                            kinds[a].get("kind") not in INTERNAL_KINDS and
+                                            kinds[b].get("kind") not in INTERNAL_KINDS)
+                         for a, b in router.links], dtype=bool)
 
     def _event(self, job: JobState, event: str, detail: str) -> None:
         self.recorder.events.append(Event(self.env.now, job.job_id, event, detail))

@@ -5,18 +5,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import networkx as nx
+
 from dcsim import catalog
 from dcsim.catalog import GpuSpec
 from dcsim.fabric import TOPOLOGIES, Network
-from dcsim.fabric.topology import ServerPort
+from dcsim.fabric.internals import ServerInside
+from dcsim.fabric.topology import ServerPort, server_node
 from dcsim.policies.views import Placement, ServerView
 from dcsim.scenario import Scenario, ServerGroup
 from dcsim.units import GB
 
-__all__ = ["Server", "Cluster", "build_cluster", "build_network"]
+__all__ = ["Server", "Cluster", "ClusterError", "build_cluster", "build_network"]
 
 NVSWITCH_LATENCY_S = 1e-6
 DEFAULT_PCIE_GBYTE_S = 25.0  # PCIe Gen4 x16 achieved, for inline server groups
+
+
+class ClusterError(ValueError):
+    """A problem with one server group (index `group`, key path `key` within it)."""
+
+    def __init__(self, group: int, key: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.group, self.key = group, key
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,10 @@ class Server:
     nic_byte_s: float  # all compute NICs together, one direction
     nic_latency_s: float
     intra_byte_s: float  # per GPU, one direction, to the other GPUs of the server
+    intra_kind: str = "nvswitch"  # "nvswitch" | "pcie"
+    nics: tuple[float, ...] = ()  # each compute NIC's bandwidth, one direction
+    pcie_byte_s: float = DEFAULT_PCIE_GBYTE_S * GB  # per PCIe link, one direction
+    pcie_switches: int = 1  # GPUs and NICs spread evenly over them, in index order
 
 
 def _servers_of(group: ServerGroup, index: int, first_id: int) -> list[Server]:
@@ -47,8 +62,11 @@ def _servers_of(group: ServerGroup, index: int, first_id: int) -> list[Server]:
     pcie = base.pcie_byte_s if base else DEFAULT_PCIE_GBYTE_S * GB
     intra = gpu.nvlink_byte_s / 2 if intra_kind == "nvswitch" and gpu.nvlink_byte_s else pcie
     label = group.name or group.type or f"group{index}"
+    each = tuple(spec.effective_byte_s for spec, c in nic_specs for _ in range(c))
+    switches = base.pcie_switches if base else max(1, n_gpus // 2)
     return [
-        Server(first_id + i, f"{label}-{i}", gpu, n_gpus, memory, nic_bw, nic_lat, intra)
+        Server(first_id + i, f"{label}-{i}", gpu, n_gpus, memory, nic_bw, nic_lat, intra,
+               intra_kind, each, pcie, switches)
         for i in range(group.count)
     ]
 
@@ -92,8 +110,15 @@ class Cluster:
 
 def build_cluster(scenario: Scenario) -> Cluster:
     servers: list[Server] = []
+    groups: list[list[Server]] = []
     for index, group in enumerate(scenario.cluster.servers):
-        servers += _servers_of(group, index, len(servers))
+        groups.append(_servers_of(group, index, len(servers)))
+        servers += groups[-1]
+    for index, made in enumerate(groups):
+        if len(servers) > 1 and made and not made[0].nics:
+            raise ClusterError(index, ("nics",), (
+                f"servers of this group have no NICs, so their {made[0].num_gpus} GPUs each "
+                "cannot reach the other servers: give the group `nics`"))
     return Cluster(servers)
 
 
@@ -105,6 +130,13 @@ def build_network(scenario: Scenario, cluster: Cluster) -> Network:
     topology = topo_cls(topo_cls.Params(**params))
     ports = [ServerPort(server_id=s.server_id, nic_byte_s=s.nic_byte_s,
                         nic_latency_s=s.nic_latency_s) for s in cluster.servers]
-    graph = topology.build(ports)
+    if len(ports) == 1 and ports[0].nic_byte_s <= 0:  # one server without NICs: no network
+        graph = nx.Graph()
+        graph.add_node(server_node(ports[0].server_id), kind="server")
+    else:
+        graph = topology.build(ports)
     intra = {s.server_id: s.intra_byte_s for s in cluster.servers}
-    return Network(graph, intra, NVSWITCH_LATENCY_S)
+    inside = [ServerInside(s.server_id, s.num_gpus, s.nics, s.intra_kind, s.intra_byte_s,
+                           s.pcie_byte_s, min(s.pcie_switches, s.num_gpus))
+              for s in cluster.servers]
+    return Network(graph, intra, NVSWITCH_LATENCY_S, inside)

@@ -142,16 +142,22 @@ def training_curves(training: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None 
 
 
 def topology(graph, ax: Axes | None = None) -> Axes:
-    """The network graph: servers (blue) and switches (orange), links drawn thicker the more
-    bandwidth they have. Layout: layered by distance from the servers (servers at the bottom)
-    for switched networks, a seeded spring layout for direct ones (torus)."""
+    """The network graph: servers (blue) and switches (orange), and with a server's insides
+    (`Network.detailed`) GPUs (green), NICs (purple) and PCIe switches / NVSwitches / CPUs
+    (grey); links drawn thicker the more bandwidth they have. Layout: layered by distance from
+    the servers (or GPUs; at the bottom) for switched networks, a seeded spring layout for
+    direct ones (torus)."""
     import networkx as nx
 
     ax = _axes(ax)
-    servers = [n for n, k in graph.nodes(data="kind") if k == "server"]
-    switches = [n for n, k in graph.nodes(data="kind") if k != "server"]
-    if switches:  # on a copy: the caller's graph keeps its attributes
-        hops = nx.multi_source_dijkstra_path_length(graph, servers, weight=None)
+    by_kind: dict[str, list] = {}
+    for n, k in graph.nodes(data="kind"):
+        by_kind.setdefault(k, []).append(n)
+    servers = by_kind.get("server", [])
+    switches = by_kind.get("switch", [])
+    bottom = by_kind.get("gpu") or servers
+    if switches or "gpu" in by_kind:  # on a copy: the caller's graph keeps its attributes
+        hops = nx.multi_source_dijkstra_path_length(graph, bottom, weight=None)
         layered = nx.Graph()
         layered.add_nodes_from((n, {"layer": hops.get(n, 0)}) for n in graph)
         pos = nx.multipartite_layout(layered, subset_key="layer", align="horizontal")
@@ -166,6 +172,13 @@ def topology(graph, ax: Axes | None = None) -> Axes:
     nx.draw_networkx_nodes(graph, pos, nodelist=switches, ax=ax, node_size=size * 6,
                            node_color="tab:orange", node_shape="s",
                            label=f"{len(switches)} switches")
+    inside = [n for k in ("pcie-switch", "nvswitch", "cpu") for n in by_kind.get(k, [])]
+    for nodes, color, label in ((by_kind.get("gpu", []), "tab:green", "GPUs"),
+                                (by_kind.get("nic", []), "tab:purple", "NICs"),
+                                (inside, "tab:grey", "PCIe switches, NVSwitches, CPUs")):
+        if nodes:
+            nx.draw_networkx_nodes(graph, pos, nodelist=nodes, ax=ax, node_size=size * 2,
+                                   node_color=color, label=f"{len(nodes)} {label}")
     ax.legend(fontsize="small", loc="upper right")
     ax.set_axis_off()
     ax.set_title(f"Topology: {graph.number_of_edges()} links")

@@ -66,6 +66,7 @@ class ServerSpec:
     intra_node: str  # "nvswitch" | "pcie"
     pcie_byte_s: float
     nvls: bool = False  # NVSwitch with NVLink SHARP (in-switch reduction; 3rd-gen NVSwitch)
+    pcie_switches: int = 1  # PCIe switches the GPUs and NICs hang off (fabric/internals.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ def servers() -> dict[str, ServerSpec]:
             intra_node=d["intra_node"],
             pcie_byte_s=float(d.get("pcie_gbyte_s", 25.0)) * GB,
             nvls=bool(d.get("nvls", False)),
+            pcie_switches=int(d.get("pcie_switches", 1)),
         )
         for name, d in _load("servers.yaml").items()
     }

@@ -8,11 +8,12 @@ sharing between jobs at this level: the flow-level fabric (issue 4) replaces thi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
 
+from dcsim.fabric.internals import ServerInside, add_internals
 from dcsim.fabric.topology import server_node
 
 __all__ = ["Network", "RingPath"]
@@ -37,9 +38,15 @@ class RingPath:
 
 
 class Network:
+    """`graph`: servers and switches (what the topology built); `detailed`: the same with each
+    server's GPUs, NICs and PCIe/NVLink links (`internals.add_internals`), and `attach`, each
+    GPU's way out of its server, which the flow-level fabrics route on."""
+
     def __init__(self, graph: nx.Graph, intra_byte_s: Mapping[int, float],
-                 intra_latency_s: float = 1e-6) -> None:
+                 intra_latency_s: float = 1e-6,
+                 inside: Sequence[ServerInside] = ()) -> None:
         self.graph = graph
+        self.detailed, self.attach = add_internals(graph, inside)
         self._intra = dict(intra_byte_s)  # per-GPU per-direction bandwidth inside each server
         self._intra_latency_s = intra_latency_s
         self._directed = graph.to_directed()
@@ -54,8 +61,15 @@ class Network:
     def _check_connected(self) -> None:
         servers = [n for n, k in self.graph.nodes(data="kind") if k == "server"]
         if len(servers) > 1 and not nx.is_connected(self.graph):
-            parts = list(nx.connected_components(self.graph))
-            raise ValueError(f"the topology is disconnected: {len(parts)} separate parts")
+            parts = sorted(nx.connected_components(self.graph), key=len, reverse=True)
+            cut = sorted((n for part in parts[1:] for n in part
+                          if self.graph.nodes[n].get("kind") == "server"),
+                         key=lambda n: (len(n), n))
+            gpus = sum(1 for n in self.attach if n.split(".")[0] in set(cut))
+            shown = ", ".join(cut[:5]) + (f" and {len(cut) - 5} more" if len(cut) > 5 else "")
+            raise ValueError(
+                f"the topology is disconnected: {len(parts)} separate parts; {shown} (with "
+                f"{gpus} GPUs) cannot reach {min(parts[0], key=lambda n: (len(n), n))}")
 
     def _pair(self, a: int, b: int) -> tuple[float, float]:
         key = (a, b) if a < b else (b, a)

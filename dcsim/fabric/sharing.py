@@ -13,11 +13,12 @@ STALL_RATE) until the link is repaired (`repair`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import networkx as nx
 import numpy as np
 
+from dcsim.fabric.internals import gpu_node
 from dcsim.fabric.routing import Router
 from dcsim.fabric.solver import max_min_rates
 from dcsim.fabric.topology import server_node
@@ -27,28 +28,43 @@ __all__ = ["SharedFabric", "STALL_RATE", "ring_routes"]
 STALL_RATE = 1.0  # bytes/s of a job whose servers a failure cut apart: it all but stops
 
 
-def ring_routes(router: Router, job_id: int, gpus_per_server: Mapping[int, int]) -> list[list[int]]:
+GpusOf = Mapping[int, int | Sequence[int]]  # server id -> the job's GPU indices (or a count)
+
+
+def gpu_lists(gpus: GpusOf) -> dict[int, tuple[int, ...]]:
+    return {s: tuple(range(g)) if isinstance(g, int) else tuple(g) for s, g in gpus.items()}
+
+
+def ring_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]]
+                ) -> list[list[int]]:
     """The routes of a job's ring flows: for each hop (server a -> next server b, in id order
-    around the ring), one per GPU the job has on a, ECMP-keyed by (job, hop, rank). Raises
-    ValueError if a failure split the servers apart."""
-    servers = sorted(gpus_per_server)
+    around the ring), one per GPU the job has on a, from that GPU to the same-rank GPU of b
+    (or between the server nodes if the graph has no GPUs), ECMP-keyed by (job, hop, rank).
+    Raises ValueError if a failure split the servers apart."""
+    servers = sorted(gpus)
     routes = []
     for hop, (a, b) in enumerate(zip(servers, servers[1:] + servers[:1], strict=False)):
-        for rank in range(gpus_per_server[a]):
-            routes.append(router.route(server_node(a), server_node(b), (job_id, hop, rank)))
+        for rank, gpu in enumerate(gpus[a]):
+            if router.has_internals:
+                src, dst = gpu_node(a, gpu), gpu_node(b, gpus[b][rank % len(gpus[b])])
+            else:
+                src, dst = server_node(a), server_node(b)
+            routes.append(router.route(src, dst, (job_id, hop, rank)))
     return routes
 
 
 class SharedFabric:
-    def __init__(self, graph: nx.Graph) -> None:
-        self.router = Router(graph)
-        self._jobs: dict[int, Mapping[int, int]] = {}  # job id -> GPUs per server
+    def __init__(self, graph: nx.Graph, attach: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.router = Router(graph, attach)
+        self._jobs: dict[int, dict[int, tuple[int, ...]]] = {}  # job id -> GPUs per server
         self._rates: dict[int, float] = {}  # job id -> slowest flow rate (bytes/s)
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
 
-    def add(self, job_id: int, gpus_per_server: Mapping[int, int]) -> None:
-        if len(gpus_per_server) > 1:
-            self._jobs[job_id] = dict(gpus_per_server)
+    def add(self, job_id: int, gpus: GpusOf) -> None:
+        """A running job's GPUs (server id -> GPU indices, or how many); only jobs that span
+        servers have flows."""
+        if len(gpus) > 1:
+            self._jobs[job_id] = gpu_lists(gpus)
 
     def remove(self, job_id: int) -> None:
         self._jobs.pop(job_id, None)

@@ -16,7 +16,7 @@ completion, and shows burstiness; alone, both give the step-time model's iterati
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -24,7 +24,7 @@ import numpy as np
 import simpy
 
 from dcsim.fabric.routing import Router
-from dcsim.fabric.sharing import STALL_RATE, ring_routes
+from dcsim.fabric.sharing import STALL_RATE, GpusOf, gpu_lists, ring_routes
 from dcsim.fabric.solver import max_min_rates
 
 __all__ = ["TimedFabric"]
@@ -50,10 +50,11 @@ class TimedFabric:
     rate over its capacity (an array indexed like `router.links`)."""
 
     def __init__(self, env: simpy.Environment, graph: nx.Graph,
-                 on_levels: Callable[[np.ndarray], None] | None = None) -> None:
+                 on_levels: Callable[[np.ndarray], None] | None = None,
+                 attach: Mapping[str, Sequence[str]] | None = None) -> None:
         self.env = env
-        self.router = Router(graph)
-        self._jobs: dict[int, dict[int, int]] = {}  # job id -> GPUs per server
+        self.router = Router(graph, attach)
+        self._jobs: dict[int, dict[int, tuple[int, ...]]] = {}  # job id -> GPUs per server
         self._transfers: dict[int, _Transfer] = {}  # job id -> its transfer in flight
         self._on_levels = on_levels
         self._updated_s = 0.0
@@ -61,9 +62,10 @@ class TimedFabric:
         self.utilization = np.zeros(len(self.router.links))
 
     # ------------------------------------------------------------------ jobs
-    def add(self, job_id: int, gpus_per_server: Mapping[int, int]) -> None:
-        if len(gpus_per_server) > 1:
-            self._jobs[job_id] = dict(gpus_per_server)
+    def add(self, job_id: int, gpus: GpusOf) -> None:
+        """A running job's GPUs (server id -> GPU indices, or how many)."""
+        if len(gpus) > 1:
+            self._jobs[job_id] = gpu_lists(gpus)
 
     def spans_servers(self, job_id: int) -> bool:
         return job_id in self._jobs

@@ -113,10 +113,13 @@ def _check_profiles(sc: Scenario, doc: Located) -> list[Problem]:
 
 def _check_build(sc: Scenario, doc: Located) -> list[Problem]:
     """The cluster and its topology can be built (e.g. every link has bandwidth > 0)."""
-    from dcsim.hardware import build_cluster, build_network
+    from dcsim.hardware import ClusterError, build_cluster, build_network
 
     try:
         build_network(sc, build_cluster(sc))
+    except ClusterError as exc:
+        key = ("cluster", "servers", exc.group, *exc.key)
+        return [Problem(*doc.where(key), ".".join(map(str, key)), str(exc))]
     except ValueError as exc:
         return [Problem(*doc.where(("topology",)), "topology", str(exc))]
     return []

@@ -403,6 +403,9 @@ class Engine(Strict):
 class Outputs(Strict):
     dir: str | None = None
     plots: bool = True
+    # links.csv rows: links between servers and switches (fabric), also those inside servers
+    # (all: GPU, PCIe, NIC links), or none
+    link_levels: Literal["fabric", "all", "none"] = "fabric"
 
 
 class Scenario(Strict):
