@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     col.add_argument("--op", default="all_reduce",
                      choices=["all_reduce", "all_gather", "reduce_scatter", "broadcast",
                               "all_to_all"])
-    col.add_argument("--algorithm", default="ring", choices=["ring", "tree", "hierarchical", "nvls"])
+    col.add_argument("--algorithm", default="ring",
+                     choices=["ring", "tree", "hierarchical", "nvls"])
     col.add_argument("--size-bytes", type=float, action="append", metavar="S",
                      help="message size per rank (repeatable; default 1 KiB to 1 GiB, x4)")
     col.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -17,11 +17,10 @@ from dataclasses import replace
 import numpy as np
 import simpy
 
-from dcsim import __version__
-from dcsim import catalog
+from dcsim import __version__, catalog
 from dcsim.catalog import GpuSpec
-from dcsim.fabric.network import RingPath
 from dcsim.fabric.internals import INTERNAL_KINDS
+from dcsim.fabric.network import RingPath
 from dcsim.fabric.routing import Router
 from dcsim.fabric.sharing import SharedFabric
 from dcsim.fabric.timed import TimedFabric
