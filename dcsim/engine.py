@@ -234,8 +234,7 @@ class Simulation:
         del self._queue[job.job_id]
         self._running[job.job_id] = job
         job.placement, job.status = placement, Status.RUNNING
-        if self.fabric is not None:
-            self.fabric.add(job.job_id, dict(placement.allocations))
+        if self.fabric is not None and self.fabric.add(job.job_id, dict(placement.allocations)):
             self._share_network()
         if self.timed is not None:
             self.timed.add(job.job_id, dict(placement.allocations))
@@ -321,8 +320,7 @@ class Simulation:
                                                   self.env.now))
         del self._running[job.job_id]
         job.placement = None
-        if self.fabric is not None:
-            self.fabric.remove(job.job_id)
+        if self.fabric is not None and self.fabric.remove(job.job_id):
             self._share_network()
         if self.timed is not None:
             self.timed.remove(job.job_id)

@@ -79,14 +79,18 @@ class Cluster:
         self.allocated_gpus = 0
         self.gpus_by_type: dict[str, int] = {}
         self.gpu_specs: dict[str, GpuSpec] = {s.gpu.name: s.gpu for s in servers}
+        self._views: list[ServerView | None] = [None] * len(servers)
+        self._stale: set[int] = set(range(len(servers)))  # servers whose view is out of date
         for s in servers:
             self.gpus_by_type[s.gpu.name] = self.gpus_by_type.get(s.gpu.name, 0) + s.num_gpus
 
     def views(self) -> list[ServerView]:
-        return [
-            ServerView(s.server_id, s.gpu.name, s.num_gpus, tuple(self._free[s.server_id]))
-            for s in self.servers
-        ]
+        """What policies see of each server; rebuilt only for servers that changed."""
+        for i in self._stale:
+            s = self.servers[i]
+            self._views[i] = ServerView(s.server_id, s.gpu.name, s.num_gpus, tuple(self._free[i]))
+        self._stale.clear()
+        return list(self._views)
 
     def allocate(self, placement: Placement) -> None:
         for server_id, gpus in placement.allocations:
@@ -97,6 +101,7 @@ class Cluster:
         for server_id, gpus in placement.allocations:
             taken = set(gpus)
             self._free[server_id] = [g for g in self._free[server_id] if g not in taken]
+            self._stale.add(server_id)
         self.allocated_gpus += placement.num_gpus
 
     def release(self, placement: Placement) -> None:
@@ -105,6 +110,7 @@ class Cluster:
             if any(g in free for g in gpus):
                 raise RuntimeError(f"server {server_id}: releasing GPUs that are free")
             self._free[server_id] = sorted(free + list(gpus))
+            self._stale.add(server_id)
         self.allocated_gpus -= placement.num_gpus
 
 

@@ -8,7 +8,7 @@ See docs/metrics.md for every column and formula.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -127,7 +127,9 @@ class Recorder:
         self.links: list[LinkLevel] = []
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        jobs = pd.DataFrame([asdict(j) for j in self.jobs], columns=_columns(JobRecord))
+        columns = _columns(JobRecord)  # flat records: a shallow read (asdict deep-copies)
+        jobs = pd.DataFrame([[getattr(j, c) for c in columns] for j in self.jobs],
+                            columns=columns)
         return {
             "jobs": jobs.sort_values("job_id", kind="stable").reset_index(drop=True),
             "gpu_timeline": pd.DataFrame(self.levels, columns=Level._fields),

@@ -58,17 +58,22 @@ class SharedFabric:
         self.router = Router(graph, attach)
         self._jobs: dict[int, dict[int, tuple[int, ...]]] = {}  # job id -> GPUs per server
         self._rates: dict[int, float] = {}  # job id -> slowest flow rate (bytes/s)
+        self._routes: dict[int, list[list[int]] | None] = {}  # job id -> its routes (None: cut)
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
 
-    def add(self, job_id: int, gpus: GpusOf) -> None:
+    def add(self, job_id: int, gpus: GpusOf) -> bool:
         """A running job's GPUs (server id -> GPU indices, or how many); only jobs that span
-        servers have flows."""
+        servers have flows. True if the job has flows (the links need re-sharing)."""
         if len(gpus) > 1:
             self._jobs[job_id] = gpu_lists(gpus)
+            return True
+        return False
 
-    def remove(self, job_id: int) -> None:
-        self._jobs.pop(job_id, None)
+    def remove(self, job_id: int) -> bool:
+        """The job left; True if it had flows (the links need re-sharing)."""
         self._rates.pop(job_id, None)
+        self._routes.pop(job_id, None)
+        return self._jobs.pop(job_id, None) is not None
 
     def link_name(self, index: int) -> str:
         a, b = self.router.links[index]
@@ -80,18 +85,28 @@ class SharedFabric:
 
     def fail(self, u: str, v: str) -> None:
         self.router.remove(u, v)
+        self._routes.clear()
 
     def repair(self, u: str, v: str) -> None:
         self.router.restore(u, v)
+        self._routes.clear()
+
+    def _job_routes(self, job_id: int) -> list[list[int]] | None:
+        """The job's flow routes (cached until a link changes), or None if it is cut apart."""
+        if job_id not in self._routes:
+            try:
+                self._routes[job_id] = ring_routes(self.router, job_id, self._jobs[job_id])
+            except ValueError:  # a failed link split the job's servers apart
+                self._routes[job_id] = None
+        return self._routes[job_id]
 
     def solve(self) -> dict[int, float]:
         """Recompute every job's rate; returns the jobs whose rate changed (id -> new rate)."""
         owners, routes = [], []
         new: dict[int, float] = {}
         for job_id in sorted(self._jobs):
-            try:
-                job_routes = ring_routes(self.router, job_id, self._jobs[job_id])
-            except ValueError:  # a failed link split the job's servers apart: it stalls
+            job_routes = self._job_routes(job_id)
+            if job_routes is None:  # cut apart: it stalls
                 new[job_id] = STALL_RATE
                 continue
             owners += [job_id] * len(job_routes)

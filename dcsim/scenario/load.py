@@ -50,7 +50,7 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
 
 
 def _is_tag(part: Any) -> bool:
-    tags = {"gpt", "bert", "cnn", "dlrm", "mlp", "custom", "str"}
+    tags = {"gpt", "bert", "cnn", "dlrm", "mlp", "custom", "str", "poisson", "philly"}
     return isinstance(part, str) and (part in tags or "[" in part)
 
 
@@ -75,8 +75,9 @@ def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
 
 
 def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
-    """The trace exists and its rows are valid (or skipped, if the scenario says so)."""
-    from dcsim.workload.trace import read_dcsim_csv
+    """The trace exists and its rows are valid (or skipped, if the scenario says so); the jobs
+    read are kept on the scenario for the build (a big trace is read once)."""
+    from dcsim.workload.traces import load_trace, remember
 
     trace = sc.workload.trace
     if trace is None:
@@ -86,7 +87,7 @@ def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
         msg = f"trace file not found: {sc.resolve_path(trace.path)}"
         return [Problem(*doc.where(path), key_path(path), msg)]
     try:
-        read_dcsim_csv(sc.resolve_path(trace.path), trace.skip_bad_rows)
+        remember(sc, load_trace(sc))
     except ScenarioError as exc:
         return exc.problems
     return []

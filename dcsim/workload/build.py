@@ -9,7 +9,9 @@ import numpy as np
 from dcsim.errors import Problem
 from dcsim.rng import RandomStreams
 from dcsim.scenario import GeneratorSpec, JobSpec, Scenario
-from dcsim.workload.trace import read_dcsim_csv
+from dcsim.scenario.schema import PhillyGeneratorSpec
+from dcsim.workload.philly import generate_philly
+from dcsim.workload.traces import cached_trace
 
 __all__ = ["WorkloadResult", "build_workload"]
 
@@ -17,8 +19,12 @@ __all__ = ["WorkloadResult", "build_workload"]
 @dataclass(frozen=True)
 class WorkloadResult:
     jobs: list[JobSpec]  # sorted by arrival time (stable)
-    rows_read: int
+    rows_read: int  # = accepted (len(jobs)) + rows skipped (distinct rows of `skipped`)
     skipped: list[Problem] = field(default_factory=list)
+
+    @property
+    def rows_skipped(self) -> int:
+        return len({(p.source, p.line) for p in self.skipped})
 
 
 def _generate(gen: GeneratorSpec, streams: RandomStreams) -> list[JobSpec]:
@@ -47,11 +53,14 @@ def build_workload(scenario: Scenario, streams: RandomStreams) -> WorkloadResult
         jobs = list(w.jobs)
         read = len(jobs)
     elif w.trace is not None:
-        jobs, skipped = read_dcsim_csv(scenario.resolve_path(w.trace.path), w.trace.skip_bad_rows)
-        read = len(jobs) + len({(p.source, p.line) for p in skipped})
+        trace = cached_trace(scenario)  # read once, at validation, for a loaded scenario
+        jobs, skipped, read = list(trace.jobs), list(trace.skipped), trace.rows_read
     else:
         assert w.generator is not None
-        jobs = _generate(w.generator, streams)
+        if isinstance(w.generator, PhillyGeneratorSpec):
+            jobs = generate_philly(w.generator, streams)
+        else:
+            jobs = _generate(w.generator, streams)
         read = len(jobs)
     jobs.sort(key=lambda j: j.arrival_s)
     return WorkloadResult(jobs=jobs, rows_read=read, skipped=skipped)

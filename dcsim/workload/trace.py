@@ -10,6 +10,7 @@ counted instead.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario import JobSpec
 
-__all__ = ["read_dcsim_csv", "TRACE_COLUMNS"]
+__all__ = ["read_dcsim_csv", "rows_to_jobs", "check_columns", "TRACE_COLUMNS"]
 
 REQUIRED = ("name", "arrival_s", "model", "global_batch", "iterations")
 PARALLEL = ("tp", "pp", "dp", "micro_batch", "virtual_stages", "recompute")
@@ -44,28 +45,38 @@ def _column_of(loc: tuple) -> str | None:
     return str(loc[0]) if loc and str(loc[0]) in TRACE_COLUMNS else None
 
 
+def check_columns(source: str, header: list[str]) -> None:
+    """A header problem (missing or unknown columns) is a whole-file error at line 1."""
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c not in TRACE_COLUMNS]
+    if missing or unknown:
+        msg = f"missing columns {missing}" if missing else f"unknown columns {unknown}"
+        msg += f"; columns: {', '.join(TRACE_COLUMNS)}"
+        raise ScenarioError([Problem(source, 1, "", msg)])
+
+
+def rows_to_jobs(source: str, rows: Iterable[tuple[int, dict[str, str]]]
+                 ) -> tuple[list[JobSpec], list[Problem]]:
+    """Validate (line, row) pairs of string cells as jobs; the problems of the bad ones."""
+    jobs, problems = [], []
+    for line, row in rows:
+        try:
+            jobs.append(JobSpec.model_validate(_row_to_job(row)))
+        except ValidationError as exc:
+            for err in exc.errors():
+                msg = err["msg"].removeprefix("Value error, ")
+                column = _column_of(tuple(err["loc"]))
+                problems.append(Problem(source, line, "", msg, column=column))
+    return jobs, problems
+
+
 def read_dcsim_csv(path: Path, skip_bad_rows: bool = False) -> tuple[list[JobSpec], list[Problem]]:
     """Jobs of a dcsim CSV trace, and the problems of the rows that were skipped."""
     source = str(path)
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in REQUIRED if c not in header]
-        unknown = [c for c in header if c not in TRACE_COLUMNS]
-        if missing or unknown:
-            msg = f"missing columns {missing}" if missing else f"unknown columns {unknown}"
-            msg += f"; columns: {', '.join(TRACE_COLUMNS)}"
-            raise ScenarioError([Problem(source, 1, "", msg)])
-        jobs, problems = [], []
-        for row in reader:
-            line = reader.line_num
-            try:
-                jobs.append(JobSpec.model_validate(_row_to_job(row)))
-            except ValidationError as exc:
-                for err in exc.errors():
-                    msg = err["msg"].removeprefix("Value error, ")
-                    column = _column_of(tuple(err["loc"]))
-                    problems.append(Problem(source, line, "", msg, column=column))
+        check_columns(source, list(reader.fieldnames or []))
+        jobs, problems = rows_to_jobs(source, ((reader.line_num, row) for row in reader))
     if problems and not skip_bad_rows:
         raise ScenarioError(problems)
     return jobs, problems

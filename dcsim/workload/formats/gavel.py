@@ -1,0 +1,77 @@
+"""`gavel`: Gavel's job traces (stanford-futuredata/gavel, scheduler/traces/), tab-separated,
+no header. Two layouts, told apart by the number of fields on each line:
+
+- 7 fields (traces/msr/..., generated from Philly): job_type, command, num_steps_arg,
+  needs_data_dir, total_steps, arrival_time (s), scale_factor (GPUs);
+- 10 fields (traces/physical_cluster/...): job_type, command, working_directory,
+  num_steps_arg, needs_data_dir, total_steps, scale_factor, priority_weight, SLO,
+  arrival_time.
+
+job_type reads like "ResNet-18 (batch size 64)": the name before " (batch size N)" is the job
+type and N the batch size of each worker (Gavel scales a job out by running scale_factor
+workers with that batch each); A3C and CycleGAN have none. total_steps is the
+job's length in iterations. A scale_factor of 0 is skipped and counted (no GPUs).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord
+from dcsim.workload.formats._util import number, pos_int
+
+_TYPE = re.compile(r"^(?P<name>.+?)\s*\(batch size (?P<batch>\d+)\)$")
+# field name -> position, per layout
+LAYOUTS = {
+    7: {"job_type": 0, "total_steps": 4, "arrival_time": 5, "scale_factor": 6},
+    10: {"job_type": 0, "total_steps": 5, "scale_factor": 6, "priority_weight": 7,
+         "arrival_time": 9},
+}
+
+
+def split_job_type(text: str) -> tuple[str, int | None]:
+    m = _TYPE.match(text.strip())
+    return (m["name"], int(m["batch"])) if m else (text.strip(), None)
+
+
+@FORMATS.register("gavel")
+class Gavel(TraceFormat):
+    description = "Gavel .trace (tab-separated; 7-field msr or 10-field physical_cluster)"
+    # Gavel's traces give steps; the reference GPU only decides the automatic precision (fp16)
+    default_reference_gpu = "v100-sxm2-32gb"
+
+    def parse(self, path: Path) -> Parsed:
+        out = Parsed(str(path))
+        with path.open(encoding="utf-8") as f:
+            for i, raw in enumerate(f, start=1):
+                line = raw.rstrip("\n").rstrip("\r")
+                if not line.strip():
+                    continue
+                fields = line.split("\t")
+                layout = LAYOUTS.get(len(fields))
+                if layout is None:
+                    out.bad_row(i, None, f"expected 7 (msr) or 10 (physical_cluster) "
+                                         f"tab-separated fields, got {len(fields)}")
+                    continue
+                try:
+                    column = "job_type"
+                    name, batch = split_job_type(fields[layout["job_type"]])
+                    if not name:
+                        raise ValueError("empty job type")
+                    column = "total_steps"
+                    steps = pos_int(fields[layout["total_steps"]])
+                    column = "arrival_time"
+                    t = number(fields[layout["arrival_time"]])
+                    column = "scale_factor"
+                    g = pos_int(fields[layout["scale_factor"]], allow_zero=True)
+                except ValueError as exc:
+                    out.bad_row(i, column, str(exc))
+                    continue
+                if g == 0:
+                    out.exclude(i, "scale_factor 0 (Gavel skips these jobs)")
+                    continue
+                out.records.append(TraceRecord(
+                    line=i, name=f"gavel-{i - 1}", arrival_s=t, num_gpus=g, iterations=steps,
+                    job_type=name, per_gpu_batch=batch))
+        return out

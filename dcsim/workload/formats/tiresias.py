@@ -1,0 +1,55 @@
+"""`tiresias`: the Tiresias simulator's job list (SymbioticLab/Tiresias, simulator/60_job.csv).
+
+Columns: job_id, num_gpu, submit_time (s), iterations, model_name (e.g. vgg19, resnet50,
+inception4), duration (s), interval (s between submissions; unused). Both a step count and a
+run time are given; the mapping uses `iterations` unless the scenario sets
+`trace.length: duration` (then `duration` on `reference_gpu`, default P100: the Tiresias
+testbed's GPU).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
+from dcsim.workload.formats._util import number, pos_int
+
+COLUMNS = ("job_id", "num_gpu", "submit_time", "iterations", "model_name", "duration")
+OPTIONAL = ("interval",)
+
+
+@FORMATS.register("tiresias")
+class Tiresias(TraceFormat):
+    description = "Tiresias simulator CSV: job_id,num_gpu,submit_time,iterations,model_name,..."
+    default_reference_gpu = "p100-sxm2-16gb"
+
+    def parse(self, path: Path) -> Parsed:
+        out = Parsed(str(path))
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            read_header(out.source, list(reader.fieldnames or []), COLUMNS, OPTIONAL)
+            for row in reader:
+                i = reader.line_num
+                try:
+                    column = "num_gpu"
+                    g = pos_int(row["num_gpu"], allow_zero=True)
+                    column = "submit_time"
+                    t = number(row["submit_time"])
+                    column = "iterations"
+                    it = pos_int(row["iterations"])
+                    column = "duration"
+                    d = number(row["duration"], strict=True)
+                    column = "model_name"
+                    if not row["model_name"]:
+                        raise ValueError("empty model name")
+                except (ValueError, TypeError) as exc:
+                    out.bad_row(i, column, str(exc) if row[column] is not None else "missing")
+                    continue
+                if g == 0:
+                    out.exclude(i, "num_gpu 0 (not a GPU training job)")
+                    continue
+                out.records.append(TraceRecord(
+                    line=i, name=f"tiresias-{row['job_id']}", arrival_s=t, num_gpus=g,
+                    duration_s=d, iterations=it, job_type=row["model_name"]))
+        return out

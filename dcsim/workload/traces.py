@@ -1,0 +1,82 @@
+"""Reading a scenario's trace: parse with its format, filter, map to jobs, count.
+
+`load_trace(scenario)` is called once when the scenario is validated (scenario/load.py) and
+its result kept on the scenario (`Scenario._trace_cache`, keyed by the trace options, the
+resolved path and the seed); `build_workload` reuses it, so a big trace is read once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from dcsim.errors import Problem, ScenarioError
+from dcsim.scenario import JobSpec, Scenario
+from dcsim.workload.formats import FORMATS
+
+__all__ = ["TraceLoad", "load_trace", "cached_trace"]
+
+
+@dataclass(frozen=True)
+class TraceLoad:
+    jobs: list[JobSpec]  # in file order
+    rows_read: int  # = len(jobs) + the distinct rows in `skipped`
+    skipped: list[Problem] = field(default_factory=list)  # bad rows (if skipped) and excluded
+    drawn: int = 0  # jobs whose model was drawn from the mix
+    unknown_types: Counter = field(default_factory=Counter)
+
+    def skip_reasons(self) -> Counter:
+        """How many rows were skipped for each reason (the message without the row)."""
+        return Counter(p.message if p.column is None else f"{p.column}: {p.message}"
+                       for p in {(p.source, p.line): p for p in self.skipped}.values())
+
+
+def _key(scenario: Scenario) -> tuple:
+    trace = scenario.workload.trace
+    assert trace is not None
+    return (trace, str(scenario.resolve_path(trace.path)), scenario.seed)
+
+
+def load_trace(scenario: Scenario) -> TraceLoad:
+    """Read, filter and map the scenario's trace. Raises ScenarioError for a bad file, or for
+    bad rows unless `skip_bad_rows`."""
+    from dcsim.workload.mapping import map_records
+
+    trace = scenario.workload.trace
+    assert trace is not None
+    path = scenario.resolve_path(trace.path)
+    fmt = FORMATS.get(trace.format)()
+    parsed = fmt.parse(path)
+    if parsed.bad and not trace.skip_bad_rows:
+        raise ScenarioError(parsed.bad)
+    skipped = list(parsed.bad) + list(parsed.excluded)
+    if parsed.jobs is not None:
+        load = TraceLoad(parsed.jobs, 0, skipped)
+    else:
+        records = parsed.records
+        if trace.statuses is not None:
+            keep = set(trace.statuses)
+            for r in records:
+                if r.status not in keep:
+                    skipped.append(Problem(parsed.source, r.line, "", f"skipped: status "
+                                           f"{r.status} not in workload.trace.statuses"))
+            records = [r for r in records if r.status in keep]
+        reference = trace.reference_gpu or fmt.default_reference_gpu
+        mapped = map_records(records, trace, reference, scenario.seed, parsed.source)
+        load = TraceLoad(mapped.jobs, 0, skipped, mapped.drawn, mapped.unknown_types)
+    rows = len(load.jobs) + len({(p.source, p.line) for p in skipped})
+    return TraceLoad(load.jobs, rows, skipped, load.drawn, load.unknown_types)
+
+
+def cached_trace(scenario: Scenario) -> TraceLoad:
+    """The trace as validated, if the scenario still holds it under the same key; else read."""
+    cache = scenario._trace_cache
+    if cache is not None and cache[0] == _key(scenario):
+        return cache[1]
+    load = load_trace(scenario)
+    scenario._trace_cache = (_key(scenario), load)
+    return load
+
+
+def remember(scenario: Scenario, load: TraceLoad) -> None:
+    scenario._trace_cache = (_key(scenario), load)
