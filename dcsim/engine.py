@@ -234,10 +234,11 @@ class Simulation:
         del self._queue[job.job_id]
         self._running[job.job_id] = job
         job.placement, job.status = placement, Status.RUNNING
-        if self.fabric is not None and self.fabric.add(job.job_id, dict(placement.allocations)):
+        if self.fabric is not None and self.fabric.add(job.job_id, dict(placement.allocations),
+                                                   job.spec.parallelism.pp):
             self._share_network()
         if self.timed is not None:
-            self.timed.add(job.job_id, dict(placement.allocations))
+            self.timed.add(job.job_id, dict(placement.allocations), job.spec.parallelism.pp)
         job.estimate = self._estimate(job.spec, placement, job.job_id)
         job.history.append((self.env.now, math.nan, placement))
         if math.isnan(job.first_start_s):
@@ -407,9 +408,12 @@ class Simulation:
         assert placement is not None
         gpu = self.cluster.servers[placement.server_ids[0]].gpu
         ring = self.network.ring(placement.gpus_per_server())
-        shared = self.fabric.rate(job_id) if self.fabric and job_id is not None else None
-        if shared is not None and shared < ring.bandwidth_byte_s:
-            ring = replace(ring, bandwidth_byte_s=shared)
+        if self.fabric is not None and job_id is not None:
+            shared, p2p = self.fabric.rate(job_id), self.fabric.p2p_rate(job_id)
+            if shared is not None and shared < ring.bandwidth_byte_s:
+                ring = replace(ring, bandwidth_byte_s=shared)
+            if p2p is not None and p2p < ring.p2p_bandwidth:
+                ring = replace(ring, p2p_byte_s=p2p)
         return self.step_model.estimate(spec, gpu, ring)
 
     def _share_network(self) -> None:

@@ -31,10 +31,15 @@ class RingPath:
     intra_latency_s: float = 0.0
     servers: int = 1
     min_gpus_per_server: int = 0  # the fewest of the job's GPUs on one server (0: unknown)
+    p2p_byte_s: float = 0.0  # between pipeline stages under sharing (0: bandwidth_byte_s)
 
     @property
     def intra_bandwidth(self) -> float:
         return self.intra_byte_s or self.bandwidth_byte_s
+
+    @property
+    def p2p_bandwidth(self) -> float:
+        return self.p2p_byte_s or self.bandwidth_byte_s
 
 
 class Network:

@@ -1,14 +1,24 @@
-"""Jobs sharing the network: each running job that spans servers keeps its data-parallel rings'
-traffic on the topology graph as flows, and the max-min fair solver shares every link between
-all of them. A job's ring bandwidth is the slowest of its flows' rates.
+"""Jobs sharing the network: each running job that spans servers keeps its traffic on the
+topology graph as flows, and the max-min fair solver shares every link between all of them.
 
-Each ring hop (server a -> next server b, in id order around the ring) carries one flow per GPU
-the job has on a (all its rings run at once, one per local rank, as NCCL's channels do), routed
-by ECMP with the key (job, hop, rank). Rates are recomputed only when the set of running jobs
-changes. The model treats a job's collectives as continuous: it shares links by the jobs'
-presence, not by the timing of their communication phases within an iteration. A failed link
-(`fail`) reroutes the flows that crossed it; a job whose servers it cuts apart stalls (a rate of
-STALL_RATE) until the link is repaired (`repair`).
+A job's GPUs, in placement order, are its ranks; with pipeline parallelism rank r is in stage
+r // (GPUs / pp) (Megatron's order: pipeline outermost). Two kinds of flows:
+
+- data-parallel rings, one per stage: each ring hop (server a -> next server b of the stage, in
+  id order around the ring) carries one flow per GPU of the stage on a (all its rings run at
+  once, one per local rank, as NCCL's channels do), from that GPU to the same-rank GPU of the
+  stage on b; a stage on one server has no ring flows. The job's ring bandwidth is the slowest
+  of these flows' rates.
+- pipeline send/recv: rank i of stage s and rank i of stage s + 1, where on different servers,
+  one flow each way (activations forward, gradients back). The job's pipeline bandwidth is the
+  slowest of these.
+
+Flows are ECMP-routed GPU to GPU (`routing.Router`) with keys (job, kind, hop, rank). Rates are
+recomputed only when the set of running jobs changes. The model treats a job's communication as
+continuous: it shares links by the jobs' presence, not by the timing of their communication
+phases within an iteration (`timed.py` does that for the rings). A failed link (`fail`) reroutes
+the flows that crossed it; a job whose servers it cuts apart stalls (a rate of STALL_RATE) until
+the link is repaired (`repair`).
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from dcsim.fabric.routing import Router
 from dcsim.fabric.solver import max_min_rates
 from dcsim.fabric.topology import server_node
 
-__all__ = ["SharedFabric", "STALL_RATE", "ring_routes"]
+__all__ = ["SharedFabric", "STALL_RATE", "ring_routes", "pipeline_routes", "stages"]
 
 STALL_RATE = 1.0  # bytes/s of a job whose servers a failure cut apart: it all but stops
 
@@ -35,43 +45,82 @@ def gpu_lists(gpus: GpusOf) -> dict[int, tuple[int, ...]]:
     return {s: tuple(range(g)) if isinstance(g, int) else tuple(g) for s, g in gpus.items()}
 
 
-def ring_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]]
+def stages(gpus: Mapping[int, Sequence[int]], pp: int) -> list[dict[int, tuple[int, ...]]]:
+    """The job's GPUs per pipeline stage (server id -> GPU indices), ranks in placement order."""
+    ranks = [(server, gpu) for server, ids in gpus.items() for gpu in ids]
+    size = max(1, len(ranks) // pp)
+    out = []
+    for s in range(pp):
+        stage: dict[int, list[int]] = {}
+        for server, gpu in ranks[s * size:(s + 1) * size]:
+            stage.setdefault(server, []).append(gpu)
+        out.append({k: tuple(v) for k, v in stage.items()})
+    return out
+
+
+def _ends(router: Router, a: int, gpu_a: int, b: int, gpu_b: int) -> tuple[str, str]:
+    if router.has_internals:
+        return gpu_node(a, gpu_a), gpu_node(b, gpu_b)
+    return server_node(a), server_node(b)
+
+
+def ring_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]], pp: int = 1
                 ) -> list[list[int]]:
-    """The routes of a job's ring flows: for each hop (server a -> next server b, in id order
-    around the ring), one per GPU the job has on a, from that GPU to the same-rank GPU of b
-    (or between the server nodes if the graph has no GPUs), ECMP-keyed by (job, hop, rank).
-    Raises ValueError if a failure split the servers apart."""
-    servers = sorted(gpus)
+    """The routes of a job's data-parallel ring flows (module docstring; between the server
+    nodes if the graph has no GPUs), ECMP-keyed by (job, stage, hop, rank). Raises ValueError
+    if a failure split the servers apart."""
     routes = []
-    for hop, (a, b) in enumerate(zip(servers, servers[1:] + servers[:1], strict=False)):
-        for rank, gpu in enumerate(gpus[a]):
-            if router.has_internals:
-                src, dst = gpu_node(a, gpu), gpu_node(b, gpus[b][rank % len(gpus[b])])
-            else:
-                src, dst = server_node(a), server_node(b)
-            routes.append(router.route(src, dst, (job_id, hop, rank)))
+    for st, stage in enumerate(stages(gpus, pp) if pp > 1 else [dict(gpus)]):
+        servers = sorted(stage)
+        if len(servers) < 2:
+            continue
+        for hop, (a, b) in enumerate(zip(servers, servers[1:] + servers[:1], strict=False)):
+            for rank, gpu in enumerate(stage[a]):
+                src, dst = _ends(router, a, gpu, b, stage[b][rank % len(stage[b])])
+                routes.append(router.route(src, dst, (job_id, st, hop, rank)))
+    return routes
+
+
+def pipeline_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]], pp: int
+                    ) -> list[list[int]]:
+    """The routes of a job's pipeline send/recv flows between stages on different servers."""
+    if pp < 2:
+        return []
+    ranks = [[(server, gpu) for server, ids in stage.items() for gpu in ids]
+             for stage in stages(gpus, pp)]
+    routes = []
+    for st, (this, after) in enumerate(zip(ranks, ranks[1:], strict=False)):
+        for i, ((a, ga), (b, gb)) in enumerate(zip(this, after, strict=False)):
+            if a != b:
+                fwd, back = _ends(router, a, ga, b, gb), _ends(router, b, gb, a, ga)
+                routes.append(router.route(*fwd, (job_id, "p2p", st, i)))
+                routes.append(router.route(*back, (job_id, "p2p-back", st, i)))
     return routes
 
 
 class SharedFabric:
     def __init__(self, graph: nx.Graph, attach: Mapping[str, Sequence[str]] | None = None) -> None:
         self.router = Router(graph, attach)
-        self._jobs: dict[int, dict[int, tuple[int, ...]]] = {}  # job id -> GPUs per server
-        self._rates: dict[int, float] = {}  # job id -> slowest flow rate (bytes/s)
-        self._routes: dict[int, list[list[int]] | None] = {}  # job id -> its routes (None: cut)
+        self._jobs: dict[int, tuple[dict[int, tuple[int, ...]], int]] = {}  # GPUs, pp
+        self._rates: dict[int, float] = {}  # job id -> slowest ring flow rate (bytes/s)
+        self._p2p_rates: dict[int, float] = {}  # job id -> slowest pipeline flow rate
+        # job id -> (ring routes, pipeline routes), or None if a failure cut the job apart
+        self._routes: dict[int, tuple[list[list[int]], list[list[int]]] | None] = {}
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
 
-    def add(self, job_id: int, gpus: GpusOf) -> bool:
-        """A running job's GPUs (server id -> GPU indices, or how many); only jobs that span
-        servers have flows. True if the job has flows (the links need re-sharing)."""
+    def add(self, job_id: int, gpus: GpusOf, pp: int = 1) -> bool:
+        """A running job's GPUs (server id -> GPU indices in rank order, or how many) and its
+        pipeline stages; only jobs that span servers have flows. True if the job has flows
+        (the links need re-sharing)."""
         if len(gpus) > 1:
-            self._jobs[job_id] = gpu_lists(gpus)
+            self._jobs[job_id] = (gpu_lists(gpus), pp)
             return True
         return False
 
     def remove(self, job_id: int) -> bool:
         """The job left; True if it had flows (the links need re-sharing)."""
         self._rates.pop(job_id, None)
+        self._p2p_rates.pop(job_id, None)
         self._routes.pop(job_id, None)
         return self._jobs.pop(job_id, None) is not None
 
@@ -80,8 +129,13 @@ class SharedFabric:
         return f"{a}->{b}"
 
     def rate(self, job_id: int) -> float | None:
-        """The job's per-GPU ring bandwidth under sharing, or None if it has no network flows."""
+        """The job's per-GPU ring bandwidth under sharing, or None if it has no ring flows."""
         return self._rates.get(job_id)
+
+    def p2p_rate(self, job_id: int) -> float | None:
+        """The job's bandwidth between pipeline stages under sharing, or None if none of its
+        stage boundaries crosses servers."""
+        return self._p2p_rates.get(job_id)
 
     def fail(self, u: str, v: str) -> None:
         self.router.remove(u, v)
@@ -91,34 +145,48 @@ class SharedFabric:
         self.router.restore(u, v)
         self._routes.clear()
 
-    def _job_routes(self, job_id: int) -> list[list[int]] | None:
-        """The job's flow routes (cached until a link changes), or None if it is cut apart."""
+    def _job_routes(self, job_id: int) -> tuple[list[list[int]], list[list[int]]] | None:
+        """The job's ring and pipeline routes (cached until a link changes), or None if it is
+        cut apart."""
         if job_id not in self._routes:
+            gpus, pp = self._jobs[job_id]
             try:
-                self._routes[job_id] = ring_routes(self.router, job_id, self._jobs[job_id])
+                self._routes[job_id] = (ring_routes(self.router, job_id, gpus, pp),
+                                        pipeline_routes(self.router, job_id, gpus, pp))
             except ValueError:  # a failed link split the job's servers apart
                 self._routes[job_id] = None
         return self._routes[job_id]
 
+    def gpus(self, job_id: int) -> tuple[dict[int, tuple[int, ...]], int]:
+        return self._jobs[job_id]
+
     def solve(self) -> dict[int, float]:
-        """Recompute every job's rate; returns the jobs whose rate changed (id -> new rate)."""
-        owners, routes = [], []
-        new: dict[int, float] = {}
+        """Recompute every job's rates; returns the jobs whose ring or pipeline rate changed
+        (id -> new ring rate)."""
+        owners: list[tuple[int, bool]] = []  # (job, is a pipeline flow)
+        routes: list[list[int]] = []
+        ring: dict[int, float] = {}
+        p2p: dict[int, float] = {}
         for job_id in sorted(self._jobs):
             job_routes = self._job_routes(job_id)
             if job_routes is None:  # cut apart: it stalls
-                new[job_id] = STALL_RATE
+                ring[job_id] = p2p[job_id] = STALL_RATE
                 continue
-            owners += [job_id] * len(job_routes)
-            routes += job_routes
+            for is_p2p, these in enumerate(job_routes):
+                owners += [(job_id, bool(is_p2p))] * len(these)
+                routes += these
         load = np.zeros(len(self.router.links))
         if routes:
             rates = max_min_rates(routes, self.router.capacity)
-            for job_id, route, rate in zip(owners, routes, rates, strict=True):
-                new[job_id] = min(new.get(job_id, float("inf")), float(rate))
+            for (job_id, is_p2p), route, rate in zip(owners, routes, rates, strict=True):
+                out = p2p if is_p2p else ring
+                out[job_id] = min(out.get(job_id, float("inf")), float(rate))
                 load[route] += rate
         self.utilization = load / self.router.capacity
-        changed = {j: r for j, r in new.items()
-                   if j not in self._rates or abs(self._rates[j] - r) > 1e-9 * r}
-        self._rates = new
-        return changed
+
+        def moved(old: dict[int, float], new: dict[int, float]) -> set[int]:
+            return {j for j, r in new.items() if j not in old or abs(old[j] - r) > 1e-9 * r}
+
+        changed = moved(self._rates, ring) | moved(self._p2p_rates, p2p)
+        self._rates, self._p2p_rates = ring, p2p
+        return {j: ring.get(j, 0.0) for j in sorted(changed)}

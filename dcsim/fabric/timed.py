@@ -54,7 +54,7 @@ class TimedFabric:
                  attach: Mapping[str, Sequence[str]] | None = None) -> None:
         self.env = env
         self.router = Router(graph, attach)
-        self._jobs: dict[int, dict[int, tuple[int, ...]]] = {}  # job id -> GPUs per server
+        self._jobs: dict[int, tuple[dict[int, tuple[int, ...]], int]] = {}  # GPUs, pp
         self._transfers: dict[int, _Transfer] = {}  # job id -> its transfer in flight
         self._on_levels = on_levels
         self._updated_s = 0.0
@@ -62,12 +62,20 @@ class TimedFabric:
         self.utilization = np.zeros(len(self.router.links))
 
     # ------------------------------------------------------------------ jobs
-    def add(self, job_id: int, gpus: GpusOf) -> None:
-        """A running job's GPUs (server id -> GPU indices, or how many)."""
+    def add(self, job_id: int, gpus: GpusOf, pp: int = 1) -> None:
+        """A running job's GPUs (server id -> GPU indices in rank order, or how many) and its
+        pipeline stages."""
         if len(gpus) > 1:
-            self._jobs[job_id] = gpu_lists(gpus)
+            lists = gpu_lists(gpus)
+            try:
+                if not ring_routes(self.router, job_id, lists, pp):
+                    return  # every stage's ring is inside one server: no flows to time
+            except ValueError:
+                pass  # cut apart already: its transfers stall until a repair
+            self._jobs[job_id] = (lists, pp)
 
     def spans_servers(self, job_id: int) -> bool:
+        """Whether the job's data-parallel rings cross servers (its iterations are timed)."""
         return job_id in self._jobs
 
     def remove(self, job_id: int) -> None:
@@ -106,7 +114,7 @@ class TimedFabric:
 
     def _routes(self, job_id: int) -> list[list[int]]:
         try:
-            return ring_routes(self.router, job_id, self._jobs[job_id])
+            return ring_routes(self.router, job_id, *self._jobs[job_id])
         except ValueError:  # a failed link split the job's servers apart
             return []
 

@@ -120,7 +120,7 @@ class CalibratedStepModel:
         t_bwd[0] += dev.memory(2 * embedding)
         micro = job.global_batch // (p.dp * p.micro_batch)
         p2p_bytes = p.micro_batch * m.seq_len * m.hidden * act_bytes(job.precision) / p.tp
-        p2p_bw = (ring.bandwidth_byte_s * dev.profile.network_efficiency if ring.servers > 1
+        p2p_bw = (ring.p2p_bandwidth * dev.profile.network_efficiency if ring.servers > 1
                   else ring.intra_bandwidth * dev.profile.nvlink_efficiency)
         p2p = p2p_bytes / p2p_bw + ring.latency_s if p.pp > 1 else 0.0
         makespan = pipeline_makespan(p.pipeline_schedule, p.pp, micro, p.virtual_stages,
