@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -34,6 +35,8 @@ from dcsim.metrics import (
     Recorder,
     Segment,
     TrainingRow,
+    add_fairness,
+    group_breakdown,
     summarize,
 )
 from dcsim.perf import FirstOrderStepModel, StepTimeModel
@@ -41,7 +44,7 @@ from dcsim.perf.calibrated import CalibratedStepModel
 from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.profile import DeviceProfile, load_profile_file
 from dcsim.perf.step import StepEstimate
-from dcsim.policies import PLACEMENTS, SCHEDULERS, Placement, ServerView
+from dcsim.policies import PLACEMENTS, SCHEDULERS, JobView, Placement, Scheduler, ServerView
 from dcsim.results import Results
 from dcsim.rng import RandomStreams
 from dcsim.scenario import JobSpec, Scenario
@@ -51,6 +54,9 @@ __all__ = ["Simulation", "simulate"]
 
 EPS = 1e-9
 ProgressFn = Callable[[int, int], None]
+# JobSpec fields that do not change a step's time (cache keys of per-spec step times)
+_NOT_STEP = {"name", "arrival_s", "duration_s", "iterations", "priority", "user",
+             "virtual_cluster", "gpu_type"}
 
 
 class Simulation:
@@ -69,8 +75,16 @@ class Simulation:
                       if scenario.engine.network == "timed" else None)
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
+        self.scheduler.bind(self.streams)
+        # which optional scheduler hooks are in use (the rounds skip the others' costs)
+        self._gated = sched_cls.gate is not Scheduler.gate
+        self._preempts = sched_cls.preempt is not Scheduler.preempt
+        self._timed_decisions = sched_cls.next_decision_s is not Scheduler.next_decision_s
+        self._decision_at = math.inf  # the decision round planned (next_decision_s), if any
+        self._running_views: tuple[float, list[JobView]] | None = None  # (now, views)
         place_cls = PLACEMENTS.get(scenario.placement.kind)
         self.placement = place_cls(place_cls.Params(**scenario.placement.params))
+        self.placement.bind(self.network, self.fabric or self.timed, self.streams)
         self.step_model = step_model or (
             CalibratedStepModel(self._profiles()) if scenario.engine.step_model == "calibrated"
             else FirstOrderStepModel())
@@ -84,6 +98,7 @@ class Simulation:
         self._steady = scenario.engine.fidelity == "steady"
         self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
         self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
+        self._alone_step_s: dict[tuple, float] = {}  # step time alone, by spec and GPU types
         self._levels: np.ndarray | None = None  # links' last levels
         self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
 
@@ -128,11 +143,16 @@ class Simulation:
             assert job.estimate is not None
             job.waiting = True  # from here on a change of speed must interrupt the runner
             try:
+                hold_s = max(job.hold_until_s - self.env.now, 0.0)  # restore after preemption
                 if self.timed is not None and self.timed.spans_servers(job.job_id):
+                    if hold_s > 0:
+                        yield self.env.timeout(hold_s)
                     yield from self._timed_iterations(job)
                 elif self._steady:
-                    yield self.env.timeout(job.remaining * job.estimate.iteration_s)
+                    yield self.env.timeout(hold_s + job.remaining * job.estimate.iteration_s)
                 else:
+                    if hold_s > 0:
+                        yield self.env.timeout(hold_s)
                     while job.remaining > EPS:
                         step = min(1.0, job.remaining)
                         yield self.env.timeout(step * job.estimate.iteration_s)
@@ -182,20 +202,36 @@ class Simulation:
             self._last_change_s = self.env.now
             self._finished += 1
             return
-        job.gpu_types, job.status = types, Status.QUEUED
+        job.gpu_types, job.status, job.queued_since_s = types, Status.QUEUED, self.env.now
+        key = (job.spec.model_dump_json(exclude=_NOT_STEP), types)
         if job.spec.iterations is None:
-            job.spec = job.spec.model_copy(update={"iterations": self._iterations_of(job.spec,
-                                                                                    types)})
+            job.spec = job.spec.model_copy(update={"iterations": self._iterations_of(
+                job.spec, types, key)})
+        job.alone_step_s = self._alone_step(job.spec, types, key)
         self._queue[job.job_id] = job
         self._level()
         self._request_round()
 
-    def _iterations_of(self, spec: JobSpec, types: tuple[str, ...]) -> int:
+    def _alone_step(self, spec: JobSpec, types: tuple[str, ...], key: tuple) -> float:
+        """The job's step time placed alone on an empty cluster with the isolated network
+        (the run time alone is iterations x this), cached by `key` (spec less the fields that
+        do not change a step, and GPU types)."""
+        step_s = self._alone_step_s.get(key)
+        if step_s is None:
+            step_s = self._estimate(spec, self._empty_placement(spec, types)).iteration_s
+            self._alone_step_s[key] = step_s
+        return step_s
+
+    def _restore_delay_s(self, job: JobState) -> float:
+        """Checkpoint + restore time a preempted job pays when it restarts, holding its GPUs
+        without progress (`engine.preemption_overhead_s`). The hook for a storage model
+        (issue 6): time the checkpoint write and read of `job` here."""
+        return self.scenario.engine.preemption_overhead_s
+
+    def _iterations_of(self, spec: JobSpec, types: tuple[str, ...], key: tuple) -> int:
         """A duration-based job's iterations: as many as take `duration_s` alone on its
         reference GPU (else its first admissible type), placed on an empty cluster."""
         gpu_name = spec.reference_gpu or types[0]
-        key = (spec.model_dump_json(exclude={"name", "arrival_s", "duration_s", "priority",
-                                             "user", "gpu_type"}), types)
         step_s = self._reference_step_s.get(key)
         if step_s is None:
             placement = self._empty_placement(spec, types)
@@ -234,6 +270,14 @@ class Simulation:
         del self._queue[job.job_id]
         self._running[job.job_id] = job
         job.placement, job.status = placement, Status.RUNNING
+        job.last_start_s = self.env.now
+        # the segment starts now, though the runner first runs later in this instant (a job
+        # stopped in the round that launched it must account nothing)
+        job.seg_start_s, job.seg_done0 = self.env.now, job.iterations_done
+        job.gpu_type = self.cluster.servers[placement.server_ids[0]].gpu.name
+        delay = self._restore_delay_s(job) if job.preemptions else 0.0
+        job.hold_until_s = self.env.now + delay
+        self._running_views = None
         if self.fabric is not None and self.fabric.add(job.job_id, dict(placement.allocations),
                                                    job.spec.parallelism.pp):
             self._share_network()
@@ -270,6 +314,7 @@ class Simulation:
         self._account(job, keep_partial=False)
         self._release(job)
         job.status, job.preemptions = Status.PREEMPTED, job.preemptions + 1
+        job.queued_since_s = self.env.now
         self._queue[job.job_id] = job
         self._event(job, "preempted", reason)
         job.process.interrupt(Stop(reason))
@@ -309,6 +354,7 @@ class Simulation:
         job.model_flop_done += (done - job.seg_done0) * job.estimate.model_flop
         job.iterations_done = done
         job.run_s += self.env.now - job.seg_start_s
+        job.restore_s += max(min(self.env.now, job.hold_until_s) - job.seg_start_s, 0.0)
         job.seg_start_s, job.seg_done0 = self.env.now, done
 
     def _release(self, job: JobState) -> None:
@@ -320,6 +366,7 @@ class Simulation:
             self.recorder.segments.append(Segment(job.job_id, server_id, len(gpus), start,
                                                   self.env.now))
         del self._running[job.job_id]
+        self._running_views = None
         job.placement = None
         if self.fabric is not None and self.fabric.remove(job.job_id):
             self._share_network()
@@ -344,20 +391,54 @@ class Simulation:
         now = self.env.now
         ordered = self.scheduler.order([j.view(now) for j in self._queue.values()], now)
         servers = self.cluster.views()
+        gate = self.scheduler.gate(self._running_now(now), now) if self._gated else None
+        cluster = self.cluster
         for view in ordered:
-            placement = self.placement.place(view, servers)
-            if placement is None:
+            fits = view.num_gpus <= cluster.total_gpus - cluster.allocated_gpus
+            placement = self.placement.place(view, servers) if fits else None
+            if placement is not None and gate is not None and not gate.allow(view, placement,
+                                                                           servers):
+                placement = None
+            elif placement is None and self._preempts:
                 placement = self._preempt_for(view, now)
             if placement is None:
-                if self.scheduler.backfill:
+                if gate.blocked(view, servers) if gate is not None else self.scheduler.backfill:
                     continue
                 break
             self._launch(self._queue[view.job_id], placement)
+            if gate is not None:
+                gate.started(view, placement, servers)
             servers = self.cluster.views()
+        if self._timed_decisions and self._queue:
+            self._plan_decision(now)
+
+    def _running_now(self, now: float) -> list[JobView]:
+        """Views of the running jobs at `now` (kept until a job starts or stops)."""
+        if self._running_views is None or self._running_views[0] != now:
+            self._running_views = (now, [j.view(now) for j in self._running.values()])
+        return self._running_views[1]
+
+    def _plan_decision(self, now: float) -> None:
+        """Plan a round at the scheduler's next decision time, unless one is planned no later
+        (one timer at a time: a later plan waits for the earlier round to re-plan)."""
+        at = self.scheduler.next_decision_s(self._running_now(now),
+                                            [j.view(now) for j in self._queue.values()], now)
+        if at is None or not at > now + EPS:
+            return
+        if now < self._decision_at <= at + EPS:
+            return
+        self._decision_at = at
+        timer = self.env.timeout(at - now)
+        timer.callbacks.append(lambda _e, at=at: self._decision_due(at))
+
+    def _decision_due(self, at: float) -> None:
+        if self._decision_at == at:  # else re-planned earlier in between: that round re-plans
+            self._decision_at = math.inf
+            self._request_round()
 
     def _preempt_for(self, view, now: float) -> Placement | None:
-        running = [j.view(now) for j in self._running.values()
-                   if self._gpu_of(j) in view.gpu_types]  # others cannot make room for it
+        running = [j for j in self._running_now(now)
+                   if j.gpu_type in view.gpu_types]  # others cannot make room for it
         victims = self.scheduler.preempt(view, running, now)
         if not victims:
             return None
@@ -496,9 +577,16 @@ class Simulation:
     def _collect(self, events: int, end_s: float, wall_s: float) -> Results:
         self.recorder.jobs = [j.record(self._gpu_of(j) if j.history else "") for j in self.jobs]
         frames = self.recorder.frames()
+        add_fairness(frames["jobs"], frames["gpu_timeline"], self.cluster.total_gpus)
+        frames["groups"] = group_breakdown(frames["jobs"])
+        rows = {(p.source, p.line): p for p in self.workload.skipped}  # one reason per row
+        reasons = Counter(p.message if p.column is None else f"{p.column}: {p.message}"
+                          for p in rows.values())
         extra = {
             "jobs_read": self.workload.rows_read,
-            "rows_skipped": len({(p.source, p.line) for p in self.workload.skipped}),
+            "jobs_accepted": len(self.jobs),
+            "rows_skipped": len(rows),
+            "skip_reasons": dict(sorted(reasons.items())),
             "sim_end_s": end_s,
             "events_processed": events,
             "wall_s": wall_s,

@@ -68,6 +68,12 @@ class JobState:
     seg_done0: float = 0.0
     waiting: bool = False  # the runner is in a timeout (a speed change must interrupt it)
     memory_bytes: float = math.nan  # memory per GPU, from admission
+    alone_step_s: float = math.nan  # step time placed alone on an empty cluster (submission)
+    queued_since_s: float = math.nan  # when it last entered the queue
+    last_start_s: float = math.nan  # when its current or last run segment started
+    gpu_type: str = ""  # the GPU type of its current or last placement
+    hold_until_s: float = 0.0  # a restart's restore delay: no progress before this time
+    restore_s: float = 0.0  # restore delays paid (checkpoint + restore after preemptions)
     history: list[tuple[float, float, Placement]] = field(default_factory=list)
 
     @property
@@ -77,7 +83,8 @@ class JobState:
     def progress_at(self, now_s: float) -> float:
         """Iterations done by now_s, counting the part of the current segment already run."""
         assert self.estimate is not None
-        done = self.seg_done0 + (now_s - self.seg_start_s) / self.estimate.iteration_s
+        ran = now_s - max(self.seg_start_s, self.hold_until_s)
+        done = self.seg_done0 + max(ran, 0.0) / self.estimate.iteration_s
         return min(done, self.progress_cap - EPS_PROGRESS)
 
     def record(self, gpu_type: str) -> JobRecord:
@@ -90,7 +97,8 @@ class JobState:
                   else math.nan)
         return JobRecord(
             job_id=self.job_id, name=spec.name, model=spec.model.name or spec.model.kind,
-            user=spec.user or "", num_gpus=spec.num_gpus, gpu_type=gpu_type,
+            user=spec.user or "", virtual_cluster=spec.virtual_cluster or "",
+            num_gpus=spec.num_gpus, gpu_type=gpu_type,
             precision=spec.precision, submit_s=spec.arrival_s,
             start_s=self.first_start_s, end_s=self.end_s if ended else math.nan,
             jct_s=self.end_s - spec.arrival_s if ended else math.nan,
@@ -109,12 +117,28 @@ class JobState:
             step_data_stall_s=est.data_stall_s if est else math.nan,
             step_overhead_s=est.overhead_s if est else math.nan,
             memory_gb=self.memory_bytes / 1e9,
+            alone_s=self.alone_s,
+            slowdown=(self.end_s - spec.arrival_s) / self.alone_s if ended else math.nan,
+            restore_s=self.restore_s,
         )
+
+    @property
+    def alone_s(self) -> float:
+        """Estimated run time alone: iterations x the step time placed alone (NaN if never
+        admitted)."""
+        return self.spec.iterations * self.alone_step_s if self.spec.iterations else math.nan
 
     def view(self, now_s: float) -> JobView:
         service = self.run_s
-        if self.status is Status.RUNNING:
+        running = self.status is Status.RUNNING
+        if running:
             service += now_s - self.seg_start_s
+            assert self.estimate is not None
+            remaining_s = ((self.spec.iterations - self.progress_at(now_s))
+                           * self.estimate.iteration_s + max(self.hold_until_s - now_s, 0.0))
+        else:  # (a duration job placed before its iterations are known has no estimate)
+            remaining_s = (self.remaining * self.alone_step_s if self.spec.iterations
+                           else math.nan)
         return JobView(
             job_id=self.job_id,
             name=self.spec.name,
@@ -122,8 +146,16 @@ class JobState:
             gpu_types=self.gpu_types,
             submit_s=self.spec.arrival_s,
             priority=self.spec.priority,
-            running=self.status is Status.RUNNING,
+            running=running,
             iterations=self.spec.iterations,
             iterations_done=self.iterations_done,
             attained_service_gpu_s=service * self.spec.num_gpus,
+            user=self.spec.user or "",
+            virtual_cluster=self.spec.virtual_cluster or "",
+            alone_s=self.alone_s,
+            remaining_s=remaining_s,
+            run_s=service,
+            queued_since_s=self.queued_since_s,
+            last_start_s=self.last_start_s,
+            gpu_type=self.gpu_type if running else "",
         )

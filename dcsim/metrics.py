@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-__all__ = ["JobRecord", "Segment", "Level", "Event", "Recorder", "summarize", "TERMINAL"]
+__all__ = ["JobRecord", "Segment", "Level", "Event", "Recorder", "summarize", "TERMINAL",
+           "add_fairness", "group_breakdown", "jain_index", "GROUP_COLUMNS"]
 
 TERMINAL = ("completed", "failed", "rejected")
 
@@ -25,6 +26,7 @@ class JobRecord:
     name: str
     model: str
     user: str
+    virtual_cluster: str
     num_gpus: int
     gpu_type: str
     precision: str
@@ -51,6 +53,9 @@ class JobRecord:
     step_data_stall_s: float
     step_overhead_s: float
     memory_gb: float  # memory per GPU (weights, gradients, optimizer, activations, buffers)
+    alone_s: float  # estimated run time alone: iterations x step time on an empty cluster
+    slowdown: float  # jct_s / alone_s
+    restore_s: float  # restore delays paid after preemptions (part of run_s)
 
 
 class Segment(NamedTuple):
@@ -174,6 +179,63 @@ def top_links(links: pd.DataFrame, end_s: float, n: int = 5) -> dict[str, float]
     return {str(k): round(float(v), 4) for k, v in mean.head(n).items() if v > 0}
 
 
+def add_fairness(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int) -> None:
+    """Add the columns `contention` (time-average number of jobs present, queued or running,
+    between the job's submission and its end, from the GPU timeline) and `ftf_rho` (Themis'
+    finish-time fairness: jct_s / (alone_s x max(1, num_gpus x contention / total_gpus)))."""
+    end = jobs["end_s"].to_numpy(dtype=float)
+    sub = jobs["submit_s"].to_numpy(dtype=float)
+    n_avg = np.full(len(jobs), np.nan)
+    if not timeline.empty and len(jobs):
+        t = timeline["time_s"].to_numpy(dtype=float)
+        n = (timeline["running_jobs"] + timeline["queued_jobs"]).to_numpy(dtype=float)
+        area = np.concatenate([[0.0], np.cumsum(n[:-1] * np.diff(t))])
+
+        def integral(x: np.ndarray) -> np.ndarray:
+            k = np.clip(np.searchsorted(t, x, side="right") - 1, 0, len(t) - 1)
+            return area[k] + n[k] * (x - t[k])
+
+        ok = ~np.isnan(end)
+        width = end[ok] - sub[ok]
+        k0 = np.clip(np.searchsorted(t, sub[ok], side="right") - 1, 0, len(t) - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n_avg[ok] = np.where(width > 0, (integral(end[ok]) - integral(sub[ok])) / width,
+                                 n[k0])
+    share = np.maximum(1.0, jobs["num_gpus"].to_numpy(dtype=float) * n_avg / total_gpus)
+    jobs["contention"] = n_avg
+    jobs["ftf_rho"] = jobs["jct_s"].to_numpy(dtype=float) / (
+        jobs["alone_s"].to_numpy(dtype=float) * share)
+
+
+def jain_index(values: np.ndarray) -> float:
+    """Jain's fairness index (sum x)^2 / (n sum x^2) of the finite values (NaN if none)."""
+    x = values[np.isfinite(values)]
+    if not x.size or not np.any(x):
+        return float("nan")
+    return float(x.sum() ** 2 / (x.size * np.sum(x * x)))
+
+
+GROUP_COLUMNS = ["group_by", "group", "jobs", "completed", "jct_mean_s", "slowdown_mean",
+                 "queue_mean_s", "gpu_hours"]
+
+
+def group_breakdown(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per user and per virtual cluster (only for a column some job fills): jobs, completed
+    jobs, mean JCT, mean slowdown and mean queueing delay of completed jobs, GPU-hours held."""
+    rows = []
+    for by in ("user", "virtual_cluster"):
+        if by not in jobs or not (jobs[by] != "").any():
+            continue
+        for name, g in jobs.groupby(by, sort=True):
+            done = g[g["status"] == "completed"]
+            rows.append((by, str(name), len(g), len(done),
+                         float(done["jct_s"].mean()) if len(done) else float("nan"),
+                         float(done["slowdown"].mean()) if len(done) else float("nan"),
+                         float(done["queue_s"].mean()) if len(done) else float("nan"),
+                         float((g["num_gpus"] * g["run_s"]).sum() / 3600.0)))
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+
+
 def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s: float,
               extra: dict[str, Any], links: pd.DataFrame | None = None) -> dict[str, Any]:
     """The summary dict of a run (formulas in docs/metrics.md)."""
@@ -204,6 +266,22 @@ def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s
         "gpu_utilization": allocated / (total_gpus * makespan) if makespan > 0 else float("nan"),
         "mfu_mean": float(done["mfu"].mean()) if len(done) else float("nan"),
     }
+    slowdown = done["slowdown"].to_numpy(dtype=float) if "slowdown" in done else np.zeros(0)
+    slowdown = slowdown[np.isfinite(slowdown)]
+    summary.update({
+        "slowdown_mean": float(slowdown.mean()) if slowdown.size else float("nan"),
+        "slowdown_p50": _pct(slowdown, 50),
+        "slowdown_p95": _pct(slowdown, 95),
+        "slowdown_max": float(slowdown.max()) if slowdown.size else float("nan"),
+    })
+    rho = done["ftf_rho"].to_numpy(dtype=float) if "ftf_rho" in done else np.zeros(0)
+    rho = rho[np.isfinite(rho)]
+    summary["ftf_rho_mean"] = float(rho.mean()) if rho.size else float("nan")
+    summary["ftf_rho_max"] = float(rho.max()) if rho.size else float("nan")
+    for by, key in (("user", "jain_fairness_users"), ("virtual_cluster", "jain_fairness_vcs")):
+        named = done[done[by] != ""] if by in done else done.iloc[0:0]
+        means = named.groupby(by)["slowdown"].mean().to_numpy(dtype=float)
+        summary[key] = jain_index(means)
     summary["top_links"] = top_links(links, start + makespan) if links is not None else {}
     rejected = jobs[jobs["status"] == "rejected"]
     codes = rejected["reason"].str.split(":", n=1).str[0]

@@ -14,12 +14,13 @@ __all__ = ["Results", "load_results", "FILES"]
 
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
          "events": "events.csv", "training": "training.csv", "executions": "executions.csv",
-         "links": "links.csv"}
+         "links": "links.csv", "groups": "groups.csv"}
+OPTIONAL_FILES = {"groups"}  # rebuilt from jobs.csv when absent (folders saved before it)
 # columns that are text even when every value looks like a number or is empty
-TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "gpu_type", "precision",
-                                          "status", "reason")},
+TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "virtual_cluster",
+                                          "gpu_type", "precision", "status", "reason")},
                 "events": {"event": str, "detail": str}, "training": {"phase": str},
-                "links": {"link": str}}
+                "links": {"link": str}, "groups": {"group_by": str, "group": str}}
 
 
 def _json_safe(value: Any) -> Any:
@@ -39,7 +40,8 @@ class Results:
     jobs: one row per job (docs/metrics.md lists the columns); gpu_timeline: allocated GPUs,
     running and queued jobs from each time on; segments: which job held how many GPUs of which
     server when; events: the job lifecycle; training: loss and accuracy per iteration of the
-    jobs that really trained (`execute`); executions: their measured vs simulated times.
+    jobs that really trained (`execute`); executions: their measured vs simulated times;
+    groups: per user and per virtual cluster, jobs, mean JCT, slowdown and queueing, GPU-hours.
     `summary()` gives the headline numbers; `run` holds the resolved scenario, seed, dcsim
     version and wall time.
     """
@@ -51,6 +53,7 @@ class Results:
     training: pd.DataFrame
     executions: pd.DataFrame
     links: pd.DataFrame
+    groups: pd.DataFrame = field(default_factory=pd.DataFrame)
     run: dict[str, Any] = field(default_factory=dict)
     _summary: dict[str, Any] = field(default_factory=dict)
 
@@ -72,15 +75,21 @@ class Results:
 def load_results(out_dir: str | Path) -> Results:
     """Read back what `Results.save` (or `dcsim run`) wrote."""
     d = Path(out_dir)
-    missing = [n for n in [*FILES.values(), "summary.json", "run.json"] if not (d / n).is_file()]
+    needed = [n for a, n in FILES.items() if a not in OPTIONAL_FILES]
+    missing = [n for n in [*needed, "summary.json", "run.json"] if not (d / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{d}: not a dcsim results folder (missing {', '.join(missing)})")
     frames = {attr: pd.read_csv(d / name, keep_default_na=False, na_values=[""],
                                 dtype=TEXT_COLUMNS.get(attr))
-              for attr, name in FILES.items()}
+              for attr, name in FILES.items() if (d / name).is_file()}
     for attr, columns in TEXT_COLUMNS.items():
         for col in columns:
-            frames[attr][col] = frames[attr][col].fillna("")
+            if attr in frames and col in frames[attr]:
+                frames[attr][col] = frames[attr][col].fillna("")
+    if "groups" not in frames:
+        from dcsim.metrics import group_breakdown
+
+        frames["groups"] = group_breakdown(frames["jobs"])
     summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
     summary = {k: (float("nan") if v is None else v) for k, v in summary.items()}
     run = json.loads((d / "run.json").read_text(encoding="utf-8"))

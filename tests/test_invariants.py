@@ -1,7 +1,10 @@
-"""Invariants over random small scenarios (hypothesis): whatever the jobs, policies and fidelity,
-capacity is never exceeded, every job ends terminal, time runs forward, GPU-seconds add up."""
+"""Invariants over random small scenarios (hypothesis): whatever the jobs, policies (every
+scheduler x every placement) and fidelity, capacity is never exceeded, every job ends terminal,
+time runs forward, GPU-seconds add up, strict FIFO lets no job wait past its predecessors."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ from hypothesis import strategies as st
 
 import dcsim
 from dcsim.metrics import TERMINAL, gpu_seconds
+from dcsim.policies import PLACEMENTS, SCHEDULERS
 
 SERVER_TYPES = {"dgx-a100-80gb": 8, "pcie-4gpu": 4}
 
@@ -38,11 +42,30 @@ def scenarios(draw):
         "cluster": {"servers": [{"name": f"g{k}", "type": t, "count": c}
                                 for k, (t, c) in enumerate(groups)]},
         "workload": {"jobs": jobs},
-        "scheduler": {"kind": draw(st.sampled_from(["fifo", "priority"]))},
-        "placement": {"kind": draw(st.sampled_from(["packed", "first-fit", "spread"]))},
+        "scheduler": draw(schedulers()),
+        "placement": {"kind": draw(st.sampled_from(PLACEMENTS.names()))},
         "engine": {"fidelity": draw(st.sampled_from(["steady", "iteration"])),
-                   "network": draw(st.sampled_from(["shared", "isolated", "timed"]))},
+                   "network": draw(st.sampled_from(["shared", "isolated", "timed"])),
+                   "preemption_overhead_s": draw(st.sampled_from([0.0, 0.0, 3.0]))},
     }
+
+
+@st.composite
+def schedulers(draw):
+    """Every registered scheduler, with params small enough that its thresholds, leases and
+    promotions happen within the random workloads."""
+    kind = draw(st.sampled_from(SCHEDULERS.names()))
+    params: dict = {}
+    if kind in ("sjf", "srtf"):
+        params["estimate_sigma"] = draw(st.sampled_from([0.0, 1.0]))
+    if kind == "srtf":
+        params["oracle"] = draw(st.booleans())
+    if kind == "las":
+        params["thresholds_gpu_s"] = draw(st.sampled_from([[5.0], [20.0, 200.0]]))
+        params["starvation_s"] = draw(st.sampled_from([None, 30.0]))
+    if kind == "themis":
+        params["lease_s"] = draw(st.sampled_from([7.0, 60.0]))
+    return {"kind": kind, "params": params}
 
 
 def check_invariants(data: dict, res: dcsim.Results) -> None:
@@ -86,9 +109,22 @@ def check_invariants(data: dict, res: dcsim.Results) -> None:
         assert s["sim_end_s"] <= data["horizon_s"]
     assert (jobs.query("status == 'rejected'").run_s == 0).all()
     assert (jobs.query("status == 'rejected'").reason != "").all()
+    # strict FIFO: a job starts by the time it has arrived and every earlier job has ended
+    if data["scheduler"]["kind"] == "fifo" and data["horizon_s"] is None:
+        ran = jobs[jobs.start_s.notna()]
+        for _, job in ran.iterrows():
+            earlier = ran[ran.job_id < job.job_id].end_s
+            bound = max(job.submit_s, earlier.max() if len(earlier) else job.submit_s)
+            assert job.start_s <= bound + 1e-9
+    # preemption overhead: paid once per restart, inside the run time
+    overhead = data["engine"]["preemption_overhead_s"]
+    restarts = jobs.preemptions - (jobs.status == "preempted")
+    assert (jobs.restore_s <= restarts * overhead + 1e-9).all()
+    assert (jobs.restore_s <= jobs.run_s + 1e-9).all()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("DCSIM_EXAMPLES", 80)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_invariants_hold(data):
     res = dcsim.simulate(dcsim.scenario_from_dict(data))

@@ -42,6 +42,11 @@ class _Pipeline:
     first_forward_s: float  # one micro-batch's forward through a device's chunks
 
 
+# job fields that do not change a step: estimates are cached without them
+NOT_STEP_FIELDS = frozenset({"name", "arrival_s", "iterations", "duration_s", "reference_gpu",
+                             "priority", "user", "virtual_cluster"})
+
+
 class CalibratedStepModel:
     """Step-time model with fitted device profiles (`profiles` overrides the shipped ones)."""
 
@@ -57,8 +62,7 @@ class CalibratedStepModel:
         return Device(gpu, self.profile(gpu), job.precision, sparse)
 
     def estimate(self, job: JobSpec, gpu: GpuSpec, ring: RingPath) -> StepEstimate:
-        key = (job.model_dump_json(exclude={"name", "arrival_s", "iterations", "priority",
-                                            "user", "duration_s", "reference_gpu"}), gpu.name, ring)
+        key = (job.model_dump_json(exclude=NOT_STEP_FIELDS), gpu.name, ring)
         if key not in self._cache:
             self._cache[key] = self._estimate(job, gpu, ring)
         return self._cache[key]

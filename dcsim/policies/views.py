@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["JobView", "ServerView", "Placement"]
@@ -19,6 +20,19 @@ class JobView:
     iterations: int
     iterations_done: float
     attained_service_gpu_s: float  # GPU-seconds received so far
+    user: str = ""
+    virtual_cluster: str = ""
+    # estimated run time alone of the whole job: iterations x its step time placed alone on an
+    # empty cluster (isolated network), computed once at submission; NaN before that
+    alone_s: float = math.nan
+    # estimated remaining run time: running, the iterations left x its current step time (the
+    # network share and placement it has now) plus any restore delay still ahead; queued, the
+    # iterations left x its step time alone
+    remaining_s: float = math.nan
+    run_s: float = 0.0  # time it has held GPUs so far, the current segment included
+    queued_since_s: float = math.nan  # when it last entered the queue (arrival or preemption)
+    last_start_s: float = math.nan  # when its current (running) or last run segment started
+    gpu_type: str = ""  # running: the GPU type of its placement
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,6 +221,7 @@ class JobSpec(Strict):
     gpu_type: str | None = None
     priority: int = 0
     user: str | None = None
+    virtual_cluster: str | None = None  # the team's share of the cluster (Philly's `cluster`)
     sparsity: Literal["none", "2:4"] = "none"  # structured 2:4 weight sparsity (sparse cores)
     prune_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0  # unstructured magnitude pruning
     execute: ExecuteSpec | None = None  # really train it (mlp, or cnn arch cifar10-cnn)
@@ -554,6 +555,9 @@ class Engine(Strict):
     # or not at all (isolated)
     network: Literal["shared", "isolated", "timed"] = "shared"
     profiles: list[str] = Field(default_factory=list)  # device profile files (dcsim calibrate)
+    # checkpoint + restore time a preempted job pays when it restarts (holding its GPUs, no
+    # progress); Simulation._restore_delay_s is the hook a storage model will replace
+    preemption_overhead_s: NonNegFloat = 0.0
 
 
 class Outputs(Strict):

@@ -20,7 +20,7 @@ Rules (docs/scenario-reference.md#trace has the tables):
 - Precision: the model entry's, else fp16 if the reference GPU has it, else fp32.
 
 Speed: one JobSpec is validated per distinct (model entry, GPUs, length kind); each record is
-then a `model_copy` of it with its name, arrival, length and user.
+then a `model_copy` of it with its name, arrival, length, user and virtual cluster.
 """
 
 from __future__ import annotations
@@ -154,6 +154,8 @@ def map_records(records: list[TraceRecord], trace: TraceSource, reference_gpu: s
             update["iterations"] = iterations
         if r.user is not None:
             update["user"] = r.user
+        if r.virtual_cluster is not None:
+            update["virtual_cluster"] = r.virtual_cluster
         jobs.append(tpl.model_copy(update=update))
     return MappingResult(jobs, len(need), unknown)
 

@@ -23,7 +23,7 @@ __all__ = ["read_dcsim_csv", "rows_to_jobs", "check_columns", "TRACE_COLUMNS"]
 
 REQUIRED = ("name", "arrival_s", "model", "global_batch", "iterations")
 PARALLEL = ("tp", "pp", "dp", "micro_batch", "virtual_stages", "recompute")
-OPTIONAL = (*PARALLEL, "precision", "gpu_type", "priority", "user")
+OPTIONAL = (*PARALLEL, "precision", "gpu_type", "priority", "user", "virtual_cluster")
 TRACE_COLUMNS = REQUIRED + OPTIONAL
 
 
@@ -32,7 +32,7 @@ def _row_to_job(row: dict[str, str]) -> dict[str, Any]:
     parallelism = {k: row[k] for k in PARALLEL if row.get(k, "") != ""}
     if parallelism:
         job["parallelism"] = parallelism
-    for k in ("precision", "gpu_type", "priority", "user"):
+    for k in ("precision", "gpu_type", "priority", "user", "virtual_cluster"):
         if row.get(k, "") != "":
             job[k] = row[k]
     return job
