@@ -34,7 +34,7 @@ METRICS = (("jobs_completed", "completed", "{:,.0f}"), ("jct_mean_s", "mean JCT 
            ("slowdown_mean", "mean slowdown", "{:.2f}"),
            ("slowdown_p95", "p95 slowdown", "{:.2f}"),
            ("jain_fairness_vcs", "Jain (VCs)", "{:.3f}"),
-           ("gpu_utilization", "GPU util.", "{:.1%}"), ("wall_s", "wall (s)", "{:.0f}"))
+           ("gpu_utilization", "GPU util.", "{:.1%}"), ("wall_s", "wall (s)", "{:.1f}"))
 HOURS = {"jct_mean_s", "jct_p50_s", "queue_mean_s"}
 
 STUDIES: dict[str, tuple[str, list[str], dict[str, list[str]]]] = {
@@ -86,8 +86,8 @@ def markdown(name: str, study: dict) -> str:
         cells = []
         for key, _, fmt in METRICS:
             value = row.get(key)
-            if value is None:
-                cells.append("")
+            if value is None or value != value:  # None or NaN (no virtual clusters)
+                cells.append("-")
                 continue
             cells.append(fmt.format(value / 3600 if key in HOURS else value))
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
