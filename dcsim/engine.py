@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import simpy
 
 from dcsim import __version__, catalog
@@ -25,9 +26,11 @@ from dcsim.fabric.network import RingPath
 from dcsim.fabric.routing import Router
 from dcsim.fabric.sharing import SharedFabric
 from dcsim.fabric.timed import TimedFabric
+from dcsim.faults.model import FaultModel
 from dcsim.hardware import Cluster, build_cluster, build_network
 from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import (
+    FAILURE_COLUMNS,
     Event,
     Execution,
     Level,
@@ -36,6 +39,7 @@ from dcsim.metrics import (
     Segment,
     TrainingRow,
     add_fairness,
+    fault_metrics,
     group_breakdown,
     summarize,
 )
@@ -48,6 +52,7 @@ from dcsim.policies import PLACEMENTS, SCHEDULERS, JobView, Placement, Scheduler
 from dcsim.results import Results
 from dcsim.rng import RandomStreams
 from dcsim.scenario import JobSpec, Scenario
+from dcsim.storage import CheckpointPlan, DataPlan, StorageModel, attach_storage
 from dcsim.workload import build_workload
 
 __all__ = ["Simulation", "simulate"]
@@ -69,6 +74,12 @@ class Simulation:
         self.cluster: Cluster = build_cluster(scenario)
         self.network = build_network(scenario, self.cluster)  # validated by load_scenario
         net = self.network
+        self.storage = StorageModel(scenario, self.cluster.servers)
+        attach_storage(net.detailed, self.storage.system)  # storage.pfs, storage.object nodes
+        self._io: dict[int, dict[str, float]] = {}  # per job: storage totals (jobs.csv)
+        self._data_plan: dict[int, DataPlan] = {}
+        self._ckpt_plan: dict[int, CheckpointPlan] = {}
+        self._ckpt_base: dict[int, float] = {}  # iterations the current run restored from
         self.fabric = (SharedFabric(net.detailed, net.attach)
                        if scenario.engine.network == "shared" else None)
         self.timed = (TimedFabric(self.env, net.detailed, self._record_levels, net.attach)
@@ -101,6 +112,8 @@ class Simulation:
         self._alone_step_s: dict[tuple, float] = {}  # step time alone, by spec and GPU types
         self._levels: np.ndarray | None = None  # links' last levels
         self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
+        # failures, repairs, spares, stragglers (scenario `faults`; dcsim/faults/model.py)
+        self.faults = FaultModel(self, scenario.faults) if scenario.faults is not None else None
 
     def _profiles(self) -> dict[str, DeviceProfile]:
         """Device profiles from the scenario's `engine.profiles` files (later files win)."""
@@ -113,6 +126,8 @@ class Simulation:
     def run(self, progress: ProgressFn | None = None) -> Results:
         wall0 = time.perf_counter()
         self.env.process(self._arrivals())
+        if self.faults is not None:
+            self.faults.start()
         events = self._loop(progress)
         end_s = self._close_open_jobs()
         return self._collect(events, end_s, time.perf_counter() - wall0)
@@ -155,8 +170,11 @@ class Simulation:
                         yield self.env.timeout(hold_s)
                     while job.remaining > EPS:
                         step = min(1.0, job.remaining)
-                        yield self.env.timeout(step * job.estimate.iteration_s)
+                        est = job.estimate
+                        yield self.env.timeout(step * (est.iteration_s - est.checkpoint_s))
                         job.iterations_done += step
+                        if (pause := self._checkpoint_pause(job, step)) > 0:
+                            yield self.env.timeout(pause)  # checkpoints taken explicitly
                 break
             except simpy.Interrupt as intr:
                 if isinstance(intr.cause, Stop):
@@ -223,10 +241,40 @@ class Simulation:
         return step_s
 
     def _restore_delay_s(self, job: JobState) -> float:
-        """Checkpoint + restore time a preempted job pays when it restarts, holding its GPUs
-        without progress (`engine.preemption_overhead_s`). The hook for a storage model
-        (issue 6): time the checkpoint write and read of `job` here."""
+        """Restore time a restarted job pays, holding its GPUs without progress: with
+        checkpointing on, reading its checkpoint on its (new) placement (size / read bandwidth
+        + latency, dcsim.storage); else `engine.preemption_overhead_s`."""
+        if job.placement is not None and self.storage.checkpoint_spec(job.spec) is not None:
+            plan = self.storage.plan_checkpoint(job.spec, self._allocs(job.placement),
+                                                self._step_guess(job), self._job_mtbf_s(job),
+                                                job.job_id)
+            if plan is not None:
+                return plan.read_s
         return self.scenario.engine.preemption_overhead_s
+
+    def _job_mtbf_s(self, job: JobState) -> float:
+        """The job's mean time between failures (s), for Young/Daly checkpoint intervals:
+        inf without a failure model (then no periodic checkpoints are taken). With `faults`:
+        1 / the summed configured rates of the component instances the job depends on
+        (FaultModel.job_mtbf_s)."""
+        return self.faults.job_mtbf_s(job) if self.faults is not None else math.inf
+
+    def last_checkpoint(self, job: JobState) -> float:
+        """Iterations saved by the job's last completed checkpoint now: for a job not running,
+        its iterations done (what it restarts from); for a running one, the last multiple of
+        its checkpoint interval (in iterations, from the point it restored) whose write has
+        finished (async: the background write takes write_s after the snapshot), else the
+        point it restored from (no checkpoint configured: its progress since is all lost)."""
+        if job.status is not Status.RUNNING or job.estimate is None:
+            return job.iterations_done
+        base = self._ckpt_base.get(job.job_id, 0.0)
+        plan = self._ckpt_plan.get(job.job_id)
+        if plan is None or not math.isfinite(plan.every_iterations):
+            return base
+        done = job.progress_at(self.env.now)
+        lag = (plan.write_s / job.estimate.iteration_s if plan.spec.mode == "async" else 0.0)
+        k = plan.every_iterations
+        return base + max(0.0, math.floor((done - base - lag) / k + EPS) * k)
 
     def _iterations_of(self, spec: JobSpec, types: tuple[str, ...], key: tuple) -> int:
         """A duration-based job's iterations: as many as take `duration_s` alone on its
@@ -247,6 +295,8 @@ class Simulation:
         by_type = self.cluster.gpus_by_type
         wanted = [spec.gpu_type] if spec.gpu_type else list(by_type)
         need = memory_breakdown(spec)
+        if (bad := self.storage.problem(spec)) is not None:
+            return (), f"storage: {'.'.join(bad[0])}: {bad[1]}", need.total
         reasons = []
         ok = []
         for name in wanted:
@@ -275,7 +325,8 @@ class Simulation:
         # stopped in the round that launched it must account nothing)
         job.seg_start_s, job.seg_done0 = self.env.now, job.iterations_done
         job.gpu_type = self.cluster.servers[placement.server_ids[0]].gpu.name
-        delay = self._restore_delay_s(job) if job.preemptions else 0.0
+        delay = self._restore_delay_s(job) if job.preemptions or job.interruptions else 0.0
+        delay, job.warmup_due_s = delay + job.warmup_due_s, 0.0  # warm-up after a failure
         job.hold_until_s = self.env.now + delay
         self._running_views = None
         if self.fabric is not None and self.fabric.add(job.job_id, dict(placement.allocations),
@@ -283,6 +334,7 @@ class Simulation:
             self._share_network()
         if self.timed is not None:
             self.timed.add(job.job_id, dict(placement.allocations), job.spec.parallelism.pp)
+        self._storage_launch(job)
         job.estimate = self._estimate(job.spec, placement, job.job_id)
         job.history.append((self.env.now, math.nan, placement))
         if math.isnan(job.first_start_s):
@@ -337,6 +389,61 @@ class Simulation:
         self.recorder.events.append(Event(self.env.now, -1, "network", detail))
         self._share_network()
 
+    def interrupt(self, job: JobState, reason: str) -> None:
+        """A failure hits a running job: it loses the work since its last checkpoint, leaves
+        its GPUs and goes back to the queue, or ends `failed` past `faults.max_retries`."""
+        assert job.process is not None and job.estimate is not None
+        self._account(job, keep_partial=True)
+        ckpt = min(max(float(self.last_checkpoint(job)), 0.0), job.iterations_done)
+        lost = job.iterations_done - ckpt
+        lost_s = min(lost * job.estimate.iteration_s, job.work_s)
+        job.iterations_done = job.seg_done0 = ckpt
+        job.model_flop_done -= lost * job.estimate.model_flop
+        job.lost_iterations += lost
+        job.lost_s += lost_s
+        job.work_s -= lost_s
+        job.interruptions += 1
+        self._release(job)
+        job.process.interrupt(Stop(reason))
+        faults = self.scenario.faults
+        limit = faults.max_retries if faults is not None else None
+        if limit is not None and job.interruptions > limit:
+            job.status, job.end_s = Status.FAILED, self.env.now
+            job.reason = (f"retry-limit: interrupted {job.interruptions} times "
+                          f"(faults.max_retries {limit}); last: {reason}")
+            self._event(job, "failed", job.reason)
+            self._finished += 1
+        else:
+            job.status, job.queued_since_s = Status.QUEUED, self.env.now
+            job.warmup_due_s = faults.warmup_s if faults is not None else 0.0
+            self._queue[job.job_id] = job
+            self._event(job, "interrupted", f"{reason}; lost {lost:.3f} iterations")
+        self._level()
+        self._request_round()
+
+    def server_down(self, server_id: int) -> None:
+        """A server leaves service (its jobs already interrupted): its GPUs are unavailable."""
+        self.cluster.down(server_id)
+        self._running_views = None
+        self.recorder.events.append(Event(self.env.now, -1, "server-down",
+                                          self.cluster.servers[server_id].name))
+        self._level()
+
+    def server_up(self, server_id: int) -> None:
+        """A repaired (or replaced) server is back in service."""
+        self.cluster.up(server_id)
+        self.recorder.events.append(Event(self.env.now, -1, "server-up",
+                                          self.cluster.servers[server_id].name))
+        self._level()
+        self._request_round()
+
+    def respeed(self, job: JobState, reason: str) -> None:
+        """A running job's speed may have changed (stragglers): re-estimate it now."""
+        if job.waiting:
+            self.reestimate(job.job_id, reason)
+        elif job.estimate is not None:  # its runner has not started yet: it reads this
+            job.estimate = self._estimate(job.spec, job.placement, job.job_id)
+
     def reestimate(self, job_id: int, reason: str) -> None:
         """Tell a running job that its speed may have changed (fabric, stragglers, ...)."""
         job = self._running[job_id]
@@ -346,14 +453,19 @@ class Simulation:
     def _account(self, job: JobState, keep_partial: bool, done: float | None = None) -> None:
         """Close the current run segment at now: count iterations, run time and FLOPs."""
         assert job.estimate is not None
+        raw = job.progress_at(self.env.now) if done is None else done
         if done is None:
-            done = job.progress_at(self.env.now)
-            if not keep_partial:
-                done = math.floor(done + EPS)
+            done = raw if keep_partial else math.floor(raw + EPS)
         done = min(max(done, job.seg_done0), float(job.spec.iterations))
+        # productive time: the segment's time past its restore hold, less the share of the
+        # progress thrown away (a preempted job's partial iteration)
+        ran_s = max(self.env.now - max(job.seg_start_s, job.hold_until_s), 0.0)
+        gained = raw - job.seg_done0
+        job.work_s += ran_s * min(1.0, (done - job.seg_done0) / gained) if gained > EPS else 0.0
         job.model_flop_done += (done - job.seg_done0) * job.estimate.model_flop
         job.iterations_done = done
         job.run_s += self.env.now - job.seg_start_s
+        self._storage_account(job, done)
         job.restore_s += max(min(self.env.now, job.hold_until_s) - job.seg_start_s, 0.0)
         job.seg_start_s, job.seg_done0 = self.env.now, done
 
@@ -368,6 +480,7 @@ class Simulation:
         del self._running[job.job_id]
         self._running_views = None
         job.placement = None
+        self._storage_changed(self.storage.leave(job.job_id))
         if self.fabric is not None and self.fabric.remove(job.job_id):
             self._share_network()
         if self.timed is not None:
@@ -495,7 +608,10 @@ class Simulation:
                 ring = replace(ring, bandwidth_byte_s=shared)
             if p2p is not None and p2p < ring.p2p_bandwidth:
                 ring = replace(ring, p2p_byte_s=p2p)
-        return self.step_model.estimate(spec, gpu, ring)
+        estimate = self.step_model.estimate(spec, gpu, ring)
+        if self.faults is not None and job_id is not None:  # stragglers: the slowest GPU
+            estimate = self.faults.slowed(estimate, placement)
+        return self._with_storage(estimate, spec, placement, job_id)
 
     def _share_network(self) -> None:
         """The running jobs' flows changed: re-share the links and tell every job whose
@@ -540,7 +656,8 @@ class Simulation:
 
     def _level(self) -> None:
         self._last_change_s = self.env.now
-        level = Level(self.env.now, self.cluster.allocated_gpus, self.cluster.total_gpus,
+        level = Level(self.env.now, self.cluster.allocated_gpus,
+                      self.cluster.total_gpus - self.cluster.out_gpus,
                       len(self._running), len(self._queue))
         levels = self.recorder.levels
         if levels and levels[-1].time_s == level.time_s:
@@ -592,6 +709,11 @@ class Simulation:
             "wall_s": wall_s,
             "events_per_s": events / wall_s if wall_s > 0 else float("nan"),
         }
+        extra.update(self._storage_results(frames["jobs"]))
+        frames["failures"] = pd.DataFrame(self.faults.events if self.faults else [],
+                                          columns=FAILURE_COLUMNS)
+        extra.update(fault_metrics(frames["jobs"], frames["failures"], frames["events"], end_s,
+                                   self.faults.configured_mtbf_hours() if self.faults else {}))
         summary = summarize(frames["jobs"], frames["gpu_timeline"], self.cluster.total_gpus,
                             end_s, extra, frames["links"])
         run = {
@@ -602,6 +724,134 @@ class Simulation:
             "skipped_rows": [str(p) for p in self.workload.skipped],
         }
         return Results(**frames, run=run, _summary=summary)
+
+    # ------------------------------------------------------------------ storage (dcsim.storage)
+    @staticmethod
+    def _allocs(placement: Placement) -> list[tuple[int, int]]:
+        return [(sid, len(gpus)) for sid, gpus in placement.allocations]
+
+    def _step_guess(self, job: JobState) -> float:
+        """The job's step time before checkpoint pauses (its estimate, else alone)."""
+        if job.estimate is not None:
+            return job.estimate.iteration_s - job.estimate.checkpoint_s
+        return job.alone_step_s
+
+    def _with_storage(self, est: StepEstimate, spec: JobSpec, placement: Placement,
+                      job_id: int | None) -> StepEstimate:
+        """The step estimate with the job's data stall and amortized checkpoint pauses
+        (`checkpoint_s` = pause per checkpoint / iterations between checkpoints)."""
+        if not self.storage.active(spec):
+            return est
+        allocs = self._allocs(placement)
+        running = job_id is not None and job_id in self._running
+        if running:
+            assert job_id is not None
+            self.storage.update_demand(job_id, spec, allocs, est.iteration_s)
+        data = self.storage.plan_data(spec, allocs, est.iteration_s, job_id if running else None)
+        stall = data.stall_s if data is not None else 0.0
+        step_s = est.iteration_s + stall
+        job = self.jobs[job_id] if job_id is not None else JobState(-1, spec)
+        ckpt = self.storage.plan_checkpoint(spec, allocs, step_s, self._job_mtbf_s(job),
+                                            job_id if running else None)
+        if running:
+            assert job_id is not None
+            for plans, plan in ((self._data_plan, data), (self._ckpt_plan, ckpt)):
+                if plan is not None:
+                    plans[job_id] = plan  # type: ignore[index]
+        extra = ckpt.per_iteration_s if ckpt is not None else 0.0
+        return replace(est, iteration_s=step_s + extra, data_stall_s=est.data_stall_s + stall,
+                       checkpoint_s=extra)
+
+    def _storage_launch(self, job: JobState) -> None:
+        """A run starts: it restored from its iterations done; it joins the shared tiers (the
+        other jobs' shares are re-solved); a restore reads its checkpoint."""
+        self._ckpt_base[job.job_id] = job.iterations_done
+        if not self.storage.active(job.spec) or job.placement is None:
+            return
+        io = self._io.setdefault(job.job_id, {})
+        ckpt = self.storage.checkpoint_spec(job.spec)
+        self.storage.join(job.job_id, job.spec)
+        self._estimate(job.spec, job.placement, job.job_id)  # registers its read demand
+        self._storage_changed(self.storage.solve() - {job.job_id})
+        if ckpt is not None and job.hold_until_s > self.env.now:  # restores its checkpoint
+            from dcsim.storage import checkpoint_bytes
+
+            key = f"read_{ckpt.tier}"
+            io[key] = io.get(key, 0.0) + checkpoint_bytes(job.spec)
+
+    def _storage_changed(self, moved: set[int]) -> None:
+        """Jobs whose shared-tier share moved re-estimate (keeping their progress)."""
+        for job_id in sorted(moved):
+            job = self._running.get(job_id)
+            if job is None or job.estimate is None or job.placement is None:
+                continue
+            if job.waiting:
+                self.reestimate(job_id, "storage share changed")
+            else:
+                job.estimate = self._estimate(job.spec, job.placement, job_id)
+
+    def _checkpoint_pause(self, job: JobState, step: float) -> float:
+        """engine.fidelity iteration: the pause for the checkpoints the last `step` iterations
+        crossed (every `every_iterations` from the point it restored)."""
+        plan = self._ckpt_plan.get(job.job_id)
+        if plan is None or not math.isfinite(plan.every_iterations):
+            return 0.0
+        base, k = self._ckpt_base.get(job.job_id, 0.0), plan.every_iterations
+        after = math.floor((job.iterations_done - base) / k + EPS)
+        before = math.floor((job.iterations_done - step - base) / k + EPS)
+        return (after - before) * plan.pause_s
+
+    def _storage_account(self, job: JobState, done: float) -> None:
+        """Storage totals of the segment closing now: stall and checkpoint time (amortized per
+        iteration), bytes read per tier, checkpoints written."""
+        est, iters = job.estimate, done - job.seg_done0
+        if est is None or iters <= 0 or not self.storage.active(job.spec):
+            return
+        io = self._io.setdefault(job.job_id, {})
+
+        def add(key: str, value: float) -> None:
+            io[key] = io.get(key, 0.0) + value
+
+        add("data_stall_s", iters * est.data_stall_s)
+        add("checkpoint_s", iters * est.checkpoint_s)
+        data = self._data_plan.get(job.job_id)
+        if data is not None:
+            add("read_dram", iters * data.bytes_dram)
+            add("read_nvme", iters * data.bytes_nvme)
+            add(f"read_{data.shared_tier}", iters * data.bytes_shared)
+        plan = self._ckpt_plan.get(job.job_id)
+        if plan is not None and math.isfinite(plan.every_iterations):
+            base, k = self._ckpt_base.get(job.job_id, 0.0), plan.every_iterations
+            n = (math.floor((done - base) / k + EPS)
+                 - math.floor((job.seg_done0 - base) / k + EPS))
+            add("checkpoints", n)
+            add(f"write_{plan.spec.tier}", n * plan.size_bytes)
+
+    def _storage_results(self, jobs) -> dict:
+        """Storage columns of the jobs table (added in place) and summary keys
+        (docs/metrics.md#storage)."""
+        tiers = ("dram", "nvme", "pfs", "object")
+        ids = jobs["job_id"].to_numpy()
+        io = [self._io.get(int(i), {}) for i in ids]
+        jobs["data_stall_s"] = [d.get("data_stall_s", 0.0) for d in io]
+        jobs["checkpoint_s"] = [d.get("checkpoint_s", 0.0) for d in io]
+        jobs["checkpoints"] = [int(d.get("checkpoints", 0)) for d in io]
+        jobs["gb_read"] = [sum(d.get(f"read_{t}", 0.0) for t in tiers) / 1e9 for d in io]
+        jobs["gb_written"] = [sum(d.get(f"write_{t}", 0.0) for t in tiers) / 1e9 for d in io]
+        est = {j.job_id: j.estimate for j in self.jobs}
+        jobs["step_checkpoint_s"] = [est[int(i)].checkpoint_s if est.get(int(i)) else math.nan
+                                     for i in ids]
+        run_s = float(jobs["run_s"].sum()) if len(jobs) else 0.0
+        ckpt_s = float(jobs["checkpoint_s"].sum()) if len(jobs) else 0.0
+        return {
+            "data_stall_s_total": float(jobs["data_stall_s"].sum()) if len(jobs) else 0.0,
+            "checkpoint_overhead_s_total": ckpt_s,
+            "checkpoint_overhead_fraction": ckpt_s / run_s if run_s > 0 else 0.0,
+            "checkpoints_total": int(jobs["checkpoints"].sum()) if len(jobs) else 0,
+            "storage_bytes_read": {t: sum(d.get(f"read_{t}", 0.0) for d in io) for t in tiers},
+            "storage_bytes_written": {t: sum(d.get(f"write_{t}", 0.0) for d in io)
+                                      for t in tiers},
+        }
 
 
 def simulate(scenario: Scenario, progress: ProgressFn | None = None,

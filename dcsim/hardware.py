@@ -81,6 +81,8 @@ class Cluster:
         self.gpu_specs: dict[str, GpuSpec] = {s.gpu.name: s.gpu for s in servers}
         self._views: list[ServerView | None] = [None] * len(servers)
         self._stale: set[int] = set(range(len(servers)))  # servers whose view is out of date
+        self.out: set[int] = set()  # servers out of service (failed, awaiting repair)
+        self.out_gpus = 0  # their GPUs (total_gpus counts every server, in service or not)
         for s in servers:
             self.gpus_by_type[s.gpu.name] = self.gpus_by_type.get(s.gpu.name, 0) + s.num_gpus
 
@@ -103,6 +105,23 @@ class Cluster:
             self._free[server_id] = [g for g in self._free[server_id] if g not in taken]
             self._stale.add(server_id)
         self.allocated_gpus += placement.num_gpus
+
+    def down(self, server_id: int) -> None:
+        """Take a server out of service (failure): none of its GPUs may be allocated."""
+        s = self.servers[server_id]
+        if server_id in self.out or len(self._free[server_id]) != s.num_gpus:
+            raise RuntimeError(f"server {server_id}: taken down while in use or already down")
+        self.out.add(server_id)
+        self._free[server_id] = []
+        self._stale.add(server_id)
+        self.out_gpus += s.num_gpus
+
+    def up(self, server_id: int) -> None:
+        """Put a repaired (or replaced) server back in service."""
+        self.out.remove(server_id)
+        self._free[server_id] = list(range(self.servers[server_id].num_gpus))
+        self._stale.add(server_id)
+        self.out_gpus -= self.servers[server_id].num_gpus
 
     def release(self, placement: Placement) -> None:
         for server_id, gpus in placement.allocations:

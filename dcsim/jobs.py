@@ -74,6 +74,13 @@ class JobState:
     gpu_type: str = ""  # the GPU type of its current or last placement
     hold_until_s: float = 0.0  # a restart's restore delay: no progress before this time
     restore_s: float = 0.0  # restore delays paid (checkpoint + restore after preemptions)
+    # failures (dcsim/faults): interruptions, work lost (iterations, and their time), productive
+    # time (running past restore holds, less lost work), warm-up owed at the next start
+    interruptions: int = 0
+    lost_iterations: float = 0.0
+    lost_s: float = 0.0
+    work_s: float = 0.0
+    warmup_due_s: float = 0.0
     history: list[tuple[float, float, Placement]] = field(default_factory=list)
 
     @property
@@ -120,6 +127,10 @@ class JobState:
             alone_s=self.alone_s,
             slowdown=(self.end_s - spec.arrival_s) / self.alone_s if ended else math.nan,
             restore_s=self.restore_s,
+            interruptions=self.interruptions,
+            lost_iterations=self.lost_iterations,
+            lost_s=self.lost_s,
+            productive_s=self.work_s,
         )
 
     @property

@@ -56,6 +56,10 @@ class JobRecord:
     alone_s: float  # estimated run time alone: iterations x step time on an empty cluster
     slowdown: float  # jct_s / alone_s
     restore_s: float  # restore delays paid after preemptions (part of run_s)
+    interruptions: int = 0  # failures that hit the job (dcsim/faults)
+    lost_iterations: float = 0.0  # iterations rolled back to the last checkpoint
+    lost_s: float = 0.0  # running time of those iterations
+    productive_s: float = 0.0  # running time that produced kept progress (ETTR numerator)
 
 
 class Segment(NamedTuple):
@@ -289,3 +293,46 @@ def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s
                                     codes.value_counts().sort_index().items()}
     summary.update(extra)
     return summary
+
+
+FAILURE_COLUMNS = ["time_s", "component", "cause", "target", "server_id", "jobs", "downtime_s",
+                   "repair_s", "spare", "source"]
+
+
+def fault_metrics(jobs: pd.DataFrame, failures: pd.DataFrame, events: pd.DataFrame,
+                  end_s: float, configured_mtbf_hours: dict[str, float]) -> dict[str, Any]:
+    """Reliability metrics (docs/metrics.md#failures): adds the jobs column `ettr` in place and
+    returns the summary keys: goodput, ETTR, lost GPU-hours, interruptions by cause, failures by
+    component, observed vs configured MTBF, restarts."""
+    g = jobs["num_gpus"].to_numpy(dtype=float)
+    run = jobs["run_s"].to_numpy(dtype=float)
+    productive = jobs["productive_s"].to_numpy(dtype=float)
+    end = jobs["end_s"].to_numpy(dtype=float)
+    start = jobs["start_s"].to_numpy(dtype=float)
+    wall = np.where(np.isnan(end), end_s, end) - start
+    with np.errstate(invalid="ignore", divide="ignore"):
+        jobs["ettr"] = np.where(wall > 0, productive / wall, np.nan)
+    allocated = float(np.sum(g * run))
+    ettr = jobs["ettr"].to_numpy(dtype=float)
+    ettr = ettr[np.isfinite(ettr)]
+    hit = failures[failures["jobs"] != ""] if len(failures) else failures
+    by_cause: dict[str, int] = {}
+    for cause, ids in zip(hit.get("cause", []), hit.get("jobs", []), strict=True):
+        by_cause[str(cause)] = by_cause.get(str(cause), 0) + len(str(ids).split(";"))
+    counts = failures["component"].value_counts() if len(failures) else pd.Series(dtype=int)
+    hours = end_s / 3600.0
+    observed = {str(c): hours / int(n) for c, n in counts.sort_index().items()}
+    starts = int((events["event"] == "started").sum()) if len(events) else 0
+    return {
+        "goodput": float(np.sum(g * productive)) / allocated if allocated > 0 else float("nan"),
+        "ettr_mean": float(ettr.mean()) if ettr.size else float("nan"),
+        "lost_gpu_hours": float(np.sum(g * jobs["lost_s"].to_numpy(dtype=float))) / 3600.0,
+        "lost_iterations": float(jobs["lost_iterations"].sum()),
+        "interruptions": int(jobs["interruptions"].sum()),
+        "interruptions_by_cause": dict(sorted(by_cause.items())),
+        "failures": int(len(failures)),
+        "failures_by_component": {str(c): int(n) for c, n in counts.sort_index().items()},
+        "mtbf_observed_hours": {k: float(v) for k, v in observed.items()},
+        "mtbf_configured_hours": dict(configured_mtbf_hours),
+        "restarts": starts - int(jobs["start_s"].notna().sum()),
+    }

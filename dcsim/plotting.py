@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dcsim.results import Results
 
 __all__ = ["utilization", "jct_cdf", "gantt", "breakdown", "training_curves", "topology",
-           "link_heatmap", "save_plots"]
+           "link_heatmap", "failure_timeline", "save_plots"]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -213,6 +213,34 @@ def link_heatmap(links: pd.DataFrame, end_s: float, ax: Axes | None = None,
     return ax
 
 
+def failure_timeline(failures: pd.DataFrame, timeline: pd.DataFrame,
+                     ax: Axes | None = None) -> Axes:
+    """GPUs in service over time (the timeline's `total_gpus`: servers out for repair drop
+    it) and each failure as a marker at its time, one row and colour per component class;
+    filled markers interrupted a job."""
+    ax = _axes(ax)
+    hours = timeline["time_s"] / 3600.0
+    ax.step(hours, timeline["total_gpus"], where="post", color="grey", linewidth=1,
+            label="GPUs in service")
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("GPUs in service")
+    twin = ax.twinx()
+    classes = sorted(failures["component"].unique()) if len(failures) else []
+    for i, comp in enumerate(classes):
+        rows = failures[failures["component"] == comp]
+        hit = rows["jobs"].astype(str) != ""
+        t = rows["time_s"].to_numpy() / 3600.0
+        twin.scatter(t[hit.to_numpy()], np.full(int(hit.sum()), i), color=f"C{i % 10}",
+                     marker="o", s=14, label=f"{comp} ({len(rows)})")
+        twin.scatter(t[~hit.to_numpy()], np.full(int((~hit).sum()), i), marker="o", s=14,
+                     facecolors="none", edgecolors=f"C{i % 10}")
+    twin.set_yticks(range(len(classes)), classes, fontsize="small")
+    twin.set_ylim(-0.5, max(len(classes), 1) - 0.5)
+    twin.legend(fontsize="x-small", loc="lower left")
+    ax.set_title(f"Failures: {len(failures)} (filled: interrupted a job)")
+    return ax
+
+
 def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     """Draw the standard plots of a run into PNG files; returns their paths."""
     out = Path(out_dir)
@@ -226,6 +254,9 @@ def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     if len(results.links):
         end = float(results.summary()["sim_end_s"])
         drawings["links.png"] = lambda: link_heatmap(results.links, end, ax=_new_axes())
+    if len(results.failures):
+        drawings["failures.png"] = lambda: failure_timeline(results.failures,
+                                                            results.gpu_timeline, ax=_new_axes())
     if len(results.training):
         drawings["training.png"] = lambda: training_curves(results.training, results.jobs,
                                                            ax=_new_axes())

@@ -14,13 +14,16 @@ __all__ = ["Results", "load_results", "FILES"]
 
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
          "events": "events.csv", "training": "training.csv", "executions": "executions.csv",
-         "links": "links.csv", "groups": "groups.csv"}
-OPTIONAL_FILES = {"groups"}  # rebuilt from jobs.csv when absent (folders saved before it)
+         "links": "links.csv", "groups": "groups.csv", "failures": "failures.csv"}
+# absent from folders saved before them: groups rebuilt from jobs.csv, failures empty
+OPTIONAL_FILES = {"groups", "failures"}
 # columns that are text even when every value looks like a number or is empty
 TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "virtual_cluster",
                                           "gpu_type", "precision", "status", "reason")},
                 "events": {"event": str, "detail": str}, "training": {"phase": str},
-                "links": {"link": str}, "groups": {"group_by": str, "group": str}}
+                "links": {"link": str}, "groups": {"group_by": str, "group": str},
+                "failures": {"component": str, "cause": str, "target": str, "jobs": str,
+                             "source": str}}
 
 
 def _json_safe(value: Any) -> Any:
@@ -54,6 +57,7 @@ class Results:
     executions: pd.DataFrame
     links: pd.DataFrame
     groups: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per failure
     run: dict[str, Any] = field(default_factory=dict)
     _summary: dict[str, Any] = field(default_factory=dict)
 
@@ -90,6 +94,10 @@ def load_results(out_dir: str | Path) -> Results:
         from dcsim.metrics import group_breakdown
 
         frames["groups"] = group_breakdown(frames["jobs"])
+    if "failures" not in frames:
+        from dcsim.metrics import FAILURE_COLUMNS
+
+        frames["failures"] = pd.DataFrame(columns=FAILURE_COLUMNS)
     summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
     summary = {k: (float("nan") if v is None else v) for k, v in summary.items()}
     run = json.loads((d / "run.json").read_text(encoding="utf-8"))

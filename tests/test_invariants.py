@@ -118,7 +118,7 @@ def check_invariants(data: dict, res: dcsim.Results) -> None:
             assert job.start_s <= bound + 1e-9
     # preemption overhead: paid once per restart, inside the run time
     overhead = data["engine"]["preemption_overhead_s"]
-    restarts = jobs.preemptions - (jobs.status == "preempted")
+    restarts = jobs.preemptions - (jobs.status == "preempted") + jobs.interruptions
     assert (jobs.restore_s <= restarts * overhead + 1e-9).all()
     assert (jobs.restore_s <= jobs.run_s + 1e-9).all()
 
@@ -137,3 +137,56 @@ def test_same_seed_same_results(data):
     a = dcsim.simulate(dcsim.scenario_from_dict(data)).jobs
     b = dcsim.simulate(dcsim.scenario_from_dict(data)).jobs
     assert a.to_csv() == b.to_csv()
+
+
+@st.composite
+def fault_configs(draw):
+    """Random failure processes (every class, every distribution), trace-free, with a retry
+    limit so that every job ends; repairs, spares and stragglers at scales the small random
+    workloads meet."""
+    comps = {}
+    for comp in draw(st.sets(st.sampled_from(["gpu", "gpu_memory", "host", "nic", "switch",
+                                               "link", "software"]), min_size=1, max_size=4)):
+        dist = draw(st.sampled_from(["exponential", "weibull", "lognormal"]))
+        comps[comp] = {"distribution": dist, "mtbf_hours": draw(st.sampled_from([0.5, 2.0, 20.0])),
+                       "shape": draw(st.sampled_from([0.7, 1.5])), "sigma": 0.8}
+    faults = {"components": comps, "max_retries": draw(st.integers(0, 3)),
+              "repair": {"distribution": draw(st.sampled_from(["fixed", "exponential"])),
+                         "mean_hours": draw(st.sampled_from([0.01, 0.2]))},
+              "spares": draw(st.integers(0, 2))}
+    if draw(st.booleans()):
+        faults["stragglers"] = {"persistent": {"fraction": 0.25, "factor": 1.5},
+                                "transient": {"mtbe_hours": 0.05, "duration_s": 30.0}}
+    return faults
+
+
+@settings(max_examples=int(os.environ.get("DCSIM_EXAMPLES", 80)) // 4, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), fault_configs())
+def test_invariants_hold_with_faults(data, faults):
+    """With failures: the usual invariants, and no work counted twice (progress never exceeds
+    the job's iterations; productive + lost time fit in the time run past restores), lost work
+    never exceeds work done, every interrupted job ends terminal (without a horizon)."""
+    data = {**data, "faults": faults}
+    data["engine"] = {**data["engine"], "preemption_overhead_s": 3.0}
+    for job in data["workload"]["jobs"]:
+        job["iterations"] = job["iterations"] * 50  # long enough to meet failures
+    res = dcsim.simulate(dcsim.scenario_from_dict(data))
+    check_invariants(data, res)
+    jobs = res.jobs
+    assert (jobs.iterations_done <= jobs.iterations + 1e-9).all()
+    assert (jobs.lost_iterations >= 0).all() and (jobs.lost_s >= 0).all()
+    assert (jobs.productive_s >= -1e-6).all()
+    running = jobs.run_s - jobs.restore_s
+    assert (jobs.productive_s + jobs.lost_s <= running + 1e-6).all()
+    hit = jobs[jobs.interruptions > 0]
+    if data["horizon_s"] is None:
+        assert hit.status.isin(TERMINAL).all()
+    failed = jobs[jobs.status == "failed"]
+    assert (failed.interruptions == faults["max_retries"] + 1).all()
+    assert failed.reason.str.startswith("retry-limit").all()
+    s = res.summary()
+    assert s["interruptions"] == int(jobs.interruptions.sum())
+    assert s["interruptions"] == sum(s["interruptions_by_cause"].values())
+    assert 0 <= s["goodput"] <= 1 + 1e-9 or jobs.run_s.sum() == 0
+    assert len(res.failures) == s["failures"]

@@ -26,8 +26,17 @@ FIRST_DAYS = {"philly.yaml": 20, **{f"philly_{k}.yaml": 20
                                     for k in ("sjf", "srtf", "las", "themis", "easy")}}
 
 
+# one long job cut by its horizon (test_faults.py checks it at scale): here 1/8 of it, 10 days
+SCALED = {"llama3_like.yaml": ["cluster.servers.0.count=256", "workload.jobs.0.parallelism.dp=16",
+                               "workload.jobs.0.global_batch=256", "horizon_s=864000"]}
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
 def test_scenario_validates_and_runs(path):
+    if path.name in SCALED:
+        res = dcsim.simulate(dcsim.load_scenario(path, SCALED[path.name]))
+        assert (res.jobs.status == "running").all() and res.summary()["failures"] > 0
+        return
     days = FIRST_DAYS.get(path.name)
     res = dcsim.simulate(dcsim.load_scenario(path, [f"horizon_s={days * 86400}"] if days else []))
     s = res.summary()

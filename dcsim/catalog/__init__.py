@@ -26,6 +26,9 @@ __all__ = [
     "servers",
     "model_presets",
     "cnn_archs",
+    "StorageDevice",
+    "storage_devices",
+    "storage_defaults",
 ]
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
@@ -145,3 +148,39 @@ def model_presets() -> dict[str, dict[str, Any]]:
 @cache
 def cnn_archs() -> dict[str, CnnArch]:
     return {name: CnnArch(name=name, **d) for name, d in _load("cnn_archs.yaml").items()}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageDevice:
+    """One storage device (catalog/storage.yaml); SI units. capacity_bytes NaN: from the server
+    (host DRAM)."""
+
+    name: str
+    tier: str  # dram | nvme | pfs | object
+    description: str
+    capacity_bytes: float
+    read_byte_s: float
+    write_byte_s: float
+    latency_s: float
+    metadata_latency_s: float = 0.0
+
+
+@cache
+def storage_devices() -> dict[str, StorageDevice]:
+    out = {}
+    for name, d in _load("storage.yaml")["devices"].items():
+        cap = d.get("capacity_gb")
+        out[name] = StorageDevice(
+            name=name, tier=d["tier"], description=d["description"],
+            capacity_bytes=float(cap) * GB if cap is not None else float("nan"),
+            read_byte_s=float(d["read_gbyte_s"]) * GB,
+            write_byte_s=float(d["write_gbyte_s"]) * GB, latency_s=float(d["latency_s"]),
+            metadata_latency_s=float(d.get("metadata_latency_s", 0)))
+    return out
+
+
+@cache
+def storage_defaults() -> dict[str, Any]:
+    """`defaults` (per tier) and `local_nvme` (per server type) of catalog/storage.yaml."""
+    data = _load("storage.yaml")
+    return {"defaults": data["defaults"], "local_nvme": data["local_nvme"]}

@@ -38,6 +38,7 @@ class StepEstimate:
     optimizer_s: float = 0.0
     data_stall_s: float = 0.0  # waiting for input data (the storage model sets it)
     overhead_s: float = 0.0  # framework time per step outside the kernels (profiled hosts)
+    checkpoint_s: float = 0.0  # checkpoint pauses amortized per iteration (the storage model)
 
     @property
     def model_flop_s_per_gpu(self) -> float:

@@ -126,6 +126,63 @@ def _check_build(sc: Scenario, doc: Located) -> list[Problem]:
     return []
 
 
+def _check_faults(sc: Scenario, doc: Located) -> list[Problem]:
+    """The failure trace exists, its rows are valid and name instances of this cluster
+    (`file:line:column: message`)."""
+    faults = sc.faults
+    if faults is None or faults.trace is None:
+        return []
+    from dcsim.faults.model import Instances, TargetError
+    from dcsim.faults.trace import read_failure_trace
+    from dcsim.hardware import build_cluster, build_network
+
+    path = sc.resolve_path(faults.trace.path)
+    if not path.is_file():
+        key = ("faults", "trace", "path")
+        return [Problem(*doc.where(key), key_path(key), f"failure trace not found: {path}")]
+    try:
+        rows = read_failure_trace(path)
+    except ScenarioError as exc:
+        return exc.problems
+    cluster = build_cluster(sc)
+    inst = Instances(cluster, build_network(sc, cluster).graph)
+    problems = []
+    for row in rows:
+        try:
+            inst.resolve(row.component, row.target)
+        except TargetError as exc:
+            problems.append(Problem(str(path), row.line, "", str(exc), "target"))
+    return problems
+
+
+def _check_storage(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each inline job's dataset fits its tier and its checkpoint fits the checkpoint tier
+    (trace and generated jobs are checked at submission, and rejected with the reason)."""
+    jobs = sc.workload.jobs or []
+    if sc.storage is None and sc.checkpoint is None and not any(
+            j.dataset is not None or j.checkpoint is not None for j in jobs):
+        return []
+    from dcsim.hardware import build_cluster
+    from dcsim.storage import StorageModel
+
+    model = StorageModel(sc, build_cluster(sc).servers)
+    problems = []
+    for i, job in enumerate(jobs):
+        bad = model.problem(job)
+        if bad is None:
+            continue
+        sub, msg = bad
+        key = (("checkpoint", *sub[1:]) if sub[0] == "<scenario>"
+               else ("workload", "jobs", i, *sub))
+        if sub[0] == "<scenario>":
+            msg = f"job {job.name!r}: {msg}"
+        if sub[0] == "dataset" and job.dataset is None:
+            key = ("workload", "jobs", i, "model")
+            msg = f"its default dataset: {msg} (give the job a smaller `dataset`)"
+        problems.append(Problem(*doc.where(key), key_path(key), msg))
+    return problems
+
+
 def _validate(doc: Located, base_dir: str) -> Scenario:
     if not isinstance(doc.data, dict):
         raise ScenarioError([Problem(doc.source, 1, "", "a scenario must be a YAML mapping")])
@@ -138,6 +195,8 @@ def _validate(doc: Located, base_dir: str) -> Scenario:
     problems += _check_files(sc, doc) if not problems else []
     problems += _check_profiles(sc, doc) if not problems else []
     problems += _check_build(sc, doc) if not problems else []
+    problems += _check_storage(sc, doc) if not problems else []
+    problems += _check_faults(sc, doc) if not problems else []
     if problems:
         raise ScenarioError(problems)
     return sc

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from dcsim import catalog
+from dcsim.faults.spec import FaultsSpec
 
 __all__ = [
     "Scenario",
@@ -38,6 +39,10 @@ __all__ = [
     "PhillyApp",
     "ServerGroup",
     "KindParams",
+    "DatasetSpec",
+    "CheckpointSpec",
+    "Storage",
+    "StorageTier",
 ]
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
@@ -204,6 +209,27 @@ class ExecuteSpec(Strict):
     # dense before pruning (prune_fraction or 2:4 sparsity) is applied; then fine-tuned masked
 
 
+class DatasetSpec(Strict):
+    """What a job reads each iteration (dcsim/storage/io.py): `global_batch x bytes_per_sample`
+    bytes from a dataset of `size_gb` kept on `tier`. Unset sizes take the model kind's default
+    (docs/scenario-reference.md#dataset)."""
+
+    size_gb: PosFloat | None = None
+    bytes_per_sample: PosFloat | None = None
+    tier: Literal["pfs", "object", "nvme"] = "pfs"  # nvme: staged on every server's local NVMe
+    samples_per_file: PosInt | None = None  # files opened per sample read from a shared tier
+
+
+class CheckpointSpec(Strict):
+    """Periodic checkpoints (dcsim/storage/io.py): every `interval_s` of training, or at the
+    Young/Daly optimum for the job's MTBF; written to `tier`, pausing the job (sync) or only for
+    a snapshot to host memory (async)."""
+
+    interval_s: PosFloat | Literal["young-daly", "daly"]
+    tier: Literal["pfs", "object", "nvme"] = "pfs"
+    mode: Literal["sync", "async"] = "sync"
+
+
 class JobSpec(Strict):
     """One training job: `iterations` optimizer steps of `global_batch` samples each, or as many
     steps as take `duration_s` on `reference_gpu` (a trace's run time: the same work then runs
@@ -225,6 +251,8 @@ class JobSpec(Strict):
     sparsity: Literal["none", "2:4"] = "none"  # structured 2:4 weight sparsity (sparse cores)
     prune_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0  # unstructured magnitude pruning
     execute: ExecuteSpec | None = None  # really train it (mlp, or cnn arch cifar10-cnn)
+    dataset: DatasetSpec | None = None  # input data read each iteration (storage model)
+    checkpoint: CheckpointSpec | None = None  # overrides the scenario's `checkpoint`
 
     @field_validator("model", mode="before")
     @classmethod
@@ -548,6 +576,41 @@ class KindParams(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class StorageTier(Strict):
+    """One storage tier: a catalog `device` (`dcsim catalog storage`) x `count`, any figure
+    overridden (aggregate over the devices; dram and nvme per server)."""
+
+    enabled: bool = True
+    device: str | None = None  # None: the tier's default (catalog/storage.yaml)
+    count: PosInt | None = None  # devices: per server (dram, nvme), in total (pfs, object)
+    capacity_gb: PosFloat | None = None
+    read_gbyte_s: PosFloat | None = None
+    write_gbyte_s: PosFloat | None = None
+    latency_s: NonNegFloat | None = None
+    metadata_latency_s: NonNegFloat | None = None  # per file opened (pfs, object)
+    # dram, nvme: the share of the capacity that caches datasets (dram default 0.5, nvme 1)
+    cache_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, v: str | None) -> str | None:
+        if v is not None and v not in catalog.storage_devices():
+            raise ValueError(f"unknown storage device {v!r}; valid: "
+                             f"{', '.join(catalog.storage_devices())}")
+        return v
+
+
+class Storage(Strict):
+    """Storage tiers (dcsim/storage/): per-server host DRAM cache and local NVMe, a shared
+    parallel file system and an object store. GPU HBM is the GPUs' own memory (capacity only)."""
+
+    dram: StorageTier = StorageTier()
+    nvme: StorageTier = StorageTier()
+    pfs: StorageTier = StorageTier()
+    object: StorageTier = StorageTier()
+    loader_workers: PosInt = 8  # data-loader processes per GPU (concurrent file opens)
+
+
 class Engine(Strict):
     fidelity: Literal["steady", "iteration"] = "steady"
     step_model: Literal["calibrated", "first-order"] = "calibrated"
@@ -580,6 +643,10 @@ class Scenario(Strict):
     placement: KindParams = KindParams(kind="packed")
     engine: Engine = Engine()
     outputs: Outputs = Outputs()
+    faults: FaultsSpec | None = None  # failures, repairs, spares, stragglers (dcsim/faults)
+    # storage tiers; given (even {}): every job reads its dataset (defaults per model kind)
+    storage: Storage | None = None
+    checkpoint: CheckpointSpec | None = None  # every job's periodic checkpoints (None: none)
     # where relative paths (traces) resolve: the scenario file's folder; not a YAML key
     _base_dir: str = PrivateAttr(default=".")
     # the trace as read and mapped when the scenario was validated (dcsim.workload.traces),

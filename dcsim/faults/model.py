@@ -1,0 +1,475 @@
+"""Failure processes and stragglers, driven by the engine (`Simulation.faults`).
+
+One SimPy process per component class, never one per instance: with exponential times to
+failure the class fails at the summed rate n / MTBF (the minimum of n exponentials), and the
+instance is drawn uniformly; with Weibull or lognormal times a heap holds each instance's next
+failure time. Failures of an instance already down are dropped (thinning). Every draw comes from
+a named stream of the scenario seed: `faults.CLASS` (failure times, instances, cause labels),
+`faults.repair` (repair times), `faults.stragglers` (slow GPUs and episodes).
+See docs/architecture.md#failures-and-stragglers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from dcsim.faults import llama3
+from dcsim.faults.spec import (
+    COMPONENTS,
+    SERVER_COMPONENTS,
+    ComponentFailures,
+    FaultsSpec,
+    RepairSpec,
+)
+from dcsim.faults.trace import TraceFailure, read_failure_trace
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from dcsim.engine import Simulation
+    from dcsim.hardware import Cluster
+    from dcsim.perf.step import StepEstimate
+    from dcsim.policies.views import Placement
+
+__all__ = ["Instances", "FaultModel", "FailureEvent", "resolve_components", "TargetError"]
+
+HOUR = 3600.0
+
+
+class FailureEvent(NamedTuple):
+    """One failure (a row of failures.csv)."""
+
+    time_s: float
+    component: str  # component class
+    cause: str  # the label (the Llama 3 cause with the preset; else the class)
+    target: str  # which instance: server name, server/GPU, switch, link u|v
+    server_id: int  # -1 for switch and link failures
+    jobs: str  # ids of the jobs it interrupted, ';'-separated ('' if none)
+    downtime_s: float  # until the server / link is back in service (0 for software)
+    repair_s: float  # the repair (or replacement) time drawn
+    spare: bool  # a spare server took the failed one's place
+    source: str  # 'model' or 'trace'
+
+
+class TargetError(ValueError):
+    pass
+
+
+class Instances:
+    """The component instances of a cluster: GPUs (flat index), servers, NICs, switches,
+    fabric links."""
+
+    def __init__(self, cluster: Cluster, graph: nx.Graph) -> None:
+        servers = cluster.servers
+        self.servers = servers
+        self.gpu_offsets = np.cumsum([0] + [s.num_gpus for s in servers])
+        self.nic_offsets = np.cumsum([0] + [len(s.nics) for s in servers])
+        self.switches = sorted(n for n, k in graph.nodes(data="kind") if k == "switch")
+        self.links = sorted(tuple(sorted((str(a), str(b)))) for a, b in graph.edges())
+        self.graph = graph
+        self.by_name = {s.name: s.server_id for s in servers}
+        self.count = {
+            "gpu": int(self.gpu_offsets[-1]), "gpu_memory": int(self.gpu_offsets[-1]),
+            "software": int(self.gpu_offsets[-1]), "host": len(servers),
+            "nic": int(self.nic_offsets[-1]), "switch": len(self.switches),
+            "link": len(self.links)}
+
+    def gpu_of(self, index: int) -> tuple[int, int]:
+        sid = int(np.searchsorted(self.gpu_offsets, index, side="right") - 1)
+        return sid, index - int(self.gpu_offsets[sid])
+
+    def server_of(self, component: str, index: int) -> int:
+        if component == "host":
+            return index
+        if component == "nic":
+            return int(np.searchsorted(self.nic_offsets, index, side="right") - 1)
+        return self.gpu_of(index)[0]
+
+    def _server(self, text: str) -> int:
+        if text in self.by_name:
+            return self.by_name[text]
+        try:
+            sid = int(text.removeprefix("server"))
+        except ValueError:
+            raise TargetError(f"no server {text!r} (give a server id 0-{len(self.servers) - 1} "
+                              "or a name like " f"{self.servers[0].name!r})") from None
+        if not 0 <= sid < len(self.servers):
+            raise TargetError(f"no server {sid}: ids are 0-{len(self.servers) - 1}")
+        return sid
+
+    def resolve(self, component: str, target: str) -> int:
+        """The instance index of a trace target."""
+        if component in ("gpu", "gpu_memory", "software"):
+            server, _, gpu = target.partition("/")
+            sid = self._server(server.strip())
+            g = 0
+            if gpu:
+                try:
+                    g = int(gpu)
+                except ValueError:
+                    raise TargetError(f"bad GPU index {gpu!r}") from None
+                if not 0 <= g < self.servers[sid].num_gpus:
+                    raise TargetError(f"server {sid} has GPUs 0-{self.servers[sid].num_gpus - 1}")
+            return int(self.gpu_offsets[sid]) + g
+        if component == "host":
+            return self._server(target)
+        if component == "nic":
+            sid = self._server(target)
+            if not self.servers[sid].nics:
+                raise TargetError(f"server {sid} has no NIC")
+            return int(self.nic_offsets[sid])
+        if component == "switch":
+            if target not in self.switches:
+                more = " ..." if len(self.switches) > 8 else ""
+                raise TargetError(f"no switch {target!r}; switches: "
+                                  f"{', '.join(self.switches[:8])}{more}")
+            return self.switches.index(target)
+        a, _, b = target.partition("|")
+        key = tuple(sorted((a.strip(), b.strip())))
+        try:
+            return self.links.index(key)
+        except ValueError:
+            raise TargetError(f"no link {target!r} (give NODE|NODE, e.g. "
+                              f"{'|'.join(self.links[0]) if self.links else 'none here'})") \
+                from None
+
+    def name(self, component: str, index: int) -> str:
+        if component in ("gpu", "gpu_memory", "software"):
+            sid, g = self.gpu_of(index)
+            return f"{self.servers[sid].name}/{g}"
+        if component in ("host", "nic"):
+            return self.servers[self.server_of(component, index)].name
+        if component == "switch":
+            return self.switches[index]
+        return "|".join(self.links[index])
+
+
+def resolve_components(spec: FaultsSpec, inst: Instances) -> dict[str, ComponentFailures]:
+    """Each class's per-instance failure distribution: the preset's (scaled to this cluster's
+    GPUs; dcsim/faults/llama3.py), overridden class by class by `components`."""
+    out: dict[str, ComponentFailures] = {}
+    gpus = inst.count["gpu"]
+    if spec.preset == "llama3":
+        for comp in llama3.class_counts():
+            n = inst.count[comp]
+            rate = llama3.rate_per_gpu_hour(comp) * gpus * spec.preset_scale  # per hour
+            if n and rate > 0:
+                out[comp] = ComponentFailures(mtbf_hours=n / rate)
+    for comp, cf in spec.components.items():
+        out[comp] = cf
+    return {c: out[c] for c in COMPONENTS if c in out and inst.count[c] > 0}
+
+
+def _draw_ttf(cf: ComponentFailures, rng: np.random.Generator, size: int | None = None):
+    mean_s = cf.mtbf_hours * HOUR
+    if cf.distribution == "exponential":
+        return rng.exponential(mean_s, size)
+    if cf.distribution == "weibull":
+        scale = mean_s / math.gamma(1.0 + 1.0 / cf.shape)
+        return scale * rng.weibull(cf.shape, size)
+    mu = math.log(mean_s) - cf.sigma ** 2 / 2
+    return rng.lognormal(mu, cf.sigma, size)
+
+
+def draw_repair(rs: RepairSpec, rng: np.random.Generator) -> float:
+    mean_s = rs.mean_hours * HOUR
+    if rs.distribution == "fixed":
+        return mean_s
+    if rs.distribution == "exponential":
+        return float(rng.exponential(mean_s))
+    return float(rng.lognormal(math.log(mean_s) - rs.sigma ** 2 / 2, rs.sigma))
+
+
+@dataclass
+class _Down:
+    until_s: float
+
+
+class FaultModel:
+    """Failure processes, repairs, the spare pool and stragglers of one simulation."""
+
+    def __init__(self, sim: Simulation, spec: FaultsSpec) -> None:
+        self.sim, self.spec, self.env = sim, spec, sim.env
+        self.inst = Instances(sim.cluster, sim.network.graph)
+        self.components = resolve_components(spec, self.inst)
+        self.trace: list[TraceFailure] = (read_failure_trace(sim.scenario.resolve_path(
+            spec.trace.path)) if spec.trace is not None else [])
+        self.events: list[FailureEvent] = []
+        self.spares = spec.spares
+        self._server_down: dict[int, str] = {}  # server id -> what failed
+        self._links_down: dict[tuple[str, str], int] = {}  # link -> failures holding it down
+        self._switch_down: set[str] = set()
+        # stragglers: per-GPU slowdown factors (flat GPU index)
+        n = self.inst.count["gpu"]
+        self.persistent = np.ones(n)
+        self.transient: dict[int, list[float]] = {}  # GPU -> factors of active episodes
+        st = spec.stragglers
+        self._srng = sim.streams.stream("faults.stragglers")
+        if st is not None and st.persistent is not None and n:
+            k = int(round(st.persistent.fraction * n))
+            self.persistent[self._srng.choice(n, size=k, replace=False)] = st.persistent.factor
+        self._repair_rng = sim.streams.stream("faults.repair")
+        self._mtbf_cache: dict[tuple, float] = {}
+        self._link_servers = [self._servers_next_to(lk) for lk in self.inst.links]
+        self._switch_servers = [self._servers_next_to(self.inst.graph[sw])
+                                for sw in self.inst.switches]
+
+    # ------------------------------------------------------------------ configured rates
+    def class_rate_per_s(self, comp: str) -> float:
+        """Failures per second of the whole class (all instances), from the configuration."""
+        cf = self.components.get(comp)
+        return self.inst.count[comp] / (cf.mtbf_hours * HOUR) if cf else 0.0
+
+    def configured_mtbf_hours(self) -> dict[str, float]:
+        """Per class, the cluster-wide mean time between failures (instance MTBF / instances)."""
+        return {c: 1.0 / (self.class_rate_per_s(c) * HOUR) for c in self.components}
+
+    def job_mtbf_s(self, job) -> float:
+        """Mean time between failures that interrupt `job`: 1 / the summed rates of the
+        instances it depends on (its GPUs for gpu, gpu_memory, software; its servers for host;
+        their NICs; if it spans servers, the links and switches that can cut it)."""
+        spec = job.spec
+        placement = job.placement
+        if placement is not None:
+            sids = list(placement.server_ids)
+        else:  # not placed: as many servers as it needs, of the first server's size
+            per = self.inst.servers[0].num_gpus or 1
+            sids = list(range(min(len(self.inst.servers), -(-spec.num_gpus // per))))
+        key = (spec.num_gpus, tuple(sids))
+        if key not in self._mtbf_cache:
+            self._mtbf_cache[key] = self._mtbf_of(spec.num_gpus, set(sids))
+        return self._mtbf_cache[key]
+
+    def _mtbf_of(self, num_gpus: int, sids: set[int]) -> float:
+        rate = 0.0
+        for comp, cf in self.components.items():
+            per_instance = 1.0 / (cf.mtbf_hours * HOUR)
+            if comp in ("gpu", "gpu_memory", "software"):
+                n = num_gpus
+            elif comp == "host":
+                n = len(sids)
+            elif comp == "nic":
+                n = sum(len(self.inst.servers[s].nics) for s in sids)
+            elif len(sids) < 2:
+                n = 0
+            else:  # a network element cuts the job if above the servers or next to one of its
+                ends = self._link_servers if comp == "link" else self._switch_servers
+                n = sum(1 for e in ends if not e or not e.isdisjoint(sids))
+            rate += n * per_instance
+        return 1.0 / rate if rate > 0 else math.inf
+
+    def _servers_next_to(self, nodes) -> frozenset[int]:
+        kinds = self.inst.graph.nodes
+        return frozenset(int(n.removeprefix("server")) for n in nodes
+                         if kinds[n].get("kind") == "server")
+
+    # ------------------------------------------------------------------ processes
+    def start(self) -> None:
+        for comp, cf in self.components.items():
+            self.env.process(self._class_process(comp, cf))
+        if self.trace:
+            self.env.process(self._trace_process())
+        st = self.spec.stragglers
+        if st is not None and st.transient is not None and self.inst.count["gpu"]:
+            self.env.process(self._episodes())
+
+    def _all_done(self) -> bool:
+        return self.sim._finished >= len(self.sim.jobs)
+
+    def _class_process(self, comp: str, cf: ComponentFailures):
+        rng = self.sim.streams.stream(f"faults.{comp}")
+        n = self.inst.count[comp]
+        labels = llama3.causes_of(comp) if self.spec.preset == "llama3" and comp not in \
+            self.spec.components.model_fields_set else None
+        if cf.distribution == "exponential":
+            mean_gap = cf.mtbf_hours * HOUR / n
+            while True:
+                yield self.env.timeout(rng.exponential(mean_gap))
+                if self._all_done():
+                    return
+                index = int(rng.integers(n))
+                cause = str(rng.choice(labels[0], p=labels[1])) if labels else comp
+                self.fail(comp, index, cause)
+        else:
+            heap = [(float(t), i) for i, t in enumerate(_draw_ttf(cf, rng, n))]
+            heapq.heapify(heap)
+            while True:
+                t, index = heapq.heappop(heap)
+                yield self.env.timeout(max(t - self.env.now, 0.0))
+                if self._all_done():
+                    return
+                cause = str(rng.choice(labels[0], p=labels[1])) if labels else comp
+                self.fail(comp, index, cause)
+                heapq.heappush(heap, (self.env.now + float(_draw_ttf(cf, rng)), index))
+
+    def _trace_process(self):
+        for f in self.trace:
+            yield self.env.timeout(max(f.time_s - self.env.now, 0.0))
+            if self._all_done():
+                return
+            self.fail(f.component, self.inst.resolve(f.component, f.target), f.cause,
+                      repair_s=f.repair_s, source="trace")
+
+    def _repair_s(self, comp: str) -> float:
+        cf = self.components.get(comp)
+        rs = cf.repair if cf is not None and cf.repair is not None else self.spec.repair
+        return draw_repair(rs, self._repair_rng)
+
+    # ------------------------------------------------------------------ effects
+    def fail(self, comp: str, index: int, cause: str, repair_s: float | None = None,
+             source: str = "model") -> FailureEvent | None:
+        """Component instance `index` of class `comp` fails now. Returns its record, or None
+        if the instance was already down (the failure is dropped)."""
+        sim, now = self.sim, self.env.now
+        target = self.inst.name(comp, index)
+        if comp == "software":
+            sid, gpu = self.inst.gpu_of(index)
+            hit = [j for j in sim._running.values() if j.placement is not None and any(
+                s == sid and gpu in gpus for s, gpus in j.placement.allocations)]
+            self._interrupt(hit, f"{cause} (software) on {target}")
+            return self._record(now, comp, cause, target, sid, hit, 0.0, 0.0, False, source)
+        if comp in SERVER_COMPONENTS:
+            sid = self.inst.server_of(comp, index)
+            if sid in self._server_down:
+                return None
+            hit = self._jobs_on({sid})
+            self._interrupt(hit, f"{cause} ({comp}) on {target}")
+            repair = self._repair_s(comp) if repair_s is None else repair_s
+            spare = self.spares > 0 and self.spec.spare_swap_s < repair
+            if spare:
+                self.spares -= 1
+                downtime = self.spec.spare_swap_s
+                self._later(repair, self._spare_back)
+            else:
+                downtime = repair
+            self._server_down[sid] = comp
+            sim.server_down(sid)
+            self._later(downtime, lambda: self._server_up(sid))
+            return self._record(now, comp, cause, target, sid, hit, downtime, repair, spare,
+                                source)
+        # network: a link, or a switch (all its links)
+        if comp == "switch":
+            sw = self.inst.switches[index]
+            if sw in self._switch_down:
+                return None
+            links = [tuple(sorted((sw, str(n)))) for n in self.inst.graph[sw]]
+            servers = [n for n in self.inst.graph[sw]
+                       if self.inst.graph.nodes[n].get("kind") == "server"]
+        else:
+            link = self.inst.links[index]
+            if self._links_down.get(link, 0):
+                return None
+            links = [link]
+            servers = [n for n in link if self.inst.graph.nodes[n].get("kind") == "server"]
+        cut = set(self._servers_next_to(servers))
+        hit = [j for j in sim._running.values() if j.placement is not None
+               and len(j.placement.allocations) > 1
+               and (not cut or cut & set(j.placement.server_ids))]
+        self._interrupt(hit, f"{cause} ({comp}) on {target}")
+        repair = self._repair_s(comp) if repair_s is None else repair_s
+        if comp == "switch":
+            self._switch_down.add(target)
+        for lk in links:
+            self._link_down(lk)
+        self._later(repair, lambda: self._network_up(comp, target, links))
+        return self._record(now, comp, cause, target, -1, hit, repair, repair, False, source)
+
+    def _jobs_on(self, sids: set[int]) -> list:
+        return [j for j in self.sim._running.values() if j.placement is not None
+                and sids & set(j.placement.server_ids)]
+
+    def _interrupt(self, jobs: list, reason: str) -> None:
+        for job in sorted(jobs, key=lambda j: j.job_id):
+            self.sim.interrupt(job, reason)
+
+    def _record(self, now, comp, cause, target, sid, hit, downtime, repair, spare, source):
+        event = FailureEvent(now, comp, cause, target, sid,
+                             ";".join(str(j.job_id) for j in sorted(hit, key=lambda j: j.job_id)),
+                             downtime, repair, spare, source)
+        self.events.append(event)
+        return event
+
+    def _later(self, delay: float, action) -> None:
+        timer = self.env.timeout(max(delay, 0.0))
+        timer.callbacks.append(lambda _e: action())
+
+    def _spare_back(self) -> None:
+        self.spares += 1
+
+    def _server_up(self, sid: int) -> None:
+        del self._server_down[sid]
+        self.sim.server_up(sid)
+
+    def _link_down(self, link: tuple[str, str]) -> None:
+        self._links_down[link] = self._links_down.get(link, 0) + 1
+        if self._links_down[link] == 1 and (self.sim.fabric or self.sim.timed) is not None:
+            self.sim.fail_link(*link)
+
+    def _network_up(self, comp: str, target: str, links: list) -> None:
+        if comp == "switch":
+            self._switch_down.discard(target)
+        for link in links:
+            self._links_down[link] -= 1
+            if not self._links_down[link]:
+                del self._links_down[link]
+                if (self.sim.fabric or self.sim.timed) is not None:
+                    self.sim.repair_link(*link)
+
+    # ------------------------------------------------------------------ stragglers
+    def factor(self, placement: Placement) -> float:
+        """The slowest GPU of a placement: a synchronous job runs at its pace."""
+        worst = 1.0
+        offsets = self.inst.gpu_offsets
+        for sid, gpus in placement.allocations:
+            base = int(offsets[sid])
+            idx = [base + g for g in gpus]
+            worst = max(worst, float(self.persistent[idx].max()))
+            for i in idx:
+                if i in self.transient:
+                    worst = max(worst, self.persistent[i] * max(self.transient[i]))
+        return worst
+
+    def slowed(self, est: StepEstimate, placement: Placement) -> StepEstimate:
+        """The estimate at the pace of the placement's slowest GPU: every phase waits for it,
+        so all the step's times stretch by its factor."""
+        f = self.factor(placement) if self.spec.stragglers is not None else 1.0
+        if f <= 1.0:
+            return est
+        return replace(est, iteration_s=est.iteration_s * f, compute_s=est.compute_s * f,
+                       bubble_s=est.bubble_s * f, dp_comm_s=est.dp_comm_s * f,
+                       tp_comm_s=est.tp_comm_s * f, optimizer_s=est.optimizer_s * f,
+                       data_stall_s=est.data_stall_s * f, overhead_s=est.overhead_s * f)
+
+    def _episodes(self):
+        st = self.spec.stragglers
+        assert st is not None and st.transient is not None
+        tr, n, rng = st.transient, self.inst.count["gpu"], self._srng
+        mean_gap = tr.mtbe_hours * HOUR / n
+        while True:
+            yield self.env.timeout(rng.exponential(mean_gap))
+            if self._all_done():
+                return
+            gpu = int(rng.integers(n))
+            duration = float(rng.exponential(tr.duration_s))
+            self.transient.setdefault(gpu, []).append(tr.factor)
+            self._reestimate_on(gpu, "straggler episode started")
+            self._later(duration, lambda g=gpu, f=tr.factor: self._episode_end(g, f))
+
+    def _episode_end(self, gpu: int, factor: float) -> None:
+        active = self.transient[gpu]
+        active.remove(factor)
+        if not active:
+            del self.transient[gpu]
+        self._reestimate_on(gpu, "straggler episode ended")
+
+    def _reestimate_on(self, gpu: int, reason: str) -> None:
+        sid, g = self.inst.gpu_of(gpu)
+        for job in list(self.sim._running.values()):
+            if job.placement is not None and any(s == sid and g in gpus
+                                                 for s, gpus in job.placement.allocations):
+                self.sim.respeed(job, reason)

@@ -1,0 +1,110 @@
+"""The `faults:` section of a scenario: failure processes per component class, repairs, a spare
+pool, a retry limit, stragglers, a failure trace and presets (docs/scenario-reference.md#faults).
+
+Strict, frozen pydantic models, like the rest of the schema (dcsim/scenario/schema.py, which
+imports this module); no simulation code here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["COMPONENTS", "SERVER_COMPONENTS", "FaultsSpec", "ComponentFailures", "RepairSpec",
+           "StragglerSpec", "FailureTraceSpec"]
+
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+# component classes; those in SERVER_COMPONENTS take their server out until repair
+COMPONENTS = ("gpu", "gpu_memory", "host", "nic", "switch", "link", "software")
+SERVER_COMPONENTS = ("gpu", "gpu_memory", "host", "nic")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RepairSpec(_Strict):
+    """Time to repair or replace a failed component (hours): `fixed` (= mean), `exponential`
+    or `lognormal` (mean `mean_hours`, log-standard deviation `sigma`)."""
+
+    distribution: Literal["fixed", "exponential", "lognormal"] = "exponential"
+    mean_hours: PosFloat = 24.0
+    sigma: PosFloat = 1.0
+
+
+class ComponentFailures(_Strict):
+    """Times to failure of ONE instance of a component class (one GPU, one host, one link...):
+    `exponential` (mean `mtbf_hours`), `weibull` (shape `shape`, scaled so that its mean is
+    `mtbf_hours`) or `lognormal` (log-standard deviation `sigma`, mean `mtbf_hours`)."""
+
+    distribution: Literal["exponential", "weibull", "lognormal"] = "exponential"
+    mtbf_hours: PosFloat
+    shape: PosFloat = 1.0
+    sigma: PosFloat = 1.0
+    repair: RepairSpec | None = None  # None: the section's `repair`
+
+
+class Components(_Strict):
+    gpu: ComponentFailures | None = None
+    gpu_memory: ComponentFailures | None = None
+    host: ComponentFailures | None = None
+    nic: ComponentFailures | None = None
+    switch: ComponentFailures | None = None
+    link: ComponentFailures | None = None
+    software: ComponentFailures | None = None
+
+    def items(self) -> list[tuple[str, ComponentFailures]]:
+        return [(c, getattr(self, c)) for c in COMPONENTS if getattr(self, c) is not None]
+
+
+class FailureTraceSpec(_Strict):
+    """A failure trace to replay: CSV with columns time_s, component, target (and optionally
+    repair_s); see docs/scenario-reference.md#faults."""
+
+    path: str
+
+
+class PersistentSlow(_Strict):
+    """A fraction of the GPUs (drawn once per run) slower by `factor` for the whole run."""
+
+    fraction: Annotated[float, Field(ge=0, le=1)]
+    factor: Annotated[float, Field(ge=1)] = 1.2
+
+
+class TransientSlow(_Strict):
+    """Slowdown episodes per GPU: on average one per `mtbe_hours` (exponential), each lasting
+    an exponential time of mean `duration_s`, slowing the GPU by `factor`."""
+
+    mtbe_hours: PosFloat
+    duration_s: PosFloat = 600.0
+    factor: Annotated[float, Field(ge=1)] = 1.5
+
+
+class StragglerSpec(_Strict):
+    persistent: PersistentSlow | None = None
+    transient: TransientSlow | None = None
+
+
+class FaultsSpec(_Strict):
+    """Failures and stragglers. Every draw comes from the scenario seed's named streams
+    (`faults.COMPONENT`, `faults.repair`, `faults.stragglers`)."""
+
+    preset: Literal["llama3"] | None = None  # adds the Llama 3 cause mix (dcsim/faults/llama3.py)
+    preset_scale: PosFloat = 1.0  # multiplies the preset's failure rates
+    components: Components = Components()  # per class; overrides the preset's class
+    trace: FailureTraceSpec | None = None
+    repair: RepairSpec = RepairSpec()
+    spares: Annotated[int, Field(ge=0)] = 0  # spare servers that replace a failed one
+    spare_swap_s: NonNegFloat = 0.0  # time to bring a spare in place of a failed server
+    max_retries: Annotated[int, Field(ge=0)] | None = None  # None: retry for ever
+    warmup_s: NonNegFloat = 0.0  # after a restart, on top of the restore: no progress
+    stragglers: StragglerSpec | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> FaultsSpec:
+        if (self.preset is None and not self.components.items() and self.trace is None
+                and self.stragglers is None):
+            raise ValueError("faults: give a preset, components, a trace or stragglers")
+        return self

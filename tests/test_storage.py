@@ -1,0 +1,255 @@
+"""Storage tiers, data loading and checkpoints (dcsim/storage/): each test can fail."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import dcsim
+from dcsim.engine import Simulation
+from dcsim.errors import ScenarioError
+from dcsim.perf.memory import memory_breakdown
+from dcsim.perf.zoo import model_stats
+from dcsim.storage import (
+    checkpoint_bytes,
+    daly_interval_s,
+    hit_rates,
+    max_min_share,
+    young_interval_s,
+)
+from tests.conftest import small_job, small_scenario
+
+RESNET = {"model": "resnet50", "parallelism": {"dp": 8, "micro_batch": 256},
+          "global_batch": 2048, "precision": "fp16", "iterations": 50}
+GPT = {"model": {"kind": "gpt", "layers": 24, "hidden": 2048, "heads": 16, "seq_len": 2048,
+                 "vocab": 51200},
+       "parallelism": {"tp": 2, "pp": 2, "dp": 2, "micro_batch": 1}, "global_batch": 16,
+       "precision": "bf16", "iterations": 400}
+
+
+def sim_of(jobs, **kw) -> Simulation:
+    return Simulation(dcsim.scenario_from_dict(small_scenario(jobs, **kw)))
+
+
+def alone(sim: Simulation, i: int = 0):
+    est, why = sim.estimate_alone(sim.workload.jobs[i])
+    assert est is not None, why
+    return est
+
+
+def test_tiers_from_catalog_and_overrides():
+    sim = sim_of([small_job()], storage={"pfs": {"count": 2}, "object": {"read_gbyte_s": 5}})
+    st = sim.storage.system
+    assert st.nvme[0].capacity_bytes == pytest.approx(4 * 3840e9)  # DGX A100: 4x 3.84 TB
+    assert st.nvme[0].read_byte_s == pytest.approx(4 * 7e9)
+    assert st.dram[0].cache_bytes == pytest.approx(0.5 * 2048e9)  # half the host memory
+    assert st.shared["pfs"].read_byte_s == pytest.approx(2 * 90e9)
+    assert st.shared["pfs"].write_byte_s == pytest.approx(2 * 65e9)
+    assert st.shared["object"].read_byte_s == pytest.approx(5e9)
+    assert st.hbm_bytes[0] == pytest.approx(8 * 80 * 2**30)
+
+
+def test_shared_tiers_are_graph_nodes():
+    sim = sim_of([small_job()], topology={"kind": "leaf-spine",
+                                          "params": {"servers_per_leaf": 1, "spines": 2}})
+    g = sim.network.detailed
+    assert g.nodes["storage.pfs"]["kind"] == "storage"
+    assert sorted(g.neighbors("storage.pfs")) == ["spine0", "spine1"]
+    assert g.edges["storage.pfs", "spine0"]["bandwidth_byte_s"] == pytest.approx(90e9 / 2)
+    assert "storage.pfs" not in sim.network.graph  # ring max-flow never crosses storage
+
+
+def test_max_min_share():
+    assert max_min_share(90.0, {1: 10.0, 2: math.inf, 3: math.inf}) == {1: 10.0, 2: 40.0,
+                                                                       3: 40.0}
+    assert max_min_share(90.0, {1: 100.0, 2: 100.0}) == {1: 45.0, 2: 45.0}
+
+
+def test_hit_rate_emerges_from_cache_size():
+    assert hit_rates(50.0, 0.0, 100.0) == (0.5, 0.0)
+    assert hit_rates(50.0, 30.0, 100.0) == pytest.approx((0.5, 0.3))
+    assert hit_rates(200.0, 30.0, 100.0) == (1.0, 0.0)
+    bytes_pfs = []
+    for frac in (0.01, 0.02, 0.04):  # DRAM cache of 20, 41, 82 GB vs ImageNet's 138 GB
+        sim = sim_of([small_job(**RESNET)], storage={"nvme": {"enabled": False},
+                                                     "dram": {"cache_fraction": frac}})
+        spec = sim.workload.jobs[0]
+        placement = sim._empty_placement(spec, ("a100-sxm4-80gb",))
+        plan = sim.storage.plan_data(spec, sim._allocs(placement), 1.0, None)
+        assert plan.bytes_dram / (plan.bytes_dram + plan.bytes_shared) == pytest.approx(
+            frac * 2048e9 / 138e9)
+        bytes_pfs.append(plan.bytes_shared)
+    assert bytes_pfs[0] > bytes_pfs[1] > bytes_pfs[2]
+
+
+def test_stall_only_when_reading_is_slower_than_compute():
+    slow = {"nvme": {"enabled": False}, "dram": {"cache_fraction": 0.01},
+            "object": {"count": 4}}
+    data = {"dataset": {"tier": "object"}}
+    stalled = alone(sim_of([small_job(**RESNET, **data)], storage=slow))
+    cached = alone(sim_of([small_job(**RESNET, **data)], storage={**slow, "nvme": {}}))
+    plain = alone(sim_of([small_job(**RESNET)]))  # no storage section: no data loading
+    assert plain.data_stall_s == 0.0
+    assert cached.data_stall_s == 0.0 and cached.iteration_s == pytest.approx(plain.iteration_s)
+    assert stalled.data_stall_s > 0.5 * stalled.iteration_s  # 1 GB/s of HDDs: data bound
+    assert stalled.iteration_s == pytest.approx(plain.iteration_s + stalled.data_stall_s)
+    # read time = misses / the HDDs' bandwidth (+ metadata, latency): stall = read - compute
+    miss = 1 - 0.01 * 2048e9 / 138e9
+    meta_s = 2048 * miss * 0.02 / (8 * 8)  # one open per JPEG, 8 GPUs x 8 loader workers
+    read_s = 2048 * 138e9 / 1_281_167 * miss / (4 * 0.27e9) + meta_s + 0.01
+    assert stalled.data_stall_s == pytest.approx(read_s - plain.iteration_s, rel=0.05)
+
+
+def test_pfs_read_bandwidth_is_divided_among_readers():
+    storage = {"nvme": {"enabled": False}, "dram": {"cache_fraction": 0.01},
+               "pfs": {"read_gbyte_s": 4}}
+    one = dcsim.simulate(dcsim.scenario_from_dict(small_scenario(
+        [small_job("a", **RESNET)], storage=storage))).jobs
+    two = dcsim.simulate(dcsim.scenario_from_dict(small_scenario(
+        [small_job("a", **RESNET), small_job("b", **RESNET)], storage=storage))).jobs
+    miss = 1 - 0.01 * 2048e9 / 138e9
+    read_s = 2048 * miss * 1e-3 / 64 + 2e-4  # metadata (one open per JPEG) + latency
+    step_s = one.iteration_time_s[0]
+    assert one.data_stall_s[0] == pytest.approx(0, abs=1e-9)  # alone, 4 GB/s keeps up with compute
+    # together each gets 2 GB/s: read = B m / 2 GB/s + metadata > compute -> stall
+    read_s += 2048 * 138e9 / 1_281_167 * miss / 2e9
+    assert read_s > step_s
+    assert two.data_stall_s.to_numpy() == pytest.approx([50 * (read_s - step_s)] * 2, rel=1e-6)
+    assert two.end_s.to_numpy() == pytest.approx([50 * read_s] * 2, rel=1e-6)
+
+
+def test_checkpoint_size_matches_memory_model():
+    spec = dcsim.scenario_from_dict(small_scenario([small_job(**GPT)])).workload.jobs[0]
+    params = model_stats(spec.model).params
+    assert checkpoint_bytes(spec) == pytest.approx(params * (2 + 12))  # bf16 + fp32 Adam
+    mem = memory_breakdown(spec)
+    assert checkpoint_bytes(spec) == pytest.approx(
+        spec.num_gpus * (mem.weights + mem.optimizer) / spec.parallelism.dp)
+    zero = spec.model_copy(update={"parallelism": spec.parallelism.model_copy(
+        update={"zero": 1})})
+    assert checkpoint_bytes(zero) == pytest.approx(params * 14)  # sharded, same state
+
+
+def test_sync_vs_async_overhead():
+    def run(mode: str):
+        sc = small_scenario([small_job(**GPT)], storage={"pfs": {"write_gbyte_s": 1}},
+                            checkpoint={"interval_s": 60, "mode": mode})
+        return dcsim.simulate(dcsim.scenario_from_dict(sc))
+
+    sync, asyn = run("sync"), run("async")
+    size = checkpoint_bytes(sync_spec := dcsim.scenario_from_dict(
+        small_scenario([small_job(**GPT)])).workload.jobs[0])
+    assert sync_spec.num_gpus == 8
+    s, a = sync.jobs.iloc[0], asyn.jobs.iloc[0]
+    assert s.checkpoints > 0 and s.checkpoints == a.checkpoints
+    write_s = size / 1e9 + 2e-4 + 1e-3  # 1 GB/s + latency + metadata latency
+    # amortized: every iteration carries write_s / k, k = iterations between checkpoints
+    assert s.checkpoint_s == pytest.approx(400 * s.step_checkpoint_s)
+    k = write_s / s.step_checkpoint_s
+    assert s.checkpoints == 400 // round(k)
+    assert 0 < a.checkpoint_s < 0.2 * s.checkpoint_s
+    assert a.run_s < s.run_s
+    assert sync.summary()["storage_bytes_written"]["pfs"] == pytest.approx(s.checkpoints * size)
+    assert sync.summary()["checkpoint_overhead_s_total"] == pytest.approx(s.checkpoint_s)
+
+
+def test_async_waits_for_the_previous_write():
+    sc = small_scenario([small_job(**GPT)], storage={"pfs": {"write_gbyte_s": 0.1}},
+                        checkpoint={"interval_s": 1, "mode": "async"})
+    sim = Simulation(dcsim.scenario_from_dict(sc))
+    spec = sim.workload.jobs[0]
+    placement = sim._empty_placement(spec, ("a100-sxm4-80gb",))
+    plan = sim.storage.plan_checkpoint(spec, sim._allocs(placement), 0.1, math.inf, None)
+    assert plan.pause_s == pytest.approx(plan.snapshot_s + plan.write_s
+                                         - plan.every_iterations * 0.1)
+
+
+def test_restore_delay_reads_the_checkpoint():
+    jobs = [small_job("low", **{**GPT, "iterations": 3000}),
+            small_job("high", **{**GPT, "arrival_s": 10, "iterations": 100}, priority=5)]
+    sc = small_scenario(jobs, cluster={"servers": [{"type": "dgx-a100-80gb", "count": 1}]},
+                        scheduler={"kind": "priority"}, checkpoint={"interval_s": 60},
+                        storage={"pfs": {"read_gbyte_s": 0.5}},
+                        engine={"preemption_overhead_s": 1000.0})
+    res = dcsim.simulate(dcsim.scenario_from_dict(sc))
+    low = res.jobs.iloc[0]
+    assert low.preemptions == 1
+    size = checkpoint_bytes(dcsim.scenario_from_dict(sc).workload.jobs[0])
+    assert low.restore_s == pytest.approx(size / 0.5e9 + 2e-4 + 1e-3, rel=1e-6)
+    assert res.summary()["storage_bytes_read"]["pfs"] == pytest.approx(size)
+
+
+def test_young_daly_interval():
+    assert young_interval_s(10.0, 1e4) == pytest.approx(math.sqrt(2 * 10 * 1e4))
+    assert young_interval_s(10.0, math.inf) == math.inf
+    c, m = 10.0, 1e4
+    assert daly_interval_s(c, m) == pytest.approx(
+        math.sqrt(2 * c * m) * (1 + math.sqrt(c / (2 * m)) / 3 + c / (18 * m)) - c)
+    assert daly_interval_s(30.0, 10.0) == 10.0
+
+    class Faulty(Simulation):
+        def _job_mtbf_s(self, job):
+            return 4 * 3600.0
+
+    sc = dcsim.scenario_from_dict(small_scenario([small_job(**GPT)],
+                                                 checkpoint={"interval_s": "young-daly"}))
+    none = Simulation(sc)
+    assert alone(none).checkpoint_s == 0.0  # M = inf: no periodic checkpoints
+    sim = Faulty(sc)
+    spec = sim.workload.jobs[0]
+    placement = sim._empty_placement(spec, ("a100-sxm4-80gb",))
+    step = alone(none).iteration_s
+    plan = sim.storage.plan_checkpoint(spec, sim._allocs(placement), step, 4 * 3600.0, None)
+    assert plan.interval_s == pytest.approx(math.sqrt(2 * plan.write_s * 4 * 3600.0))
+    assert alone(sim).checkpoint_s == pytest.approx(
+        plan.write_s / max(1, round(plan.interval_s / step)))
+
+
+def test_last_checkpoint():
+    sc = small_scenario([small_job(**{**GPT, "iterations": 1000})],
+                        checkpoint={"interval_s": 10})
+    sim = Simulation(dcsim.scenario_from_dict(sc))
+    sim.env.process(sim._arrivals())
+    sim.env.run(until=55.0)
+    job = sim.jobs[0]
+    k = sim._ckpt_plan[0].every_iterations
+    done = job.progress_at(sim.env.now)
+    assert sim.last_checkpoint(job) == pytest.approx(math.floor(done / k) * k)
+    assert 0 < sim.last_checkpoint(job) <= done
+
+
+@pytest.mark.parametrize("mode,write", [("sync", 1), ("async", 0.3)])
+def test_steady_and_iteration_fidelity_agree_with_checkpoints(mode, write):
+    def run(fidelity: str):
+        sc = small_scenario([small_job(**{**GPT, "iterations": 8000})],
+                            storage={"pfs": {"write_gbyte_s": write}},
+                            checkpoint={"interval_s": 30, "mode": mode},
+                            engine={"fidelity": fidelity})
+        return dcsim.simulate(dcsim.scenario_from_dict(sc)).jobs.iloc[0]
+
+    steady, it = run("steady"), run("iteration")
+    assert steady.checkpoint_s > 0.02 * steady.run_s  # the pauses matter
+    assert it.run_s == pytest.approx(steady.run_s, rel=0.01)
+    assert it.checkpoints == steady.checkpoints
+
+
+def test_located_errors():
+    with pytest.raises(ScenarioError, match=r"workload.jobs\[0\].dataset.size_gb: the dataset"):
+        dcsim.scenario_from_dict(small_scenario([small_job(
+            dataset={"size_gb": 2e6, "bytes_per_sample": 100})]))
+    with pytest.raises(ScenarioError, match=r"jobs\[0\].dataset.size_gb: .* nvme"):
+        dcsim.scenario_from_dict(small_scenario([small_job(
+            dataset={"size_gb": 2e4, "bytes_per_sample": 100, "tier": "nvme"})]))
+    with pytest.raises(ScenarioError, match=r"checkpoint.tier: job 'j': the checkpoint"):
+        dcsim.scenario_from_dict(small_scenario([small_job(**GPT, dataset={"size_gb": 0.5})],
+                                                storage={"pfs": {"capacity_gb": 1}},
+                                                checkpoint={"interval_s": 60}))
+    with pytest.raises(ScenarioError, match=r"jobs\[0\].checkpoint.tier: .*disabled"):
+        dcsim.scenario_from_dict(small_scenario([small_job(
+            **GPT, checkpoint={"interval_s": 60, "tier": "object"})],
+            storage={"object": {"enabled": False}}))
+    with pytest.raises(ScenarioError, match=r"jobs\[0\].dataset: a custom model has no default"):
+        dcsim.scenario_from_dict(small_scenario([small_job(dataset={"tier": "pfs"})]))
+    with pytest.raises(ScenarioError, match=r"storage.pfs.device: .*unknown storage device"):
+        dcsim.scenario_from_dict(small_scenario([small_job()], storage={"pfs": {"device": "x"}}))
