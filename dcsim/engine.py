@@ -92,7 +92,12 @@ class Simulation:
         self._preempts = sched_cls.preempt is not Scheduler.preempt
         self._timed_decisions = sched_cls.next_decision_s is not Scheduler.next_decision_s
         self._decision_at = math.inf  # the decision round planned (next_decision_s), if any
-        self._running_views: tuple[float, list[JobView]] | None = None  # (now, views)
+        # running jobs' views at the instant _rv_now (see _running_now)
+        self._rv_now = math.nan
+        self._rv: dict[int, JobView] = {}
+        self._rv_list: list[JobView] | None = None
+        self._rv_dirty: dict[int, None] = {}  # jobs started or stopped since (ordered)
+        self._running_by_types: dict[tuple[str, ...], list[JobView]] = {}
         place_cls = PLACEMENTS.get(scenario.placement.kind)
         self.placement = place_cls(place_cls.Params(**scenario.placement.params))
         self.placement.bind(self.network, self.fabric or self.timed, self.streams)
@@ -181,6 +186,8 @@ class Simulation:
                     job.waiting = False
                     return  # _stop already accounted for the job
                 assert isinstance(intr.cause, Reestimate)
+                if self.env.active_process is not job.process or job.placement is None:
+                    return  # stopped (maybe restarted) since: the Stop after this ends us
                 if self.timed is not None:  # the iteration resumes with a new transfer
                     self.timed.cancel(job.job_id)
                 self._account(job, keep_partial=True)
@@ -328,7 +335,7 @@ class Simulation:
         delay = self._restore_delay_s(job) if job.preemptions or job.interruptions else 0.0
         delay, job.warmup_due_s = delay + job.warmup_due_s, 0.0  # warm-up after a failure
         job.hold_until_s = self.env.now + delay
-        self._running_views = None
+        self._rv_dirty[job.job_id] = None
         if self.fabric is not None and self.fabric.add(job.job_id, dict(placement.allocations),
                                                    job.spec.parallelism.pp):
             self._share_network()
@@ -341,6 +348,7 @@ class Simulation:
             job.first_start_s = self.env.now
         self._event(job, "started", f"{placement.num_gpus} GPUs on {len(placement.allocations)} "
                     f"server(s)")
+        job.waiting = False  # until the new runner starts: nothing may interrupt it before
         job.process = self.env.process(self._run_job(job))
         if job.spec.execute is not None and job.preemptions == 0:
             self._execute(job)
@@ -424,7 +432,7 @@ class Simulation:
     def server_down(self, server_id: int) -> None:
         """A server leaves service (its jobs already interrupted): its GPUs are unavailable."""
         self.cluster.down(server_id)
-        self._running_views = None
+        self._rv_now = math.nan  # rebuild every view
         self.recorder.events.append(Event(self.env.now, -1, "server-down",
                                           self.cluster.servers[server_id].name))
         self._level()
@@ -478,7 +486,7 @@ class Simulation:
             self.recorder.segments.append(Segment(job.job_id, server_id, len(gpus), start,
                                                   self.env.now))
         del self._running[job.job_id]
-        self._running_views = None
+        self._rv_dirty[job.job_id] = None
         job.placement = None
         self._storage_changed(self.storage.leave(job.job_id))
         if self.fabric is not None and self.fabric.remove(job.job_id):
@@ -526,10 +534,34 @@ class Simulation:
             self._plan_decision(now)
 
     def _running_now(self, now: float) -> list[JobView]:
-        """Views of the running jobs at `now` (kept until a job starts or stops)."""
-        if self._running_views is None or self._running_views[0] != now:
-            self._running_views = (now, [j.view(now) for j in self._running.values()])
-        return self._running_views[1]
+        """Views of the running jobs at `now`: built once per instant, then only the jobs that
+        started or stopped since are updated; the same list object until one does."""
+        if self._rv_now != now:
+            self._rv = {j.job_id: j.view(now) for j in self._running.values()}
+            self._rv_now, self._rv_list = now, None
+            self._rv_dirty.clear()
+        if self._rv_dirty:
+            for job_id in self._rv_dirty:
+                self._rv.pop(job_id, None)
+                job = self._running.get(job_id)
+                if job is not None:
+                    self._rv[job_id] = job.view(now)
+            self._rv_dirty.clear()
+            self._rv_list = None
+        if self._rv_list is None:
+            self._rv_list = list(self._rv.values())
+            self._running_by_types.clear()
+        return self._rv_list
+
+    def _running_on(self, gpu_types: tuple[str, ...], now: float) -> list[JobView]:
+        """`_running_now` restricted to jobs on these GPU types: the same list object until a
+        job starts or stops (so a scheduler may rank it once per round)."""
+        views = self._running_now(now)
+        out = self._running_by_types.get(gpu_types)
+        if out is None:
+            out = self._running_by_types[gpu_types] = [j for j in views
+                                                       if j.gpu_type in gpu_types]
+        return out
 
     def _plan_decision(self, now: float) -> None:
         """Plan a round at the scheduler's next decision time, unless one is planned no later
@@ -550,8 +582,7 @@ class Simulation:
             self._request_round()
 
     def _preempt_for(self, view, now: float) -> Placement | None:
-        running = [j for j in self._running_now(now)
-                   if j.gpu_type in view.gpu_types]  # others cannot make room for it
+        running = self._running_on(view.gpu_types, now)  # others cannot make room for it
         victims = self.scheduler.preempt(view, running, now)
         if not victims:
             return None

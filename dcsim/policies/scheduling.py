@@ -188,6 +188,13 @@ class ShortestRemainingTimeFirst(_Estimating):
     backfill = True
     Params = SrtfParams
 
+    def __init__(self, params: BaseModel) -> None:
+        super().__init__(params)
+        self._ranked_for: Sequence[JobView] | None = None
+        self._ranked_at = math.nan
+        self._ranked_ids: list[int] = []
+        self._ranked_neg: list[float] = []
+
     def remaining(self, j: JobView) -> float:
         if self.params.oracle:  # type: ignore[attr-defined]
             return j.remaining_s
@@ -197,10 +204,17 @@ class ShortestRemainingTimeFirst(_Estimating):
         return sorted(queue, key=lambda j: (self.remaining(j), j.submit_s, j.job_id))
 
     def preempt(self, head: JobView, running: Sequence[JobView], now_s: float) -> list[int]:
-        r = self.remaining(head)
-        victims = sorted(((self.remaining(j), j) for j in running if self.remaining(j) > r + EPS),
-                         key=lambda p: (-p[0], -p[1].submit_s, -p[1].job_id))
-        return [j.job_id for _, j in victims]
+        if self._ranked_for is not running or self._ranked_at != now_s:
+            # the running jobs, longest remaining first: ranked once per round and running set
+            # (the engine passes the same list until a job starts or stops)
+            ranked = sorted(((self.remaining(j), j) for j in running),
+                            key=lambda p: (-p[0], -p[1].submit_s, -p[1].job_id))
+            self._ranked_for, self._ranked_at = running, now_s
+            self._ranked_ids = [j.job_id for _, j in ranked]
+            self._ranked_neg = [-rem for rem, _ in ranked]  # ascending
+        # victims: those with remaining > r + EPS, a prefix of the ranking
+        cut = bisect.bisect_left(self._ranked_neg, -(self.remaining(head) + EPS))
+        return self._ranked_ids[:cut]
 
 
 # ---------------------------------------------------------------------- EASY backfilling
