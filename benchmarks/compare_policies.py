@@ -2,17 +2,15 @@
 
 Each study is one scenario run under several variants (`--set` overrides), in parallel worker
 processes; the table of summary metrics is printed, written as JSON and as the Markdown that
-docs/policies.md quotes. Studies:
+docs/policies.md quotes. Studies (the first two run by default):
 
-- `philly-schedulers`: the whole Philly trace (82,247 jobs) on 96 DGX-1 servers (768 P100s,
-  where FIFO queues) under fifo, sjf, srtf, las, themis and easy.
-- `pollux-schedulers`: Pollux workload-1 (160 jobs sampled from Philly, with models) on the
-  Pollux paper's cluster shape, 16 servers x 4 GPUs, under the same schedulers.
-- `philly-placement`: the Philly trace on the same 96 servers under FIFO, 8 servers per leaf of
-  a 4:1 oversubscribed leaf-spine, under packed, topology-aware, spread, load-balanced,
-  first-fit and random.
-- `synthetic-placement`: scenarios/synthetic_philly.yaml at twice the fitted load on a 4:1
-  oversubscribed leaf-spine (2 servers per leaf), under the same placements.
+- `gavel-schedulers`: scenarios/gavel_msr.yaml (a Philly-derived Gavel trace, 533 jobs with
+  job types and steps, on 96 P100s where FIFO queues) under fifo, sjf, srtf, las, themis, easy.
+- `placement`: scenarios/placement_study.yaml (120 jobs of 2-32 GPUs on a 4:1 oversubscribed
+  leaf-spine) under packed, topology-aware, spread, load-balanced, first-fit and random.
+- `philly-schedulers`: the whole Philly trace on 96 DGX-1 servers (768 P100s) under the six
+  schedulers. Long: FIFO and SJF take ~1.5 min each, the preemptive ones much longer.
+- `pollux-schedulers`: Pollux workload-1 on 16 x 4 A100s (light load: no queueing).
 
     python -m benchmarks.compare_policies [STUDY ...] [--workers 2] [--out DIR]
 """
@@ -38,20 +36,16 @@ METRICS = (("jobs_completed", "completed", "{:,.0f}"), ("jct_mean_s", "mean JCT 
 HOURS = {"jct_mean_s", "jct_p50_s", "queue_mean_s"}
 
 STUDIES: dict[str, tuple[str, list[str], dict[str, list[str]]]] = {
+    "gavel-schedulers": ("scenarios/gavel_msr.yaml", [],
+                         {k: [f"scheduler.kind={k}"] for k in SCHEDULERS}),
+    "placement": ("scenarios/placement_study.yaml", [],
+                  {k: [f"placement.kind={k}"] for k in PLACEMENTS}),
     "philly-schedulers": ("scenarios/philly.yaml", ["cluster.servers.0.count=96"],
                           {k: [f"scheduler.kind={k}"] for k in SCHEDULERS}),
     "pollux-schedulers": ("scenarios/pollux.yaml", [],
                           {k: [f"scheduler.kind={k}"] for k in SCHEDULERS}),
-    "philly-placement": ("scenarios/philly.yaml",
-                         ["cluster.servers.0.count=96", "topology.params.servers_per_leaf=8",
-                          "topology.params.spines=1", "topology.params.oversubscription=4.0"],
-                         {k: [f"placement.kind={k}"] for k in PLACEMENTS}),
-    "synthetic-placement": ("scenarios/synthetic_philly.yaml",
-                  ["topology.kind=leaf-spine", "topology.params.servers_per_leaf=2",
-                   "topology.params.spines=1", "topology.params.oversubscription=4.0",
-                   "workload.generator.load=2.0"],
-                  {k: [f"placement.kind={k}"] for k in PLACEMENTS}),
 }
+DEFAULT_STUDIES = ("gavel-schedulers", "placement")
 
 
 def run_variant(scenario: str, overrides: list[str]) -> dict:
@@ -96,10 +90,15 @@ def markdown(name: str, study: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="*", default=list(STUDIES), choices=list(STUDIES))
+    parser.add_argument("studies", nargs="*", metavar="STUDY",
+                        help=f"{', '.join(STUDIES)} (default: {' '.join(DEFAULT_STUDIES)})")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    args.studies = args.studies or list(DEFAULT_STUDIES)
+    unknown = [name for name in args.studies if name not in STUDIES]
+    if unknown:
+        parser.error(f"unknown studies {unknown}; valid: {', '.join(STUDIES)}")
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.studies:
         print(f"{name}: {STUDIES[name][0]}", flush=True)
