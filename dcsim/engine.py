@@ -187,6 +187,8 @@ class Simulation:
                     return  # _stop already accounted for the job
                 assert isinstance(intr.cause, Reestimate)
                 if self.env.active_process is not job.process or job.placement is None:
+                    if self.env.active_process is job.process:
+                        job.waiting = False
                     return  # stopped (maybe restarted) since: the Stop after this ends us
                 if self.timed is not None:  # the iteration resumes with a new transfer
                     self.timed.cancel(job.job_id)
@@ -327,6 +329,7 @@ class Simulation:
         del self._queue[job.job_id]
         self._running[job.job_id] = job
         job.placement, job.status = placement, Status.RUNNING
+        job.waiting = False  # until its new runner starts: nothing may interrupt an old one
         job.last_start_s = self.env.now
         # the segment starts now, though the runner first runs later in this instant (a job
         # stopped in the round that launched it must account nothing)
@@ -348,7 +351,6 @@ class Simulation:
             job.first_start_s = self.env.now
         self._event(job, "started", f"{placement.num_gpus} GPUs on {len(placement.allocations)} "
                     f"server(s)")
-        job.waiting = False  # until the new runner starts: nothing may interrupt it before
         job.process = self.env.process(self._run_job(job))
         if job.spec.execute is not None and job.preemptions == 0:
             self._execute(job)
