@@ -44,7 +44,7 @@ from dcsim.metrics import (
     summarize,
 )
 from dcsim.perf import FirstOrderStepModel, StepTimeModel
-from dcsim.perf.calibrated import CalibratedStepModel
+from dcsim.perf.calibrated import NOT_STEP_FIELDS, CalibratedStepModel
 from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.profile import DeviceProfile, load_profile_file
 from dcsim.perf.step import StepEstimate
@@ -59,9 +59,10 @@ __all__ = ["Simulation", "simulate"]
 
 EPS = 1e-9
 ProgressFn = Callable[[int, int], None]
-# JobSpec fields that do not change a step's time (cache keys of per-spec step times)
-_NOT_STEP = {"name", "arrival_s", "duration_s", "iterations", "priority", "user",
-             "virtual_cluster", "gpu_type"}
+# Cache keys of per-job step times at submission: the step model's own key fields, less
+# reference_gpu (it sets a duration job's iterations) and gpu_type (the key carries the admitted
+# GPU types instead)
+_NOT_STEP = (NOT_STEP_FIELDS - {"reference_gpu"}) | {"gpu_type"}
 
 
 class Simulation:
@@ -672,7 +673,7 @@ class Simulation:
             self._recorded = self._recorded_links(fabric.router)
         changed = np.abs(utilization - self._levels) > 1e-12
         for i in np.flatnonzero(changed & self._recorded):
-            self.recorder.links.append(LinkLevel(self.env.now, fabric.link_name(int(i)),
+            self.recorder.links.append(LinkLevel(self.env.now, fabric.router.link_name(int(i)),
                                                  float(utilization[i])))
         self._levels = utilization.copy()
 

@@ -50,6 +50,10 @@ class Router:
         self.failed: set[int] = set()  # indices of links that failed (no route uses them)
         self._removed: dict[tuple[str, str], dict] = {}  # failed edges and their attributes
 
+    def link_name(self, index: int) -> str:
+        a, b = self.links[index]
+        return f"{a}->{b}"
+
     @property
     def has_internals(self) -> bool:
         return bool(self._attach)

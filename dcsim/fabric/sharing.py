@@ -124,10 +124,6 @@ class SharedFabric:
         self._routes.pop(job_id, None)
         return self._jobs.pop(job_id, None) is not None
 
-    def link_name(self, index: int) -> str:
-        a, b = self.router.links[index]
-        return f"{a}->{b}"
-
     def rate(self, job_id: int) -> float | None:
         """The job's per-GPU ring bandwidth under sharing, or None if it has no ring flows."""
         return self._rates.get(job_id)
@@ -157,8 +153,6 @@ class SharedFabric:
                 self._routes[job_id] = None
         return self._routes[job_id]
 
-    def gpus(self, job_id: int) -> tuple[dict[int, tuple[int, ...]], int]:
-        return self._jobs[job_id]
 
     def solve(self) -> dict[int, float]:
         """Recompute every job's rates; returns the jobs whose ring or pipeline rate changed

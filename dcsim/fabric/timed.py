@@ -88,10 +88,6 @@ class TimedFabric:
         if self._transfers.pop(job_id, None) is not None:
             self._reshare(advance=True)
 
-    def link_name(self, index: int) -> str:
-        a, b = self.router.links[index]
-        return f"{a}->{b}"
-
     # ------------------------------------------------------------------ transfers
     def transfer(self, job_id: int, nbytes: float, cap_byte_s: float) -> simpy.Event:
         """Start moving `nbytes` on each of the job's ring flows; the event fires when all have
