@@ -20,8 +20,10 @@ from dcsim.storage import (
 )
 from tests.conftest import small_job, small_scenario
 
+# steady-state caches (the tests of the cold first epoch turn cache_warm off)
 RESNET = {"model": "resnet50", "parallelism": {"dp": 8, "micro_batch": 256},
-          "global_batch": 2048, "precision": "fp16", "iterations": 50}
+          "global_batch": 2048, "precision": "fp16", "iterations": 50,
+          "dataset": {"cache_warm": True}}
 GPT = {"model": {"kind": "gpt", "layers": 24, "hidden": 2048, "heads": 16, "seq_len": 2048,
                  "vocab": 51200},
        "parallelism": {"tp": 2, "pp": 2, "dp": 2, "micro_batch": 1}, "global_batch": 16,
@@ -83,12 +85,35 @@ def test_hit_rate_emerges_from_cache_size():
     assert bytes_pfs[0] > bytes_pfs[1] > bytes_pfs[2]
 
 
+def test_first_epoch_reads_cold_caches():
+    """A job shorter than an epoch reads everything from the PFS; a job of many epochs reads
+    at the steady hit rate but for its first epoch (the charged average)."""
+    store = {"nvme": {"enabled": False}, "dram": {"cache_fraction": 0.5}}  # 1 TB: all of it
+    epoch = 1_281_167 / 2048  # ImageNet iterations per epoch at batch 2048
+
+    def plan(iterations, warm=False):
+        job = {**RESNET, "iterations": iterations, "dataset": {"cache_warm": warm}}
+        sim = sim_of([small_job(**job)], storage=store)
+        spec = sim.workload.jobs[0]
+        placement = sim._empty_placement(spec, ("a100-sxm4-80gb",))
+        return sim.storage.plan_data(spec, sim._allocs(placement), 1.0, None)
+
+    per_iteration = 2048 * 138e9 / 1_281_167
+    short, long, warm = plan(100), plan(int(10 * epoch)), plan(int(10 * epoch), warm=True)
+    assert short.bytes_shared == pytest.approx(per_iteration) and short.bytes_dram == 0.0
+    assert warm.bytes_shared == 0.0 and warm.stall_s == 0.0
+    f = epoch / int(10 * epoch)
+    assert long.bytes_shared == pytest.approx(f * per_iteration)
+    assert long.bytes_dram == pytest.approx((1 - f) * per_iteration)
+    assert short.read_s > warm.read_s
+
+
 def test_stall_only_when_reading_is_slower_than_compute():
     slow = {"nvme": {"enabled": False}, "dram": {"cache_fraction": 0.01},
             "object": {"count": 4}}
-    data = {"dataset": {"tier": "object"}}
-    stalled = alone(sim_of([small_job(**RESNET, **data)], storage=slow))
-    cached = alone(sim_of([small_job(**RESNET, **data)], storage={**slow, "nvme": {}}))
+    data = {**RESNET, "dataset": {"tier": "object", "cache_warm": True}}
+    stalled = alone(sim_of([small_job(**data)], storage=slow))
+    cached = alone(sim_of([small_job(**data)], storage={**slow, "nvme": {}}))
     plain = alone(sim_of([small_job(**RESNET)]))  # no storage section: no data loading
     assert plain.data_stall_s == 0.0
     assert cached.data_stall_s == 0.0 and cached.iteration_s == pytest.approx(plain.iteration_s)
@@ -166,8 +191,9 @@ def test_async_waits_for_the_previous_write():
 
 
 def test_restore_delay_reads_the_checkpoint():
-    jobs = [small_job("low", **{**GPT, "iterations": 3000}),
-            small_job("high", **{**GPT, "arrival_s": 10, "iterations": 100}, priority=5)]
+    warm = {"dataset": {"cache_warm": True}}  # the text fits in DRAM: no reads from the PFS
+    jobs = [small_job("low", **{**GPT, "iterations": 3000, **warm}),
+            small_job("high", **{**GPT, "arrival_s": 10, "iterations": 100, **warm}, priority=5)]
     sc = small_scenario(jobs, cluster={"servers": [{"type": "dgx-a100-80gb", "count": 1}]},
                         scheduler={"kind": "priority"}, checkpoint={"interval_s": 60},
                         storage={"pfs": {"read_gbyte_s": 0.5}},

@@ -218,6 +218,7 @@ class DatasetSpec(Strict):
     bytes_per_sample: PosFloat | None = None
     tier: Literal["pfs", "object", "nvme"] = "pfs"  # nvme: staged on every server's local NVMe
     samples_per_file: PosInt | None = None  # files opened per sample read from a shared tier
+    cache_warm: bool = False  # caches hold their share of the dataset at start: no cold epoch
 
 
 class CheckpointSpec(Strict):

@@ -5,15 +5,18 @@ Data loading, per iteration: the job reads B = global_batch x bytes_per_sample, 
 over its GPUs (server s reads B x g_s / N). Each server caches the dataset in its DRAM (then
 NVMe) share, `cache_fraction x capacity x g_s / G_s` (the job's share of the server by GPUs);
 with uniform random access (independent reference model) an LRU cache of capacity C over a
-dataset of D bytes hits with probability min(1, C / D) in steady state (the first, cold epoch is
-not modelled), so h_dram = min(1, C_dram / D), h_nvme = min(1, (C_dram + C_nvme) / D) - h_dram,
+dataset of D bytes hits with probability min(1, C / D) in steady state, so
+h_dram = min(1, C_dram / D), h_nvme = min(1, (C_dram + C_nvme) / D) - h_dram,
 miss m = 1 - h_dram - h_nvme (0 for a dataset staged on NVMe), taking the smallest cache of the
 job's servers (a synchronous job waits for its slowest server). The tiers serve in parallel
 (many loader workers): read_s = max(t_dram, t_nvme, t_shared), t_x = bytes from x / x's read
 bandwidth (per server for local tiers), t_shared = B m / share + opens x metadata_latency /
 (N x loader_workers) + latency, opens = global_batch x m / samples_per_file, share = the job's
 max-min share of the shared tier's read bandwidth, at most its servers' NIC bandwidth. Prefetch
-overlaps the whole step: data_stall_s = max(0, read_s - step_s).
+overlaps the whole step: data_stall_s = max(0, read_s - step_s). The first epoch (E = D / B
+iterations) finds the caches cold (m = 1); a job of I iterations is charged the average, a
+fraction f = min(1, E / I) of cold iterations (none with `dataset.cache_warm`, or a dataset
+staged on NVMe).
 
 Checkpoints: the unique training state, weights + optimizer states (memory_breakdown per GPU,
 times N, over the data-parallel replication of what ZeRO does not shard), written by all ranks
@@ -59,6 +62,7 @@ class Dataset:
     bytes_per_sample: float
     tier: str
     samples_per_file: int
+    cache_warm: bool = False  # no cold first epoch
 
 
 def default_dataset(job: JobSpec) -> tuple[float, float, int] | None:
@@ -96,7 +100,8 @@ def dataset_of(job: JobSpec, storage_on: bool) -> Dataset | None:
         size_bytes=spec.size_gb * GB if spec.size_gb else size,
         bytes_per_sample=spec.bytes_per_sample or per,
         tier=spec.tier,
-        samples_per_file=spec.samples_per_file or files)
+        samples_per_file=spec.samples_per_file or files,
+        cache_warm=spec.cache_warm)
 
 
 def hit_rates(cache_dram: float, cache_nvme: float, dataset_bytes: float) -> tuple[float, float]:

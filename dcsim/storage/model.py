@@ -122,10 +122,30 @@ class StorageModel:
     def plan_data(self, spec: JobSpec, allocs: Allocs, step_s: float,
                   job_id: int | None) -> DataPlan | None:
         """One iteration's reads and stall on this placement (`step_s`: the step without
-        stall); `job_id` None: alone (the whole shared tier)."""
+        stall), averaged over the job's run: its first epoch finds the caches cold (every read
+        goes to the dataset's tier), the rest read at the steady hit rates. `job_id` None:
+        alone (the whole shared tier)."""
         data = dataset_of(spec, self.storage_on)
         if data is None or not allocs:
             return None
+        total = spec.global_batch * data.bytes_per_sample
+        warm = self._plan_reads(spec, data, allocs, step_s, job_id, cold=False)
+        epoch_its = data.size_bytes / total if total > 0 else 0.0
+        cold_fraction = min(1.0, epoch_its / spec.iterations) if spec.iterations else 0.0
+        if cold_fraction <= 0.0 or data.tier == "nvme" or data.cache_warm:
+            return warm
+        cold = self._plan_reads(spec, data, allocs, step_s, job_id, cold=True)
+        f = cold_fraction
+        return DataPlan(*(f * c + (1 - f) * w for c, w in zip(
+            (cold.bytes_dram, cold.bytes_nvme, cold.bytes_shared), (
+                warm.bytes_dram, warm.bytes_nvme, warm.bytes_shared), strict=True)),
+            warm.shared_tier, f * cold.read_s + (1 - f) * warm.read_s,
+            f * cold.stall_s + (1 - f) * warm.stall_s,
+            f * cold.demand_byte_s + (1 - f) * warm.demand_byte_s)
+
+    def _plan_reads(self, spec: JobSpec, data, allocs: Allocs, step_s: float,
+                    job_id: int | None, cold: bool) -> DataPlan:
+        """One iteration's reads with steady (`cold` False) or empty caches."""
         sysm, n = self.system, spec.num_gpus
         total = spec.global_batch * data.bytes_per_sample
         c_dram = c_nvme = math.inf
@@ -135,7 +155,7 @@ class StorageModel:
             dram, nvme = sysm.dram[sid], sysm.nvme[sid]
             c_dram = min(c_dram, dram.cache_bytes * frac)
             c_nvme = min(c_nvme, nvme.cache_bytes * frac if data.tier != "nvme" else 0.0)
-        h1, h2 = hit_rates(c_dram, c_nvme, data.size_bytes)
+        h1, h2 = hit_rates(c_dram, c_nvme, data.size_bytes) if not cold else (0.0, 0.0)
         miss = 1.0 - h1 - h2
         if data.tier == "nvme":
             h2, miss = 1.0 - h1, 0.0
