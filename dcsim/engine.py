@@ -52,7 +52,13 @@ from dcsim.policies import PLACEMENTS, SCHEDULERS, JobView, Placement, Scheduler
 from dcsim.results import Results
 from dcsim.rng import RandomStreams
 from dcsim.scenario import JobSpec, Scenario
-from dcsim.storage import CheckpointPlan, DataPlan, StorageModel, attach_storage
+from dcsim.storage import (
+    CheckpointPlan,
+    DataPlan,
+    StorageModel,
+    attach_storage,
+    storage_node,
+)
 from dcsim.workload import build_workload
 
 __all__ = ["Simulation", "simulate"]
@@ -85,6 +91,7 @@ class Simulation:
                        if scenario.engine.network == "shared" else None)
         self.timed = (TimedFabric(self.env, net.detailed, self._record_levels, net.attach)
                       if scenario.engine.network == "timed" else None)
+        self.storage.reads_on_fabric = self.fabric is not None  # data reads are flows
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         self.scheduler.bind(self.streams)
@@ -652,7 +659,17 @@ class Simulation:
         bandwidth moved (it re-estimates its step time and keeps its progress)."""
         if self.fabric is None:
             return
+        for job_id, tier, demand in self.storage.read_demands():
+            placement = self._running[job_id].placement
+            assert placement is not None
+            n = placement.num_gpus
+            self.fabric.set_reads(job_id, storage_node(tier), {
+                sid: demand * len(gpus) / n for sid, gpus in placement.allocations})
         changed = self.fabric.solve()
+        for job_id, tier, _ in self.storage.read_demands():
+            rate = self.fabric.read_rate(job_id)
+            if rate is not None:
+                self.storage.set_read_share(job_id, tier, rate)
         self._record_levels(self.fabric.utilization)
         for job_id in changed:
             job = self._running.get(job_id)
@@ -806,7 +823,10 @@ class Simulation:
         ckpt = self.storage.checkpoint_spec(job.spec)
         self.storage.join(job.job_id, job.spec)
         self._estimate(job.spec, job.placement, job.job_id)  # registers its read demand
-        self._storage_changed(self.storage.solve() - {job.job_id})
+        if self.storage.reads_on_fabric:
+            self._share_network()
+        else:
+            self._storage_changed(self.storage.solve() - {job.job_id})
         if ckpt is not None and job.hold_until_s > self.env.now:  # restores its checkpoint
             from dcsim.storage import checkpoint_bytes
 

@@ -266,3 +266,25 @@ def test_failures_are_saved_loaded_and_plotted(tmp_path):
     assert "failures.png" in paths
     assert "failures.png" not in {p.name for p in save_plots(run(small_scenario()),
                                                              tmp_path / "p2")}
+
+
+@pytest.mark.parametrize("network", ["shared", "timed", "isolated"])
+def test_a_link_failure_interrupts_the_jobs_routed_over_it(tmp_path, network):
+    """With a fabric, a failed link between switches cuts only the jobs with a flow over it;
+    without one, every job that spans servers (the conservative rule)."""
+    job = dict(model="gpt2-1.5b", parallelism={"dp": 16}, global_batch=128, iterations=500)
+    inside = small_job("inside", gpu_type="h100-sxm5-80gb", **job)  # servers 0, 1 (leaf0)
+    across = small_job("across", gpu_type="a100-sxm4-80gb", **job)  # 2 (leaf0), 3 (leaf1)
+    groups = [{"name": "h", "type": "dgx-h100", "count": 2},
+              {"name": "a", "type": "dgx-a100-80gb", "count": 2}]
+    data = small_scenario(
+        [inside, across], cluster={"servers": groups}, engine={"network": network},
+        topology={"kind": "leaf-spine", "params": {"servers_per_leaf": 3, "spines": 1}})
+    sim = Simulation(dcsim.scenario_from_dict(data))
+    assert sim.network.graph.has_edge("leaf0", "spine0")
+    data["faults"] = {"trace": {"path": _trace(tmp_path, "10,link,leaf0|spine0,60\n")}}
+    res = run(data)
+    hit = res.failures.jobs[0]
+    assert res.failures.component[0] == "link"
+    expected = {"shared": "1", "timed": "1", "isolated": "0;1"}[network]
+    assert hit == expected

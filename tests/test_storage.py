@@ -126,13 +126,18 @@ def test_stall_only_when_reading_is_slower_than_compute():
     assert stalled.data_stall_s == pytest.approx(read_s - plain.iteration_s, rel=0.05)
 
 
-def test_pfs_read_bandwidth_is_divided_among_readers():
+@pytest.mark.parametrize("network", ["shared", "isolated"])
+def test_pfs_read_bandwidth_is_divided_among_readers(network):
+    """Shared: the reads are flows on the fabric and the tier's links bound them; isolated:
+    the storage model shares the tier's bandwidth itself. Same answer here."""
     storage = {"nvme": {"enabled": False}, "dram": {"cache_fraction": 0.01},
                "pfs": {"read_gbyte_s": 4}}
+    engine = {"network": network}
     one = dcsim.simulate(dcsim.scenario_from_dict(small_scenario(
-        [small_job("a", **RESNET)], storage=storage))).jobs
+        [small_job("a", **RESNET)], storage=storage, engine=engine))).jobs
     two = dcsim.simulate(dcsim.scenario_from_dict(small_scenario(
-        [small_job("a", **RESNET), small_job("b", **RESNET)], storage=storage))).jobs
+        [small_job("a", **RESNET), small_job("b", **RESNET)], storage=storage,
+        engine=engine))).jobs
     miss = 1 - 0.01 * 2048e9 / 138e9
     read_s = 2048 * miss * 1e-3 / 64 + 2e-4  # metadata (one open per JPEG) + latency
     step_s = one.iteration_time_s[0]
@@ -279,3 +284,59 @@ def test_located_errors():
         dcsim.scenario_from_dict(small_scenario([small_job(dataset={"tier": "pfs"})]))
     with pytest.raises(ScenarioError, match=r"storage.pfs.device: .*unknown storage device"):
         dcsim.scenario_from_dict(small_scenario([small_job()], storage={"pfs": {"device": "x"}}))
+
+
+def test_storage_reads_share_links_with_training_traffic():
+    """engine.network shared: a job's reads are flows from the tier's node to its servers,
+    capped at its demand, max-min fair with the rings on the links they cross."""
+    sc = small_scenario(
+        cluster={"servers": [{"type": "dgx-a100-80gb", "count": 4}]},
+        topology={"kind": "leaf-spine", "params": {"servers_per_leaf": 2, "spines": 1,
+                                                   "oversubscription": 4.0}},
+        storage={"pfs": {"read_gbyte_s": 1000, "write_gbyte_s": 50}})
+    fab = Simulation(dcsim.scenario_from_dict(sc)).fabric
+    links = {fab.router.link_name(i): c for i, c in enumerate(fab.router.capacity)}
+    assert links["storage.pfs->spine0"] == 1000e9 and links["spine0->storage.pfs"] == 50e9
+    fab.add(1, {0: tuple(range(8)), 2: tuple(range(8))})  # a ring across the two leaves
+    fab.solve()
+    assert fab.rate(1) == pytest.approx(12e9)  # alone: its GPUs' NIC share
+    fab.set_reads(2, "storage.pfs", {2: 1e12})  # job 2 on server 2 reads as fast as it can
+    assert set(fab.solve()) == {1, 2}
+    route = [fab.router.link_name(i) for i in fab.routes_of(2)[-1]]
+    assert route == ["storage.pfs->spine0", "spine0->leaf1", "leaf1->server2"]
+    # spine0 -> leaf1 (96 GB/s at 4:1) carries 8 ring flows and the read: 1/9 each
+    assert fab.rate(1) == pytest.approx(96e9 / 9) and fab.read_rate(2) == pytest.approx(96e9 / 9)
+    fab.set_reads(2, "storage.pfs", {2: 1e9})  # a read demand below its fair share: it gets it
+    fab.solve()
+    assert fab.read_rate(2) == pytest.approx(1e9) and fab.rate(1) == pytest.approx(95e9 / 8)
+    assert not fab.set_reads(2, "storage.pfs", {2: 1e9})  # unchanged: no re-share needed
+    assert fab.remove(2) and fab.read_rate(2) is None
+    fab.solve()
+    assert fab.rate(1) == pytest.approx(12e9)
+
+
+def test_a_data_loading_job_slows_a_ring_it_shares_a_link_with():
+    """End to end: a ResNet job streaming ImageNet from the PFS (next to no cache) on an H100
+    server takes spine-to-leaf bandwidth from a data-parallel GPT ring across the A100 servers
+    of both leaves."""
+    ring = small_job("ring", model="gpt2-1.5b", parallelism={"dp": 16}, global_batch=128,
+                     iterations=2000, gpu_type="a100-sxm4-80gb")
+    reader = small_job("reader", **{**RESNET, "iterations": 20_000,
+                                    "dataset": {"cache_warm": True}}, gpu_type="h100-sxm5-80gb")
+    groups = [{"name": f"{t}-{side}", "type": t, "count": 1} for side in ("l", "r")
+              for t in ("dgx-a100-80gb", "dgx-h100")]
+    base = dict(cluster={"servers": groups},
+                topology={"kind": "leaf-spine", "params": {"servers_per_leaf": 2, "spines": 1,
+                                                           "oversubscription": 16.0}},
+                storage={"nvme": {"enabled": False}, "dram": {"cache_fraction": 1e-6},
+                         "pfs": {"read_gbyte_s": 1000}})
+
+    def run(jobs, network="shared"):
+        sc = small_scenario(jobs, **base, engine={"network": network})
+        return dcsim.simulate(dcsim.scenario_from_dict(sc)).jobs
+
+    alone, both = run([ring]), run([ring, reader])
+    assert both.iteration_time_s[0] > 1.05 * alone.iteration_time_s[0]
+    # without the fabric the reads take no link bandwidth from the ring
+    assert run([ring, reader], "isolated").iteration_time_s[0] == pytest.approx(
+        run([ring], "isolated").iteration_time_s[0])

@@ -38,10 +38,11 @@ class Router:
         self._index: dict[tuple[str, str], int] = {}
         capacity = []
         for u, v, d in graph.edges(data=True):
+            each_way = d.get("directed_byte_s", {})  # (a, b) -> bytes/s, where they differ
             for a, b in ((u, v), (v, u)):
                 self._index[(a, b)] = len(self.links)
                 self.links.append((a, b))
-                capacity.append(float(d["bandwidth_byte_s"]))
+                capacity.append(float(each_way.get((a, b), d["bandwidth_byte_s"])))
         self.capacity = np.array(capacity)
         self._attach = {k: list(v) for k, v in (attach or {}).items()}
         self._core = graph.subgraph([n for n, kind in graph.nodes(data="kind")
@@ -49,6 +50,13 @@ class Router:
         self._paths: dict[tuple[str, str], list[list[str]]] = {}
         self.failed: set[int] = set()  # indices of links that failed (no route uses them)
         self._removed: dict[tuple[str, str], dict] = {}  # failed edges and their attributes
+
+    def link_indices(self, u: str, v: str) -> tuple[int, int]:
+        """The indices of link u - v's two directions (u -> v, v -> u)."""
+        try:
+            return self._index[(u, v)], self._index[(v, u)]
+        except KeyError:
+            raise KeyError(f"no link {u} - {v} in the topology") from None
 
     def link_name(self, index: int) -> str:
         a, b = self.links[index]

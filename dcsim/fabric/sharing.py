@@ -13,6 +13,13 @@ r // (GPUs / pp) (Megatron's order: pipeline outermost). Two kinds of flows:
   one flow each way (activations forward, gradients back). The job's pipeline bandwidth is the
   slowest of these.
 
+A job that reads its dataset from a shared storage tier (`storage.<tier>` node, dcsim.storage)
+also has one read flow per server, from the tier's node to the server's node, capped at that
+server's part of the job's read demand (a virtual link of that capacity): its reads share links
+with the rings, and the tier's own links bound all its readers together. The job's read rate is
+its demand times the smallest fraction of it any of its servers gets (the slowest loader sets
+the stall).
+
 Flows are ECMP-routed GPU to GPU (`routing.Router`) with keys (job, kind, hop, rank). Rates are
 recomputed only when the set of running jobs changes. The model treats a job's communication as
 continuous: it shares links by the jobs' presence, not by the timing of their communication
@@ -107,6 +114,10 @@ class SharedFabric:
         # job id -> (ring routes, pipeline routes), or None if a failure cut the job apart
         self._routes: dict[int, tuple[list[list[int]], list[list[int]]] | None] = {}
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
+        # job id -> (storage node, server id -> read demand bytes/s), and the rates got
+        self._reads: dict[int, tuple[str, dict[int, float]]] = {}
+        self._read_rates: dict[int, float] = {}
+        self._read_routes: dict[int, list[list[int]] | None] = {}
 
     def add(self, job_id: int, gpus: GpusOf, pp: int = 1) -> bool:
         """A running job's GPUs (server id -> GPU indices in rank order, or how many) and its
@@ -122,7 +133,40 @@ class SharedFabric:
         self._rates.pop(job_id, None)
         self._p2p_rates.pop(job_id, None)
         self._routes.pop(job_id, None)
-        return self._jobs.pop(job_id, None) is not None
+        reads = self.set_reads(job_id, None, {})
+        return (self._jobs.pop(job_id, None) is not None) or reads
+
+    def set_reads(self, job_id: int, node: str | None, demand: Mapping[int, float]) -> bool:
+        """The job reads `demand[s]` bytes/s to server s from storage node `node` (None or no
+        demand: it reads nothing over the fabric). True if that changed (re-share the links)."""
+        new = (node, {s: d for s, d in sorted(demand.items()) if d > 0}) if node else None
+        if new is not None and not new[1]:
+            new = None
+        old = self._reads.get(job_id)
+        if new == old or (new and old and new[0] == old[0] and new[1].keys() == old[1].keys()
+                          and all(abs(new[1][s] - d) <= 1e-9 * d for s, d in old[1].items())):
+            return False
+        self._read_routes.pop(job_id, None)
+        if new is None:
+            self._reads.pop(job_id, None)
+            self._read_rates.pop(job_id, None)
+        else:
+            self._reads[job_id] = new  # type: ignore[assignment]
+        return True
+
+    def read_rate(self, job_id: int) -> float | None:
+        """The job's storage read rate under sharing (bytes/s), or None if it reads nothing
+        over the fabric."""
+        return self._read_rates.get(job_id)
+
+    def routes_of(self, job_id: int) -> list[list[int]]:
+        """Every route the job's flows take now (rings, pipeline, storage reads)."""
+        out: list[list[int]] = []
+        if job_id in self._jobs and (these := self._job_routes(job_id)) is not None:
+            out += these[0] + these[1]
+        if job_id in self._reads and (reads := self._job_read_routes(job_id)) is not None:
+            out += reads
+        return out
 
     def rate(self, job_id: int) -> float | None:
         """The job's per-GPU ring bandwidth under sharing, or None if it has no ring flows."""
@@ -136,10 +180,24 @@ class SharedFabric:
     def fail(self, u: str, v: str) -> None:
         self.router.remove(u, v)
         self._routes.clear()
+        self._read_routes.clear()
 
     def repair(self, u: str, v: str) -> None:
         self.router.restore(u, v)
         self._routes.clear()
+        self._read_routes.clear()
+
+    def _job_read_routes(self, job_id: int) -> list[list[int]] | None:
+        """Routes of the job's read flows, storage node -> each server (cached until a link
+        changes), or None if a failure cut the storage off from one of its servers."""
+        if job_id not in self._read_routes:
+            node, demand = self._reads[job_id]
+            try:
+                self._read_routes[job_id] = [
+                    self.router.route(node, server_node(s), (job_id, "read", s)) for s in demand]
+            except ValueError:
+                self._read_routes[job_id] = None
+        return self._read_routes[job_id]
 
     def _job_routes(self, job_id: int) -> tuple[list[list[int]], list[list[int]]] | None:
         """The job's ring and pipeline routes (cached until a link changes), or None if it is
@@ -169,18 +227,47 @@ class SharedFabric:
             for is_p2p, these in enumerate(job_routes):
                 owners += [(job_id, bool(is_p2p))] * len(these)
                 routes += these
-        load = np.zeros(len(self.router.links))
+        n_links, n_ring = len(self.router.links), len(routes)
+        read_owner, caps, reads = self._read_flows(routes, n_links)
+        load = np.zeros(n_links)
         if routes:
-            rates = max_min_rates(routes, self.router.capacity)
-            for (job_id, is_p2p), route, rate in zip(owners, routes, rates, strict=True):
+            capacity = (np.concatenate([self.router.capacity, np.array(caps)]) if caps
+                        else self.router.capacity)
+            rates = max_min_rates(routes, capacity)
+            for (job_id, is_p2p), route, rate in zip(owners, routes, rates, strict=False):
                 out = p2p if is_p2p else ring
                 out[job_id] = min(out.get(job_id, float("inf")), float(rate))
                 load[route] += rate
+            for job_id, route, rate, cap in zip(read_owner, routes[n_ring:], rates[n_ring:],
+                                                caps, strict=True):
+                total = sum(self._reads[job_id][1].values())
+                reads[job_id] = min(reads.get(job_id, total), total * float(rate) / cap)
+                load[route[:-1]] += rate  # the last link is the flow's virtual cap
         self.utilization = load / self.router.capacity
 
         def moved(old: dict[int, float], new: dict[int, float]) -> set[int]:
             return {j for j, r in new.items() if j not in old or abs(old[j] - r) > 1e-9 * r}
 
-        changed = moved(self._rates, ring) | moved(self._p2p_rates, p2p)
-        self._rates, self._p2p_rates = ring, p2p
+        changed = (moved(self._rates, ring) | moved(self._p2p_rates, p2p)
+                   | moved(self._read_rates, reads))
+        self._rates, self._p2p_rates, self._read_rates = ring, p2p, reads
         return {j: ring.get(j, 0.0) for j in sorted(changed)}
+
+    def _read_flows(self, routes: list[list[int]], n_links: int
+                    ) -> tuple[list[int], list[float], dict[int, float]]:
+        """Append the storage read flows to `routes`, each through a virtual link of its demand
+        (capacity index n_links + k); returns their owners, caps, and the read rates of jobs
+        cut off from their storage (STALL_RATE)."""
+        owners: list[int] = []
+        caps: list[float] = []
+        cut: dict[int, float] = {}
+        for job_id in sorted(self._reads):
+            these = self._job_read_routes(job_id)
+            if these is None:
+                cut[job_id] = STALL_RATE
+                continue
+            for route, demand in zip(these, self._reads[job_id][1].values(), strict=True):
+                routes.append([*route, n_links + len(caps)])
+                owners.append(job_id)
+                caps.append(demand)
+        return owners, caps, cut

@@ -24,7 +24,7 @@ import numpy as np
 import simpy
 
 from dcsim.fabric.routing import Router
-from dcsim.fabric.sharing import STALL_RATE, GpusOf, gpu_lists, ring_routes
+from dcsim.fabric.sharing import STALL_RATE, GpusOf, gpu_lists, pipeline_routes, ring_routes
 from dcsim.fabric.solver import max_min_rates
 
 __all__ = ["TimedFabric"]
@@ -107,6 +107,17 @@ class TimedFabric:
                                             nbytes, event)
         self._reshare(advance=False)
         return event
+
+    def routes_of(self, job_id: int) -> list[list[int]]:
+        """Every route the job's flows would take now: its rings and its pipeline send/recv
+        (not timed here, but cut by a failure all the same)."""
+        if job_id not in self._jobs:
+            return []
+        try:
+            return [*self._routes(job_id), *pipeline_routes(self.router, job_id,
+                                                            *self._jobs[job_id])]
+        except ValueError:
+            return []
 
     def _routes(self, job_id: int) -> list[list[int]]:
         try:

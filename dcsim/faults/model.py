@@ -366,10 +366,7 @@ class FaultModel:
                 return None
             links = [link]
             servers = [n for n in link if self.inst.graph.nodes[n].get("kind") == "server"]
-        cut = set(self._servers_next_to(servers))
-        hit = [j for j in sim._running.values() if j.placement is not None
-               and len(j.placement.allocations) > 1
-               and (not cut or cut & set(j.placement.server_ids))]
+        hit = self._jobs_across(links, servers)
         self._interrupt(hit, f"{cause} ({comp}) on {target}")
         repair = self._repair_s(comp) if repair_s is None else repair_s
         if comp == "switch":
@@ -378,6 +375,20 @@ class FaultModel:
             self._link_down(lk)
         self._later(repair, lambda: self._network_up(comp, target, links))
         return self._record(now, comp, cause, target, -1, hit, repair, repair, False, source)
+
+    def _jobs_across(self, links: list[tuple[str, str]], servers: list[str]) -> list:
+        """The running jobs a network failure of these links cuts: with a fabric, those with a
+        flow routed over one of them (rings, pipeline send/recv, storage reads); without, those
+        that span servers and sit next to the links (or any, for a link between switches)."""
+        running = [j for j in self.sim._running.values() if j.placement is not None]
+        fabric = self.sim.fabric or self.sim.timed
+        if fabric is not None:
+            down = {i for lk in links for i in fabric.router.link_indices(*lk)}
+            return [j for j in running
+                    if any(not down.isdisjoint(r) for r in fabric.routes_of(j.job_id))]
+        cut = set(self._servers_next_to(servers))
+        return [j for j in running if len(j.placement.allocations) > 1
+                and (not cut or cut & set(j.placement.server_ids))]
 
     def _jobs_on(self, sids: set[int]) -> list:
         return [j for j in self.sim._running.values() if j.placement is not None

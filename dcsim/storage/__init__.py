@@ -15,8 +15,16 @@ from dcsim.storage.io import (
     young_interval_s,
 )
 from dcsim.storage.model import StorageModel
-from dcsim.storage.tiers import StorageSystem, Tier, attach_storage, build_storage, max_min_share
+from dcsim.storage.tiers import (
+    StorageSystem,
+    Tier,
+    attach_storage,
+    build_storage,
+    max_min_share,
+    storage_node,
+)
 
 __all__ = ["StorageModel", "StorageSystem", "Tier", "attach_storage", "build_storage",
-           "max_min_share", "CheckpointPlan", "DataPlan", "checkpoint_bytes", "dataset_of",
+           "max_min_share", "storage_node",
+           "CheckpointPlan", "DataPlan", "checkpoint_bytes", "dataset_of",
            "hit_rates", "young_interval_s", "daly_interval_s"]

@@ -2,7 +2,9 @@
 each job's data-loading and checkpoint plans on its placement (formulas: dcsim.storage.io).
 
 Shared-tier bandwidth is divided among the running jobs that use it: reads max-min fairly by
-demand (the read rate that would leave a job no stall), checkpoint writes equally among the jobs
+demand (the read rate that would leave a job no stall), here or, under `engine.network: shared`,
+as flows on the network fabric with the training traffic (`reads_on_fabric`: the engine sets
+each job's read share from the fabric's solve); checkpoint writes equally among the jobs
 checkpointing to it (each is counted as writing at once: conservative). The engine re-solves
 when a job starts or ends and re-estimates the jobs whose share moved.
 """
@@ -38,6 +40,8 @@ class StorageModel:
         self._read_demand: dict[str, dict[int, float]] = {t: {} for t in SHARED_TIERS}
         self._writers: dict[str, set[int]] = {t: set() for t in SHARED_TIERS}
         self._read_share: dict[str, dict[int, float]] = {t: {} for t in SHARED_TIERS}
+        # engine.network shared: reads are flows on the fabric, which sets the read shares
+        self.reads_on_fabric = False
 
     # ------------------------------------------------------------------ configuration
     def checkpoint_spec(self, spec: JobSpec) -> CheckpointSpec | None:
@@ -100,8 +104,26 @@ class StorageModel:
         if plan is not None and plan.bytes_shared > 0:
             self._read_demand[plan.shared_tier][job_id] = plan.demand_byte_s
 
+    def read_demands(self) -> list[tuple[int, str, float]]:
+        """(job id, shared tier, read demand bytes/s) of every running job that reads from a
+        shared tier, by job id."""
+        return sorted((j, tier, d) for tier in SHARED_TIERS
+                      for j, d in self._read_demand[tier].items())
+
+    def set_read_share(self, job_id: int, tier: str, rate: float) -> None:
+        """The job's read rate from the tier, as the network fabric shared it
+        (`reads_on_fabric`)."""
+        self._read_share[tier][job_id] = rate
+
     def solve(self) -> set[int]:
+        """Re-share the shared tiers' read bandwidth among their readers (unless the fabric
+        does it: `reads_on_fabric`); the jobs whose share moved."""
         moved: set[int] = set()
+        if self.reads_on_fabric:
+            for tier in SHARED_TIERS:  # drop the shares of jobs that left
+                self._read_share[tier] = {j: r for j, r in self._read_share[tier].items()
+                                          if j in self._read_demand[tier]}
+            return moved
         for tier in SHARED_TIERS:
             old = self._read_share[tier]
             new = max_min_share(self.system.shared[tier].read_byte_s, self._read_demand[tier])

@@ -122,8 +122,10 @@ def build_storage(scenario: Scenario, servers: Sequence) -> StorageSystem:
 def attach_storage(graph: nx.Graph, storage: StorageSystem) -> None:
     """Add each enabled shared tier to `graph` as node `storage.<tier>` (kind `storage`), linked
     to the topology's top switches (those without servers below them: spines, cores; else all
-    switches) with the tier's aggregate bandwidth split evenly over the links, each link at the
-    tier's latency. With no switch it hangs off one server node (so it is never a transit hop)."""
+    switches) with the tier's aggregate bandwidth split evenly over the links (read bandwidth
+    out of the tier, write bandwidth into it: `directed_byte_s`, which the router reads), each
+    link at the tier's latency. With no switch it hangs off one server node (so it is never a
+    transit hop)."""
     kinds = graph.nodes(data="kind")
     switches = [n for n, k in kinds if k == "switch"]
     top = [n for n in switches if not any(kinds[m] == "server" for m in graph.neighbors(n))]
@@ -134,8 +136,11 @@ def attach_storage(graph: nx.Graph, storage: StorageSystem) -> None:
         node = storage_node(name)
         graph.add_node(node, kind="storage")
         bw = max(tier.read_byte_s, tier.write_byte_s) / len(ends)
-        for end in ends:
-            graph.add_edge(node, end, bandwidth_byte_s=bw, latency_s=tier.latency_s)
+        for end in ends:  # reads flow out of the tier, writes into it
+            each_way = {(node, end): tier.read_byte_s / len(ends),
+                        (end, node): tier.write_byte_s / len(ends)}
+            graph.add_edge(node, end, bandwidth_byte_s=bw, directed_byte_s=each_way,
+                           latency_s=tier.latency_s)
 
 
 def max_min_share(capacity: float, demands: Mapping[int, float]) -> dict[int, float]:
