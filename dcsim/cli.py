@@ -143,9 +143,17 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
         f"  JCT mean {_fmt_s(s['jct_mean_s'])}, p50 {_fmt_s(s['jct_p50_s'])}, "
         f"p95 {_fmt_s(s['jct_p95_s'])}, p99 {_fmt_s(s['jct_p99_s'])}",
         f"  queueing delay mean {_fmt_s(s['queue_mean_s'])}   mean MFU {_fmt_pct(s['mfu_mean'])}",
-        f"  {s['events_processed']:,} events in {s['wall_s']:.2f} s wall "
-        f"({s['events_per_s']:,.0f} events/s)",
     ]
+    if s.get("data_stall_s_total") or s.get("checkpoints_total"):
+        lines.append(f"  storage: data-loading stalls {_fmt_s(s['data_stall_s_total'])} in all, "
+                     f"{s['checkpoints_total']:,} checkpoints (overhead "
+                     f"{_fmt_pct(s['checkpoint_overhead_fraction'])} of run time)")
+    if s.get("failures") or s.get("interruptions"):
+        lines.append(f"  failures: {s['failures']:,}, {s['interruptions']:,} job interruptions, "
+                     f"{s['lost_gpu_hours']:,.1f} GPU-hours lost, goodput "
+                     f"{_fmt_pct(s['goodput'])}, mean ETTR {_fmt_pct(s['ettr_mean'])}")
+    lines.append(f"  {s['events_processed']:,} events in {s['wall_s']:.2f} s wall "
+                 f"({s['events_per_s']:,.0f} events/s)")
     return "\n".join(lines)
 
 

@@ -288,3 +288,14 @@ def test_a_link_failure_interrupts_the_jobs_routed_over_it(tmp_path, network):
     assert res.failures.component[0] == "link"
     expected = {"shared": "1", "timed": "1", "isolated": "0;1"}[network]
     assert hit == expected
+
+
+def test_the_run_summary_reports_failures(tmp_path):
+    from dcsim.cli import format_summary
+
+    rows = "".join(f"{t},software,0/0,\n" for t in (0.5, 1.0))
+    res = run(small_scenario([small_job(iterations=2000)],
+                             faults={"trace": {"path": _trace(tmp_path, rows)}}))
+    text = format_summary("x", res.summary())
+    assert "failures: 2, 2 job interruptions" in text and "goodput" in text
+    assert "failures:" not in format_summary("x", run(small_scenario()).summary())
