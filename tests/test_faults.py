@@ -299,3 +299,18 @@ def test_the_run_summary_reports_failures(tmp_path):
     text = format_summary("x", res.summary())
     assert "failures: 2, 2 job interruptions" in text and "goodput" in text
     assert "failures:" not in format_summary("x", run(small_scenario()).summary())
+
+
+def test_a_weibull_instance_starts_a_new_life_when_back_in_service():
+    """Wear-out failures (Weibull, shape 40: nearly periodic) of the one host: each repair
+    (a fixed 5 h) returns an as-good-as-new server, so failures come every MTBF + repair."""
+    data = small_scenario(
+        [small_job(iterations=10**7)], cluster={"servers": [{"type": "dgx-a100-80gb",
+                                                             "count": 1}]},
+        faults={"components": {"host": {"mtbf_hours": 10, "distribution": "weibull",
+                                        "shape": 40, "repair": {"distribution": "fixed",
+                                                                "mean_hours": 5}}}},
+        horizon_s=100 * 3600)
+    times = run(data).failures.time_s.to_numpy() / 3600
+    assert len(times) >= 5
+    assert np.diff(times) == pytest.approx(np.full(len(times) - 1, 15.0), abs=1.5)

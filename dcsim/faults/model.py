@@ -3,7 +3,7 @@
 One SimPy process per component class, never one per instance: with exponential times to
 failure the class fails at the summed rate n / MTBF (the minimum of n exponentials), and the
 instance is drawn uniformly; with Weibull or lognormal times a heap holds each instance's next
-failure time. Failures of an instance already down are dropped (thinning). Every draw comes from
+failure time, its age renewed when it is back in service after a failure. Failures of an instance already down are dropped (thinning). Every draw comes from
 a named stream of the scenario seed: `faults.CLASS` (failure times, instances, cause labels),
 `faults.repair` (repair times), `faults.stragglers` (slow GPUs and episodes).
 See docs/architecture.md#failures-and-stragglers.
@@ -304,8 +304,10 @@ class FaultModel:
                 if self._all_done():
                     return
                 cause = str(rng.choice(labels[0], p=labels[1])) if labels else comp
-                self.fail(comp, index, cause)
-                heapq.heappush(heap, (self.env.now + float(_draw_ttf(cf, rng)), index))
+                event = self.fail(comp, index, cause)
+                # the repaired (or replaced) instance starts a new life when back in service
+                back_s = self.env.now + (event.downtime_s if event is not None else 0.0)
+                heapq.heappush(heap, (back_s + float(_draw_ttf(cf, rng)), index))
 
     def _trace_process(self):
         for f in self.trace:
