@@ -1,11 +1,13 @@
-"""Failure processes and stragglers, driven by the engine (`Simulation.faults`).
+"""Failure processes, driven by the engine (`Simulation.faults`); stragglers are in
+`dcsim.faults.stragglers`.
 
 One SimPy process per component class, never one per instance: with exponential times to
 failure the class fails at the summed rate n / MTBF (the minimum of n exponentials), and the
 instance is drawn uniformly; with Weibull or lognormal times a heap holds each instance's next
-failure time, its age renewed when it is back in service after a failure. Failures of an instance already down are dropped (thinning). Every draw comes from
-a named stream of the scenario seed: `faults.CLASS` (failure times, instances, cause labels),
-`faults.repair` (repair times), `faults.stragglers` (slow GPUs and episodes).
+failure time, its age renewed when it is back in service after a failure. Failures of an
+instance already down are dropped (thinning). Every draw comes from a named stream of the
+scenario seed: `faults.CLASS` (failure times, instances, cause labels), `faults.repair` (repair
+times), `faults.stragglers` (slow GPUs and episodes).
 See docs/architecture.md#failures-and-stragglers.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -26,6 +28,7 @@ from dcsim.faults.spec import (
     FaultsSpec,
     RepairSpec,
 )
+from dcsim.faults.stragglers import Stragglers
 from dcsim.faults.trace import TraceFailure, read_failure_trace
 
 if TYPE_CHECKING:
@@ -204,15 +207,7 @@ class FaultModel:
         self._server_down: dict[int, str] = {}  # server id -> what failed
         self._links_down: dict[tuple[str, str], int] = {}  # link -> failures holding it down
         self._switch_down: set[str] = set()
-        # stragglers: per-GPU slowdown factors (flat GPU index)
-        n = self.inst.count["gpu"]
-        self.persistent = np.ones(n)
-        self.transient: dict[int, list[float]] = {}  # GPU -> factors of active episodes
-        st = spec.stragglers
-        self._srng = sim.streams.stream("faults.stragglers")
-        if st is not None and st.persistent is not None and n:
-            k = int(round(st.persistent.fraction * n))
-            self.persistent[self._srng.choice(n, size=k, replace=False)] = st.persistent.factor
+        self.stragglers = Stragglers(sim, spec.stragglers, self.inst.gpu_offsets)
         self._repair_rng = sim.streams.stream("faults.repair")
         self._mtbf_cache: dict[tuple, float] = {}
         self._link_servers = [self._servers_next_to(lk) for lk in self.inst.links]
@@ -274,9 +269,7 @@ class FaultModel:
             self.env.process(self._class_process(comp, cf))
         if self.trace:
             self.env.process(self._trace_process())
-        st = self.spec.stragglers
-        if st is not None and st.transient is not None and self.inst.count["gpu"]:
-            self.env.process(self._episodes())
+        self.stragglers.start(self._all_done)
 
     def _all_done(self) -> bool:
         return self.sim._finished >= len(self.sim.jobs)
@@ -433,56 +426,6 @@ class FaultModel:
                 if (self.sim.fabric or self.sim.timed) is not None:
                     self.sim.repair_link(*link)
 
-    # ------------------------------------------------------------------ stragglers
-    def factor(self, placement: Placement) -> float:
-        """The slowest GPU of a placement: a synchronous job runs at its pace."""
-        worst = 1.0
-        offsets = self.inst.gpu_offsets
-        for sid, gpus in placement.allocations:
-            base = int(offsets[sid])
-            idx = [base + g for g in gpus]
-            worst = max(worst, float(self.persistent[idx].max()))
-            for i in idx:
-                if i in self.transient:
-                    worst = max(worst, self.persistent[i] * max(self.transient[i]))
-        return worst
-
     def slowed(self, est: StepEstimate, placement: Placement) -> StepEstimate:
-        """The estimate at the pace of the placement's slowest GPU: every phase waits for it,
-        so all the step's times stretch by its factor."""
-        f = self.factor(placement) if self.spec.stragglers is not None else 1.0
-        if f <= 1.0:
-            return est
-        return replace(est, iteration_s=est.iteration_s * f, compute_s=est.compute_s * f,
-                       bubble_s=est.bubble_s * f, dp_comm_s=est.dp_comm_s * f,
-                       tp_comm_s=est.tp_comm_s * f, optimizer_s=est.optimizer_s * f,
-                       data_stall_s=est.data_stall_s * f, overhead_s=est.overhead_s * f)
-
-    def _episodes(self):
-        st = self.spec.stragglers
-        assert st is not None and st.transient is not None
-        tr, n, rng = st.transient, self.inst.count["gpu"], self._srng
-        mean_gap = tr.mtbe_hours * HOUR / n
-        while True:
-            yield self.env.timeout(rng.exponential(mean_gap))
-            if self._all_done():
-                return
-            gpu = int(rng.integers(n))
-            duration = float(rng.exponential(tr.duration_s))
-            self.transient.setdefault(gpu, []).append(tr.factor)
-            self._reestimate_on(gpu, "straggler episode started")
-            self._later(duration, lambda g=gpu, f=tr.factor: self._episode_end(g, f))
-
-    def _episode_end(self, gpu: int, factor: float) -> None:
-        active = self.transient[gpu]
-        active.remove(factor)
-        if not active:
-            del self.transient[gpu]
-        self._reestimate_on(gpu, "straggler episode ended")
-
-    def _reestimate_on(self, gpu: int, reason: str) -> None:
-        sid, g = self.inst.gpu_of(gpu)
-        for job in list(self.sim._running.values()):
-            if job.placement is not None and any(s == sid and g in gpus
-                                                 for s, gpus in job.placement.allocations):
-                self.sim.respeed(job, reason)
+        """The estimate at the pace of the placement's slowest GPU (`Stragglers.slowed`)."""
+        return self.stragglers.slowed(est, placement)
