@@ -24,6 +24,7 @@ _EXPORTS = {
     "ScenarioError": "dcsim.errors",
     "Results": "dcsim.results",
     "load_results": "dcsim.results",
+    "compare": "dcsim.results",
     "Simulation": "dcsim.engine",
     "simulate": "dcsim.engine",
 }
@@ -33,7 +34,7 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:  # the names above, for type checkers and IDEs
     from dcsim.engine import Simulation, simulate  # noqa: F401
     from dcsim.errors import Problem, ScenarioError  # noqa: F401
-    from dcsim.results import Results, load_results  # noqa: F401
+    from dcsim.results import Results, compare, load_results  # noqa: F401
     from dcsim.scenario import JobSpec, Scenario, load_scenario, scenario_from_dict  # noqa: F401
 
 

@@ -4,6 +4,7 @@ does not track, so writing files leaves no global state behind."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,9 @@ if TYPE_CHECKING:
 
     from dcsim.results import Results
 
-__all__ = ["utilization", "jct_cdf", "gantt", "breakdown", "training_curves", "topology",
-           "link_heatmap", "failure_timeline", "save_plots"]
+__all__ = ["utilization", "queue_length", "timeline_compare", "jct_cdf", "jct_cdf_compare",
+           "gantt", "breakdown", "training_curves", "topology", "link_heatmap",
+           "failure_timeline", "parity", "save_plots"]
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -56,60 +58,128 @@ def utilization(timeline: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def jct_cdf(jobs: pd.DataFrame, ax: Axes | None = None, by: str | None = None) -> Axes:
-    """Empirical CDF of job completion time (completed jobs), optionally one line per `by`."""
+def queue_length(timeline: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Queued and running jobs over time, from the GPU timeline's level changes."""
     ax = _axes(ax)
-    done = jobs[jobs["status"] == "completed"]
-    groups = done.groupby(by) if by else [("all jobs", done)]
-    for label, group in groups:
-        x = np.sort(group["jct_s"].to_numpy() / 3600.0)
-        if x.size:
-            ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", label=str(label))
+    hours = timeline["time_s"] / 3600.0
+    ax.step(hours, timeline["queued_jobs"], where="post", color="tab:orange", label="queued jobs")
+    ax.step(hours, timeline["running_jobs"], where="post", color="tab:blue", linewidth=1,
+            alpha=0.7, label="running jobs")
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("jobs")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize="small", loc="upper right")
+    ax.set_title("Queue length over time")
+    return ax
+
+
+TIMELINE_LABELS = {"allocated_gpus": "allocated GPUs", "total_gpus": "GPUs in service",
+                   "running_jobs": "running jobs", "queued_jobs": "queued jobs"}
+
+
+def timeline_compare(timelines: Mapping[str, pd.DataFrame], column: str = "allocated_gpus",
+                     ax: Axes | None = None) -> Axes:
+    """One step line per run (label -> gpu_timeline) of one timeline column over time:
+    `allocated_gpus` (the default), `queued_jobs`, `running_jobs` or `total_gpus`."""
+    if column not in TIMELINE_LABELS:
+        raise ValueError(f"column {column!r}: not a gpu_timeline level; valid: "
+                         f"{', '.join(TIMELINE_LABELS)}")
+    ax = _axes(ax)
+    for label, timeline in timelines.items():
+        ax.step(timeline["time_s"] / 3600.0, timeline[column], where="post", linewidth=1,
+                label=str(label))
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel(TIMELINE_LABELS[column])
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize="small", loc="upper right")
+    ax.set_title(f"{TIMELINE_LABELS[column].capitalize()} over time, by run")
+    return ax
+
+
+def _cdf_line(ax: Axes, jobs: pd.DataFrame, label: str) -> None:
+    """One empirical-CDF step line of the completed jobs' JCT (nothing if none completed)."""
+    x = np.sort(jobs.loc[jobs["status"] == "completed", "jct_s"].to_numpy(dtype=float) / 3600.0)
+    if x.size:
+        ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", label=label)
+
+
+def _cdf_axes(ax: Axes, logx: bool, title: str) -> Axes:
+    if logx:
+        ax.set_xscale("log")
     ax.set_xlabel("job completion time (h)")
     ax.set_ylabel("fraction of jobs")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize="small")
-    ax.set_title("JCT CDF")
+    ax.set_title(title)
     return ax
+
+
+def jct_cdf(jobs: pd.DataFrame, ax: Axes | None = None, by: str | None = None,
+            logx: bool = False) -> Axes:
+    """Empirical CDF of job completion time (completed jobs), optionally one line per `by`."""
+    ax = _axes(ax)
+    groups = jobs.groupby(by) if by else [("all jobs", jobs)]
+    for label, group in groups:
+        _cdf_line(ax, group, str(label))
+    return _cdf_axes(ax, logx, "JCT CDF")
+
+
+def jct_cdf_compare(runs: Mapping[str, pd.DataFrame], ax: Axes | None = None,
+                    logx: bool = False) -> Axes:
+    """JCT CDFs of several runs (label -> jobs table, e.g. one per scheduler) on one axes."""
+    ax = _axes(ax)
+    for label, jobs in runs.items():
+        _cdf_line(ax, jobs, str(label))
+    return _cdf_axes(ax, logx, "JCT CDF by run")
 
 
 def gantt(segments: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None = None,
           max_servers: int = 64) -> Axes:
-    """Which job ran on which server when (one row per server, colour per job)."""
+    """Which job ran on which server when (one row per server, colour per job): servers
+    0 to max_servers - 1, one bar collection per server, so thousands of segments draw fast."""
     ax = _axes(ax)
     names = jobs.set_index("job_id")["name"]
     shown = segments[segments["server_id"] < max_servers]
-    colors = [f"C{j % 10}" for j in shown["job_id"]]
-    ax.barh(shown["server_id"], (shown["end_s"] - shown["start_s"]) / 3600.0,
-            left=shown["start_s"] / 3600.0, color=colors, height=0.8, edgecolor="black",
-            linewidth=0.3)
-    if 0 < len(shown["job_id"].unique()) <= 12:
+    edge = 0.3 if len(shown) <= 200 else 0.0  # outlines would blacken many thin bars
+    for server, rows in shown.groupby("server_id", sort=True):
+        start = rows["start_s"].to_numpy(dtype=float) / 3600.0
+        width = rows["end_s"].to_numpy(dtype=float) / 3600.0 - start
+        ax.broken_barh(list(zip(start, width, strict=True)), (server - 0.4, 0.8),
+                       facecolors=[f"C{j % 10}" for j in rows["job_id"]], edgecolor="black",
+                       linewidth=edge)
+    job_ids = shown["job_id"].unique()
+    if 0 < len(job_ids) <= 12:
         from matplotlib.patches import Patch
 
-        handles = [Patch(color=f"C{j % 10}", label=str(names.get(j, j)))
-                   for j in shown["job_id"].unique()]
+        handles = [Patch(color=f"C{j % 10}", label=str(names.get(j, j))) for j in job_ids]
         ax.legend(handles=handles, fontsize="x-small", loc="upper right")
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("time (h)")
     ax.set_ylabel("server")
     ax.invert_yaxis()
-    ax.set_title("Jobs on servers")
+    servers = segments["server_id"].nunique()
+    cut = servers > shown["server_id"].nunique()
+    ax.set_title("Jobs on servers" + (f" (0-{max_servers - 1} of {servers})" if cut else ""))
     return ax
 
 
 BREAKDOWN = (("step_compute_s", "compute"), ("step_tp_comm_s", "TP/EP comm"),
              ("step_bubble_s", "pipeline bubble"), ("step_dp_comm_s", "DP comm (exposed)"),
              ("step_optimizer_s", "optimizer"), ("step_data_stall_s", "data stall"),
-             ("step_overhead_s", "framework overhead"))
+             ("step_checkpoint_s", "checkpoint"), ("step_overhead_s", "framework overhead"))
 
 
 def breakdown(jobs: pd.DataFrame, ax: Axes | None = None, max_jobs: int = 30) -> Axes:
-    """Stacked bars: one iteration of each job that ran, split by the step-time model."""
+    """Stacked bars: one iteration of each job that ran (the first `max_jobs`), split by the
+    step-time model's `step_*_s` columns (those the table has: older results folders lack
+    `step_checkpoint_s`)."""
     ax = _axes(ax)
     ran = jobs[jobs["step_compute_s"].notna()].head(max_jobs)
     left = np.zeros(len(ran))
     for column, label in BREAKDOWN:
-        values = ran[column].to_numpy(dtype=float)
+        if column not in ran:
+            continue
+        values = ran[column].fillna(0.0).to_numpy(dtype=float)
         ax.barh(ran["name"], values, left=left, label=label)
         left += values
     ax.set_xlabel("seconds per iteration")
@@ -241,12 +311,37 @@ def failure_timeline(failures: pd.DataFrame, timeline: pd.DataFrame,
     return ax
 
 
+def parity(rows: pd.DataFrame, ax: Axes | None = None, band: float = 0.1) -> Axes:
+    """Predicted (y) against measured (x) on log-log axes, one colour per `metric` (the rows of
+    `dcsim.validation.reference_table` / `collective_table` as a DataFrame), with the line
+    predicted = measured and dotted lines at +-`band` (default 10%)."""
+    ax = _axes(ax)
+    for metric, group in rows.groupby("metric", sort=True):
+        ax.scatter(group["measured"], group["predicted"], s=18, label=str(metric))
+    values = rows[["measured", "predicted"]].to_numpy(dtype=float)
+    low, high = (values.min() / 1.5, values.max() * 1.5) if values.size else (0.1, 10.0)
+    ends = np.array([low, high])
+    ax.plot(ends, ends, color="black", linewidth=0.8, label="predicted = measured")
+    for factor in (1 - band, 1 + band):
+        ax.plot(ends, ends * factor, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel("measured (published)")
+    ax.set_ylabel("predicted (dcsim)")
+    ax.legend(fontsize="small", loc="upper left")
+    ax.set_title(f"Predicted vs measured ({len(rows)} rows; dotted: ±{band:.0%})")
+    return ax
+
+
 def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     """Draw the standard plots of a run into PNG files; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     drawings = {
         "utilization.png": lambda: utilization(results.gpu_timeline, ax=_new_axes()),
+        "queue_length.png": lambda: queue_length(results.gpu_timeline, ax=_new_axes()),
         "jct_cdf.png": lambda: jct_cdf(results.jobs, ax=_new_axes()),
         "gantt.png": lambda: gantt(results.segments, results.jobs, ax=_new_axes()),
         "breakdown.png": lambda: breakdown(results.jobs, ax=_new_axes()),

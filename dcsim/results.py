@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["Results", "load_results", "FILES"]
+__all__ = ["Results", "load_results", "compare", "FILES"]
 
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
          "events": "events.csv", "training": "training.csv", "executions": "executions.csv",
@@ -102,3 +103,24 @@ def load_results(out_dir: str | Path) -> Results:
     summary = {k: (float("nan") if v is None else v) for k, v in summary.items()}
     run = json.loads((d / "run.json").read_text(encoding="utf-8"))
     return Results(**frames, run=run, _summary=summary)
+
+
+def _flatten(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as `key.subkey` entries (an empty dict leaves no entry)."""
+    flat: dict[str, Any] = {}
+    for key, value in summary.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def compare(runs: Mapping[str, Results]) -> pd.DataFrame:
+    """The runs' summaries side by side: one row per run (indexed by its label), one column per
+    summary key, nested dicts flattened to `key.subkey` (`top_links.leaf0->spine0`,
+    `interruptions_by_cause.NIC`); a key one run lacks is NaN there."""
+    if not runs:
+        raise ValueError("compare: no runs given")
+    rows = [_flatten(results.summary()) for results in runs.values()]
+    return pd.DataFrame(rows, index=pd.Index([str(k) for k in runs], name="run"))
