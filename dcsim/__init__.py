@@ -27,6 +27,8 @@ _EXPORTS = {
     "compare": "dcsim.results",
     "Simulation": "dcsim.engine",
     "simulate": "dcsim.engine",
+    "run_sweep": "dcsim.sweep",
+    "load_sweep": "dcsim.sweep",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -36,6 +38,7 @@ if TYPE_CHECKING:  # the names above, for type checkers and IDEs
     from dcsim.errors import Problem, ScenarioError  # noqa: F401
     from dcsim.results import Results, compare, load_results  # noqa: F401
     from dcsim.scenario import JobSpec, Scenario, load_scenario, scenario_from_dict  # noqa: F401
+    from dcsim.sweep import load_sweep, run_sweep  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

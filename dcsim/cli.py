@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
 
-    val = sub.add_parser("validate", help="check scenario files; exit 2 on any problem")
+    val = sub.add_parser("validate", help="check scenario (or sweep) files; exit 2 on any "
+                         "problem")
     val.add_argument("scenarios", nargs="+", metavar="SCENARIO")
     val.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE")
@@ -96,6 +97,16 @@ def _parser() -> argparse.ArgumentParser:
 
     ref = sub.add_parser("reference", help="predicted vs published step times (data/reference)")
     ref.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+
+    swp = sub.add_parser("sweep", help="run a parameter sweep (docs/sweeps.md); resumable")
+    swp.add_argument("sweep", metavar="SWEEP", help="sweep YAML (e.g. sweeps/*.yaml)")
+    swp.add_argument("--out", help="output folder (default: results/sweeps/NAME); rerun on "
+                     "the same folder to resume")
+    swp.add_argument("--workers", type=_positive_int, default=1, help="points run at once")
+    swp.add_argument("--backend", choices=["local", "ray"], default="local",
+                     help="local processes, or Ray tasks (pip install \"dcsim[ray]\")")
+    swp.add_argument("--address", help="Ray cluster to join (default: start a local one)")
+    swp.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
 
     cat = sub.add_parser("catalog", help="list the hardware and model catalog")
     cat.add_argument("what", choices=["gpus", "servers", "nics", "models", "schedulers",
@@ -158,8 +169,9 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
 
 
 class _Progress:
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, unit: str = "jobs") -> None:
         self.enabled = enabled
+        self.unit = unit
         self.shown = False
 
     def __call__(self, done: int, total: int) -> None:
@@ -167,7 +179,7 @@ class _Progress:
             return
         width = 30
         filled = int(width * done / total)
-        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs")
+        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {self.unit}")
         sys.stderr.flush()
         self.shown = True
 
@@ -196,6 +208,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _is_sweep(path: str) -> bool:
+    """A sweep file (docs/sweeps.md) is a mapping with `factors`; anything else is a scenario."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False  # load_scenario reports it
+    return isinstance(data, dict) and "factors" in data
+
+
+def _check_sweep(path: str) -> str:
+    from dcsim.sweep import plan_sweep, read_sweep
+
+    plan = plan_sweep(read_sweep(path))
+    return f"{plan.sweep.spec.name}: {len(plan.points)} points, each scenario valid"
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from dcsim.errors import ScenarioError
     from dcsim.scenario import load_scenario
@@ -203,6 +233,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for path in args.scenarios:
         try:
+            if _is_sweep(path):
+                print(f"{path}: ok (sweep {_check_sweep(path)})")
+                continue
             scenario = load_scenario(path, args.overrides)
             print(f"{path}: ok ({scenario.name})")
         except ScenarioError as exc:
@@ -386,9 +419,34 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Exit 1 when any point failed (after writing the table), 2 on a bad sweep file."""
+    from dcsim.sweep import read_sweep, run_sweep
+
+    sweep = read_sweep(args.sweep)
+    out = Path(args.out or f"results/sweeps/{sweep.spec.name}")
+    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty(), unit="points")
+    try:
+        table = run_sweep(sweep, out, workers=args.workers, backend=args.backend,
+                          address=args.address, progress=progress)
+    except ImportError as exc:  # the ray backend without ray
+        progress.close()
+        print(f"dcsim sweep: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    progress.close()
+    r = table.attrs["sweep"]
+    for note in r["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    if not args.quiet:
+        print(f"sweep {sweep.spec.name!r}: {r['total']} points, {r['run']} run, "
+              f"{r['skipped']} skipped (resumed), {r['failed']} failed in "
+              f"{_fmt_s(r['wall_s'])}; table written to {r['table']}")
+    return EXIT_INTERNAL if r["failed"] else EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate,
             "calibrate": cmd_calibrate, "collective": cmd_collective, "topology": cmd_topology,
-            "reference": cmd_reference, "catalog": cmd_catalog}
+            "reference": cmd_reference, "catalog": cmd_catalog, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,7 @@ def test_readme_setup_commands_are_the_two_documented_ones():
 def test_readme_commands_run(tmp_path, monkeypatch, capsys):
     """Every `dcsim ...` command in the README runs (pip and pytest are what CI itself runs)."""
     shutil.copytree(REPO / "scenarios", tmp_path / "scenarios")
+    shutil.copytree(REPO / "sweeps", tmp_path / "sweeps")  # they name ../scenarios/...
     (tmp_path / "data").symlink_to(REPO / "data")  # traces the scenarios name (../data/...)
     monkeypatch.chdir(tmp_path)
     commands = []
