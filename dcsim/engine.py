@@ -125,6 +125,7 @@ class Simulation:
         self._alone_step_s: dict[tuple, float] = {}  # step time alone, by spec and GPU types
         self._levels: np.ndarray | None = None  # links' last levels
         self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
+        self._link_names: list[str] = []  # the fabric's directed links, by index
         # failures, repairs, spares, stragglers (scenario `faults`; dcsim/faults/model.py)
         self.faults = FaultModel(self, scenario.faults) if scenario.faults is not None else None
 
@@ -688,10 +689,13 @@ class Simulation:
         if self._levels is None:
             self._levels = np.zeros_like(utilization)
             self._recorded = self._recorded_links(fabric.router)
+            self._link_names = [fabric.router.link_name(i) for i in range(len(utilization))]
         changed = np.abs(utilization - self._levels) > 1e-12
-        for i in np.flatnonzero(changed & self._recorded):
-            self.recorder.links.append(LinkLevel(self.env.now, fabric.router.link_name(int(i)),
-                                                 float(utilization[i])))
+        rows = np.flatnonzero(changed & self._recorded)
+        if rows.size:
+            now, names = self.env.now, self._link_names
+            self.recorder.links.extend(LinkLevel(now, names[i], u) for i, u in zip(
+                rows.tolist(), utilization[rows].tolist(), strict=True))
         self._levels = utilization.copy()
 
     def _recorded_links(self, router: Router) -> np.ndarray:

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from dcsim.fabric.solver import Routes, max_min_rates, routes_to_csr
+from dcsim.fabric.solver import Routes, max_min_rates, max_min_rates_trusted, routes_to_csr
 
 
 def reference_max_min(routes, capacity, max_rate=float("inf"), number=Fraction):
@@ -148,3 +148,16 @@ def test_reference_float_mode_agrees():
     exact = reference_max_min(routes, capacity)
     np.testing.assert_allclose(reference_max_min(routes, capacity, number=float), exact, rtol=1e-9)
     np.testing.assert_allclose(max_min_rates(routes, capacity), exact, rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_trusted_entry_gives_the_checked_rates(seed):
+    rng = np.random.default_rng(seed)
+    n_links = 40
+    routes = [sorted(rng.choice(n_links, size=rng.integers(1, 6), replace=False).tolist())
+              for _ in range(300)]
+    capacity = rng.uniform(1.0, 10.0, n_links)
+    csr = routes_to_csr(routes)
+    assert np.array_equal(max_min_rates_trusted(csr, capacity), max_min_rates(routes, capacity))
+    with pytest.raises(ValueError, match="more than once"):
+        max_min_rates_trusted(routes_to_csr([[1, 1]]), capacity)

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Routes", "max_min_rates", "routes_to_csr"]
+__all__ = ["Routes", "max_min_rates", "max_min_rates_trusted", "routes_to_csr"]
 
 TIE_RTOL = 1e-12  # links whose share is within this of the smallest fill in the same round
 
@@ -86,6 +86,20 @@ def max_min_rates(
     if dup_flow >= 0:
         raise ValueError(f"routes: flow {dup_flow} crosses link {dup_link} more than once")
     return water_fill(indptr, indices, link_ptr, link_flows, capacity, float(max_rate), TIE_RTOL)
+
+
+def max_min_rates_trusted(routes: Routes, capacity: np.ndarray) -> np.ndarray:
+    """`max_min_rates` for callers that build well-formed CSR routes themselves (int64
+    indptr/indices in range, capacities finite and > 0): the same rates, without the input
+    checks (the fabrics call this on every re-solve). A flow crossing a link twice still
+    raises."""
+    transpose, water_fill = _kernels()
+    link_ptr, link_flows, dup_flow, dup_link = transpose(routes.indptr, routes.indices,
+                                                         len(capacity))
+    if dup_flow >= 0:
+        raise ValueError(f"routes: flow {dup_flow} crosses link {dup_link} more than once")
+    return water_fill(routes.indptr, routes.indices, link_ptr, link_flows, capacity, np.inf,
+                      TIE_RTOL)
 
 
 def _check_capacity(capacity: object) -> np.ndarray:

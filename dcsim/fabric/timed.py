@@ -25,7 +25,7 @@ import simpy
 
 from dcsim.fabric.routing import Router
 from dcsim.fabric.sharing import STALL_RATE, GpusOf, gpu_lists, pipeline_routes, ring_routes
-from dcsim.fabric.solver import max_min_rates
+from dcsim.fabric.solver import Routes, max_min_rates_trusted
 
 __all__ = ["TimedFabric"]
 
@@ -41,6 +41,16 @@ class _Transfer:
     nbytes: float
     event: simpy.Event
     rates: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    flat: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    lens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def _arrays(routes: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Routes as one array of link indices and each flow's length."""
+    lens = np.array([len(r) for r in routes], dtype=np.int64)
+    flat = (np.concatenate([np.asarray(r, dtype=np.int64) for r in routes]) if routes
+            else np.zeros(0, dtype=np.int64))
+    return flat, lens
 
 
 class TimedFabric:
@@ -55,6 +65,8 @@ class TimedFabric:
         self.env = env
         self.router = Router(graph, attach)
         self._jobs: dict[int, tuple[dict[int, tuple[int, ...]], int]] = {}  # GPUs, pp
+        # job id -> its ring routes, and as arrays (_arrays); cached until a link changes
+        self._ring_routes: dict[int, tuple[list[list[int]], np.ndarray, np.ndarray]] = {}
         self._transfers: dict[int, _Transfer] = {}  # job id -> its transfer in flight
         self._on_levels = on_levels
         self._updated_s = 0.0
@@ -81,6 +93,7 @@ class TimedFabric:
     def remove(self, job_id: int) -> None:
         """The job left its GPUs: its transfer in flight (if any) is dropped."""
         self._jobs.pop(job_id, None)
+        self._ring_routes.pop(job_id, None)
         self.cancel(job_id)
 
     def cancel(self, job_id: int) -> None:
@@ -101,10 +114,10 @@ class TimedFabric:
             event.succeed()
             return event
         self._advance()
-        routes = self._routes(job_id)
+        routes, flat, lens = self._cached(job_id)
         n = len(routes) if routes else 1
         self._transfers[job_id] = _Transfer(job_id, routes, cap_byte_s, np.full(n, nbytes),
-                                            nbytes, event)
+                                            nbytes, event, flat=flat, lens=lens)
         self._reshare(advance=False)
         return event
 
@@ -120,10 +133,16 @@ class TimedFabric:
             return []
 
     def _routes(self, job_id: int) -> list[list[int]]:
-        try:
-            return ring_routes(self.router, job_id, *self._jobs[job_id])
-        except ValueError:  # a failed link split the job's servers apart
-            return []
+        return self._cached(job_id)[0]
+
+    def _cached(self, job_id: int) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
+        if job_id not in self._ring_routes:
+            try:
+                routes = ring_routes(self.router, job_id, *self._jobs[job_id])
+            except ValueError:  # a failed link split the job's servers apart
+                routes = []
+            self._ring_routes[job_id] = (routes, *_arrays(routes))
+        return self._ring_routes[job_id]
 
     def fail(self, u: str, v: str) -> None:
         self.router.remove(u, v)
@@ -135,9 +154,10 @@ class TimedFabric:
 
     def _reroute(self) -> None:
         self._advance()
+        self._ring_routes.clear()
         for t in self._transfers.values():
             left = float(t.remaining.max()) if len(t.remaining) else 0.0
-            t.routes = self._routes(t.job_id)
+            t.routes, t.flat, t.lens = self._cached(t.job_id)
             t.remaining = np.full(len(t.routes) if t.routes else 1, left)
         self._reshare(advance=False)
 
@@ -178,28 +198,50 @@ class TimedFabric:
 
     def _solve(self) -> None:
         """Max-min rates of the live flows; each flow also crosses a private link of its
-        transfer's cap."""
+        transfer's cap (index n_links + k for the k-th live flow)."""
         n_links = len(self.router.links)
-        routes: list[list[int]] = []
-        owners: list[tuple[_Transfer, int]] = []
-        caps: list[float] = []
+        pieces: list[tuple[_Transfer, np.ndarray, np.ndarray, np.ndarray]] = []
+        n_live = 0
         for t in self._transfers.values():
             t.rates = np.zeros(len(t.remaining))
             if not t.routes:  # cut apart: crawls at STALL_RATE until a repair reroutes it
                 t.rates[:] = STALL_RATE
                 continue
-            for i, route in enumerate(t.routes):
-                if t.remaining[i] > DONE_RTOL * t.nbytes:
-                    routes.append([*route, n_links + len(caps)])
-                    caps.append(t.cap)
-                    owners.append((t, i))
+            live = np.flatnonzero(t.remaining > DONE_RTOL * t.nbytes)
+            if not len(live):
+                continue
+            if len(live) == len(t.lens):
+                flat, lens = t.flat, t.lens
+            else:
+                keep = np.repeat(np.isin(np.arange(len(t.lens)), live), t.lens)
+                flat, lens = t.flat[keep], t.lens[live]
+            pieces.append((t, live, flat, lens))
+            n_live += len(live)
         load = np.zeros(n_links)
-        if routes:
-            capacity = np.concatenate([self.router.capacity, np.array(caps)])
-            rates = max_min_rates(routes, capacity)
-            for (t, i), route, rate in zip(owners, routes, rates, strict=True):
-                t.rates[i] = rate
-                load[route[:-1]] += rate
+        if pieces:
+            rates = max_min_rates_trusted(*self._csr(pieces, n_links, n_live))
+            at = 0
+            for t, live, _, _ in pieces:
+                t.rates[live] = rates[at:at + len(live)]
+                at += len(live)
+            load = np.bincount(np.concatenate([p[2] for p in pieces]),
+                               weights=np.repeat(rates, np.concatenate([p[3] for p in pieces])),
+                               minlength=n_links)
         self.utilization = load / self.router.capacity
         if self._on_levels is not None:
             self._on_levels(self.utilization)
+
+    def _csr(self, pieces, n_links: int, n_live: int) -> tuple[Routes, np.ndarray]:
+        """The live flows' routes, each with its cap link appended, in CSR form, and the
+        capacities of the real links followed by the cap links."""
+        lens = np.concatenate([p[3] for p in pieces]) + 1
+        indptr = np.zeros(n_live + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        indices = np.empty(int(indptr[-1]), dtype=np.int64)
+        ends = indptr[1:] - 1
+        on_route = np.ones(len(indices), dtype=bool)
+        on_route[ends] = False
+        indices[on_route] = np.concatenate([p[2] for p in pieces])
+        indices[ends] = n_links + np.arange(n_live)
+        caps = np.concatenate([np.full(len(p[1]), p[0].cap) for p in pieces])
+        return Routes(indptr, indices), np.concatenate([self.router.capacity, caps])
