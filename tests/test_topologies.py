@@ -263,3 +263,23 @@ def test_graph_path_is_relative_to_the_scenario_file(tmp_path, write_yaml):
     data = small_scenario(topology={"kind": "graph", "params": {"path": "net.yaml"}})
     scenario = dcsim.load_scenario(write_yaml(data))  # in tmp_path, beside net.yaml
     assert dcsim.simulate(scenario).summary()["jobs_completed"] == 1
+
+
+@pytest.mark.parametrize("kind,params", [
+    ("leaf-spine", {"servers_per_leaf": 4, "spines": 2, "oversubscription": 2.0}),
+    ("fat-tree", {"k": 4}), ("torus", {"dims": [3, 4]}), ("dragonfly", {})])
+def test_ring_bandwidth_cached_by_twin_servers_is_the_max_flow(kind, params):
+    """Network caches a pair's max-flow by the two servers' links (twins share it): every
+    ring hop still gets the max-flow of its own pair."""
+    from dcsim.engine import Simulation
+
+    sc = small_scenario(cluster={"servers": [{"type": "dgx-a100-80gb", "count": 12}]},
+                        topology={"kind": kind, "params": params})
+    net = Simulation(dcsim.scenario_from_dict(sc)).network
+    directed = net.graph.to_directed()
+    for sets in ([0, 1], [0, 5], [2, 3, 7, 11], list(range(12))):
+        ring = net.ring({s: 8 for s in sets})
+        hops = zip(sets, sets[1:] + sets[:1], strict=False)
+        flow = min(nx.maximum_flow_value(directed, server_node(a), server_node(b),
+                                         capacity="bandwidth_byte_s") for a, b in hops)
+        assert ring.bandwidth_byte_s == pytest.approx(min(flow / 8, ring.intra_bandwidth))
