@@ -82,6 +82,10 @@ class JobState:
     work_s: float = 0.0
     warmup_due_s: float = 0.0
     history: list[tuple[float, float, Placement]] = field(default_factory=list)
+    # view fields fixed by (spec, gpu_types, alone_step_s): see `_static`
+    _static_fields: tuple | None = field(default=None, init=False, repr=False)
+    # a job not running: (static fields, the state its view reads, the view); see `view`
+    _idle_view: tuple | None = field(default=None, init=False, repr=False)
 
     @property
     def remaining(self) -> float:
@@ -140,33 +144,45 @@ class JobState:
         return self.spec.iterations * self.alone_step_s if self.spec.iterations else math.nan
 
     def view(self, now_s: float) -> JobView:
+        """What policies see of the job at `now_s`. The engine builds a view per queued job
+        at every round and per running job at every decision instant, so this is on its hot
+        path: the fields fixed by the spec, the admitted GPU types and the step time alone are
+        read once (`_static`), and a job not running, whose view does not depend on `now_s`,
+        gets the same view object back until its state changes."""
+        static = self._static()
+        if self.status is not Status.RUNNING:
+            state = (self.iterations_done, self.run_s, self.queued_since_s, self.last_start_s)
+            cached = self._idle_view
+            if cached is None or cached[0] is not static or cached[1] != state:
+                cached = self._idle_view = (static, state, self._view(static, now_s, False))
+            return cached[2]
+        return self._view(static, now_s, True)
+
+    def _view(self, static: tuple, now_s: float, running: bool) -> JobView:
+        (job_id, name, num_gpus, gpu_types, submit_s, priority, iterations, user,
+         virtual_cluster, alone_s) = static
         service = self.run_s
-        running = self.status is Status.RUNNING
         if running:
             service += now_s - self.seg_start_s
             assert self.estimate is not None
-            remaining_s = ((self.spec.iterations - self.progress_at(now_s))
-                           * self.estimate.iteration_s + max(self.hold_until_s - now_s, 0.0))
+            remaining_s = ((iterations - self.progress_at(now_s)) * self.estimate.iteration_s
+                           + max(self.hold_until_s - now_s, 0.0))
         else:  # (a duration job placed before its iterations are known has no estimate)
-            remaining_s = (self.remaining * self.alone_step_s if self.spec.iterations
-                           else math.nan)
-        return JobView(
-            job_id=self.job_id,
-            name=self.spec.name,
-            num_gpus=self.spec.num_gpus,
-            gpu_types=self.gpu_types,
-            submit_s=self.spec.arrival_s,
-            priority=self.spec.priority,
-            running=running,
-            iterations=self.spec.iterations,
-            iterations_done=self.iterations_done,
-            attained_service_gpu_s=service * self.spec.num_gpus,
-            user=self.spec.user or "",
-            virtual_cluster=self.spec.virtual_cluster or "",
-            alone_s=self.alone_s,
-            remaining_s=remaining_s,
-            run_s=service,
-            queued_since_s=self.queued_since_s,
-            last_start_s=self.last_start_s,
-            gpu_type=self.gpu_type if running else "",
-        )
+            remaining_s = (self.remaining * self.alone_step_s if iterations else math.nan)
+        return JobView(job_id, name, num_gpus, gpu_types, submit_s, priority, running,
+                       iterations, self.iterations_done, service * num_gpus, user,
+                       virtual_cluster, alone_s, remaining_s, service, self.queued_since_s,
+                       self.last_start_s, self.gpu_type if running else "")
+
+    def _static(self) -> tuple:
+        """The view's fields fixed by (spec, gpu_types, alone_step_s), rebuilt when one of
+        them is replaced (the engine sets them at submission)."""
+        cached = self._static_fields
+        if (cached is None or cached[0] is not self.spec or cached[1] is not self.gpu_types
+                or cached[2] != self.alone_step_s):  # (NaN != NaN: rebuilt until set)
+            spec = self.spec
+            fields = (self.job_id, spec.name, spec.num_gpus, self.gpu_types, spec.arrival_s,
+                      spec.priority, spec.iterations, spec.user or "",
+                      spec.virtual_cluster or "", self.alone_s)
+            cached = self._static_fields = (spec, self.gpu_types, self.alone_step_s, fields)
+        return cached[3]
