@@ -252,3 +252,27 @@ def test_trace_counts_and_virtual_clusters(tmp_path):
     assert sum(s["skip_reasons"].values()) == 1
     assert (res.jobs.virtual_cluster != "").all()
     assert set(res.groups.group_by) == {"virtual_cluster"}
+
+
+def test_fifo_heap_rounds_launch_what_sorting_the_queue_launches(monkeypatch):
+    """FIFO declares a static order (`Scheduler.static_key`), so the engine keeps its queue as
+    a heap and looks only at the head; the runs match the general sort-the-queue rounds."""
+    from dcsim.policies.scheduling import Fifo
+
+    data = small_scenario(cluster={"servers": [{"type": "dgx-a100-80gb", "count": 2}]},
+                          workload={"generator": {
+                              "kind": "poisson", "num_jobs": 80, "mean_interarrival_s": 5,
+                              "mix": [{"weight": 1, "job": {
+                                  "name": "j", "model": "resnet50", "global_batch": 256,
+                                  "parallelism": {"dp": 8, "micro_batch": 32},
+                                  "iterations": 4000}},
+                                  {"weight": 1, "job": {
+                                      "name": "k", "model": "bert-large", "global_batch": 64,
+                                      "parallelism": {"dp": 4, "micro_batch": 16},
+                                      "iterations": 3000}}]}})
+    heap = dcsim.simulate(dcsim.scenario_from_dict(data))
+    monkeypatch.setattr(Fifo, "static_key", None)
+    sort = dcsim.simulate(dcsim.scenario_from_dict(data))
+    assert heap.summary()["queue_mean_s"] > 60  # the queue was long
+    assert heap.jobs.to_csv() == sort.jobs.to_csv()
+    assert heap.segments.to_csv() == sort.segments.to_csv()

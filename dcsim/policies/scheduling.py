@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -63,6 +63,11 @@ class Gate:
 class Scheduler:
     name: ClassVar[str]
     backfill: ClassVar[bool] = False
+    # A key that fixes each queued job's rank for its whole wait, so that `order(queue)` is
+    # `sorted(queue, key=static_key)`. A strict scheduler with one (no backfill, gate,
+    # preemption or decision times) lets the engine keep the queue as a heap and look only at
+    # its head each round.
+    static_key: ClassVar[Callable[[JobView], Any] | None] = None
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
@@ -99,6 +104,8 @@ _fifo_key = attrgetter("submit_s", "job_id")
 @SCHEDULERS.register("fifo")
 class Fifo(Scheduler):
     """First in, first out, strictly: the head of the queue blocks everything behind it."""
+
+    static_key = _fifo_key
 
     def order(self, queue: Sequence[JobView], now_s: float) -> list[JobView]:
         return sorted(queue, key=_fifo_key)
