@@ -37,7 +37,7 @@ import numpy as np
 
 from dcsim.fabric.internals import gpu_node
 from dcsim.fabric.routing import Router
-from dcsim.fabric.solver import max_min_rates
+from dcsim.fabric.solver import Routes, max_min_rates_trusted
 from dcsim.fabric.topology import server_node
 
 __all__ = ["SharedFabric", "STALL_RATE", "ring_routes", "pipeline_routes", "stages"]
@@ -113,6 +113,7 @@ class SharedFabric:
         self._p2p_rates: dict[int, float] = {}  # job id -> slowest pipeline flow rate
         # job id -> (ring routes, pipeline routes), or None if a failure cut the job apart
         self._routes: dict[int, tuple[list[list[int]], list[list[int]]] | None] = {}
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray, int, int] | None] = {}
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
         # job id -> (storage node, server id -> read demand bytes/s), and the rates got
         self._reads: dict[int, tuple[str, dict[int, float]]] = {}
@@ -133,6 +134,7 @@ class SharedFabric:
         self._rates.pop(job_id, None)
         self._p2p_rates.pop(job_id, None)
         self._routes.pop(job_id, None)
+        self._arrays.pop(job_id, None)
         reads = self.set_reads(job_id, None, {})
         return (self._jobs.pop(job_id, None) is not None) or reads
 
@@ -180,11 +182,13 @@ class SharedFabric:
     def fail(self, u: str, v: str) -> None:
         self.router.remove(u, v)
         self._routes.clear()
+        self._arrays.clear()
         self._read_routes.clear()
 
     def repair(self, u: str, v: str) -> None:
         self.router.restore(u, v)
         self._routes.clear()
+        self._arrays.clear()
         self._read_routes.clear()
 
     def _job_read_routes(self, job_id: int) -> list[list[int]] | None:
@@ -213,36 +217,51 @@ class SharedFabric:
 
 
     def solve(self) -> dict[int, float]:
-        """Recompute every job's rates; returns the jobs whose ring or pipeline rate changed
-        (id -> new ring rate)."""
-        owners: list[tuple[int, bool]] = []  # (job, is a pipeline flow)
-        routes: list[list[int]] = []
+        """Recompute every job's rates; returns the jobs whose ring, pipeline or read rate
+        changed (id -> new ring rate)."""
         ring: dict[int, float] = {}
         p2p: dict[int, float] = {}
+        flats: list[np.ndarray] = []
+        lens: list[np.ndarray] = []
+        segments: list[tuple[int, int, int]] = []  # (job, ring flows, pipeline flows)
         for job_id in sorted(self._jobs):
-            job_routes = self._job_routes(job_id)
-            if job_routes is None:  # cut apart: it stalls
+            arrays = self._job_arrays(job_id)
+            if arrays is None:  # cut apart: it stalls
                 ring[job_id] = p2p[job_id] = STALL_RATE
                 continue
-            for is_p2p, these in enumerate(job_routes):
-                owners += [(job_id, bool(is_p2p))] * len(these)
-                routes += these
-        n_links, n_ring = len(self.router.links), len(routes)
-        read_owner, caps, reads = self._read_flows(routes, n_links)
+            flat, flow_lens, n_ring, n_p2p = arrays
+            if n_ring + n_p2p:
+                flats.append(flat)
+                lens.append(flow_lens)
+                segments.append((job_id, n_ring, n_p2p))
+        n_links = len(self.router.links)
+        n_train = int(sum(len(x) for x in lens))
+        read_routes: list[list[int]] = []
+        read_owner, caps, reads = self._read_flows(read_routes, n_links)
         load = np.zeros(n_links)
-        if routes:
+        if n_train or read_routes:
+            flats += [np.asarray(r, dtype=np.int64) for r in read_routes]
+            lens.append(np.array([len(r) for r in read_routes], dtype=np.int64))
+            flow_lens = np.concatenate(lens)
+            indptr = np.zeros(len(flow_lens) + 1, dtype=np.int64)
+            np.cumsum(flow_lens, out=indptr[1:])
+            indices = np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
             capacity = (np.concatenate([self.router.capacity, np.array(caps)]) if caps
                         else self.router.capacity)
-            rates = max_min_rates(routes, capacity)
-            for (job_id, is_p2p), route, rate in zip(owners, routes, rates, strict=False):
-                out = p2p if is_p2p else ring
-                out[job_id] = min(out.get(job_id, float("inf")), float(rate))
-                load[route] += rate
-            for job_id, route, rate, cap in zip(read_owner, routes[n_ring:], rates[n_ring:],
-                                                caps, strict=True):
+            rates = max_min_rates_trusted(Routes(indptr, indices), capacity)
+            at = 0
+            for job_id, n_ring, n_p2p in segments:
+                if n_ring:
+                    ring[job_id] = float(rates[at:at + n_ring].min())
+                if n_p2p:
+                    p2p[job_id] = float(rates[at + n_ring:at + n_ring + n_p2p].min())
+                at += n_ring + n_p2p
+            for job_id, rate, cap in zip(read_owner, rates[n_train:], caps, strict=True):
                 total = sum(self._reads[job_id][1].values())
                 reads[job_id] = min(reads.get(job_id, total), total * float(rate) / cap)
-                load[route[:-1]] += rate  # the last link is the flow's virtual cap
+            carried = indices < n_links  # not the reads' virtual cap links
+            load = np.bincount(indices[carried], weights=np.repeat(rates, flow_lens)[carried],
+                               minlength=n_links)
         self.utilization = load / self.router.capacity
 
         def moved(old: dict[int, float], new: dict[int, float]) -> set[int]:
@@ -252,6 +271,21 @@ class SharedFabric:
                    | moved(self._read_rates, reads))
         self._rates, self._p2p_rates, self._read_rates = ring, p2p, reads
         return {j: ring.get(j, 0.0) for j in sorted(changed)}
+
+    def _job_arrays(self, job_id: int) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+        """The job's ring then pipeline routes as one array of link indices and each flow's
+        length, with the two counts (cached with the routes), or None if it is cut apart."""
+        if job_id not in self._arrays:
+            routes = self._job_routes(job_id)
+            if routes is None:
+                self._arrays[job_id] = None
+            else:
+                both = routes[0] + routes[1]
+                flat = (np.concatenate([np.asarray(r, dtype=np.int64) for r in both]) if both
+                        else np.zeros(0, dtype=np.int64))
+                self._arrays[job_id] = (flat, np.array([len(r) for r in both], dtype=np.int64),
+                                        len(routes[0]), len(routes[1]))
+        return self._arrays[job_id]
 
     def _read_flows(self, routes: list[list[int]], n_links: int
                     ) -> tuple[list[int], list[float], dict[int, float]]:
