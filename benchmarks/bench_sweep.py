@@ -3,7 +3,7 @@
 one: the start-up cost that `workers=1` avoids), and 2 worker processes; reported: each wall
 time, the sum of the points' own run times, and the speed-up of 2 workers over 1.
 
-The sweep: scenarios/placement_study.yaml with 800 jobs (each point ~1-3 s), four placements
+The sweep: scenarios/placement_study.yaml with 4,000 jobs (each point ~3-4 s), four placements
 x four seeds. Every variant starts from an empty output folder and must give the same table.
 
     python -m benchmarks.bench_sweep [--out benchmarks/results/bench_sweep.json]
@@ -29,7 +29,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_sweep.json"
 SWEEP = {
     "name": "bench-sweep",
     "base": "scenarios/placement_study.yaml",
-    "set": {"workload.generator.num_jobs": 800},
+    "set": {"workload.generator.num_jobs": 4000},
     "factors": {"placement.kind": ["packed", "topology-aware", "spread", "load-balanced"]},
     "seeds": {"count": 4},
 }
