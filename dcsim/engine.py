@@ -432,10 +432,13 @@ class Simulation:
         job.process.interrupt(Stop(reason))
         faults = self.scenario.faults
         limit = faults.max_retries if faults is not None else None
-        if limit is not None and job.interruptions > limit:
+        stuck = self._stuck(job, ckpt)
+        if (limit is not None and job.interruptions > limit) or stuck:
             job.status, job.end_s = Status.FAILED, self.env.now
             job.reason = (f"retry-limit: interrupted {job.interruptions} times "
-                          f"(faults.max_retries {limit}); last: {reason}")
+                          f"(faults.max_retries {limit}); last: {reason}") if not stuck else (
+                f"no-progress: interrupted {job.stuck_interruptions} times in a row without "
+                f"keeping any progress (faults.max_retries_without_progress); last: {reason}")
             self._event(job, "failed", job.reason)
             self._finished += 1
         else:
@@ -445,6 +448,17 @@ class Simulation:
             self._event(job, "interrupted", f"{reason}; lost {lost:.3f} iterations")
         self._level()
         self._request_round()
+
+    def _stuck(self, job: JobState, kept: float) -> bool:
+        """Count the interruptions in a row that let the job keep no more iterations than
+        before; True once they reach `faults.max_retries_without_progress`."""
+        if kept > job.kept_iterations + EPS:
+            job.kept_iterations, job.stuck_interruptions = kept, 0
+        else:
+            job.stuck_interruptions += 1
+        faults = self.scenario.faults
+        limit = faults.max_retries_without_progress if faults is not None else None
+        return limit is not None and job.stuck_interruptions >= limit
 
     def server_down(self, server_id: int) -> None:
         """A server leaves service (its jobs already interrupted): its GPUs are unavailable."""

@@ -77,6 +77,9 @@ class JobState:
     # failures (dcsim/faults): interruptions, work lost (iterations, and their time), productive
     # time (running past restore holds, less lost work), warm-up owed at the next start
     interruptions: int = 0
+    # interruptions in a row after which the job kept no more iterations than before
+    stuck_interruptions: int = 0
+    kept_iterations: float = 0.0  # the most iterations an interruption has let it keep
     lost_iterations: float = 0.0
     lost_s: float = 0.0
     work_s: float = 0.0

@@ -46,7 +46,8 @@ def test_exponential_inter_failure_times_have_the_configured_mean():
     mtbf_h, n_gpus = 100.0, 16  # 2 servers x 8 GPUs: the class fails every 6.25 h
     data = small_scenario([small_job(iterations=10**9)], horizon_s=2500 * 3600.0,
                           faults={"components": {"gpu": {"mtbf_hours": mtbf_h}},
-                                  "repair": {"distribution": "fixed", "mean_hours": 1e-4}})
+                                  "repair": {"distribution": "fixed", "mean_hours": 1e-4},
+                                  "max_retries_without_progress": None})
     f = run(data).failures
     gaps = np.diff(np.concatenate([[0.0], f.time_s.to_numpy()])) / 3600.0
     expected = mtbf_h / n_gpus
@@ -314,3 +315,19 @@ def test_a_weibull_instance_starts_a_new_life_when_back_in_service():
     times = run(data).failures.time_s.to_numpy() / 3600
     assert len(times) >= 5
     assert np.diff(times) == pytest.approx(np.full(len(times) - 1, 15.0), abs=1.5)
+
+
+def test_a_failure_storm_ends_the_job_instead_of_running_for_ever():
+    """Failures far more often than the job can checkpoint: it never keeps progress, so after
+    `max_retries_without_progress` interruptions in a row it ends failed (no-progress)."""
+    data = small_scenario([small_job(iterations=10**6)],
+                          checkpoint={"interval_s": 3600, "tier": "pfs"},
+                          faults={"components": {"software": {"mtbf_hours": 1.0}},
+                                  "max_retries_without_progress": 5})
+    job = run(data).jobs.iloc[0]
+    assert job.status == "failed" and job.reason.startswith(
+        "no-progress: interrupted 5 times in a row without keeping any progress")
+    assert job.interruptions == 5
+    calm = {**data, "faults": {**data["faults"], "max_retries_without_progress": None,
+                               "max_retries": 7}}
+    assert run(calm).jobs.reason[0].startswith("retry-limit: interrupted 8 times")

@@ -109,12 +109,18 @@ def check_invariants(data: dict, res: dcsim.Results) -> None:
         assert s["sim_end_s"] <= data["horizon_s"]
     assert (jobs.query("status == 'rejected'").run_s == 0).all()
     assert (jobs.query("status == 'rejected'").reason != "").all()
-    # strict FIFO: a job starts by the time it has arrived and every earlier job has ended
+    # strict FIFO: a job starts by the time it has arrived, every earlier job has ended and
+    # every server that was out of service (a failure's downtime) is back
     if data["scheduler"]["kind"] == "fifo" and data["horizon_s"] is None:
         ran = jobs[jobs.start_s.notna()]
+        down = res.failures.query("downtime_s > 0")
         for _, job in ran.iterrows():
             earlier = ran[ran.job_id < job.job_id].end_s
             bound = max(job.submit_s, earlier.max() if len(earlier) else job.submit_s)
+            for t, back in sorted(zip(down.time_s, down.time_s + down.downtime_s,
+                                      strict=True)):
+                if t <= bound + 1e-9:  # out of service at the bound: wait for it
+                    bound = max(bound, back)
             assert job.start_s <= bound + 1e-9
     # preemption overhead: paid once per restart, inside the run time
     overhead = data["engine"]["preemption_overhead_s"]

@@ -99,6 +99,9 @@ class FaultsSpec(_Strict):
     spares: Annotated[int, Field(ge=0)] = 0  # spare servers that replace a failed one
     spare_swap_s: NonNegFloat = 0.0  # time to bring a spare in place of a failed server
     max_retries: Annotated[int, Field(ge=0)] | None = None  # None: retry for ever
+    # interruptions in a row that keep no progress (the job rolls back to where it was the
+    # last time) before the job ends failed; None: never (a failure storm then runs for ever)
+    max_retries_without_progress: Annotated[int, Field(ge=1)] | None = 50
     warmup_s: NonNegFloat = 0.0  # after a restart, on top of the restore: no progress
     stragglers: StragglerSpec | None = None
 
