@@ -103,7 +103,10 @@ class Simulation:
         # a strict order fixed per job (FIFO): the queue kept as a heap, rounds look at its head
         strict = not (sched_cls.backfill or self._gated or self._preempts
                       or self._timed_decisions)
-        self._static_key = sched_cls.static_key if strict else None
+        # (only a key declared beside the `order` it stands for: a subclass that re-orders
+        # without re-declaring the key gets the general rounds)
+        order_cls = next(c for c in sched_cls.__mro__ if "order" in vars(c))
+        self._static_key = (vars(order_cls).get("static_key") if strict else None)
         self._heap: list[tuple] = []  # (static key, job id) of queued jobs, with _static_key
         self._decision_at = math.inf  # the decision round planned (next_decision_s), if any
         # running jobs' views at the instant _rv_now (see _running_now)

@@ -56,10 +56,38 @@ def test_shared_tiers_are_graph_nodes():
     sim = sim_of([small_job()], topology={"kind": "leaf-spine",
                                           "params": {"servers_per_leaf": 1, "spines": 2}})
     g = sim.network.detailed
-    assert g.nodes["storage.pfs"]["kind"] == "storage"
-    assert sorted(g.neighbors("storage.pfs")) == ["spine0", "spine1"]
-    assert g.edges["storage.pfs", "spine0"]["bandwidth_byte_s"] == pytest.approx(90e9 / 2)
+    assert g.nodes["storage.pfs"]["kind"] == g.nodes["storage.pfs.gw"]["kind"] == "storage"
+    assert list(g.neighbors("storage.pfs")) == ["storage.pfs.gw"]  # the tier's one link
+    assert g.edges["storage.pfs", "storage.pfs.gw"]["directed_byte_s"] == {
+        ("storage.pfs", "storage.pfs.gw"): 90e9, ("storage.pfs.gw", "storage.pfs"): 65e9}
+    assert sorted(g.neighbors("storage.pfs.gw")) == ["spine0", "spine1", "storage.pfs"]
+    assert g.edges["storage.pfs.gw", "spine0"]["bandwidth_byte_s"] == pytest.approx(90e9)
     assert "storage.pfs" not in sim.network.graph  # ring max-flow never crosses storage
+
+
+@pytest.mark.parametrize("topology", [
+    {"kind": "leaf-spine", "params": {"servers_per_leaf": 2, "spines": 4}},
+    {"kind": "dragonfly", "params": {}}])
+def test_a_lone_reader_gets_the_whole_tier_and_rings_never_transit_it(topology):
+    """Reads take one ECMP path to a top switch, each of which can carry the whole tier; the
+    tier's bandwidth bounds all readers at its own link. Traffic between servers never
+    routes through a storage node (on a dragonfly every switch has servers: the tier hangs off
+    all of them)."""
+    sc = small_scenario(cluster={"servers": [{"type": "dgx-a100-80gb", "count": 8}]},
+                        topology=topology, storage={"pfs": {"read_gbyte_s": 20}})
+    fab = Simulation(dcsim.scenario_from_dict(sc)).fabric
+    fab.set_reads(1, "storage.pfs", {0: 1e12})
+    fab.solve()
+    assert fab.read_rate(1) == pytest.approx(20e9)
+    for s in range(1, 8):
+        fab.set_reads(1 + s, "storage.pfs", {s: 1e12})
+    fab.solve()
+    assert sum(fab.read_rate(j) for j in range(1, 9)) == pytest.approx(20e9)
+    storage = {i for i, (a, b) in enumerate(fab.router.links) if "storage" in a + b}
+    for a in range(8):
+        for b in range(8):
+            if a != b:
+                assert not storage & set(fab.router.route(f"server{a}", f"server{b}"))
 
 
 def test_max_min_share():
@@ -296,14 +324,16 @@ def test_storage_reads_share_links_with_training_traffic():
         storage={"pfs": {"read_gbyte_s": 1000, "write_gbyte_s": 50}})
     fab = Simulation(dcsim.scenario_from_dict(sc)).fabric
     links = {fab.router.link_name(i): c for i, c in enumerate(fab.router.capacity)}
-    assert links["storage.pfs->spine0"] == 1000e9 and links["spine0->storage.pfs"] == 50e9
+    assert links["storage.pfs->storage.pfs.gw"] == 1000e9
+    assert links["storage.pfs.gw->storage.pfs"] == 50e9
     fab.add(1, {0: tuple(range(8)), 2: tuple(range(8))})  # a ring across the two leaves
     fab.solve()
     assert fab.rate(1) == pytest.approx(12e9)  # alone: its GPUs' NIC share
     fab.set_reads(2, "storage.pfs", {2: 1e12})  # job 2 on server 2 reads as fast as it can
     assert set(fab.solve()) == {1, 2}
     route = [fab.router.link_name(i) for i in fab.routes_of(2)[-1]]
-    assert route == ["storage.pfs->spine0", "spine0->leaf1", "leaf1->server2"]
+    assert route == ["storage.pfs->storage.pfs.gw", "storage.pfs.gw->spine0", "spine0->leaf1",
+                     "leaf1->server2"]
     # spine0 -> leaf1 (96 GB/s at 4:1) carries 8 ring flows and the read: 1/9 each
     assert fab.rate(1) == pytest.approx(96e9 / 9) and fab.read_rate(2) == pytest.approx(96e9 / 9)
     fab.set_reads(2, "storage.pfs", {2: 1e9})  # a read demand below its fair share: it gets it

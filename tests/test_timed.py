@@ -115,3 +115,22 @@ def test_failure_mid_transfer_stalls_and_repair_resumes():
     # in flight at the failure had ended
     assert plain.end_s + 100.0 - plain.iteration_time_s <= cut.end_s <= plain.end_s + 100.0 + 1e-6
     assert cut.iterations_done == plain.iterations_done == 100
+
+
+def test_a_pipeline_only_job_has_routes_a_failure_can_cut():
+    """A job whose every stage is inside one server has no timed ring transfers, but its
+    pipeline send/recv still crosses the network: `routes_of` (what a link failure checks)
+    returns them."""
+    import dcsim
+    from dcsim.engine import Simulation
+    from tests.conftest import small_scenario
+
+    sc = small_scenario(cluster={"servers": [{"type": "dgx-a100-80gb", "count": 2}]},
+                        topology={"kind": "leaf-spine", "params": {"servers_per_leaf": 1}},
+                        engine={"network": "timed"})
+    timed = Simulation(dcsim.scenario_from_dict(sc)).timed
+    timed.add(7, {0: (0, 1), 1: (0, 1)}, pp=2)
+    assert not timed.spans_servers(7)
+    assert len(timed.routes_of(7)) == 4  # 2 rank pairs, both ways
+    timed.remove(7)
+    assert timed.routes_of(7) == []

@@ -87,7 +87,9 @@ class Network:
             u, v = server_node(a), server_node(b)
             core = self._directed.subgraph(self._transit | {u, v})
             flow = nx.maximum_flow_value(core, u, v, capacity="capacity")
-            path = nx.shortest_path(self.graph, u, v)
+            # fewest hops, then least latency (the same for twins, whatever the edge order)
+            path = nx.shortest_path(self.graph, u, v,
+                                    weight=lambda _a, _b, d: 1.0 + min(d["latency_s"], 0.5))
             hops = zip(path, path[1:], strict=False)
             latency = sum(self.graph.edges[x, y]["latency_s"] for x, y in hops)
             self._pair_cache[key] = (float(flow), float(latency))

@@ -47,6 +47,9 @@ class Router:
         self._attach = {k: list(v) for k, v in (attach or {}).items()}
         self._core = graph.subgraph([n for n, kind in graph.nodes(data="kind")
                                      if kind not in INTERNAL_KINDS]).copy()
+        # the same without storage nodes: traffic between servers never transits a tier
+        self._storage = {n for n, kind in graph.nodes(data="kind") if kind == "storage"}
+        self._transit = self._core.subgraph(set(self._core) - self._storage).copy()
         self._paths: dict[tuple[str, str], list[list[str]]] = {}
         self.failed: set[int] = set()  # indices of links that failed (no route uses them)
         self._removed: dict[tuple[str, str], dict] = {}  # failed edges and their attributes
@@ -74,8 +77,10 @@ class Router:
             if src not in self._core or dst not in self._core:
                 missing = src if src not in self._core else dst
                 raise KeyError(f"no node {missing!r} in the topology")
+            graph = (self._core if src in self._storage or dst in self._storage
+                     else self._transit)
             try:
-                found = sorted(nx.all_shortest_paths(self._core, src, dst))
+                found = sorted(nx.all_shortest_paths(graph, src, dst))
             except nx.NetworkXNoPath:
                 raise ValueError(f"no path from {src} to {dst}: the topology is split") from None
             self._paths[key] = found
@@ -109,8 +114,9 @@ class Router:
         if (u, v) in self._removed or (v, u) in self._removed:
             raise KeyError(f"link {u} - {v} has already failed")
         self._removed[(u, v)] = dict(self.graph.edges[u, v])
-        if self._core.has_edge(u, v):
-            self._core.remove_edge(u, v)
+        for graph in (self._core, self._transit):
+            if graph.has_edge(u, v):
+                graph.remove_edge(u, v)
         self.failed |= {self._index[(u, v)], self._index[(v, u)]}
         self._paths.clear()
 
@@ -120,7 +126,8 @@ class Router:
         if key not in self._removed:
             raise KeyError(f"link {u} - {v} has not failed")
         attrs = self._removed.pop(key)
-        if key[0] in self._core and key[1] in self._core:
-            self._core.add_edge(*key, **attrs)
+        for graph in (self._core, self._transit):
+            if key[0] in graph and key[1] in graph:
+                graph.add_edge(*key, **attrs)
         self.failed -= {self._index[(u, v)], self._index[(v, u)]}
         self._paths.clear()

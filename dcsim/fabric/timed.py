@@ -65,6 +65,8 @@ class TimedFabric:
         self.env = env
         self.router = Router(graph, attach)
         self._jobs: dict[int, tuple[dict[int, tuple[int, ...]], int]] = {}  # GPUs, pp
+        # every job that spans servers, timed or not (its rings may stay inside servers)
+        self._placed: dict[int, tuple[dict[int, tuple[int, ...]], int]] = {}
         # job id -> its ring routes, and as arrays (_arrays); cached until a link changes
         self._ring_routes: dict[int, tuple[list[list[int]], np.ndarray, np.ndarray]] = {}
         self._transfers: dict[int, _Transfer] = {}  # job id -> its transfer in flight
@@ -79,6 +81,7 @@ class TimedFabric:
         pipeline stages."""
         if len(gpus) > 1:
             lists = gpu_lists(gpus)
+            self._placed[job_id] = (lists, pp)  # for routes_of, timed or not
             try:
                 if not ring_routes(self.router, job_id, lists, pp):
                     return  # every stage's ring is inside one server: no flows to time
@@ -93,6 +96,7 @@ class TimedFabric:
     def remove(self, job_id: int) -> None:
         """The job left its GPUs: its transfer in flight (if any) is dropped."""
         self._jobs.pop(job_id, None)
+        self._placed.pop(job_id, None)
         self._ring_routes.pop(job_id, None)
         self.cancel(job_id)
 
@@ -124,11 +128,12 @@ class TimedFabric:
     def routes_of(self, job_id: int) -> list[list[int]]:
         """Every route the job's flows would take now: its rings and its pipeline send/recv
         (not timed here, but cut by a failure all the same)."""
-        if job_id not in self._jobs:
+        if job_id not in self._placed:
             return []
+        gpus, pp = self._placed[job_id]
         try:
-            return [*self._routes(job_id), *pipeline_routes(self.router, job_id,
-                                                            *self._jobs[job_id])]
+            rings = self._routes(job_id) if job_id in self._jobs else []
+            return [*rings, *pipeline_routes(self.router, job_id, gpus, pp)]
         except ValueError:
             return []
 

@@ -120,12 +120,14 @@ def build_storage(scenario: Scenario, servers: Sequence) -> StorageSystem:
 
 
 def attach_storage(graph: nx.Graph, storage: StorageSystem) -> None:
-    """Add each enabled shared tier to `graph` as node `storage.<tier>` (kind `storage`), linked
-    to the topology's top switches (those without servers below them: spines, cores; else all
-    switches) with the tier's aggregate bandwidth split evenly over the links (read bandwidth
-    out of the tier, write bandwidth into it: `directed_byte_s`, which the router reads), each
-    link at the tier's latency. With no switch it hangs off one server node (so it is never a
-    transit hop)."""
+    """Add each enabled shared tier to `graph`: node `storage.<tier>` (kind `storage`) linked
+    to its gateway `storage.<tier>.gw` (kind `storage`) by one link that carries the tier's
+    aggregate bandwidth (its read bandwidth out of the tier, its write bandwidth into it:
+    `directed_byte_s`, which the router reads) at the tier's latency; the gateway links to the
+    topology's top switches (those without servers below them: spines, cores; else all
+    switches; with no switch, one server node), each able to carry the whole tier. So a lone
+    reader gets the whole tier whichever switch ECMP picks, and all readers together no more
+    than it. The router never routes other traffic through storage nodes."""
     kinds = graph.nodes(data="kind")
     switches = [n for n, k in kinds if k == "switch"]
     top = [n for n in switches if not any(kinds[m] == "server" for m in graph.neighbors(n))]
@@ -133,14 +135,15 @@ def attach_storage(graph: nx.Graph, storage: StorageSystem) -> None:
     for name, tier in storage.shared.items():
         if not tier.enabled or not ends:
             continue
-        node = storage_node(name)
+        node, gateway = storage_node(name), f"{storage_node(name)}.gw"
+        bw = max(tier.read_byte_s, tier.write_byte_s)
         graph.add_node(node, kind="storage")
-        bw = max(tier.read_byte_s, tier.write_byte_s) / len(ends)
-        for end in ends:  # reads flow out of the tier, writes into it
-            each_way = {(node, end): tier.read_byte_s / len(ends),
-                        (end, node): tier.write_byte_s / len(ends)}
-            graph.add_edge(node, end, bandwidth_byte_s=bw, directed_byte_s=each_way,
-                           latency_s=tier.latency_s)
+        graph.add_node(gateway, kind="storage")
+        graph.add_edge(node, gateway, bandwidth_byte_s=bw, latency_s=tier.latency_s,
+                       directed_byte_s={(node, gateway): tier.read_byte_s,
+                                        (gateway, node): tier.write_byte_s})
+        for end in ends:
+            graph.add_edge(gateway, end, bandwidth_byte_s=bw, latency_s=0.0)
 
 
 def max_min_share(capacity: float, demands: Mapping[int, float]) -> dict[int, float]:
