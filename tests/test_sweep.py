@@ -309,3 +309,24 @@ def test_the_documented_sweep_file_is_valid():
     (block,) = re.findall(r"```yaml\n(.*?)```", (REPO / "docs/sweeps.md").read_text(), re.S)
     plan = plan_sweep(sweep_from_dict(yaml.safe_load(block), "docs/sweeps.md", REPO / "sweeps"))
     assert len(plan.points) == 8 * 3
+
+
+def test_a_changed_trace_file_changes_the_resume_fingerprint(tmp_path):
+    """The journal's records are kept only for the same base scenario, `set`, dcsim version
+    and contents of the files the scenario reads: edit the trace and the points run again."""
+    import shutil
+
+    from dcsim.sweep import plan_sweep, read_sweep
+
+    trace = tmp_path / "jobs.trace"
+    shutil.copy(REPO / "data/traces/gavel/msr_seed0/2869ce.trace", trace)
+    base = yaml.safe_load((REPO / "scenarios/gavel_msr.yaml").read_text())
+    base["workload"]["trace"]["path"] = str(trace)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "s.yaml").write_text("name: s\nbase: base.yaml\n"
+                                     "factors: {scheduler.kind: [fifo]}\n")
+    before = plan_sweep(read_sweep(tmp_path / "s.yaml"), check=False).context
+    assert plan_sweep(read_sweep(tmp_path / "s.yaml"), check=False).context == before
+    lines = trace.read_text().splitlines()
+    trace.write_text("\n".join(lines[:-1]) + "\n")  # one job fewer
+    assert plan_sweep(read_sweep(tmp_path / "s.yaml"), check=False).context != before

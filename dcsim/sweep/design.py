@@ -186,9 +186,33 @@ def _first_of_each(problems: list[Problem], keep: int = 3) -> list[Problem]:
 
 
 def _context(sweep: Sweep, fixed: list[str]) -> str:
+    """A fingerprint of what every point shares: the base scenario's text, `set`, the contents
+    of the files the base scenario reads (trace, failure trace, profiles, topology graph) and
+    the dcsim version. A journal record made under another fingerprint is run again."""
+    from dcsim import __version__
+
     text = Path(sweep.base_path).read_text(encoding="utf-8")
-    blob = json.dumps({"base": text, "set": fixed}, sort_keys=True)
+    files = {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in _referenced_files(sweep, fixed) if p.is_file()}
+    blob = json.dumps({"base": text, "set": fixed, "files": files, "dcsim": __version__},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _referenced_files(sweep: Sweep, fixed: list[str]) -> list[Path]:
+    """The data files the base scenario (with `set`) reads; none if it does not load (the
+    point checks report why)."""
+    from dcsim.scenario import load_scenario
+
+    try:
+        sc = load_scenario(sweep.base_path, list(fixed))
+    except (ScenarioError, OSError):
+        return []
+    paths = [p for p in (sc.workload.trace.path if sc.workload.trace else None,
+                         sc.faults.trace.path if sc.faults and sc.faults.trace else None,
+                         sc.topology.params.get("path") if sc.topology.kind == "graph"
+                         else None, *sc.engine.profiles) if p]
+    return [sc.resolve_path(str(p)) for p in paths]
 
 
 def plan_sweep(sweep: Sweep, check: bool = True) -> Plan:
