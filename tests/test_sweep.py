@@ -330,3 +330,28 @@ def test_a_changed_trace_file_changes_the_resume_fingerprint(tmp_path):
     lines = trace.read_text().splitlines()
     trace.write_text("\n".join(lines[:-1]) + "\n")  # one job fewer
     assert plan_sweep(read_sweep(tmp_path / "s.yaml"), check=False).context != before
+
+
+def _die_once(task):
+    """A worker that dies (as if killed, out of memory) the first time it runs point p1 or p9
+    (the pool breaks: every unfinished point of it is lost)."""
+    import os
+
+    marker = Path(task.runs_dir) / f"{task.point_id}.seen"
+    if task.point_id in ("p1", "p9") and not marker.exists():
+        marker.write_text("")
+        os._exit(1)
+    return {"point_id": task.point_id, "metrics": {"ok": 1}, "runtime_s": 0.0, "error": None}
+
+
+def test_a_dead_worker_costs_a_retry_not_the_sweep(tmp_path):
+    from dcsim.sweep.runner import Task, run_pool
+
+    tasks = [Task(f"p{i}", "unused.yaml", (), 1, str(tmp_path)) for i in range(3)]
+    got: dict[str, dict] = {}
+    run_pool(tasks, 2, lambda r: got.update({r["point_id"]: r}), fn=_die_once)
+    assert sorted(got) == ["p0", "p1", "p2"]
+    assert all(r["error"] is None for r in got.values())
+    once = [Task("p9", "unused.yaml", (), 1, str(tmp_path))]
+    run_pool(once, 1, lambda r: got.update({r["point_id"]: r}), retries=0, fn=_die_once)
+    assert "BrokenProcessPool" in got["p9"]["error"]

@@ -64,20 +64,30 @@ def _local(tasks: list[Task], workers: int, address: str | None, done: Done) -> 
     run_pool(tasks, workers, done)
 
 
-def run_pool(tasks: list[Task], workers: int, done: Done) -> None:
-    """Run the tasks in a pool of `workers` fresh ("spawn") processes."""
+def run_pool(tasks: list[Task], workers: int, done: Done, retries: int = 1,
+             fn: Callable[[Task], dict[str, Any]] = run_point) -> None:
+    """Run the tasks in a pool of `workers` fresh ("spawn") processes. A worker that dies
+    (killed, out of memory) breaks the pool: the tasks it left unfinished run again in a new
+    pool, `retries` times, before they are recorded as errors."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")
+    left: list[Task] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(run_point, task): task for task in tasks}
+        futures = {pool.submit(fn, task): task for task in tasks}
         try:
             for future in as_completed(futures):
+                if retries > 0 and isinstance(future.exception(), BrokenProcessPool):
+                    left.append(futures[future])
+                    continue
                 done(_result(future, futures[future]))
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    if left:
+        run_pool(left, workers, done, retries - 1, fn)
 
 
 def _result(future: Any, task: Task) -> dict[str, Any]:
