@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,21 @@ from dcsim.yamlsrc import Located, key_path, parse_yaml
 __all__ = ["load_scenario", "scenario_from_dict", "apply_overrides"]
 
 
-def _pydantic_problems(exc: ValidationError, doc: Located, prefix: tuple = ()) -> list[Problem]:
+def pydantic_problems(exc: ValidationError, doc: Located, prefix: tuple = (),
+                      clean: Callable[[tuple, Any], tuple] | None = None,
+                      key: Callable[[tuple], str] = key_path) -> list[Problem]:
+    """A pydantic error as located problems: each error's path in the document (`clean` drops
+    the union tags pydantic inserts; by default the scenario's `_clean_loc`), its file and
+    line, the dotted key (`key`) and a plain message."""
     problems = []
     for err in exc.errors():
-        path = _clean_loc(prefix + tuple(err["loc"]), doc.data)
+        path = (clean or _clean_loc)(prefix + tuple(err["loc"]), doc.data)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        problems.append(Problem(*doc.where(path), key_path(path), msg))
+        problems.append(Problem(*doc.where(path), key(path), msg))
     return problems
 
 
@@ -70,7 +76,7 @@ def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
         try:
             registry.get(block.kind).Params(**block.params)
         except ValidationError as exc:
-            problems += _pydantic_problems(exc, doc, (key, "params"))
+            problems += pydantic_problems(exc, doc, (key, "params"))
     return problems
 
 
@@ -189,7 +195,7 @@ def _validate(doc: Located, base_dir: str) -> Scenario:
     try:
         sc = Scenario.model_validate(doc.data)
     except ValidationError as exc:
-        raise ScenarioError(_pydantic_problems(exc, doc)) from None
+        raise ScenarioError(pydantic_problems(exc, doc)) from None
     sc._base_dir = base_dir
     problems = _check_kinds(sc, doc)
     problems += _check_files(sc, doc) if not problems else []

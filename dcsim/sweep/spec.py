@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from dcsim.errors import Problem, ScenarioError
+from dcsim.scenario.load import pydantic_problems
 from dcsim.yamlsrc import Located, parse_yaml
 
 __all__ = ["Range", "Interval", "SeedCount", "SweepSpec", "Sweep", "read_sweep",
@@ -177,19 +178,6 @@ def _has(node: Any, part: Any) -> bool:
     return part in node
 
 
-def _pydantic_problems(exc: ValidationError, doc: Located) -> list[Problem]:
-    problems = []
-    for err in exc.errors():
-        path = _clean_loc(tuple(err["loc"]), doc.data)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        problems.append(Problem(doc.source, doc.line_of(path), sweep_key(path), msg))
-    return problems
-
-
 def _cross_checks(spec: SweepSpec) -> list[tuple[tuple, str]]:
     """Rules across keys, as (path, message) pairs."""
     out: list[tuple[tuple, str]] = []
@@ -224,7 +212,8 @@ def _validate(doc: Located, base_dir: Path) -> Sweep:
     try:
         spec = SweepSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise ScenarioError(_pydantic_problems(exc, doc)) from None
+        raise ScenarioError(pydantic_problems(exc, doc, clean=_clean_loc,
+                                              key=sweep_key)) from None
     problems = [Problem(doc.source, doc.line_of(path), sweep_key(path), msg)
                 for path, msg in _cross_checks(spec)]
     base = (base_dir / spec.base).resolve()
