@@ -89,9 +89,9 @@ def run(refs: References, quick: bool, out_dir: Path) -> list[Figure]:
     simpy_note = "env.step() calls in a loop of 64 processes' timeouts"
     return [
         Figure("engine", "simpy_timeouts_per_s", simpy_rate, "1/s", simpy_rate * refs.cpu_s,
-               "cpu", counts=simpy_note),
+               "cpu", better="higher", counts=simpy_note),
         Figure("engine", "dcsim_events_per_s", rate, "1/s", rate * refs.cpu_s, "cpu",
-               counts=f"env.step() calls: {jobs} jobs x {iterations} iterations, "
+               better="higher", counts=f"env.step() calls: {jobs} jobs x {iterations} iterations, "
                f"fidelity iteration ({events} events)"),
         Figure("engine", "overhead_ratio", rate / simpy_rate, "x", rate / simpy_rate,
                "simpy_timeouts_per_s", target=0.5, better="higher",

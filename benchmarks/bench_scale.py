@@ -95,7 +95,7 @@ def philly(refs: References, quick: bool, out_dir: Path) -> list[Figure]:
                counts=f"Simulation.run: {r.events} events, {s['failures']} failures, "
                f"{s['interruptions']} interruptions"),
         Figure("philly", "events_per_s", r.events / r.sim_wall_s, "1/s",
-               r.events / r.sim_wall_s * refs.cpu_s, "cpu",
+               r.events / r.sim_wall_s * refs.cpu_s, "cpu", better="higher",
                counts="events_processed / Simulation.run wall"),
     ]
 
