@@ -93,6 +93,8 @@ class Simulation:
         self.timed = (TimedFabric(self.env, net.detailed, self._record_levels, net.attach)
                       if scenario.engine.network == "timed" else None)
         self.storage.reads_on_fabric = self.fabric is not None  # data reads are flows
+        self._reshare_pending = False
+        self._reshared: dict[int, float] = {}  # job -> when its demand last forced a re-share
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         self.scheduler.bind(self.streams)
@@ -736,6 +738,19 @@ class Simulation:
             else:  # its runner has not started yet: it will read the new estimate
                 job.estimate = self._estimate(job.spec, job.placement, job_id)
 
+    def _request_reshare(self) -> None:
+        """A reader's demand moved after the links were shared (its ring share moved its step):
+        re-share them once more at this instant, after the events already due now."""
+        if not self._reshare_pending:
+            self._reshare_pending = True
+            event = self.env.event()
+            event.callbacks.append(self._reshare)
+            event.succeed()
+
+    def _reshare(self, _event: simpy.Event) -> None:
+        self._reshare_pending = False
+        self._share_network()
+
     def _record_levels(self, utilization: np.ndarray) -> None:
         """A row in the links table for each recorded directed link whose level changed now
         (`outputs.link_levels`)."""
@@ -856,7 +871,11 @@ class Simulation:
         running = job_id is not None and job_id in self._running
         if running:
             assert job_id is not None
-            self.storage.update_demand(job_id, spec, allocs, est.iteration_s)
+            moved = self.storage.update_demand(job_id, spec, allocs, est.iteration_s)
+            now = self.env.now
+            if moved and self.storage.reads_on_fabric and self._reshared.get(job_id) != now:
+                self._reshared[job_id] = now  # once per job and instant: no loop
+                self._request_reshare()
         data = self.storage.plan_data(spec, allocs, est.iteration_s, job_id if running else None)
         stall = data.stall_s if data is not None else 0.0
         step_s = est.iteration_s + stall

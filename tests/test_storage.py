@@ -366,7 +366,13 @@ def test_a_data_loading_job_slows_a_ring_it_shares_a_link_with():
         return dcsim.simulate(dcsim.scenario_from_dict(sc)).jobs
 
     alone, both = run([ring]), run([ring, reader])
-    assert both.iteration_time_s[0] > 1.05 * alone.iteration_time_s[0]
+    # the reader runs for the ring's first ~1,760 s; the ring runs ~9% slower meanwhile
+    overlap = both.end_s[1]
+    slower = overlap / (overlap - (both.end_s[0] - alone.end_s[0]))
+    assert 1.05 < slower < 1.2
+    # and its own (tiny) text reads never stall it: its read demand follows its step when the
+    # reader's flows come and go (the links are re-shared for the new demand)
+    assert both.data_stall_s[0] < 0.01 * both.end_s[0]
     # without the fabric the reads take no link bandwidth from the ring
     assert run([ring, reader], "isolated").iteration_time_s[0] == pytest.approx(
         run([ring], "isolated").iteration_time_s[0])

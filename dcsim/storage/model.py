@@ -99,10 +99,16 @@ class StorageModel:
             self._writers[tier].discard(job_id)
         return self.solve()
 
-    def update_demand(self, job_id: int, spec: JobSpec, allocs: Allocs, step_s: float) -> None:
+    def update_demand(self, job_id: int, spec: JobSpec, allocs: Allocs, step_s: float) -> bool:
+        """Record the job's read demand for its current step; True if it had one that this
+        changes (the shares were solved for the old one)."""
         plan = self.plan_data(spec, allocs, step_s, None)
-        if plan is not None and plan.bytes_shared > 0:
-            self._read_demand[plan.shared_tier][job_id] = plan.demand_byte_s
+        if plan is None or plan.bytes_shared <= 0:
+            return False
+        demands = self._read_demand[plan.shared_tier]
+        old = demands.get(job_id)
+        demands[job_id] = plan.demand_byte_s
+        return old is not None and abs(plan.demand_byte_s - old) > 1e-6 * old
 
     def read_demands(self) -> list[tuple[int, str, float]]:
         """(job id, shared tier, read demand bytes/s) of every running job that reads from a
