@@ -58,6 +58,7 @@ from dcsim.storage import (
     DataPlan,
     StorageModel,
     attach_storage,
+    checkpoint_bytes,
     storage_node,
 )
 from dcsim.workload import build_workload
@@ -482,7 +483,8 @@ class Simulation:
         self._request_round()
 
     def respeed(self, job: JobState, reason: str) -> None:
-        """A running job's speed may have changed (stragglers): re-estimate it now."""
+        """A running job's speed may have changed (network or storage share, stragglers):
+        re-estimate it now, keeping its progress."""
         if job.waiting:
             self.reestimate(job.job_id, reason)
         elif job.estimate is not None:  # its runner has not started yet: it reads this
@@ -717,26 +719,23 @@ class Simulation:
         bandwidth moved (it re-estimates its step time and keeps its progress)."""
         if self.fabric is None:
             return
-        for job_id, tier, demand in self.storage.read_demands():
+        demands = self.storage.read_demands()
+        for job_id, tier, demand in demands:
             placement = self._running[job_id].placement
             assert placement is not None
             n = placement.num_gpus
             self.fabric.set_reads(job_id, storage_node(tier), {
                 sid: demand * len(gpus) / n for sid, gpus in placement.allocations})
         changed = self.fabric.solve()
-        for job_id, tier, _ in self.storage.read_demands():
+        for job_id, tier, _ in demands:
             rate = self.fabric.read_rate(job_id)
             if rate is not None:
                 self.storage.set_read_share(job_id, tier, rate)
         self._record_levels(self.fabric.utilization)
         for job_id in changed:
             job = self._running.get(job_id)
-            if job is None or job.estimate is None:
-                continue  # being launched: _launch estimates it next
-            if job.waiting:
-                self.reestimate(job_id, "network share changed")
-            else:  # its runner has not started yet: it will read the new estimate
-                job.estimate = self._estimate(job.spec, job.placement, job_id)
+            if job is not None:  # (one being launched has no estimate: _launch makes it next)
+                self.respeed(job, "network share changed")
 
     def _request_reshare(self) -> None:
         """A reader's demand moved after the links were shared (its ring share moved its step):
@@ -906,8 +905,6 @@ class Simulation:
         else:
             self._storage_changed(self.storage.solve() - {job.job_id})
         if ckpt is not None and job.hold_until_s > self.env.now:  # restores its checkpoint
-            from dcsim.storage import checkpoint_bytes
-
             key = f"read_{ckpt.tier}"
             io[key] = io.get(key, 0.0) + checkpoint_bytes(job.spec)
 
@@ -915,12 +912,8 @@ class Simulation:
         """Jobs whose shared-tier share moved re-estimate (keeping their progress)."""
         for job_id in sorted(moved):
             job = self._running.get(job_id)
-            if job is None or job.estimate is None or job.placement is None:
-                continue
-            if job.waiting:
-                self.reestimate(job_id, "storage share changed")
-            else:
-                job.estimate = self._estimate(job.spec, job.placement, job_id)
+            if job is not None:
+                self.respeed(job, "storage share changed")
 
     def _checkpoint_pause(self, job: JobState, step: float) -> float:
         """engine.fidelity iteration: the pause for the checkpoints the last `step` iterations

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Results", "load_results", "compare", "FILES"]
+__all__ = ["Results", "load_results", "compare", "flatten_summary", "FILES"]
 
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
          "events": "events.csv", "training": "training.csv", "executions": "executions.csv",
@@ -105,12 +105,15 @@ def load_results(out_dir: str | Path) -> Results:
     return Results(**frames, run=run, _summary=summary)
 
 
-def _flatten(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as `key.subkey` entries (an empty dict leaves no entry)."""
+def flatten_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A summary as flat columns: nested dicts as `key.subkey` entries (an empty dict leaves
+    no entry), lists as JSON text (`compare`, sweep tables)."""
     flat: dict[str, Any] = {}
     for key, value in summary.items():
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten_summary(value, f"{prefix}{key}."))
+        elif isinstance(value, list | tuple):
+            flat[f"{prefix}{key}"] = json.dumps(value)
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -122,5 +125,5 @@ def compare(runs: Mapping[str, Results]) -> pd.DataFrame:
     `interruptions_by_cause.NIC`); a key one run lacks is NaN there."""
     if not runs:
         raise ValueError("compare: no runs given")
-    rows = [_flatten(results.summary()) for results in runs.values()]
+    rows = [flatten_summary(results.summary()) for results in runs.values()]
     return pd.DataFrame(rows, index=pd.Index([str(k) for k in runs], name="run"))

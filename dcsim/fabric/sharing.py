@@ -37,7 +37,7 @@ import numpy as np
 
 from dcsim.fabric.internals import gpu_node
 from dcsim.fabric.routing import Router
-from dcsim.fabric.solver import Routes, max_min_rates_trusted
+from dcsim.fabric.solver import Routes, max_min_rates_trusted, routes_to_csr
 from dcsim.fabric.topology import server_node
 
 __all__ = ["SharedFabric", "STALL_RATE", "ring_routes", "pipeline_routes", "stages"]
@@ -240,12 +240,13 @@ class SharedFabric:
         read_owner, caps, reads = self._read_flows(read_routes, n_links)
         load = np.zeros(n_links)
         if n_train or read_routes:
-            flats += [np.asarray(r, dtype=np.int64) for r in read_routes]
-            lens.append(np.array([len(r) for r in read_routes], dtype=np.int64))
+            reads_csr = routes_to_csr(read_routes)
+            flats.append(reads_csr.indices)
+            lens.append(np.diff(reads_csr.indptr))
             flow_lens = np.concatenate(lens)
             indptr = np.zeros(len(flow_lens) + 1, dtype=np.int64)
             np.cumsum(flow_lens, out=indptr[1:])
-            indices = np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
+            indices = np.concatenate(flats)
             capacity = (np.concatenate([self.router.capacity, np.array(caps)]) if caps
                         else self.router.capacity)
             rates = max_min_rates_trusted(Routes(indptr, indices), capacity)
@@ -280,11 +281,9 @@ class SharedFabric:
             if routes is None:
                 self._arrays[job_id] = None
             else:
-                both = routes[0] + routes[1]
-                flat = (np.concatenate([np.asarray(r, dtype=np.int64) for r in both]) if both
-                        else np.zeros(0, dtype=np.int64))
-                self._arrays[job_id] = (flat, np.array([len(r) for r in both], dtype=np.int64),
-                                        len(routes[0]), len(routes[1]))
+                csr = routes_to_csr(routes[0] + routes[1])
+                self._arrays[job_id] = (csr.indices, np.diff(csr.indptr), len(routes[0]),
+                                        len(routes[1]))
         return self._arrays[job_id]
 
     def _read_flows(self, routes: list[list[int]], n_links: int

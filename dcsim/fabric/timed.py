@@ -25,7 +25,7 @@ import simpy
 
 from dcsim.fabric.routing import Router
 from dcsim.fabric.sharing import STALL_RATE, GpusOf, gpu_lists, pipeline_routes, ring_routes
-from dcsim.fabric.solver import Routes, max_min_rates_trusted
+from dcsim.fabric.solver import Routes, max_min_rates_trusted, routes_to_csr
 
 __all__ = ["TimedFabric"]
 
@@ -47,10 +47,8 @@ class _Transfer:
 
 def _arrays(routes: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Routes as one array of link indices and each flow's length."""
-    lens = np.array([len(r) for r in routes], dtype=np.int64)
-    flat = (np.concatenate([np.asarray(r, dtype=np.int64) for r in routes]) if routes
-            else np.zeros(0, dtype=np.int64))
-    return flat, lens
+    csr = routes_to_csr(routes)
+    return csr.indices, np.diff(csr.indptr)
 
 
 class TimedFabric:

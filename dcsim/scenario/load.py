@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario.schema import KindParams, Scenario
 from dcsim.yamlsrc import Located, key_path, parse_yaml
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = ["load_scenario", "scenario_from_dict", "apply_overrides"]
 
@@ -189,13 +191,20 @@ def _check_storage(sc: Scenario, doc: Located) -> list[Problem]:
     return problems
 
 
-def _validate(doc: Located, base_dir: str) -> Scenario:
+def validate_doc(doc: Located, model: type[M], what: str, **located: Any) -> M:
+    """The document as a `model`, or a ScenarioError of located problems (`located`: the
+    `clean` and `key` of `pydantic_problems`); `what` names the file kind in the message
+    for a document that is not a mapping."""
     if not isinstance(doc.data, dict):
-        raise ScenarioError([Problem(doc.source, 1, "", "a scenario must be a YAML mapping")])
+        raise ScenarioError([Problem(doc.source, 1, "", f"a {what} must be a YAML mapping")])
     try:
-        sc = Scenario.model_validate(doc.data)
+        return model.model_validate(doc.data)
     except ValidationError as exc:
-        raise ScenarioError(pydantic_problems(exc, doc)) from None
+        raise ScenarioError(pydantic_problems(exc, doc, **located)) from None
+
+
+def _validate(doc: Located, base_dir: str) -> Scenario:
+    sc = validate_doc(doc, Scenario, "scenario")
     sc._base_dir = base_dir
     problems = _check_kinds(sc, doc)
     problems += _check_files(sc, doc) if not problems else []

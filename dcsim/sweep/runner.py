@@ -14,7 +14,7 @@ import pandas as pd
 
 from dcsim.sweep.design import Plan, Point, plan_sweep
 from dcsim.sweep.spec import Sweep, read_sweep
-from dcsim.sweep.store import JOURNAL, RUNS, Journal, build_table, flatten, write_table
+from dcsim.sweep.store import JOURNAL, RUNS, Journal, build_table, write_table
 
 __all__ = ["Task", "SweepReport", "run_point", "run_pool", "run_sweep", "BACKENDS"]
 
@@ -36,6 +36,7 @@ class Task:
 def run_point(task: Task) -> dict[str, Any]:
     """Simulate one point. An exception becomes the record's `error`, never a crash."""
     from dcsim.engine import simulate
+    from dcsim.results import flatten_summary
     from dcsim.scenario import load_scenario
 
     start = time.perf_counter()
@@ -45,7 +46,7 @@ def run_point(task: Task) -> dict[str, Any]:
         results = simulate(load_scenario(task.base_path, list(task.overrides), task.seed))
         if task.runs_dir is not None:
             results.save(Path(task.runs_dir) / task.point_id)
-        metrics = flatten(results.summary())
+        metrics = flatten_summary(results.summary())
     except Exception as exc:  # recorded in the table's `error` column; the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
     return {"point_id": task.point_id, "metrics": metrics,

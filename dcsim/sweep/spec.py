@@ -15,12 +15,11 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     model_validator,
 )
 
 from dcsim.errors import Problem, ScenarioError
-from dcsim.scenario.load import pydantic_problems
+from dcsim.scenario.load import validate_doc
 from dcsim.yamlsrc import Located, parse_yaml
 
 __all__ = ["Range", "Interval", "SeedCount", "SweepSpec", "Sweep", "read_sweep",
@@ -207,13 +206,7 @@ def _cross_checks(spec: SweepSpec) -> list[tuple[tuple, str]]:
 
 
 def _validate(doc: Located, base_dir: Path) -> Sweep:
-    if not isinstance(doc.data, dict):
-        raise ScenarioError([Problem(doc.source, 1, "", "a sweep file must be a YAML mapping")])
-    try:
-        spec = SweepSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise ScenarioError(pydantic_problems(exc, doc, clean=_clean_loc,
-                                              key=sweep_key)) from None
+    spec = validate_doc(doc, SweepSpec, "sweep file", clean=_clean_loc, key=sweep_key)
     problems = [Problem(doc.source, doc.line_of(path), sweep_key(path), msg)
                 for path, msg in _cross_checks(spec)]
     base = (base_dir / spec.base).resolve()

@@ -13,25 +13,11 @@ import pandas as pd
 from dcsim.sweep.design import Plan, Point
 
 __all__ = ["JOURNAL", "TABLE_CSV", "TABLE_PARQUET", "RUNS", "TIMING_COLUMNS", "Journal",
-           "flatten", "build_table", "write_table", "load_sweep"]
+           "build_table", "write_table", "load_sweep"]
 
 JOURNAL, TABLE_CSV, TABLE_PARQUET, RUNS = "points.jsonl", "results.csv", "results.parquet", "runs"
 # columns that measure the machine, not the model: they differ between identical runs
 TIMING_COLUMNS = ("runtime_s", "wall_s", "events_per_s")
-
-
-def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts become `key.subkey` entries; lists become JSON text."""
-    out: dict[str, Any] = {}
-    for key, value in summary.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, list | tuple):
-            out[name] = json.dumps(value)
-        else:
-            out[name] = value
-    return out
 
 
 class Journal:
