@@ -44,11 +44,14 @@ from dcsim.metrics import (
     group_breakdown,
     summarize,
 )
-from dcsim.perf import FirstOrderStepModel, StepTimeModel
-from dcsim.perf.calibrated import NOT_STEP_FIELDS, CalibratedStepModel
+from dcsim.perf import StepTimeModel
+from dcsim.perf.calibrated import NOT_STEP_FIELDS
+from dcsim.perf.measured import Entry, MeasuredStepModel
 from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.profile import DeviceProfile, load_profile_file
+from dcsim.perf.select import build_step_model
 from dcsim.perf.step import StepEstimate
+from dcsim.perf.tables import read_table
 from dcsim.policies import PLACEMENTS, SCHEDULERS, JobView, Placement, Scheduler, ServerView
 from dcsim.results import Results
 from dcsim.rng import RandomStreams
@@ -121,9 +124,9 @@ class Simulation:
         place_cls = PLACEMENTS.get(scenario.placement.kind)
         self.placement = place_cls(place_cls.Params(**scenario.placement.params))
         self.placement.bind(self.network, self.fabric or self.timed, self.streams)
-        self.step_model = step_model or (
-            CalibratedStepModel(self._profiles()) if scenario.engine.step_model == "calibrated"
-            else FirstOrderStepModel())
+        self._table_counts: list[dict] = []  # read/accepted/skipped per throughput table
+        self.step_model = step_model or build_step_model(
+            scenario.engine.step_model, self._profiles(), self._table_entries())
         self.workload = build_workload(scenario, self.streams)
         self.jobs = [JobState(i, spec) for i, spec in enumerate(self.workload.jobs)]
         self.recorder = Recorder()
@@ -135,11 +138,23 @@ class Simulation:
         self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
         self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
         self._alone_step_s: dict[tuple, float] = {}  # step time alone, by spec and GPU types
+        self._sources_of: dict[tuple, str] = {}  # measured jobs' step sources, same keys
         self._levels: np.ndarray | None = None  # links' last levels
         self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
         self._link_names: list[str] = []  # the fabric's directed links, by index
         # failures, repairs, spares, stragglers (scenario `faults`; dcsim/faults/model.py)
         self.faults = FaultModel(self, scenario.faults) if scenario.faults is not None else None
+
+    def _table_entries(self) -> list[Entry] | None:
+        """The entries of the scenario's throughput tables (None: no tables), in order."""
+        if not self.scenario.engine.throughputs:
+            return None
+        entries: list[Entry] = []
+        for src in self.scenario.engine.throughputs:
+            read = read_table(self.scenario.resolve_path(src.path), src.format, src.gpus)
+            self._table_counts.append(read.counts())
+            entries += read.entries
+        return entries
 
     def _profiles(self) -> dict[str, DeviceProfile]:
         """Device profiles from the scenario's `engine.profiles` files (later files win)."""
@@ -256,6 +271,8 @@ class Simulation:
             job.spec = job.spec.model_copy(update={"iterations": self._iterations_of(
                 job.spec, types, key)})
         job.alone_step_s = self._alone_step(job.spec, types, key)
+        if (measured := self._measured_model(job.spec)) is not None:
+            self._event(job, "step-source", self._step_sources(measured, job.spec, types, key))
         self._enqueue(job)
         self._level()
         self._request_round()
@@ -338,12 +355,38 @@ class Simulation:
             elif by_type[name] < spec.num_gpus:
                 reasons.append(f"insufficient-gpus: needs {spec.num_gpus} GPUs of type {name}; "
                                f"the cluster has {by_type[name]}")
-            elif need.total > gpu.memory_bytes:
+            elif need.total > gpu.memory_bytes and not self._measured_on(spec, name):
                 reasons.append(f"out-of-memory: needs {need.describe()}; {name} has "
                                f"{gpu.memory_bytes / 1e9:.1f} GB")
             else:
                 ok.append(name)
         return tuple(ok), "; ".join(reasons), need.total
+
+    def _step_sources(self, measured: MeasuredStepModel, spec: JobSpec,
+                      types: tuple[str, ...], key: tuple) -> str:
+        """Where a measured-model job's step times come from on each admitted GPU type:
+        `measured` / `interpolated` (and the table entries), or `model` and why not."""
+        text = self._sources_of.get(key)
+        if text is None:
+            parts = []
+            for name in types:
+                found = measured.lookup(spec, name)
+                parts.append(f"{name}: {found.source} ({found.detail})" if found is not None
+                             else f"{name}: model (calibrated; {measured.why_not(spec, name)})")
+            text = self._sources_of[key] = "; ".join(parts)
+        return text
+
+    def _measured_on(self, spec: JobSpec, gpu_name: str) -> bool:
+        """Whether the job's step times on `gpu_name` come from a throughput table (a
+        measurement there shows that it fits: the memory model does not reject it)."""
+        measured = self._measured_model(spec)
+        return measured is not None and measured.lookup(spec, gpu_name) is not None
+
+    def _measured_model(self, spec: JobSpec) -> MeasuredStepModel | None:
+        """The measured-throughput model, if the job uses it."""
+        model_of = getattr(self.step_model, "model_of", None)
+        model = model_of(spec) if model_of is not None else self.step_model
+        return model if isinstance(model, MeasuredStepModel) else None
 
     def _launch(self, job: JobState, placement: Placement) -> None:
         self.cluster.allocate(placement)
@@ -834,6 +877,9 @@ class Simulation:
             "events_per_s": events / wall_s if wall_s > 0 else float("nan"),
         }
         extra.update(self._storage_results(frames["jobs"]))
+        ran = frames["jobs"]["step_source"]
+        extra["step_sources"] = {k: int((ran == k).sum())
+                                 for k in ("measured", "interpolated", "model")}
         frames["failures"] = pd.DataFrame(self.faults.events if self.faults else [],
                                           columns=FAILURE_COLUMNS)
         extra.update(fault_metrics(frames["jobs"], frames["failures"], frames["events"], end_s,
@@ -846,6 +892,7 @@ class Simulation:
             "seed": self.scenario.seed,
             "wall_s": wall_s,
             "skipped_rows": [str(p) for p in self.workload.skipped],
+            "throughput_tables": self._table_counts,
         }
         return Results(**frames, run=run, _summary=summary)
 

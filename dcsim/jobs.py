@@ -138,6 +138,7 @@ class JobState:
             lost_iterations=self.lost_iterations,
             lost_s=self.lost_s,
             productive_s=self.work_s,
+            step_source=est.source if est else "",
         )
 
     @property

@@ -60,6 +60,9 @@ class JobRecord:
     lost_iterations: float = 0.0  # iterations rolled back to the last checkpoint
     lost_s: float = 0.0  # running time of those iterations
     productive_s: float = 0.0  # running time that produced kept progress (ETTR numerator)
+    # where the last placement's step time came from: model, measured or interpolated ("" if
+    # the job never ran)
+    step_source: str = ""
 
 
 class Segment(NamedTuple):

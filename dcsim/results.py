@@ -20,7 +20,8 @@ FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "se
 OPTIONAL_FILES = {"groups", "failures"}
 # columns that are text even when every value looks like a number or is empty
 TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "virtual_cluster",
-                                          "gpu_type", "precision", "status", "reason")},
+                                          "gpu_type", "precision", "status", "reason",
+                                          "step_source")},
                 "events": {"event": str, "detail": str}, "training": {"phase": str},
                 "links": {"link": str}, "groups": {"group_by": str, "group": str},
                 "failures": {"component": str, "cause": str, "target": str, "jobs": str,

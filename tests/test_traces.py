@@ -120,10 +120,12 @@ def test_gavel_physical_cluster_traces_and_job_types():
                       "max_min_fairness": 96, "medium_test": 20, "minimize_makespan": 100,
                       "small_test": 20}
     w = workload(trace_scenario(TRACES / "gavel/physical_cluster/small_test.trace", "gavel"))
-    job = next(j for j in w.jobs if j.name == "gavel-3")  # ResNet-18 (batch size 32), 3948 steps
-    assert (job.model.name, job.parallelism.micro_batch, job.iterations) == (
-        "resnet18-cifar", 32, 3948)
+    # ResNet-18 (batch size 32), 3948 steps summed over its 2 workers: 1974 global steps of 64
+    job = next(j for j in w.jobs if j.name == "gavel-3")
+    assert (job.model.name, job.parallelism.micro_batch, job.iterations, job.num_gpus) == (
+        "resnet18-cifar", 32, 1974, 2)
     assert job.global_batch == 32 * job.num_gpus and job.duration_s is None
+    assert (job.job_type, job.precision) == ("ResNet-18", "fp32")  # a 2019 trace: fp32
 
 
 def test_gavel_scale_factor_zero_is_skipped_and_a_bad_row_located(tmp_path):
@@ -141,14 +143,16 @@ def test_gavel_scale_factor_zero_is_skipped_and_a_bad_row_located(tmp_path):
 
 
 def test_tiresias_trace():
+    # Tiresias's simulator runs a job for its `duration`: dcsim's default length too
     w = workload(trace_scenario(TRACES / "tiresias/60_job.csv", "tiresias"))
     assert (w.rows_read, len(w.jobs)) == (60, 60)
     job = next(j for j in w.jobs if j.name == "tiresias-0")  # 0,1,0,606,vgg19,164,30
-    assert (job.model.name, job.iterations, job.num_gpus) == ("vgg19", 606, 1)
-    by_time = workload(trace_scenario(TRACES / "tiresias/60_job.csv", "tiresias",
-                                      length="duration"))
-    job = next(j for j in by_time.jobs if j.name == "tiresias-0")
+    assert (job.model.name, job.num_gpus, job.precision) == ("vgg19", 1, "fp32")
     assert (job.duration_s, job.reference_gpu, job.iterations) == (164.0, "p100-sxm2-16gb", None)
+    by_steps = workload(trace_scenario(TRACES / "tiresias/60_job.csv", "tiresias",
+                                       length="iterations"))
+    job = next(j for j in by_steps.jobs if j.name == "tiresias-0")
+    assert (job.iterations, job.duration_s) == (606, None)
 
 
 @pytest.mark.parametrize("n", range(1, 9))
@@ -280,6 +284,7 @@ def test_the_copied_traces_are_the_shared_ones():
     for path in TRACES.rglob("*"):
         if path.is_file() and path.name != "README.md":
             rel = path.relative_to(TRACES)
-            origin = shared / ("pollux/workloads" if rel.parts[0] == "pollux" else "") / (
-                rel.name if rel.parts[0] == "pollux" else rel)
+            workload = rel.parts[0] == "pollux" and rel.name.startswith("workload-")
+            origin = shared / ("pollux/workloads" if workload else "") / (
+                rel.name if workload else rel)
             assert path.read_bytes() == origin.read_bytes(), rel

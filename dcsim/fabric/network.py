@@ -32,6 +32,7 @@ class RingPath:
     servers: int = 1
     min_gpus_per_server: int = 0  # the fewest of the job's GPUs on one server (0: unknown)
     p2p_byte_s: float = 0.0  # between pipeline stages under sharing (0: bandwidth_byte_s)
+    shape: tuple[int, ...] = ()  # the job's GPUs per server, largest first (() unknown)
 
     @property
     def intra_bandwidth(self) -> float:
@@ -109,12 +110,14 @@ class Network:
         ids = sorted(gpus_per_server)
         intra = min(self._intra[s] for s in ids)
         fewest = min(gpus_per_server.values())
+        shape = tuple(sorted(gpus_per_server.values(), reverse=True))
         if len(ids) == 1:
             return RingPath(intra, self._intra_latency_s, intra, self._intra_latency_s, 1,
-                            fewest)
+                            fewest, shape=shape)
         bandwidth, latency = intra, 0.0
         for a, b in zip(ids, ids[1:] + ids[:1], strict=False):
             flow, lat = self._pair(a, b)
             bandwidth = min(bandwidth, flow / gpus_per_server[a])
             latency = max(latency, lat)
-        return RingPath(bandwidth, latency, intra, self._intra_latency_s, len(ids), fewest)
+        return RingPath(bandwidth, latency, intra, self._intra_latency_s, len(ids), fewest,
+                        shape=shape)

@@ -39,6 +39,9 @@ class StepEstimate:
     data_stall_s: float = 0.0  # waiting for input data (the storage model sets it)
     overhead_s: float = 0.0  # framework time per step outside the kernels (profiled hosts)
     checkpoint_s: float = 0.0  # checkpoint pauses amortized per iteration (the storage model)
+    # where the iteration time came from: "model" (a step-time model), "measured" (a
+    # throughput table entry) or "interpolated" (between entries; dcsim/perf/measured.py)
+    source: str = "model"
 
     @property
     def model_flop_s_per_gpu(self) -> float:

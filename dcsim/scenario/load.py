@@ -120,6 +120,35 @@ def _check_profiles(sc: Scenario, doc: Located) -> list[Problem]:
     return problems
 
 
+def _check_throughputs(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each `engine.throughputs` table reads cleanly (every problem located in its file); a
+    trace job that asks for the measured model has tables to look in."""
+    from dcsim.perf.tables import read_table
+
+    problems = []
+    for i, src in enumerate(sc.engine.throughputs):
+        path = sc.resolve_path(src.path)
+        if not path.exists():
+            key = ("engine", "throughputs", i, "path")
+            problems.append(Problem(*doc.where(key), key_path(key),
+                                    f"throughput table not found: {path}"))
+            continue
+        try:
+            read_table(sc.resolve_path(src.path), src.format, src.gpus)
+        except ScenarioError as exc:
+            problems += exc.problems
+    if not sc.engine.throughputs and sc.workload.trace is not None:
+        from dcsim.workload.traces import cached_trace
+
+        wants = [j for j in cached_trace(sc).jobs if j.step_model == "measured"]
+        if wants:
+            key = ("workload", "trace", "path")
+            problems.append(Problem(*doc.where(key), key_path(key),
+                                    f"{len(wants)} trace jobs (first: {wants[0].name}) ask for "
+                                    "step_model measured: it needs engine.throughputs"))
+    return problems
+
+
 def _check_build(sc: Scenario, doc: Located) -> list[Problem]:
     """The cluster and its topology can be built (e.g. every link has bandwidth > 0)."""
     from dcsim.hardware import ClusterError, build_cluster, build_network
@@ -209,6 +238,7 @@ def _validate(doc: Located, base_dir: str) -> Scenario:
     problems = _check_kinds(sc, doc)
     problems += _check_files(sc, doc) if not problems else []
     problems += _check_profiles(sc, doc) if not problems else []
+    problems += _check_throughputs(sc, doc) if not problems else []
     problems += _check_build(sc, doc) if not problems else []
     problems += _check_storage(sc, doc) if not problems else []
     problems += _check_faults(sc, doc) if not problems else []

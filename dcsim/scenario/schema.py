@@ -5,11 +5,13 @@ Strict (unknown keys are errors) and frozen pydantic models; units are in the ke
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -46,9 +48,30 @@ __all__ = [
 ]
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
+StepModelKind = Literal["calibrated", "first-order", "measured"]
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+def _count(v: Any) -> int | float:
+    """A positive, finite number of steps: an int when whole, else the float."""
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise ValueError("Input should be a valid number")
+    try:
+        f = float(v)
+    except ValueError:
+        raise ValueError("Input should be a valid number") from None
+    if not math.isfinite(f):
+        raise ValueError("Input should be a finite number")
+    if f <= 0:
+        raise ValueError("Input should be greater than 0")
+    return int(f) if f.is_integer() else f
+
+
+# optimizer steps: whole, except where a trace counts a partial last global step (Gavel's
+# total_steps summed over the workers, divided by the workers)
+Iterations = Annotated[int | float, BeforeValidator(_count)]
 
 
 MIN_IMAGE_SIZE = {"resnet50": 32, "cifar10-cnn": 4, "densenet121": 32, "inception-v3": 75}
@@ -242,7 +265,9 @@ class JobSpec(Strict):
     parallelism: Parallelism = Parallelism()
     global_batch: PosInt
     precision: Precision = "bf16"
-    iterations: PosInt | None = None
+    # whole optimizer steps; fractional only where a trace counts a partial last global step
+    # (Gavel: total_steps summed over the workers / the workers)
+    iterations: Iterations | None = None
     duration_s: PosFloat | None = None  # run time alone on reference_gpu: sets the iterations
     reference_gpu: str | None = None  # the GPU type duration_s was measured on (None: the job's)
     gpu_type: str | None = None
@@ -254,6 +279,9 @@ class JobSpec(Strict):
     execute: ExecuteSpec | None = None  # really train it (mlp, or cnn arch cifar10-cnn)
     dataset: DatasetSpec | None = None  # input data read each iteration (storage model)
     checkpoint: CheckpointSpec | None = None  # overrides the scenario's `checkpoint`
+    # the job's key in throughput tables (engine.throughputs); None: its model preset's name
+    job_type: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    step_model: StepModelKind | None = None  # None: the scenario's engine.step_model
 
     @field_validator("model", mode="before")
     @classmethod
@@ -284,8 +312,9 @@ class JobSpec(Strict):
             if not catalog.gpus()[self.reference_gpu].supports(self.precision):
                 raise ValueError(f"reference_gpu {self.reference_gpu} has no {self.precision} "
                                  "support: set a precision it has")
-        if self.execute is not None and self.iterations is None:
-            raise ValueError("an executed job needs iterations (it really trains that many)")
+        if self.execute is not None and not isinstance(self.iterations, int):
+            raise ValueError("an executed job needs whole iterations (it really trains that "
+                             "many)")
         per_step = p.dp * p.micro_batch
         if self.global_batch % per_step:
             raise ValueError(
@@ -612,9 +641,31 @@ class Storage(Strict):
     loader_workers: PosInt = 8  # data-loader processes per GPU (concurrent file opens)
 
 
+class ThroughputSource(Strict):
+    """A table of measured throughputs for `step_model: measured` (dcsim/perf/tables.py):
+    `dcsim` (CSV or YAML, job_type x gpu x num_gpus (x batch) -> throughput), `gavel`
+    (Gavel's simulation_throughputs.json) or `pollux` (a folder of Pollux's per-application
+    profiles). `gpus` maps the table's GPU names to catalog GPU types (gavel and pollux have
+    defaults: docs/scenario-reference.md#throughput-tables)."""
+
+    path: str
+    format: Literal["dcsim", "gavel", "pollux"] = "dcsim"
+    gpus: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("gpus")
+    @classmethod
+    def _known_gpus(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v.values():
+            JobSpec._known_gpu(name)
+        return v
+
+
 class Engine(Strict):
     fidelity: Literal["steady", "iteration"] = "steady"
-    step_model: Literal["calibrated", "first-order"] = "calibrated"
+    step_model: StepModelKind = "calibrated"
+    # measured-throughput tables (later tables win on the same entry); step_model: measured
+    # (for the scenario or a job) needs at least one
+    throughputs: list[ThroughputSource] = Field(default_factory=list)
     # jobs share links max-min fairly while they run (shared), while they communicate (timed),
     # or not at all (isolated)
     network: Literal["shared", "isolated", "timed"] = "shared"
@@ -653,6 +704,19 @@ class Scenario(Strict):
     # the trace as read and mapped when the scenario was validated (dcsim.workload.traces),
     # with the key it was read under, so the build does not read a big trace twice
     _trace_cache: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _measured_needs_tables(self) -> Scenario:
+        if self.engine.throughputs:
+            return self
+        if self.engine.step_model == "measured":
+            raise ValueError("engine.step_model measured needs engine.throughputs (a table of "
+                             "measured throughputs)")
+        for i, job in enumerate(self.workload.jobs or []):
+            if job.step_model == "measured":
+                raise ValueError(f"workload.jobs[{i}].step_model measured needs "
+                                 "engine.throughputs (a table of measured throughputs)")
+        return self
 
     @property
     def base_dir(self) -> str:

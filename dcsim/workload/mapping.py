@@ -13,11 +13,15 @@ Rules (docs/scenario-reference.md#trace has the tables):
   batch, global_batch = per-GPU batch x num_gpus. A trace that gives the global batch (Pollux)
   has it split: micro_batch = round(batch / num_gpus) (at least 1), and the iterations scaled so
   the job trains on the same number of samples.
-- Length: a record with a run time (Philly, Helios, PAI; Tiresias with `length: duration`)
-  becomes `duration_s` on `reference_gpu` (the engine turns it into iterations on the GPU the
-  job gets: the same work runs faster on a faster GPU); one with steps (Gavel, Pollux,
-  Tiresias) becomes `iterations`.
-- Precision: the model entry's, else fp16 if the reference GPU has it, else fp32.
+- Length: a record with a run time (Philly, Helios, PAI, Tiresias) becomes `duration_s` on
+  `reference_gpu` (the engine turns it into iterations on the GPU the job gets: the same work
+  runs faster on a faster GPU); one with steps (Gavel, Pollux) becomes `iterations`. Where a
+  row gives both (Tiresias), `length: auto` takes the one the source's own simulator uses
+  (`TraceFormat.source_length`: Tiresias runs a job for its `duration`).
+- Precision: the model entry's, else the trace format's era precision (fp32 for the public
+  traces of 2017-2020: `TraceFormat.era_precision`).
+- Job type: the record's (e.g. Gavel's "ResNet-18"), kept as the job's `job_type`: its key
+  in measured-throughput tables (`engine.throughputs`).
 
 Speed: one JobSpec is validated per distinct (model entry, GPUs, length kind); each record is
 then a `model_copy` of it with its name, arrival, length, user and virtual cluster.
@@ -32,7 +36,6 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from dcsim import catalog
 from dcsim.errors import Problem, ScenarioError
 from dcsim.rng import RandomStreams
 from dcsim.scenario.schema import JobSpec, Parallelism, TraceModel, TraceSource
@@ -79,10 +82,10 @@ def _default_mix() -> list[dict[str, Any]]:
     """The mix for jobs without a known type: the application areas of the `philly`
     generator (image recognition, NLP, recommendation, medical imaging), so a replayed trace
     and a generated one draw the same models. A choice, not a measurement: Philly publishes no
-    per-job models."""
+    per-job models. Without the generator's precision: trace jobs train in their era's."""
     from dcsim.scenario.schema import PHILLY_APPS
 
-    return [dict(v) for v in PHILLY_APPS.values()]
+    return [{k: v for k, v in app.items() if k != "precision"} for app in PHILLY_APPS.values()]
 
 
 DEFAULT_MIX = _default_mix()
@@ -104,9 +107,12 @@ def _entries(trace: TraceSource) -> tuple[dict[str, TraceModel], list[TraceModel
 
 
 def map_records(records: list[TraceRecord], trace: TraceSource, reference_gpu: str | None,
-                seed: int, source: str) -> MappingResult:
+                seed: int, source: str, era_precision: str = "fp32",
+                source_length: str = "iterations") -> MappingResult:
     """JobSpecs for `records` (in their order); raises ScenarioError if a model entry cannot
-    make a valid job (e.g. a precision the reference GPU lacks)."""
+    make a valid job (e.g. a precision the reference GPU lacks). A model entry without a
+    precision trains in `era_precision` (the trace format's); `length: auto` takes
+    `source_length` where a record gives both steps and a run time."""
     types, mix = _entries(trace)
     entry_of: list[TraceModel | None] = []
     unknown: Counter = Counter()
@@ -122,13 +128,13 @@ def map_records(records: list[TraceRecord], trace: TraceSource, reference_gpu: s
         picks = rng.choice(len(mix), size=len(need), p=w / w.sum())
         for k, p in zip(need, picks, strict=True):
             entry_of[k] = mix[int(p)]
-    gpu = catalog.gpus()[reference_gpu] if reference_gpu else None
     templates: dict[tuple, JobSpec] = {}
     jobs = []
     for r, e in zip(records, entry_of, strict=True):
         assert e is not None
         if trace.length == "auto":
-            by_time = r.iterations is None
+            by_time = r.iterations is None or (source_length == "duration"
+                                               and r.duration_s is not None)
         else:
             by_time = trace.length == "duration"
             if (r.duration_s if by_time else r.iterations) is None:
@@ -141,7 +147,7 @@ def map_records(records: list[TraceRecord], trace: TraceSource, reference_gpu: s
             per_gpu = max(1, round(r.batch_size / r.num_gpus))
             if iterations is not None:
                 iterations = max(1, round(iterations * r.batch_size / (per_gpu * r.num_gpus)))
-        precision = e.precision or ("fp16" if gpu is None or gpu.supports("fp16") else "fp32")
+        precision = e.precision or era_precision
         key = (id(e), r.num_gpus, per_gpu, by_time, precision)
         tpl = templates.get(key)
         if tpl is None:
@@ -156,6 +162,8 @@ def map_records(records: list[TraceRecord], trace: TraceSource, reference_gpu: s
             update["user"] = r.user
         if r.virtual_cluster is not None:
             update["virtual_cluster"] = r.virtual_cluster
+        if r.job_type is not None:
+            update["job_type"] = r.job_type
         jobs.append(tpl.model_copy(update=update))
     return MappingResult(jobs, len(need), unknown)
 

@@ -2,7 +2,8 @@
 
 Columns (header required; order free): name, arrival_s, model (a preset name from
 `dcsim catalog models`), global_batch, iterations are required; tp, pp, dp, micro_batch,
-virtual_stages, recompute, precision, gpu_type, priority, user are optional (empty = default).
+virtual_stages, recompute, precision, gpu_type, priority, user, virtual_cluster, job_type (the
+key in throughput tables) and step_model are optional (empty = default).
 A bad row is reported as `file:line:column: message`; with `skip_bad_rows` it is skipped and
 counted instead.
 """
@@ -23,7 +24,8 @@ __all__ = ["read_dcsim_csv", "rows_to_jobs", "check_columns", "TRACE_COLUMNS"]
 
 REQUIRED = ("name", "arrival_s", "model", "global_batch", "iterations")
 PARALLEL = ("tp", "pp", "dp", "micro_batch", "virtual_stages", "recompute")
-OPTIONAL = (*PARALLEL, "precision", "gpu_type", "priority", "user", "virtual_cluster")
+OPTIONAL = (*PARALLEL, "precision", "gpu_type", "priority", "user", "virtual_cluster",
+            "job_type", "step_model")
 TRACE_COLUMNS = REQUIRED + OPTIONAL
 
 
@@ -32,7 +34,8 @@ def _row_to_job(row: dict[str, str]) -> dict[str, Any]:
     parallelism = {k: row[k] for k in PARALLEL if row.get(k, "") != ""}
     if parallelism:
         job["parallelism"] = parallelism
-    for k in ("precision", "gpu_type", "priority", "user", "virtual_cluster"):
+    for k in ("precision", "gpu_type", "priority", "user", "virtual_cluster", "job_type",
+              "step_model"):
         if row.get(k, "") != "":
             job[k] = row[k]
     return job

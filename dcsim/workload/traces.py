@@ -62,7 +62,8 @@ def load_trace(scenario: Scenario) -> TraceLoad:
                                            f"{r.status} not in workload.trace.statuses"))
             records = [r for r in records if r.status in keep]
         reference = trace.reference_gpu or fmt.default_reference_gpu
-        mapped = map_records(records, trace, reference, scenario.seed, parsed.source)
+        mapped = map_records(records, trace, reference, scenario.seed, parsed.source,
+                             fmt.era_precision, fmt.source_length)
         load = TraceLoad(mapped.jobs, 0, skipped, mapped.drawn, mapped.unknown_types)
     rows = len(load.jobs) + len({(p.source, p.line) for p in skipped})
     return TraceLoad(load.jobs, rows, skipped, load.drawn, load.unknown_types)

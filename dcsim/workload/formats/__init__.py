@@ -40,7 +40,7 @@ class TraceRecord:
     arrival_s: float  # seconds after the trace's first submission (or as the trace gives)
     num_gpus: int
     duration_s: float | None = None  # run time on the trace's GPUs, if the trace gives it
-    iterations: int | None = None  # optimizer steps, if the trace gives them
+    iterations: float | None = None  # global optimizer steps, if the trace gives them
     job_type: str | None = None  # the trace's model / application name, if any
     batch_size: int | None = None  # the global batch, if the trace gives it
     per_gpu_batch: int | None = None  # the batch of each GPU, if the trace gives that instead
@@ -72,6 +72,13 @@ class TraceFormat:
     description: ClassVar[str] = ""
     # the GPU type the trace's run times were measured on; None: the trace gives steps
     default_reference_gpu: ClassVar[str | None] = None
+    # the training precision of the trace's era, for jobs whose model entry sets none: the
+    # public traces (2017-2020) come from clusters that trained in fp32 unless a job said
+    # otherwise (mixed precision spread after them); a format whose rows say so can override
+    era_precision: ClassVar[str] = "fp32"
+    # which length `trace.length: auto` takes where a row gives both steps and a run time: the
+    # one the source's own simulator uses ("iterations" or "duration")
+    source_length: ClassVar[str] = "iterations"
 
     def parse(self, path: Path) -> Parsed:
         raise NotImplementedError

@@ -10,14 +10,16 @@ job_name (its tasks: e.g. ps and worker); it is reported at the line of its firs
   of one GPU (50 = half a GPU); dcsim does not share a GPU between jobs, so a fractional request
   takes a whole GPU per instance. A job whose tasks ask for no GPU (plan_gpu 0 or empty) is
   skipped and counted as a CPU job.
-- arrival_s: the earliest task start_time (s), minus the file's earliest; this is the launch
-  time, so the wait before the first launch (the job table's submission time) is not included.
+- arrival_s: the earliest task start_time (s, shifted by a constant in the release), minus the
+  file's earliest; this is the launch time, so the wait before the first launch (the job
+  table's submission time) is not included. A start_time of 0 means unset (the release's own
+  analysis code reads it, and that task's end_time, as missing).
 - duration_s: the latest task end_time minus the earliest start_time. A job with no end time
   (Running or Waiting when the trace was cut) is skipped and counted.
 - status: Terminated if every task is; otherwise the first other task status (Failed, ...).
   All are kept unless the scenario sets `trace.statuses` (e.g. [Terminated]).
-The default reference GPU is the V100 (the trace's gpu_type is V100, P100, T4 or MISC per task;
-one reference for the whole trace is a simplification).
+The default reference GPU is the V100 (the trace's gpu_type is per task: V100, V100M32, P100,
+T4 or MISC, the older generations; one reference for the whole trace is a simplification).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class AlibabaPai(TraceFormat):
                     start = _opt_number(row[col["start_time"]])
                     column = "end_time"
                     end = _opt_number(row[col["end_time"]])
+                    if start == 0.0:  # the release marks an unset time with 0 (its analysis
+                        start = end = None  # code reads start_time 0 and its end as missing)
                 except ValueError as exc:
                     out.bad_row(i, column, str(exc))
                     broken.add(name)

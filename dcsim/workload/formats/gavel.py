@@ -9,8 +9,16 @@ no header. Two layouts, told apart by the number of fields on each line:
 
 job_type reads like "ResNet-18 (batch size 64)": the name before " (batch size N)" is the job
 type and N the batch size of each worker (Gavel scales a job out by running scale_factor
-workers with that batch each); A3C and CycleGAN have none. total_steps is the
-job's length in iterations. A scale_factor of 0 is skipped and counted (no GPUs).
+workers with that batch each); A3C and CycleGAN have none.
+
+total_steps counts steps summed over the job's workers, as Gavel's throughputs do
+(simulation_throughputs.json: a scale_factor-N job's "throughput" is its workers' steps per
+second added up; the msr traces were generated as run time x that throughput, so a job's run
+time on a GPU type is total_steps / throughput(type, N), which tests/test_trace_semantics.py
+checks). One dcsim iteration is a global step: every worker's step of N x batch samples, so
+iterations = total_steps / scale_factor, fractional where N does not divide total_steps (Gavel
+ends such a job when its workers' summed steps reach total_steps: a partial last global step).
+A scale_factor of 0 is skipped and counted (no GPUs).
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ def split_job_type(text: str) -> tuple[str, int | None]:
 @FORMATS.register("gavel")
 class Gavel(TraceFormat):
     description = "Gavel .trace (tab-separated; 7-field msr or 10-field physical_cluster)"
-    # Gavel's traces give steps; the reference GPU only decides the automatic precision (fp16)
-    default_reference_gpu = "v100-sxm2-32gb"
+    # Gavel's traces give steps, not run times: no reference GPU is needed
+    default_reference_gpu = None
 
     def parse(self, path: Path) -> Parsed:
         out = Parsed(str(path))
@@ -72,6 +80,7 @@ class Gavel(TraceFormat):
                     out.exclude(i, "scale_factor 0 (Gavel skips these jobs)")
                     continue
                 out.records.append(TraceRecord(
-                    line=i, name=f"gavel-{i - 1}", arrival_s=t, num_gpus=g, iterations=steps,
-                    job_type=name, per_gpu_batch=batch))
+                    line=i, name=f"gavel-{i - 1}", arrival_s=t, num_gpus=g,
+                    iterations=steps // g if steps % g == 0 else steps / g, job_type=name,
+                    per_gpu_batch=batch))
         return out

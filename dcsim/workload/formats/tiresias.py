@@ -1,10 +1,12 @@
 """`tiresias`: the Tiresias simulator's job list (SymbioticLab/Tiresias, simulator/60_job.csv).
 
 Columns: job_id, num_gpu, submit_time (s), iterations, model_name (e.g. vgg19, resnet50,
-inception4), duration (s), interval (s between submissions; unused). Both a step count and a
-run time are given; the mapping uses `iterations` unless the scenario sets
-`trace.length: duration` (then `duration` on `reference_gpu`, default P100: the Tiresias
-testbed's GPU).
+inception4), duration (s), interval (s to the next submission; unused). Tiresias's simulator
+runs each job for `duration` seconds of service (no preemption cost) and does not use
+`iterations` (its README: the schedulers do not rely on it); `model_name` only sets the job's
+memory and network figures there. So a job's length is `duration` on `reference_gpu` (default
+P100: the Tiresias testbed had 60 P100 GPUs), unless the scenario sets
+`trace.length: iterations`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ OPTIONAL = ("interval",)
 class Tiresias(TraceFormat):
     description = "Tiresias simulator CSV: job_id,num_gpu,submit_time,iterations,model_name,..."
     default_reference_gpu = "p100-sxm2-16gb"
+    source_length = "duration"
 
     def parse(self, path: Path) -> Parsed:
         out = Parsed(str(path))
