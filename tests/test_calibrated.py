@@ -162,22 +162,6 @@ def test_tensor_parallel_groups_across_servers_pay_the_network():
     assert est(job(tp=8), ring=split).tp_comm_s > 5 * est(job(tp=8), ring=inside).tp_comm_s
 
 
-def test_dlrm_embedding_traffic_is_charged_once():
-    from dcsim.perf.costs import Device
-    from dcsim.perf.zoo import model_stats
-
-    j = job("dlrm-criteo", precision="fp32", batch=8192, micro_batch=8192)
-    stats = model_stats(j.model)
-    model = CalibratedStepModel()
-    device = Device(A100, model.profile(A100), "fp32")
-    lookups = device.memory(stats.lookup_bytes_per_sample * 8192) - device.memory(0.0)
-    without = stats.__class__(**{**{f: getattr(stats, f) for f in stats.__slots__},
-                                 "lookup_bytes_per_sample": 0.0})
-    base = model._dense_pass(j, model.device(j, A100), without).makespan_s
-    assert model._dense_pass(j, model.device(j, A100), stats).makespan_s == pytest.approx(
-        base + lookups)
-
-
 def test_expert_state_is_sharded_only_over_its_replicas():
     moe = {"kind": "gpt", "layers": 4, "hidden": 2048, "heads": 16, "seq_len": 1024,
            "vocab": 32000, "moe_experts": 8, "moe_top_k": 2}

@@ -18,6 +18,7 @@ from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
 from dcsim.perf.costs import Collectives, Device
 from dcsim.perf.memory import local_param_split
+from dcsim.perf.netcost import net_cost, optimizer_cost
 from dcsim.perf.profile import DeviceProfile, profile_for
 from dcsim.perf.schedule import pipeline_makespan
 from dcsim.perf.step import StepEstimate
@@ -31,6 +32,7 @@ __all__ = ["CalibratedStepModel", "SPARSE_SPEEDUP"]
 SPARSE_SPEEDUP = 2.0  # 2:4 structured sparsity on Ampere/Hopper sparse tensor cores
 OPTIMIZER_BYTES_PER_PARAM = 32  # Adam: read weights, grads, m, v (fp32), write weights, m, v
 SGD_BYTES_PER_PARAM = 12
+GRAD_BUCKET_BYTES = 25e6  # PyTorch DistributedDataParallel's default bucket (bucket_cap_mb)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,11 @@ class _Pipeline:
     tp_comm_s: float
     last_backward_s: float  # one micro-batch's backward through a device's chunks
     first_forward_s: float  # one micro-batch's forward through a device's chunks
+
+
+def _paced(gpu_s: float, host_s: float) -> float:
+    """The time of a phase whose kernels take `gpu_s` and whose framework calls `host_s`."""
+    return (gpu_s ** 4 + host_s ** 4) ** 0.25
 
 
 # job fields that do not change a step: estimates are cached without them
@@ -73,6 +80,8 @@ class CalibratedStepModel:
         p = job.parallelism
         samples = job.global_batch
         model_flop = stats.training_flop_per_sample() * samples
+        if stats.net is not None:
+            return self._net_step(job, dev, stats, ring)
         if isinstance(job.model, GptModel):
             pipe = self._pipeline(job.model, job, dev, ring)
             recompute = p.recompute
@@ -98,6 +107,57 @@ class CalibratedStepModel:
             optimizer_s=optimizer_s, overhead_s=overhead)
 
     # ------------------------------------------------------------------ pieces
+    def _net_step(self, job: JobSpec, dev: Device, stats, ring: RingPath) -> StepEstimate:
+        """A layer-by-layer network (dcsim/perf/netcost.py): max(GPU, host) per step, plus
+        host work outside the framework calls and the exposed data-parallel traffic."""
+        net, p, prof = stats.net, job.parallelism, dev.profile
+        act, wb = act_bytes(job.precision), weight_bytes(job)
+        split = local_param_split(job, stats)
+        shards = p.dp if p.zero >= 1 else 1
+        sparse = sum(op.elems * op.count for op in net.ops
+                     if op.kind == "gather" and op.sparse_grad)
+        per_gpu = job.global_batch // p.dp
+        opt_gpu, opt_calls = optimizer_cost(net, dev, split[0] / shards * (1 - job.prune_fraction),
+                                            sparse * per_gpu)
+        if net.rollout:
+            one = net_cost(net, dev, 1, act, wb)
+            compute = net.rollout * (one.forward_s + one.backward_s)
+            host = (net.rollout * (max(one.forward_calls * prof.op_overhead_s, one.forward_s)
+                                   + max(one.backward_calls * prof.op_overhead_s,
+                                         one.backward_s))
+                    + opt_calls * prof.op_overhead_s + net.host_s_per_step / prof.host_speed)
+            gpu = compute + opt_gpu
+            iteration = max(host, net.processes * gpu) + prof.step_overhead_s
+            flop = 3.0 * one.flop * net.rollout
+            return StepEstimate(
+                iteration_s=iteration, compute_s=compute, bubble_s=0.0, dp_comm_s=0.0,
+                model_flop=flop, hardware_flop=flop, num_gpus=job.num_gpus,
+                peak_flop_s=dev.peak, optimizer_s=opt_gpu, overhead_s=iteration - gpu)
+        b = p.micro_batch
+        cost = net_cost(net, dev, b, act, wb)
+        micro = per_gpu // b
+        compute = micro * (cost.forward_s + cost.backward_s)
+        gpu = compute + opt_gpu
+        oo = prof.op_overhead_s
+        host_extra = (per_gpu * net.host_s_per_sample + net.host_s_per_step) / prof.host_speed
+        pipe = _Pipeline(compute, compute, 0.0, cost.backward_s, cost.forward_s)
+        exposed_dp = self._dp_exposed(job, split, ring, prof, pipe)
+        # within a phase (forward, backward, optimizer) the host runs ahead of the GPU and
+        # the slower of the two sets the pace (a smooth maximum, the 4-norm: they do not
+        # overlap perfectly); a phase cannot borrow another's slack
+        phases = ((cost.forward_s, cost.forward_calls * oo),
+                  (cost.backward_s, cost.backward_calls * oo))
+        paced = micro * sum(_paced(g, h) for g, h in phases) + _paced(opt_gpu, opt_calls * oo)
+        step = paced + prof.step_overhead_s + host_extra
+        # the data loader decodes the next batch while this one trains
+        decode = per_gpu * net.decode_s_per_sample / (prof.host_speed * prof.loader_cores)
+        overhead = max(step, decode) - gpu
+        flop = 3.0 * cost.flop * micro * p.dp
+        return StepEstimate(
+            iteration_s=gpu + overhead + exposed_dp, compute_s=compute, bubble_s=0.0,
+            dp_comm_s=exposed_dp, model_flop=flop, hardware_flop=flop, num_gpus=job.num_gpus,
+            peak_flop_s=dev.peak, optimizer_s=opt_gpu, overhead_s=overhead)
+
     def _pipeline(self, m: GptModel, job: JobSpec, dev: Device, ring: RingPath) -> _Pipeline:
         p = job.parallelism
         if 0 < ring.min_gpus_per_server < p.tp:  # a tp group spans servers: over the network
@@ -151,8 +211,6 @@ class CalibratedStepModel:
         d = act_bytes(job.precision)
         fwd_s = kernels * dev.gemm(per_kernel, stats.activation_elems_per_sample * b * d / kernels)
         bwd_s = 2 * fwd_s
-        lookups = dev.memory(stats.lookup_bytes_per_sample * b)  # all embedding passes (DLRM)
-        fwd_s, bwd_s = fwd_s + lookups / 3, bwd_s + 2 * lookups / 3
         micro = job.global_batch // (p.dp * b)
         return _Pipeline(micro * (fwd_s + bwd_s), micro * (fwd_s + bwd_s), 0.0, bwd_s, fwd_s)
 
@@ -203,12 +261,22 @@ class CalibratedStepModel:
         (same window) and an all-gather of the updated weights, overlapped with the next
         iteration's first forward; ZeRO-3 gathers the weights once more for the backward.
         MoE expert parameters are replicated only over dp / ep ranks: their collectives run
-        over that smaller group."""
+        over that smaller group.
+
+        Across servers, `ring.bandwidth_byte_s` is one GPU's share of its server's way out
+        (every GPU of the job there runs a ring). A data-parallel group whose ranks share a
+        server splits its collective over those rings (NCCL's channels, as dcsim collective
+        models them), so one collective gets as many shares as the group has ranks on the
+        server: g / r shares for g GPUs there and r = min(tp x pp, g) groups."""
         p = job.parallelism
         eff = prof.network_efficiency if ring.servers > 1 else prof.nvlink_efficiency
-        groups = [(Collectives(p.dp, ring.bandwidth_byte_s * eff, ring.latency_s), split[0]),
-                  (Collectives(p.dp // p.ep, ring.bandwidth_byte_s * eff, ring.latency_s),
-                   split[1])]
+        bandwidth = ring.bandwidth_byte_s
+        if ring.servers > 1 and ring.min_gpus_per_server > 1:
+            g = ring.min_gpus_per_server
+            channels = g / min(p.tp * p.pp, g)
+            bandwidth = min(ring.intra_bandwidth, bandwidth * channels)
+        groups = [(Collectives(p.dp, bandwidth * eff, ring.latency_s), split[0]),
+                  (Collectives(p.dp // p.ep, bandwidth * eff, ring.latency_s), split[1])]
         keep = 1 - job.prune_fraction
         reduce_s = gather_s = 0.0
         for ring_dp, params in groups:
@@ -221,5 +289,9 @@ class CalibratedStepModel:
                     params * weight_bytes(job))
         back = pipe.last_backward_s if p.overlap_grad_comm else 0.0
         front = pipe.first_forward_s if p.overlap_grad_comm else 0.0
-        return max(0.0, reduce_s - back) + max(0.0, gather_s - front)
+        # gradients are reduced in buckets as the backward pass produces them: the last
+        # bucket's reduction starts after the backward ends, so it is never hidden
+        last = groups[0][0].all_reduce(min(split[0] * keep * DTYPE_BYTES[p.grad_reduce_dtype],
+                                           GRAD_BUCKET_BYTES)) if p.zero == 0 else 0.0
+        return max(last, reduce_s - back) + max(0.0, gather_s - front)
 

@@ -1,11 +1,9 @@
-"""Layer lists of the convolutional networks dcsim knows layer by layer.
+"""The layer list of the seed article's CIFAR-10 CNN, as dcsim's own kernels run it (execute
+mode: two 3x3 'same' convolutions with 2x2 max-pooling, then two dense layers).
 
 Each convolution is given as the matrix product it runs as (im2col): per sample, M output
-pixels x K = c_in x k x k inputs x N = c_out filters; M K N multiply-accumulates. ResNet-50
-follows He et al. 2016 with the stride on the 3x3 convolution of each bottleneck (torchvision's
-"v1.5"; 53 convolutions, 4.09 GMACs at 224 px with the classifier, as its model card says); the
-CIFAR-10 CNN is the seed article's (two 3x3 'same' convolutions with 2x2 max-pooling). Other
-architectures are known only by their totals (dcsim/catalog/cnn_archs.yaml).
+pixels x K = c_in x k x k inputs x N = c_out filters; M K N multiply-accumulates. Other
+networks are described operation by operation in dcsim/perf/nets.
 """
 
 from __future__ import annotations
@@ -14,31 +12,12 @@ __all__ = ["conv_shapes", "dense_shapes"]
 
 ConvShape = tuple[int, int, int]  # (M output pixels, K inputs per output, N filters)
 
-_RESNET50_STAGES = ((3, 64, 256, 1), (4, 128, 512, 2), (6, 256, 1024, 2), (3, 512, 2048, 2))
-
-
-def _resnet50(size: int) -> list[ConvShape]:
-    h = size // 2
-    layers = [(h * h, 3 * 7 * 7, 64)]  # 7x7 stride-2 stem
-    h //= 2  # 3x3 stride-2 max-pool
-    c_in = 64
-    for blocks, mid, out, stride in _RESNET50_STAGES:
-        for block in range(blocks):
-            h_out = h // (stride if block == 0 else 1)
-            layers += [(h * h, c_in, mid), (h_out * h_out, mid * 9, mid), (h_out * h_out, mid, out)]
-            if block == 0:
-                layers.append((h_out * h_out, c_in, out))  # projection shortcut
-            c_in, h = out, h_out
-    return layers
-
-
 def _cifar10_cnn(size: int) -> list[ConvShape]:
     return [(size * size, 3 * 9, 32), ((size // 2) ** 2, 32 * 9, 64)]
 
 
-_CONVS = {"resnet50": _resnet50, "cifar10-cnn": _cifar10_cnn}
-_DENSE = {"resnet50": lambda size: [(2048, 1000)],
-          "cifar10-cnn": lambda size: [(64 * (size // 4) ** 2, 128), (128, 10)]}
+_CONVS = {"cifar10-cnn": _cifar10_cnn}
+_DENSE = {"cifar10-cnn": lambda size: [(64 * (size // 4) ** 2, 128), (128, 10)]}
 
 
 def conv_shapes(arch: str, size: int) -> tuple[ConvShape, ...]:

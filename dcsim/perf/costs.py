@@ -10,6 +10,7 @@ a latency per step (the nccl-tests bus-bandwidth convention).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from dcsim.catalog import GpuSpec
@@ -37,6 +38,18 @@ class Device:
         return nominal[self.dtype]
 
     @property
+    def tensor_scale(self) -> float:
+        """tensor_efficiency / gemm_efficiency for a tensor-core dtype on a GPU with tensor
+        cores (its 16-bit peak at least 4x its fp32 one), else 1."""
+        prof = self.profile
+        if prof.tensor_efficiency is None or self.dtype == "fp32":
+            return 1.0
+        peaks = self.gpu.peak_flop_s
+        if peaks.get("fp16", 0.0) < 4 * peaks.get("fp32", math.inf):
+            return 1.0
+        return prof.tensor_efficiency / prof.gemm_efficiency
+
+    @property
     def bandwidth(self) -> float:
         return self.profile.hbm_bandwidth_byte_s or self.gpu.hbm_bandwidth_byte_s
 
@@ -49,7 +62,8 @@ class Device:
             return self.memory(nbytes)
         rate = self.peak * (self.sparse_speedup if sparse else 1.0)
         effective = flop / (self.sparse_speedup if sparse else 1.0)
-        compute = flop / (rate * self.profile.gemm_fraction(effective, sides))
+        fraction = self.profile.gemm_fraction(effective, sides) * self.tensor_scale
+        compute = flop / (rate * fraction)
         return max(compute, self.memory(nbytes, overhead=False)) + self.profile.kernel_overhead_s
 
     def memory(self, nbytes: float, overhead: bool = True) -> float:

@@ -40,6 +40,17 @@ class DeviceProfile:
     peak_flop_s: dict[str, float] | None = field(default=None, compare=False)
     hbm_bandwidth_byte_s: float | None = None
     step_overhead_s: float = 0.0  # framework time per training step outside the kernels
+    # host (CPU) time per framework call (PyTorch eager dispatch) on the device's usual host
+    op_overhead_s: float = 0.0
+    # fraction of the dtype peak that large products reach on tensor cores (16- and 8-bit
+    # types, tf32), where it differs from gemm_efficiency (fitted on fp32); None: the same
+    tensor_efficiency: float | None = None
+    # speed of the host CPU the device is usually paired with, relative to the reference host
+    # of the networks' host costs (a 2.3 GHz Broadwell Xeon core): host work per sample and
+    # per step (dcsim/perf/nets: data collation, an RL environment) divides by it
+    host_speed: float = 1.0
+    # CPU cores per GPU that decode input data in parallel (data-loader workers) on that host
+    loader_cores: float = 8.0
     # measured fractions of peak on a grid: {"sides": [batch m ...], "widths": [k = n ...],
     # "fraction": [[per width] per batch]}; where present, products interpolate in it
     gemm_table: dict[str, list] | None = field(default=None, compare=False)
@@ -96,6 +107,7 @@ RANGES = {  # (low, high], per parameter
 
 
 OPTIONAL = {"peak_tflop_s", "hbm_bandwidth_gbyte_s", "step_overhead_s", "gemm_half_dim",
+            "op_overhead_s", "tensor_efficiency", "host_speed", "loader_cores",
             "gemm_table",
             "provenance"}
 
@@ -121,9 +133,18 @@ def _check_optional(device: str, d: dict[str, Any]) -> None:
     if unknown:
         raise ProfileError(f"{device}: unknown keys {', '.join(unknown)}; valid: "
                            f"{', '.join([*PARAMS, *sorted(OPTIONAL)])}")
-    for key in ("step_overhead_s", "gemm_half_dim"):
-        if key in d and not (isinstance(d[key], int | float) and d[key] >= 0):
-            raise ProfileError(f"{device}.{key}: must be a number >= 0, got {d[key]!r}")
+    for key, top in (("step_overhead_s", 10.0), ("gemm_half_dim", 1e9), ("op_overhead_s", 1.0)):
+        if key in d and not (isinstance(d[key], int | float) and 0 <= d[key] <= top):
+            raise ProfileError(f"{device}.{key}: must be a number in [0, {top:g}], got "
+                               f"{d[key]!r}")
+    for key, (lo, hi) in (("host_speed", (0.01, 100.0)), ("loader_cores", (0.1, 1024.0))):
+        if key in d and not (isinstance(d[key], int | float) and lo <= d[key] <= hi):
+            raise ProfileError(f"{device}.{key}: must be a number in [{lo:g}, {hi:g}], got "
+                               f"{d[key]!r}")
+    if "tensor_efficiency" in d and not (isinstance(d["tensor_efficiency"], int | float)
+                                         and 0 < d["tensor_efficiency"] <= 1):
+        raise ProfileError(f"{device}.tensor_efficiency: must be a number in (0, 1], got "
+                           f"{d['tensor_efficiency']!r}")
     if "hbm_bandwidth_gbyte_s" in d and not (
             isinstance(d["hbm_bandwidth_gbyte_s"], int | float) and d["hbm_bandwidth_gbyte_s"] > 0):
         raise ProfileError(f"{device}.hbm_bandwidth_gbyte_s: must be a number > 0")
@@ -162,6 +183,11 @@ def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:
         peak_flop_s={k: float(v) * 1e12 for k, v in peaks.items()} if peaks else None,
         hbm_bandwidth_byte_s=float(bandwidth) * 1e9 if bandwidth else None,
         step_overhead_s=float(d.get("step_overhead_s", 0.0)),
+        op_overhead_s=float(d.get("op_overhead_s", 0.0)),
+        tensor_efficiency=(float(d["tensor_efficiency"]) if "tensor_efficiency" in d
+                           else None),
+        host_speed=float(d.get("host_speed", 1.0)),
+        loader_cores=float(d.get("loader_cores", 8.0)),
         gemm_half_dim=float(d.get("gemm_half_dim", 0.0)),
         gemm_table=d.get("gemm_table"))
 

@@ -12,12 +12,15 @@ attention-score part (4*s^2*h per layer), as in Korthikanti et al.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from dcsim import catalog
 from dcsim.perf.convnets import conv_shapes, dense_shapes
-from dcsim.scenario import CnnModel, CustomModel, DlrmModel, GptModel, MlpModel
+from dcsim.perf.nets import NETS, Net
+from dcsim.perf.nets.recsys import dlrm_ops
+from dcsim.scenario import CnnModel, CustomModel, DlrmModel, GptModel, MlpModel, NetModel
 
-__all__ = ["ModelStats", "model_stats"]
+__all__ = ["ModelStats", "model_stats", "build_net", "CNN_NETS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +35,9 @@ class ModelStats:
     attention_flop_per_sample: float  # the part that selective recompute repeats
     kernels_per_sample: int = 1  # matrix-product kernels of one forward pass (non-transformers)
     activation_elems_per_sample: float = 0.0  # layer outputs one forward pass writes
-    lookup_bytes_per_sample: float = 0.0  # embedding rows gathered and updated (DLRM)
     layer_shapes: tuple[tuple[int, int], ...] = ()  # (inputs, outputs) of each dense layer
     conv_shapes: tuple[tuple[int, int, int], ...] = ()  # per sample (M, K, N) of each conv
+    net: Net | None = None  # the model operation by operation (dcsim/perf/nets), if known
 
     def training_flop_per_sample(self) -> float:
         """Model FLOPs of one forward and backward pass (backward = 2 x forward)."""
@@ -74,11 +77,40 @@ def _transformer(m: GptModel) -> ModelStats:
     )
 
 
+# cnn archs of catalog/cnn_archs.yaml built layer by layer: arch -> (builder, its params)
+CNN_NETS = {
+    "resnet18": ("resnet", {"depth": "resnet18"}), "resnet50": ("resnet", {"depth": "resnet50"}),
+    "resnet101": ("resnet", {"depth": "resnet101"}),
+    "resnet152": ("resnet", {"depth": "resnet152"}),
+    "resnet18-cifar": ("resnet", {"depth": "resnet18", "cifar_stem": True, "classes": 10}),
+    "vgg11": ("vgg", {"depth": "vgg11"}), "vgg16": ("vgg", {"depth": "vgg16"}),
+    "vgg19": ("vgg", {"depth": "vgg19"}), "yolov3": ("yolov3", {}),
+}
+
+
+def _from_net(kind: str, net: Net) -> ModelStats:
+    """Statistics of a network given op by op: parameters with dense gradients are replicated
+    and all-reduced; embedding tables with sparse gradients are sharded (model parallel)."""
+    sharded = sum(op.weights for op in net.ops if op.kind == "gather" and op.sparse_grad)
+    fwd = net.forward_flop
+    return ModelStats(kind, net.params - sharded, sharded, fwd, fwd, 0.0,
+                      kernels_per_sample=len(net.ops),
+                      activation_elems_per_sample=net.saved_elems, net=net)
+
+
+def build_net(arch: str, params: dict) -> Net:
+    builder = NETS.get(arch)()
+    return builder.build(builder.Params(**params))
+
+
 def _cnn(m: CnnModel) -> ModelStats:
     arch = catalog.cnn_archs()[m.arch]
     size = m.image_size or arch.reference_image_size
+    if m.arch in CNN_NETS:
+        name, params = CNN_NETS[m.arch]
+        return _from_net(m.kind, build_net(name, {**params, "image_size": size}))
     convs, dense = conv_shapes(m.arch, size), dense_shapes(m.arch, size)
-    if convs:  # known layer by layer: FLOPs and activations from the layers themselves
+    if convs:  # the seed's CIFAR-10 CNN, as dcsim's own kernels run it (execute mode)
         macs = sum(mm * k * n for mm, k, n in convs) + sum(i * o for i, o in dense)
         # each convolution's output, its normalization and activation (3 tensors); fc outputs
         acts = 3.0 * sum(mm * n for mm, _, n in convs) + sum(o for _, o in dense)
@@ -86,9 +118,7 @@ def _cnn(m: CnnModel) -> ModelStats:
                           kernels_per_sample=len(convs) + len(dense),
                           activation_elems_per_sample=acts, layer_shapes=dense,
                           conv_shapes=convs)
-    fwd = 2.0 * arch.forward_gmacs * 1e9 * (size / arch.reference_image_size) ** 2
-    return ModelStats(m.kind, arch.params_m * 1e6, 0.0, fwd, fwd, 0.0,
-                      kernels_per_sample=arch.layers)
+    return _from_net(m.kind, build_net("totals", {"arch": m.arch, "image_size": size}))
 
 
 def _mlp_counts(sizes: list[int]) -> tuple[float, float]:
@@ -98,19 +128,9 @@ def _mlp_counts(sizes: list[int]) -> tuple[float, float]:
 
 
 def _dlrm(m: DlrmModel) -> ModelStats:
-    d = m.embedding_dim
-    bottom_p, bottom_f = _mlp_counts([m.dense_features, *m.bottom_mlp])
-    n_vectors = len(m.embedding_rows) + 1
-    pairs = n_vectors * (n_vectors - 1) // 2
-    interaction_f = 2.0 * pairs * d
-    top_p, top_f = _mlp_counts([m.bottom_mlp[-1] + pairs, *m.top_mlp])
-    fwd = bottom_f + interaction_f + top_f
-    # fp32 rows: gathered forward, gradient scattered and row updated backward (3 passes)
-    lookups = 3.0 * len(m.embedding_rows) * d * 4
-    return ModelStats(m.kind, bottom_p + top_p, float(sum(m.embedding_rows) * d), fwd, fwd, 0.0,
-                      kernels_per_sample=len(m.bottom_mlp) + len(m.top_mlp) + 1,
-                      activation_elems_per_sample=float(sum(m.bottom_mlp) + sum(m.top_mlp)),
-                      lookup_bytes_per_sample=lookups)
+    ops = dlrm_ops(m.dense_features, tuple(m.embedding_rows), m.embedding_dim,
+                   tuple(m.bottom_mlp), tuple(m.top_mlp))
+    return _from_net(m.kind, Net(tuple(ops), optimizer="sgd"))
 
 
 def _mlp(m: MlpModel) -> ModelStats:
@@ -127,9 +147,23 @@ def _custom(m: CustomModel) -> ModelStats:
 
 
 def model_stats(model: object) -> ModelStats:
-    """Parameters and per-sample FLOPs of a validated model spec."""
+    """Parameters and per-sample FLOPs of a validated model spec (cached per model: a trace
+    asks for the same few models many times)."""
+    if isinstance(model, GptModel | MlpModel | CustomModel):
+        return _model_stats(model)
+    return _stats_by_json(type(model), model.model_dump_json())  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=512)
+def _stats_by_json(cls: type, text: str) -> ModelStats:
+    return _model_stats(cls.model_validate_json(text))
+
+
+def _model_stats(model: object) -> ModelStats:
     if isinstance(model, GptModel):  # also BertModel
         return _transformer(model)
+    if isinstance(model, NetModel):
+        return _from_net(model.kind, build_net(model.arch, model.params))
     for cls, fn in ((CnnModel, _cnn), (DlrmModel, _dlrm), (MlpModel, _mlp), (CustomModel, _custom)):
         if isinstance(model, cls):
             return fn(model)  # type: ignore[operator]

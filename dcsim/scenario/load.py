@@ -58,7 +58,7 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
 
 
 def _is_tag(part: Any) -> bool:
-    tags = {"gpt", "bert", "cnn", "dlrm", "mlp", "custom", "str", "poisson", "philly"}
+    tags = {"gpt", "bert", "cnn", "dlrm", "mlp", "custom", "net", "str", "poisson", "philly"}
     return isinstance(part, str) and (part in tags or "[" in part)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "DlrmModel",
     "MlpModel",
     "CustomModel",
+    "NetModel",
     "GeneratorSpec",
     "PhillyGeneratorSpec",
     "PhillyApp",
@@ -175,8 +176,34 @@ class CustomModel(ModelBase):
     forward_flop_per_sample: PosFloat
 
 
+class NetModel(ModelBase):
+    """A network described layer by layer by a registered architecture builder
+    (dcsim/perf/nets/: `dcsim catalog nets`), with that builder's typed `params`."""
+
+    kind: Literal["net"]
+    arch: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_arch(self) -> NetModel:
+        from dcsim.perf.nets import NETS
+
+        if self.arch not in NETS:
+            raise ValueError(f"unknown net arch {self.arch!r}; valid: {', '.join(NETS.names())}")
+        try:
+            NETS.get(self.arch).Params(**self.params)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            raise ValueError(f"params.{where}: {msg}") from None
+        return self
+
+
 ModelSpec = Annotated[
-    GptModel | BertModel | CnnModel | DlrmModel | MlpModel | CustomModel,
+    GptModel | BertModel | CnnModel | DlrmModel | MlpModel | CustomModel | NetModel,
     Field(discriminator="kind"),
 ]
 
@@ -343,7 +370,7 @@ class JobSpec(Strict):
                     f"layers ({m.layers}) must be divisible by pp x virtual_stages "
                     f"({p.pp} x {p.virtual_stages} = {chunks})"
                 )
-        elif p.tp > 1 or p.pp > 1:
+        elif p.tp > 1 or p.pp > 1:  # (net, cnn, dlrm, mlp, custom: data parallel)
             raise ValueError(
                 f"tensor/pipeline parallelism is modelled for transformers, not {m.kind}")
         return self

@@ -51,11 +51,10 @@ JOB_TYPES: dict[str, dict[str, Any]] = {
     # Gavel (job_type before " (batch size N)"; N, when given, is the per-GPU batch)
     "resnet-18": {"model": "resnet18-cifar", "per_gpu_batch": 128},  # CIFAR-10
     "resnet-50": {"model": "resnet50", "per_gpu_batch": 64},  # ImageNet
-    "transformer": {"model": "transformer-base", "per_gpu_batch": 64},  # Multi30k
+    "transformer": {"model": "transformer-multi30k", "per_gpu_batch": 64},  # Multi30k
     "lm": {"model": "lstm-lm", "per_gpu_batch": 20},  # WikiText-2
-    "recommendation": {"model": "ncf", "per_gpu_batch": 2048},  # ML-20M (an autoencoder in
-    # Gavel; NeuMF here, the recommendation model dcsim has)
-    "a3c": {"model": "a3c", "per_gpu_batch": 4},  # Pong
+    "recommendation": {"model": "recoder-ml20m", "per_gpu_batch": 2048},  # ML-20M
+    "a3c": {"model": "a3c", "per_gpu_batch": 1},  # Pong (a step is one 20-step rollout)
     "cyclegan": {"model": "cyclegan", "per_gpu_batch": 1},  # monet2photo
     # Tiresias (tf_cnn_benchmarks model names)
     "alexnet": {"model": "alexnet", "per_gpu_batch": 64},
@@ -70,11 +69,11 @@ JOB_TYPES: dict[str, dict[str, Any]] = {
     "vgg19": {"model": "vgg19", "per_gpu_batch": 32},
     # Pollux applications (the trace gives the global batch)
     "cifar10": {"model": "resnet18-cifar", "per_gpu_batch": 128},
-    "imagenet": {"model": "resnet50", "per_gpu_batch": 64},
-    "bert": {"model": "bert-base", "per_gpu_batch": 12},  # SQuAD fine-tuning
-    "deepspeech2": {"model": "deepspeech2", "per_gpu_batch": 20},  # CMU-ARCTIC
-    "yolov3": {"model": "yolov3", "per_gpu_batch": 8},  # PASCAL VOC
-    "ncf": {"model": "ncf", "per_gpu_batch": 2048},  # MovieLens
+    "imagenet": {"model": "resnet50", "per_gpu_batch": 64, "precision": "fp16"},  # apex amp
+    "bert": {"model": "bert-base-squad", "per_gpu_batch": 12},  # SQuAD fine-tuning
+    "deepspeech2": {"model": "deepspeech2", "per_gpu_batch": 20},  # VoxForge
+    "yolov3": {"model": "yolov3-448", "per_gpu_batch": 8},  # PASCAL VOC at 448 px
+    "ncf": {"model": "ncf-ml1m", "per_gpu_batch": 2048},  # MovieLens-1M
 }
 
 

@@ -1,0 +1,181 @@
+"""Fit the device profiles of the GPUs the job tables measured (K80, P100 and V100 from
+Gavel, T4 from Pollux) to those tables, and check the fit where it was not fitted.
+
+Per GPU type, `FITTED` parameters of its profile are fitted by robust least squares
+(scipy.optimize.least_squares, soft-L1 loss) on log(predicted / measured) over that GPU's
+cases, each case weighted so that every (source, job type) counts the same; everything else
+(the model's structure, each network's layers, the optimizers, the links) is fixed. The
+held-out check refits without one job type at a time and predicts that job type with the
+profiles it did not see (leave one job type out).
+
+    python -m dcsim.tools.jobfit            # fit, print in-sample and held-out errors
+    python -m dcsim.tools.jobfit --write    # ... and write the profiles into the catalog
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from dcsim.perf.calibrated import CalibratedStepModel
+from dcsim.perf.profile import DeviceProfile, profile_for
+from dcsim.tools.jobcases import JobCase, all_cases
+
+__all__ = ["FITTED", "fit_gpu", "fit_all", "predict", "held_out", "Fit"]
+
+# parameter -> (prior, prior spread (a factor), lower, upper); fitted in log space. The
+# priors are what the parameters are measured to be elsewhere (research notes in
+# data/reference/SOURCES.md#gpus): cuBLAS SGEMM reaches ~75-90% of peak, STREAM-like copies
+# 75-90% of HBM bandwidth, a kernel launch costs a few microseconds and a PyTorch eager call
+# tens; a fit may move them, by a penalty of one residual per prior spread.
+FITTED = {
+    "gemm_efficiency": (0.75, 1.5, 0.1, 1.0),
+    "gemm_half_gflop": (0.1, 10.0, 1e-4, 100.0),
+    "memory_efficiency": (0.8, 1.3, 0.2, 1.0),
+    "kernel_overhead_s": (5e-6, 3.0, 1e-6, 1e-4),
+    "op_overhead_s": (3e-5, 3.0, 1e-6, 5e-4),
+    "step_overhead_s": (2e-3, 10.0, 1e-5, 0.2),
+    "nvlink_efficiency": (0.7, 4.0, 0.02, 1.0),
+    "network_efficiency": (0.7, 4.0, 0.02, 1.0),
+    "tensor_efficiency": (0.6, 2.0, 0.05, 1.0),  # only where the GPU has tensor-core cases
+    "host_speed": (1.0, 2.0, 0.1, 10.0),
+}
+
+
+PRIOR_WEIGHT = 0.3
+# physical cores per GPU that feed the data loaders on the tables' instances (not fitted):
+# vCPUs per GPU / 2 (hyper-threads): AWS p2.xlarge 4, Azure NC6s_v2 6, AWS p3.2xlarge 8,
+# AWS g4dn.12xlarge 48 / 4 GPUs
+LOADER_CORES = {"k80-12gb": 2.0, "p100-pcie-16gb": 3.0, "v100-sxm2-16gb": 4.0, "t4-16gb": 6.0}
+
+
+@dataclass(frozen=True)
+class Fit:
+    profiles: dict[str, DeviceProfile]
+    cost: float
+
+
+def _profile(gpu: str, x: np.ndarray, base: DeviceProfile, names: Sequence[str]
+             ) -> DeviceProfile:
+    values = {k: float(math.exp(v)) for k, v in zip(names, x, strict=True)}
+    return replace(base, **values, provenance={})
+
+
+def _names(cases: Sequence[JobCase]) -> list[str]:
+    """The parameters the cases can tell: tensor_efficiency only with tensor-core cases."""
+    tensor = any(c.job.precision != "fp32" and c.gpu.peak_flop_s.get("fp16", 0)
+                 >= 4 * c.gpu.peak_flop_s["fp32"] for c in cases)
+    return [k for k in FITTED if k != "tensor_efficiency" or tensor]
+
+
+def predict(cases: Sequence[JobCase], profiles: dict[str, DeviceProfile]) -> np.ndarray:
+    model = CalibratedStepModel(profiles)
+    return np.array([model.estimate(c.job, c.gpu, c.ring).iteration_s for c in cases])
+
+
+def _weights(cases: Sequence[JobCase]) -> np.ndarray:
+    groups: dict[tuple, int] = defaultdict(int)
+    for c in cases:
+        groups[(c.source, c.family)] += 1
+    return np.array([1.0 / math.sqrt(groups[(c.source, c.family)]) for c in cases])
+
+
+def fit_gpu(cases: Sequence[JobCase], gpu: str) -> DeviceProfile:
+    """The profile of `gpu` fitted to its cases."""
+    from scipy.optimize import least_squares
+
+    mine = [c for c in cases if c.gpu.name == gpu]
+    base = replace(profile_for(gpu, mine[0].gpu.first_order_efficiency),
+                   loader_cores=LOADER_CORES.get(gpu, 8.0))
+    names = _names(mine)
+    measured = np.log([c.measured_s for c in mine])
+    w = _weights(mine)
+    lo = np.log([FITTED[k][2] for k in names])
+    hi = np.log([FITTED[k][3] for k in names])
+    x0 = np.log([FITTED[k][0] for k in names])
+    spread = np.log([FITTED[k][1] for k in names])
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        pred = predict(mine, {gpu: _profile(gpu, x, base, names)})
+        return np.concatenate([w * (np.log(pred) - measured), PRIOR_WEIGHT * (x - x0) / spread])
+
+    res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1,
+                        diff_step=1e-3, max_nfev=400)
+    return _profile(gpu, res.x, base, names)
+
+
+def fit_all(cases: Sequence[JobCase]) -> dict[str, DeviceProfile]:
+    return {gpu: fit_gpu(cases, gpu) for gpu in sorted({c.gpu.name for c in cases})}
+
+
+def held_out(cases: Sequence[JobCase]) -> np.ndarray:
+    """Each case predicted by profiles fitted without its (source, job type)."""
+    out = np.zeros(len(cases))
+    families = sorted({(c.source, c.family) for c in cases})
+    for fam in families:
+        train = [c for c in cases if (c.source, c.family) != fam]
+        test = [i for i, c in enumerate(cases) if (c.source, c.family) == fam]
+        gpus = {cases[i].gpu.name for i in test}
+        profiles = {g: fit_gpu(train, g) for g in gpus if any(c.gpu.name == g for c in train)}
+        pred = predict([cases[i] for i in test], profiles)
+        out[test] = pred
+    return out
+
+
+def _summary(cases: Sequence[JobCase], pred: np.ndarray, title: str) -> None:
+    err = pred / np.array([c.measured_s for c in cases]) - 1
+    by: dict[tuple, list[float]] = defaultdict(list)
+    for c, e in zip(cases, err, strict=True):
+        by[(c.source, c.family, c.gpu.name)].append(e)
+    print(f"\n{title}")
+    for k, v in sorted(by.items()):
+        a = np.abs(v)
+        print(f"  {k[0]:7s} {k[1]:15s} {k[2]:16s} n={len(v):4d} median |err| "
+              f"{np.median(a):6.1%}  max {a.max():7.1%}  bias {np.median(v):+6.1%}")
+    for source in ("gavel", "pollux"):
+        a = np.abs([e for c, e in zip(cases, err, strict=True) if c.source == source])
+        if a.size:
+            print(f"  {source}: median |err| {np.median(a):.1%}, p90 {np.quantile(a, 0.9):.1%}"
+                  f" over {a.size}")
+
+
+def ratio_errors(cases: Sequence[JobCase], pred: np.ndarray, fast: str, slow: str
+                 ) -> np.ndarray:
+    """For every job (type, batch, GPUs) measured on both GPU types: predicted / measured
+    speed ratio - 1, the ratio being slow-GPU time / fast-GPU time."""
+    at: dict[tuple, dict[str, tuple[float, float]]] = defaultdict(dict)
+    for c, p in zip(cases, pred, strict=True):
+        at[(c.source, c.label)][c.gpu.name] = (c.measured_s, float(p))
+    out = [(t[slow][1] / t[fast][1]) / (t[slow][0] / t[fast][0]) - 1
+           for t in at.values() if fast in t and slow in t]
+    return np.array(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--held-out", action="store_true", help="also leave one job type out")
+    args = parser.parse_args(argv)
+    cases = all_cases()
+    profiles = fit_all(cases)
+    import pickle
+    pickle.dump(profiles, open("/tmp/ana/prof.pkl", "wb"))
+    for gpu, p in profiles.items():
+        print(gpu, {k: f"{getattr(p, k):.4g}" for k in FITTED if getattr(p, k) is not None})
+    pred = predict(cases, profiles)
+    _summary(cases, pred, "in-sample")
+    for fast, slow in (("v100-sxm2-16gb", "p100-pcie-16gb"), ("p100-pcie-16gb", "k80-12gb")):
+        r = np.abs(ratio_errors(cases, pred, fast, slow))
+        print(f"  speed ratio {slow} / {fast}: median |err| {np.median(r):.1%}, p90 "
+              f"{np.quantile(r, 0.9):.1%} over {r.size}")
+    if args.held_out:
+        _summary(cases, held_out(cases), "held out (leave one job type out)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
