@@ -5,7 +5,8 @@ processes; the table of summary metrics is printed, written as JSON and as the M
 docs/policies.md quotes. Studies (the first two run by default):
 
 - `gavel-schedulers`: scenarios/gavel_msr.yaml (a Philly-derived Gavel trace, 533 jobs with
-  job types and steps, on 96 P100s where FIFO queues) under fifo, sjf, srtf, las, themis, easy.
+  job types and steps, at Gavel's measured P100 throughputs) on 32 P100s, where FIFO queues,
+  under fifo, sjf, srtf, las, themis, easy.
 - `placement`: scenarios/placement_study.yaml (120 jobs of 2-32 GPUs on a 4:1 oversubscribed
   leaf-spine) under packed, topology-aware, spread, load-balanced, first-fit and random.
 - `philly-schedulers`: the whole Philly trace on 96 DGX-1 servers (768 P100s) under the six
@@ -36,7 +37,7 @@ METRICS = (("jobs_completed", "completed", "{:,.0f}"), ("jct_mean_s", "mean JCT 
 HOURS = {"jct_mean_s", "jct_p50_s", "queue_mean_s"}
 
 STUDIES: dict[str, tuple[str, list[str], dict[str, list[str]]]] = {
-    "gavel-schedulers": ("scenarios/gavel_msr.yaml", [],
+    "gavel-schedulers": ("scenarios/gavel_msr.yaml", ["cluster.servers.0.count=4"],
                          {k: [f"scheduler.kind={k}"] for k in SCHEDULERS}),
     "placement": ("scenarios/placement_study.yaml", [],
                   {k: [f"placement.kind={k}"] for k in PLACEMENTS}),

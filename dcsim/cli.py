@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
 
     cat = sub.add_parser("catalog", help="list the hardware and model catalog")
-    cat.add_argument("what", choices=["gpus", "servers", "nics", "models", "schedulers",
+    cat.add_argument("what", choices=["gpus", "servers", "nics", "models", "nets", "schedulers",
                                       "placements", "topologies"], nargs="?", default="gpus")
     return p
 
@@ -391,8 +391,22 @@ def cmd_reference(args: argparse.Namespace) -> int:
     for r in collectives:
         print(f"{('NCCL: ' + r.case)[:39]:<40}{r.metric:<17}{r.measured:>10.2f}"
               f"{r.predicted:>11.2f}{r.error:>+9.1%}")
+    import statistics
+
+    from dcsim.tools.jobreport import job_markdown, job_rows, parity_plot
+
+    jobs = job_rows()
+    for source in ("gavel", "pollux"):
+        errs = [abs(r.error) for r in jobs if r.case.source == source]
+        print(f"small and mid-size jobs, {source}: {len(errs)} entries, median |error| "
+              f"{statistics.median(errs):.1%} in sample (held out: docs/validation.md)")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(rows, collectives), encoding="utf-8")
+        out = Path(args.markdown)
+        plot = out.parent / "img" / "parity_jobs.png"
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        parity_plot(jobs, plot)
+        extra = job_markdown(jobs, f"img/{plot.name}")
+        out.write_text(markdown(rows, collectives, extra), encoding="utf-8")
     return EXIT_OK
 
 
@@ -411,7 +425,16 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.what == "models":
         for name, model in catalog.model_presets().items():
-            print(f"{name:<14}{model}")
+            print(f"{name:<22}{model}")
+        return EXIT_OK
+    if args.what == "nets":
+        from dcsim.perf.nets import NETS
+
+        for name in NETS:
+            builder = NETS.get(name)
+            fields = ", ".join(f"{k}={v.default!r}" for k, v in builder.Params.model_fields
+                               .items())
+            print(f"{name:<20}{builder.description}\n{'':<20}params: {fields}")
         return EXIT_OK
     table = {"gpus": catalog.gpus, "servers": catalog.servers, "nics": catalog.nics}[args.what]()
     for name, spec in table.items():

@@ -186,7 +186,8 @@ def _table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def markdown(rows: list[Row], collectives: list[Row] | None = None) -> str:
+def markdown(rows: list[Row], collectives: list[Row] | None = None,
+             extra: list[str] | None = None) -> str:
     lines = [
         "# Validation: predicted vs published",
         "",
@@ -209,5 +210,6 @@ def markdown(rows: list[Row], collectives: list[Row] | None = None) -> str:
                   "independent; the NVLS row sets the NVLS efficiency (a fit, marked so).",
                   "Target: mean absolute error <= 10%.", ""]
         lines += _table(collectives)
+    lines += extra or []
     lines.append("")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ def test_duration_on_the_cluster_gpu_runs_for_that_long():
 
 def test_same_work_runs_faster_on_a_faster_gpu():
     row = _run(duration_s=1000.0, reference_gpu="v100-sxm2-32gb", precision="fp16")
-    assert 300.0 < row.run_s < 900.0  # the A100 does the V100's 1000 s of work in less
+    assert 250.0 < row.run_s < 900.0  # the A100 does the V100's 1000 s of work in less
 
 
 def test_exactly_one_of_iterations_and_duration():

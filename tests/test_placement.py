@@ -242,14 +242,17 @@ def test_topology_aware_is_fast_on_a_big_leaf_spine():
 
 
 def test_topology_aware_beats_spread_and_packed_on_an_oversubscribed_leaf_spine():
-    # three leaves of two servers, 4:1 oversubscribed; an 8-GPU job takes server 0 first, so
+    # three leaves of two servers, 16:1 oversubscribed (a pure data-parallel job spreads over
+    # all eight NICs of a DGX: it takes a steep fabric to slow it); an 8-GPU job takes server
+    # 0 first, so
     # packed puts the 16-GPU communication-heavy job on servers 1 and 2 (two leaves), spread
     # cuts both jobs over all six servers
     blocker = small_job("blocker", parallelism={"dp": 8}, global_batch=64, iterations=10**6)
     heavy = small_job("allreduce-heavy", arrival_s=1.0, model="gpt2-1.5b",
-                      parallelism={"dp": 16}, global_batch=128, iterations=50)
+                      parallelism={"dp": 16, "overlap_grad_comm": False}, global_batch=128,
+                      iterations=50)
     topo = {"kind": "leaf-spine", "params": {"servers_per_leaf": 2, "spines": 1,
-                                             "oversubscription": 4.0}}
+                                             "oversubscription": 16.0}}
     cluster = {"servers": [{"type": "dgx-a100-80gb", "count": 6}]}
     runs = {}
     for kind in ("topology-aware", "packed", "spread"):

@@ -159,7 +159,7 @@ def test_pfs_read_bandwidth_is_divided_among_readers(network):
     """Shared: the reads are flows on the fabric and the tier's links bound them; isolated:
     the storage model shares the tier's bandwidth itself. Same answer here."""
     storage = {"nvme": {"enabled": False}, "dram": {"cache_fraction": 0.01},
-               "pfs": {"read_gbyte_s": 4}}
+               "pfs": {"read_gbyte_s": 3}}
     engine = {"network": network}
     one = dcsim.simulate(dcsim.scenario_from_dict(small_scenario(
         [small_job("a", **RESNET)], storage=storage, engine=engine))).jobs
@@ -169,9 +169,9 @@ def test_pfs_read_bandwidth_is_divided_among_readers(network):
     miss = 1 - 0.01 * 2048e9 / 138e9
     read_s = 2048 * miss * 1e-3 / 64 + 2e-4  # metadata (one open per JPEG) + latency
     step_s = one.iteration_time_s[0]
-    assert one.data_stall_s[0] == pytest.approx(0, abs=1e-9)  # alone, 4 GB/s keeps up with compute
-    # together each gets 2 GB/s: read = B m / 2 GB/s + metadata > compute -> stall
-    read_s += 2048 * 138e9 / 1_281_167 * miss / 2e9
+    assert one.data_stall_s[0] == pytest.approx(0, abs=1e-9)  # alone, 3 GB/s keeps up with compute
+    # together each gets 1.5 GB/s: read = B m / 1.5 GB/s + metadata > compute -> stall
+    read_s += 2048 * 138e9 / 1_281_167 * miss / 1.5e9
     assert read_s > step_s
     assert two.data_stall_s.to_numpy() == pytest.approx([50 * (read_s - step_s)] * 2, rel=1e-6)
     assert two.end_s.to_numpy() == pytest.approx([50 * read_s] * 2, rel=1e-6)
@@ -349,7 +349,8 @@ def test_a_data_loading_job_slows_a_ring_it_shares_a_link_with():
     """End to end: a ResNet job streaming ImageNet from the PFS (next to no cache) on an H100
     server takes spine-to-leaf bandwidth from a data-parallel GPT ring across the A100 servers
     of both leaves."""
-    ring = small_job("ring", model="gpt2-1.5b", parallelism={"dp": 16}, global_batch=128,
+    ring = small_job("ring", model="gpt2-1.5b",
+                     parallelism={"dp": 16, "overlap_grad_comm": False}, global_batch=128,
                      iterations=2000, gpu_type="a100-sxm4-80gb")
     reader = small_job("reader", **{**RESNET, "iterations": 20_000,
                                     "dataset": {"cache_warm": True}}, gpu_type="h100-sxm5-80gb")
@@ -357,7 +358,7 @@ def test_a_data_loading_job_slows_a_ring_it_shares_a_link_with():
               for t in ("dgx-a100-80gb", "dgx-h100")]
     base = dict(cluster={"servers": groups},
                 topology={"kind": "leaf-spine", "params": {"servers_per_leaf": 2, "spines": 1,
-                                                           "oversubscription": 16.0}},
+                                                           "oversubscription": 32.0}},
                 storage={"nvme": {"enabled": False}, "dram": {"cache_fraction": 1e-6},
                          "pfs": {"read_gbyte_s": 1000}})
 
@@ -366,10 +367,11 @@ def test_a_data_loading_job_slows_a_ring_it_shares_a_link_with():
         return dcsim.simulate(dcsim.scenario_from_dict(sc)).jobs
 
     alone, both = run([ring]), run([ring, reader])
-    # the reader runs for the ring's first ~1,760 s; the ring runs ~9% slower meanwhile
+    # the reader runs for the ring's first ~2,900 s; the ring runs ~5% slower meanwhile (its
+    # all-reduce spreads over all eight NICs: it takes a 32:1 fabric for the reads to show)
     overlap = both.end_s[1]
     slower = overlap / (overlap - (both.end_s[0] - alone.end_s[0]))
-    assert 1.05 < slower < 1.2
+    assert 1.03 < slower < 1.2
     # and its own (tiny) text reads never stall it: its read demand follows its step when the
     # reader's flows come and go (the links are re-shared for the new demand)
     assert both.data_stall_s[0] < 0.01 * both.end_s[0]

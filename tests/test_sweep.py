@@ -322,6 +322,9 @@ def test_a_changed_trace_file_changes_the_resume_fingerprint(tmp_path):
     shutil.copy(REPO / "data/traces/gavel/msr_seed0/2869ce.trace", trace)
     base = yaml.safe_load((REPO / "scenarios/gavel_msr.yaml").read_text())
     base["workload"]["trace"]["path"] = str(trace)
+    table = tmp_path / "throughputs.json"
+    shutil.copy(REPO / "data/traces/gavel/simulation_throughputs.json", table)
+    base["engine"]["throughputs"][0]["path"] = str(table)
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
     (tmp_path / "s.yaml").write_text("name: s\nbase: base.yaml\n"
                                      "factors: {scheduler.kind: [fifo]}\n")
@@ -329,7 +332,10 @@ def test_a_changed_trace_file_changes_the_resume_fingerprint(tmp_path):
     assert plan_sweep(read_sweep(tmp_path / "s.yaml"), check=False).context == before
     lines = trace.read_text().splitlines()
     trace.write_text("\n".join(lines[:-1]) + "\n")  # one job fewer
-    assert plan_sweep(read_sweep(tmp_path / "s.yaml"), check=False).context != before
+    after = plan_sweep(read_sweep(tmp_path / "s.yaml"), check=False).context
+    assert after != before
+    table.write_text(table.read_text().replace("4.795294551566172", "4.8"))  # a table edit
+    assert plan_sweep(read_sweep(tmp_path / "s.yaml"), check=False).context != after
 
 
 def _die_once(task):

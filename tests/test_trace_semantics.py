@@ -192,7 +192,9 @@ def test_philly_gpu_time_is_duration_times_gpus_and_arrivals_count_from_the_firs
 
 def test_philly_jobs_run_their_duration_on_the_reference_gpu(tmp_path):
     """On P100 servers (the reference GPU) a job alone runs its trace duration, to within one
-    iteration (dcsim runs round(duration / step) whole steps)."""
+    iteration (dcsim runs round(duration / step) whole steps, the step of the job placed on
+    an empty cluster; a multi-GPU job placed among others may get other servers, whose ring
+    moves its step by a little: 1% allowed there)."""
     big: dict[int, int] = {}
 
     def keep(i: int, row: list[str]) -> bool:
@@ -211,7 +213,9 @@ def test_philly_jobs_run_their_duration_on_the_reference_gpu(tmp_path):
     assert (jobs["gpu_type"] == "p100-sxm2-16gb").all()
     for _, job in jobs.iterrows():
         duration = float(raw[job["name"].removeprefix("philly-")]["duration"])
-        assert abs(job["run_s"] - duration) <= job["iteration_time_s"] * (1 + 1e-9), job["name"]
+        slack = 0.01 * duration if job["num_gpus"] > 1 else 0.0
+        assert abs(job["run_s"] - duration) <= job["iteration_time_s"] * (1 + 1e-9) + slack, \
+            job["name"]
 
 
 # ----------------------------------------------------------------------------- tiresias
@@ -244,7 +248,9 @@ def test_tiresias_jobs_run_their_duration_alone_on_p100(tmp_path):
     by_id = {r["job_id"]: r for r in raw.values()}
     for _, job in jobs.iterrows():
         duration = float(by_id[job["name"].removeprefix("tiresias-")]["duration"])
-        assert abs(job["run_s"] - duration) <= job["iteration_time_s"] * (1 + 1e-9), job["name"]
+        slack = 0.01 * duration if job["num_gpus"] > 1 else 0.0
+        assert abs(job["run_s"] - duration) <= job["iteration_time_s"] * (1 + 1e-9) + slack, \
+            job["name"]
 
 
 # ----------------------------------------------------------------------------- pollux

@@ -165,7 +165,7 @@ def test_pollux_workloads(n):
 def test_pollux_length_is_the_measured_steps_at_that_batch():
     w = workload(trace_scenario(TRACES / "pollux/workload-1.csv", "pollux"))
     job = next(j for j in w.jobs if j.name == "ncf-2")  # ncf-2,135,ncf,1,32768
-    assert (job.model.name, job.global_batch, job.iterations) == ("ncf", 32768, 1548)
+    assert (job.model.name, job.global_batch, job.iterations) == ("ncf-ml1m", 32768, 1548)
     job = next(j for j in w.jobs if j.name == "cifar10-0")  # 2048 over 6 GPUs: 341 each
     assert (job.parallelism.dp, job.parallelism.micro_batch) == (6, 341)
     assert job.iterations == round(3178 * 2048 / (341 * 6))  # the same samples

@@ -149,8 +149,9 @@ class CalibratedStepModel:
                   (cost.backward_s, cost.backward_calls * oo))
         paced = micro * sum(_paced(g, h) for g, h in phases) + _paced(opt_gpu, opt_calls * oo)
         step = paced + prof.step_overhead_s + host_extra
-        # the data loader decodes the next batch while this one trains
-        decode = per_gpu * net.decode_s_per_sample / (prof.host_speed * prof.loader_cores)
+        # the data loader decodes the next batch on the host's cores while this one trains
+        decode = (per_gpu * net.decode_s_per_sample / (prof.host_speed * prof.loader_cores)
+                  if prof.loader_cores > 0 else 0.0)
         overhead = max(step, decode) - gpu
         flop = 3.0 * cost.flop * micro * p.dp
         return StepEstimate(

@@ -188,18 +188,21 @@ class ThroughputTable:
 
     @staticmethod
     def _nearest_shape(group: list[Entry], n: int, shape: tuple[int, ...]) -> list[Entry]:
-        """Entries measured at another shape with the same GPU and server counts: those of
-        the most balanced such shape (the smallest largest part), per batch."""
-        others = [e for e in group if isinstance(e.placement, tuple) and e.num_gpus == n
-                  and len(e.placement) == len(shape) and e.placement != shape]
-        if not others:
+        """Entries measured at other shapes over as many servers as `shape`: at each GPU
+        count and batch, the most balanced one (the smallest largest part, then the
+        shape's order), so that counts can still be interpolated."""
+        best: dict[tuple, Entry] = {}
+        for e in group:
+            p = e.placement
+            if not isinstance(p, tuple) or len(p) != len(shape) or p == shape:
+                continue
+            key = (e.num_gpus, e.batch_per_gpu)
+            if key not in best or (max(p), p) < (max(best[key].placement),  # type: ignore
+                                                 best[key].placement):
+                best[key] = e
+        if not any(k[0] == n for k in best):
             return []
-        best = min((e.placement for e in others), key=lambda p: (max(p), p))  # type: ignore
-        # the chosen shape at this count, plus every shape-specific entry at other counts
-        # with the same number of servers (so counts can still be interpolated)
-        return [e for e in group if isinstance(e.placement, tuple)
-                and (e.placement == best or (e.num_gpus != n
-                                             and len(e.placement) == len(shape)))]
+        return list(best.values())
 
 
 class MeasuredStepModel:

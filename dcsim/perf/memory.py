@@ -28,6 +28,9 @@ __all__ = ["MemoryBreakdown", "memory_breakdown", "local_params", "local_param_s
            "WORKSPACE_BYTES"]
 
 WORKSPACE_BYTES = 2e9  # CUDA context, NCCL buffers, allocator fragmentation (rule of thumb)
+# the same for a layer-by-layer network on one GPU: the CUDA context (~0.3-0.5 GB) and cuDNN
+# workspace; a 12 GB K80 and a 16 GB P100 ran ResNet-50 in fp32 at batch 128 (Gavel's table)
+NET_WORKSPACE_BYTES = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +50,21 @@ class MemoryBreakdown:
         return f"{self.total / 1e9:.1f} GB per GPU ({parts} GB)"
 
 
-def _state_bytes(job: JobSpec) -> tuple[float, float, float]:
+# optimizer state per parameter beside the weights (fp32 moments; a 16/8-bit job also keeps
+# fp32 master weights, 4 bytes more): Adam 2 moments, SGD with momentum 1, plain SGD none
+OPTIMIZER_STATE_BYTES = {"adam": 8.0, "sgd": 4.0, "sgd-plain": 0.0, "none": 0.0}
+
+
+def _state_bytes(job: JobSpec, optimizer: str = "adam") -> tuple[float, float, float]:
     """(weights, gradients, optimizer) bytes per parameter before sharding."""
     dtype = DTYPE_BYTES[job.precision]
+    moments = OPTIMIZER_STATE_BYTES[optimizer]
     if dtype >= 4:
-        weights, grads, optim = 4.0, 4.0, 8.0
+        weights, grads, optim = 4.0, 4.0, moments
     else:
         # gradients are kept (and reduced) in grad_reduce_dtype: Megatron's fp32 main_grad
         grads = float(DTYPE_BYTES[job.parallelism.grad_reduce_dtype])
-        weights, optim = float(dtype) + (2.0 if dtype == 1 else 0.0), 12.0
+        weights, optim = float(dtype) + (2.0 if dtype == 1 else 0.0), moments + 4.0
     if job.sparsity == "2:4":
         weights = weights / 2 + 0.25 / 2  # half the values plus 2 bits of metadata each
     keep = 1.0 - job.prune_fraction
@@ -98,7 +107,7 @@ def local_param_split(job: JobSpec, stats: ModelStats) -> tuple[float, float]:
 def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBreakdown:
     stats = stats or model_stats(job.model)
     p = job.parallelism
-    w, g, o = _state_bytes(job)
+    w, g, o = _state_bytes(job, stats.net.optimizer if stats.net is not None else "adam")
     shared, experts = local_param_split(job, stats)
 
     def state(per_param: float, stage: int) -> float:
@@ -120,4 +129,6 @@ def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBre
         buffers += p.micro_batch * m.seq_len * m.vocab / p.tp * 4.0
     else:  # the layer outputs a backward pass needs, where the model lists them
         activations = stats.activation_elems_per_sample * p.micro_batch * act_bytes(job.precision)
+        if stats.net is not None:
+            buffers = NET_WORKSPACE_BYTES
     return MemoryBreakdown(weights, gradients, optimizer, activations, buffers)

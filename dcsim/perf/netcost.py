@@ -8,7 +8,8 @@ efficiencies, plus a fixed time per kernel):
   per time step, of b rows each, so a small batch leaves the device mostly idle; backward is
   two products (data and weight gradients);
 - an elementwise or reduction kernel: bytes / (HBM m), backward twice the bytes;
-- an embedding lookup: its rows' bytes, backward the same scattered back.
+- an embedding lookup: its rows' bytes at half the streaming bandwidth (random rows),
+  backward twice that (atomic scatter-adds), plus a table-sized write for a dense gradient.
 
 The host issues every framework call (PyTorch eager: tens of microseconds each on the CPUs of
 the era, the profile's `op_overhead_s`) asynchronously, so a step takes
@@ -32,6 +33,10 @@ from dcsim.perf.nets import Net, Op
 
 __all__ = ["NetCost", "net_cost", "optimizer_cost", "OPTIMIZERS"]
 
+# reading embedding rows at random addresses reaches about half of the streaming bandwidth
+# (rows of 64-512 bytes; an estimate, as DLRM and NCF profiles on GPUs show them memory bound
+# below their copy bandwidth)
+GATHER_EFFICIENCY = 0.5
 # optimizer -> (kernels per parameter tensor, bytes per parameter)
 OPTIMIZERS = {"sgd": (3, 20.0), "adam": (8, 32.0), "sgd-plain": (1, 12.0), "none": (0, 0.0)}
 
@@ -63,8 +68,14 @@ def _op_cost(op: Op, dev: Device, b: int, act: float, wb: float) -> tuple[float,
         fwd = op.steps * dev.gemm(flop, nbytes, sides=sides)
         return fwd, 2.0 * fwd if op.backward else 0.0, calls
     if op.kind == "gather":
-        fwd = dev.memory(b * op.elems * wb)
-        return fwd, fwd if op.backward else 0.0, calls
+        # rows at random addresses: a fraction of the streaming bandwidth; backward scatters
+        # the gradients back with atomic adds (twice the traffic), and a dense gradient
+        # (PyTorch's default) is a whole table-sized tensor written each pass
+        fwd = dev.memory(b * op.elems * wb / GATHER_EFFICIENCY)
+        bwd = 2.0 * fwd
+        if not op.sparse_grad and op.weights:
+            bwd += dev.memory(op.weights * 4.0)
+        return fwd, bwd if op.backward else 0.0, calls
     launch = dev.profile.kernel_overhead_s * op.launches
     fwd = op.steps * (dev.memory(b * op.elems * op.passes * act, overhead=False) + launch)
     bwd = op.steps * (dev.memory(2 * b * op.elems * op.passes * act, overhead=False) + launch)

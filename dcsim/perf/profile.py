@@ -49,8 +49,9 @@ class DeviceProfile:
     # of the networks' host costs (a 2.3 GHz Broadwell Xeon core): host work per sample and
     # per step (dcsim/perf/nets: data collation, an RL environment) divides by it
     host_speed: float = 1.0
-    # CPU cores per GPU that decode input data in parallel (data-loader workers) on that host
-    loader_cores: float = 8.0
+    # CPU cores per GPU that decode input data in parallel (data-loader workers) on that host;
+    # 0: decoding is not a bottleneck (decoded on the GPU, e.g. NVIDIA DALI, or enough cores)
+    loader_cores: float = 0.0
     # measured fractions of peak on a grid: {"sides": [batch m ...], "widths": [k = n ...],
     # "fraction": [[per width] per batch]}; where present, products interpolate in it
     gemm_table: dict[str, list] | None = field(default=None, compare=False)
@@ -137,7 +138,7 @@ def _check_optional(device: str, d: dict[str, Any]) -> None:
         if key in d and not (isinstance(d[key], int | float) and 0 <= d[key] <= top):
             raise ProfileError(f"{device}.{key}: must be a number in [0, {top:g}], got "
                                f"{d[key]!r}")
-    for key, (lo, hi) in (("host_speed", (0.01, 100.0)), ("loader_cores", (0.1, 1024.0))):
+    for key, (lo, hi) in (("host_speed", (0.01, 100.0)), ("loader_cores", (0.0, 1024.0))):
         if key in d and not (isinstance(d[key], int | float) and lo <= d[key] <= hi):
             raise ProfileError(f"{device}.{key}: must be a number in [{lo:g}, {hi:g}], got "
                                f"{d[key]!r}")
@@ -187,7 +188,7 @@ def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:
         tensor_efficiency=(float(d["tensor_efficiency"]) if "tensor_efficiency" in d
                            else None),
         host_speed=float(d.get("host_speed", 1.0)),
-        loader_cores=float(d.get("loader_cores", 8.0)),
+        loader_cores=float(d.get("loader_cores", 0.0)),
         gemm_half_dim=float(d.get("gemm_half_dim", 0.0)),
         gemm_table=d.get("gemm_table"))
 
@@ -217,11 +218,28 @@ def profiles() -> dict[str, DeviceProfile]:
     return {name: _parse(name, d) for name, d in (yaml.safe_load(text) or {}).items()}
 
 
+# devices without a fitted profile that share a fitted one's chip (the catalog gives each
+# its own peaks, memory bandwidth and size)
+SIBLINGS = {"a100-sxm4-40gb": "a100-sxm4-80gb", "a100-pcie-80gb": "a100-sxm4-80gb",
+            "a100-pcie-40gb": "a100-sxm4-80gb", "h100-pcie-80gb": "h100-sxm5-80gb",
+            "v100-sxm2-32gb": "v100-sxm2-16gb", "v100-pcie-16gb": "v100-sxm2-16gb",
+            "v100-pcie-32gb": "v100-sxm2-16gb", "p100-sxm2-16gb": "p100-pcie-16gb"}
+
+
 def profile_for(device: str, first_order_efficiency: float) -> DeviceProfile:
-    """The device's profile; a device without one gets a generic profile built from its
-    first-order efficiency (said so in its provenance)."""
+    """The device's profile: its fitted one, else its sibling's (same chip), else a generic
+    profile: large products at its first-order efficiency, the size fall-off, memory
+    efficiency, launch and host costs at the middle of what the fitted GPUs show (said so
+    in its provenance)."""
     if device in profiles():
         return profiles()[device]
-    return DeviceProfile(device, gemm_efficiency=first_order_efficiency, gemm_half_gflop=1.0,
-                         memory_efficiency=0.7, kernel_overhead_s=5e-6,
+    sibling = SIBLINGS.get(device)
+    if sibling in profiles():
+        from dataclasses import replace
+
+        return replace(profiles()[sibling], device=device, provenance={
+            "source": f"{sibling}'s fitted profile (same chip)"})
+    return DeviceProfile(device, gemm_efficiency=first_order_efficiency, gemm_half_gflop=0.1,
+                         memory_efficiency=0.8, kernel_overhead_s=5e-6, op_overhead_s=2e-5,
+                         step_overhead_s=2e-3,
                          provenance={"source": "generic: no fitted profile for this device"})

@@ -408,7 +408,7 @@ class TraceModel(Strict):
     weight: PosFloat = 1.0  # relative probability in `models`; unused in `job_types`
     model: ModelSpec
     per_gpu_batch: PosInt
-    precision: Precision | None = None  # None: fp16 if the reference GPU has it, else fp32
+    precision: Precision | None = None  # None: the trace era's (fp32 for the public traces)
 
     @field_validator("model", mode="before")
     @classmethod

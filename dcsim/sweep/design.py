@@ -187,13 +187,15 @@ def _first_of_each(problems: list[Problem], keep: int = 3) -> list[Problem]:
 
 def _context(sweep: Sweep, fixed: list[str]) -> str:
     """A fingerprint of what every point shares: the base scenario's text, `set`, the contents
-    of the files the base scenario reads (trace, failure trace, profiles, topology graph) and
-    the dcsim version. A journal record made under another fingerprint is run again."""
+    of the files the base scenario reads (trace, failure trace, profiles, topology graph,
+    throughput tables, every file of a table folder) and the dcsim version. A journal record made under another fingerprint is run again."""
     from dcsim import __version__
 
     text = Path(sweep.base_path).read_text(encoding="utf-8")
-    files = {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in _referenced_files(sweep, fixed) if p.is_file()}
+    files = {str(f): hashlib.sha256(f.read_bytes()).hexdigest()
+             for p in _referenced_files(sweep, fixed)
+             for f in ([p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else [])
+             if f.is_file()}
     blob = json.dumps({"base": text, "set": fixed, "files": files, "dcsim": __version__},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -211,7 +213,8 @@ def _referenced_files(sweep: Sweep, fixed: list[str]) -> list[Path]:
     paths = [p for p in (sc.workload.trace.path if sc.workload.trace else None,
                          sc.faults.trace.path if sc.faults and sc.faults.trace else None,
                          sc.topology.params.get("path") if sc.topology.kind == "graph"
-                         else None, *sc.engine.profiles) if p]
+                         else None, *sc.engine.profiles,
+                         *(t.path for t in sc.engine.throughputs)) if p]
     return [sc.resolve_path(str(p)) for p in paths]
 
 

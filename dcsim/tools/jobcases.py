@@ -27,6 +27,10 @@ __all__ = ["JobCase", "gavel_cases", "pollux_cases", "all_cases", "traces_dir", 
 # the GPU types of the tables -> the instance type their measurements ran on
 SERVERS = {"k80-12gb": "aws-p2-8xlarge", "p100-pcie-16gb": "azure-nc24s-v2",
            "v100-sxm2-16gb": "aws-p3-16xlarge", "t4-16gb": "aws-g4dn-12xlarge"}
+# physical cores per GPU that feed the data loaders on those instances: vCPUs per GPU / 2
+# (hyper-threads): AWS p2.xlarge 4 vCPUs, Azure NC6s_v2 6, AWS p3.2xlarge 8, AWS
+# g4dn.12xlarge 48 for 4 GPUs (Gavel measured one job per single-GPU instance)
+LOADER_CORES = {"k80-12gb": 2.0, "p100-pcie-16gb": 3.0, "v100-sxm2-16gb": 4.0, "t4-16gb": 6.0}
 # Pollux application -> (Gavel-style job type for the model table, precision)
 POLLUX_APPS = {"cifar10": "cifar10", "imagenet": "imagenet", "bert": "bert",
                "deepspeech2": "deepspeech2", "ncf": "ncf", "yolov3": "yolov3"}
@@ -41,6 +45,10 @@ class JobCase:
     job: JobSpec
     ring: RingPath
     measured_s: float
+
+    @property
+    def loader_cores(self) -> float:
+        return LOADER_CORES[self.gpu.name]
 
     @property
     def batch(self) -> float:

@@ -15,10 +15,12 @@ profiles it did not see (leave one job type out).
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +28,7 @@ from dcsim.perf.calibrated import CalibratedStepModel
 from dcsim.perf.profile import DeviceProfile, profile_for
 from dcsim.tools.jobcases import JobCase, all_cases
 
-__all__ = ["FITTED", "fit_gpu", "fit_all", "predict", "held_out", "Fit"]
+__all__ = ["FITTED", "fit_gpu", "fit_all", "predict", "held_out", "write"]
 
 # parameter -> (prior, prior spread (a factor), lower, upper); fitted in log space. The
 # priors are what the parameters are measured to be elsewhere (research notes in
@@ -48,16 +50,6 @@ FITTED = {
 
 
 PRIOR_WEIGHT = 0.3
-# physical cores per GPU that feed the data loaders on the tables' instances (not fitted):
-# vCPUs per GPU / 2 (hyper-threads): AWS p2.xlarge 4, Azure NC6s_v2 6, AWS p3.2xlarge 8,
-# AWS g4dn.12xlarge 48 / 4 GPUs
-LOADER_CORES = {"k80-12gb": 2.0, "p100-pcie-16gb": 3.0, "v100-sxm2-16gb": 4.0, "t4-16gb": 6.0}
-
-
-@dataclass(frozen=True)
-class Fit:
-    profiles: dict[str, DeviceProfile]
-    cost: float
 
 
 def _profile(gpu: str, x: np.ndarray, base: DeviceProfile, names: Sequence[str]
@@ -74,8 +66,19 @@ def _names(cases: Sequence[JobCase]) -> list[str]:
 
 
 def predict(cases: Sequence[JobCase], profiles: dict[str, DeviceProfile]) -> np.ndarray:
-    model = CalibratedStepModel(profiles)
-    return np.array([model.estimate(c.job, c.gpu, c.ring).iteration_s for c in cases])
+    """Each case's step time with `profiles` (else the shipped ones), on its instance's host
+    (the data-loader cores the case gives)."""
+    models: dict[tuple[str, float], CalibratedStepModel] = {}
+    out = []
+    for c in cases:
+        key = (c.gpu.name, c.loader_cores)
+        if key not in models:
+            base = profiles.get(c.gpu.name) or profile_for(c.gpu.name,
+                                                          c.gpu.first_order_efficiency)
+            models[key] = CalibratedStepModel({c.gpu.name: replace(
+                base, loader_cores=c.loader_cores)})
+        out.append(models[key].estimate(c.job, c.gpu, c.ring).iteration_s)
+    return np.array(out)
 
 
 def _weights(cases: Sequence[JobCase]) -> np.ndarray:
@@ -90,8 +93,7 @@ def fit_gpu(cases: Sequence[JobCase], gpu: str) -> DeviceProfile:
     from scipy.optimize import least_squares
 
     mine = [c for c in cases if c.gpu.name == gpu]
-    base = replace(profile_for(gpu, mine[0].gpu.first_order_efficiency),
-                   loader_cores=LOADER_CORES.get(gpu, 8.0))
+    base = profile_for(gpu, mine[0].gpu.first_order_efficiency)
     names = _names(mine)
     measured = np.log([c.measured_s for c in mine])
     w = _weights(mine)
@@ -144,36 +146,85 @@ def _summary(cases: Sequence[JobCase], pred: np.ndarray, title: str) -> None:
                   f" over {a.size}")
 
 
-def ratio_errors(cases: Sequence[JobCase], pred: np.ndarray, fast: str, slow: str
-                 ) -> np.ndarray:
-    """For every job (type, batch, GPUs) measured on both GPU types: predicted / measured
-    speed ratio - 1, the ratio being slow-GPU time / fast-GPU time."""
-    at: dict[tuple, dict[str, tuple[float, float]]] = defaultdict(dict)
-    for c, p in zip(cases, pred, strict=True):
-        at[(c.source, c.label)][c.gpu.name] = (c.measured_s, float(p))
-    out = [(t[slow][1] / t[fast][1]) / (t[slow][0] / t[fast][0]) - 1
-           for t in at.values() if fast in t and slow in t]
-    return np.array(out)
+# tensor-core efficiency where no table measured the GPU in 16-bit: the prior (not fitted)
+TENSOR_PRIOR = {"v100-sxm2-16gb": FITTED["tensor_efficiency"][0]}
+
+
+def _entry(p: DeviceProfile, cases: Sequence[JobCase], pred: np.ndarray,
+           held: np.ndarray | None) -> dict:
+    """A profiles.yaml entry for `p` with its provenance and its errors."""
+    names = [k for k in FITTED if getattr(p, k) is not None]
+    entry: dict = {k: float(f"{getattr(p, k):.4g}") for k in names}
+    if p.tensor_efficiency is None and p.device in TENSOR_PRIOR:
+        entry["tensor_efficiency"] = TENSOR_PRIOR[p.device]
+    mine = [i for i, c in enumerate(cases) if c.gpu.name == p.device]
+    err = np.abs(pred[mine] / np.array([cases[i].measured_s for i in mine]) - 1)
+    prov = {"method": "python -m dcsim.tools.jobfit --write: robust least squares "
+                      "(soft L1) on log step time with priors, per GPU type",
+            "fitted_on": sorted({cases[i].source for i in mine}),
+            "cases": len(mine),
+            "median_abs_error": round(float(np.median(err)), 4),
+            "p90_abs_error": round(float(np.quantile(err, 0.9)), 4),
+            "host": "the tables' instances (dcsim/tools/jobcases.py): op_overhead_s, "
+                    "step_overhead_s and host_speed are those hosts' and their PyTorch's",
+            "date": _dt.date.today().isoformat()}
+    if held is not None:
+        h = np.abs(held[mine] / np.array([cases[i].measured_s for i in mine]) - 1)
+        prov["held_out_median_abs_error"] = round(float(np.median(h)), 4)
+    if "tensor_efficiency" not in names and p.device in TENSOR_PRIOR:
+        prov["tensor_efficiency"] = "the prior: no 16-bit measurements of this GPU in the tables"
+    entry["provenance"] = prov
+    return entry
+
+
+def write(profiles: dict[str, DeviceProfile], cases: Sequence[JobCase], pred: np.ndarray,
+          held: np.ndarray | None) -> None:
+    """Merge the fitted profiles into the catalog's profiles.yaml and store the held-out
+    predictions beside the reference tables."""
+    import yaml
+
+    from dcsim.perf.profile import PROFILE_FILE
+    from dcsim.tools.jobreport import HELDOUT_FILE, write_heldout
+    from dcsim.validation import reference_dir
+
+    out = Path(__file__).resolve().parents[1] / "catalog" / PROFILE_FILE
+    text = out.read_text(encoding="utf-8")
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    kept = yaml.safe_load(text) or {}
+    kept.update({g: _entry(p, cases, pred, held) for g, p in profiles.items()})
+    out.write_text(header + yaml.safe_dump(kept, sort_keys=True), encoding="utf-8")
+    print(f"wrote {out}")
+    if held is not None:
+        path = reference_dir() / HELDOUT_FILE
+        write_heldout(path, cases, held)
+        print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dcsim.tools.jobreport import JobRow, ratio_errors
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--held-out", action="store_true", help="also leave one job type out")
+    parser.add_argument("--write", action="store_true",
+                        help="write the profiles and held-out predictions (implies --held-out)")
     args = parser.parse_args(argv)
     cases = all_cases()
     profiles = fit_all(cases)
-    import pickle
-    pickle.dump(profiles, open("/tmp/ana/prof.pkl", "wb"))
     for gpu, p in profiles.items():
         print(gpu, {k: f"{getattr(p, k):.4g}" for k in FITTED if getattr(p, k) is not None})
     pred = predict(cases, profiles)
     _summary(cases, pred, "in-sample")
+    held = held_out(cases) if (args.held_out or args.write) else None
+    if held is not None:
+        _summary(cases, held, "held out (leave one job type out)")
+    rows = [JobRow(c, float(p), float(h) if held is not None else math.nan)
+            for c, p, h in zip(cases, pred, held if held is not None else pred, strict=True)]
     for fast, slow in (("v100-sxm2-16gb", "p100-pcie-16gb"), ("p100-pcie-16gb", "k80-12gb")):
-        r = np.abs(ratio_errors(cases, pred, fast, slow))
+        r = np.abs(ratio_errors(rows, fast, slow))
         print(f"  speed ratio {slow} / {fast}: median |err| {np.median(r):.1%}, p90 "
               f"{np.quantile(r, 0.9):.1%} over {r.size}")
-    if args.held_out:
-        _summary(cases, held_out(cases), "held out (leave one job type out)")
+    if args.write:
+        write(profiles, cases, pred, held)
     return 0
 
 

@@ -45,8 +45,9 @@ __all__ = ["JOB_TYPES", "DEFAULT_MIX", "MODEL_STREAM", "map_records", "MappingRe
 
 MODEL_STREAM = "workload.trace.models"
 
-# job type (lower case, as the traces spell it) -> model preset and per-GPU batch. Per-GPU
-# batches where the trace gives none are choices that fit the models on a 16 GB P100 in fp16.
+# job type (lower case, as the traces spell it) -> model preset and per-GPU batch (and the
+# precision, where the source trained otherwise than in its era's fp32). Per-GPU batches
+# where the trace gives none are choices that fit the models on a 16 GB P100 in fp32.
 JOB_TYPES: dict[str, dict[str, Any]] = {
     # Gavel (job_type before " (batch size N)"; N, when given, is the per-GPU batch)
     "resnet-18": {"model": "resnet18-cifar", "per_gpu_batch": 128},  # CIFAR-10

@@ -7,6 +7,8 @@ dense embedding gradient (PyTorch's default) makes the optimizer sweep whole tab
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pydantic import Field
 
 from dcsim.perf.nets import NETS, Net, NetBuilder, Op, conv, dense, gather, matmul, memory
@@ -62,10 +64,11 @@ class SparseAutoencoder(NetBuilder):
         ops: list[Op] = [gather("encode", p.nonzeros, p.hidden, p.inputs),
                          memory("encode.act", p.hidden, passes=3, saved=p.hidden,
                                 weights=p.hidden, param_tensors=1),
-                         Op("decode", "gather", elems=outputs * p.hidden,
-                            weights=p.inputs * p.hidden + p.inputs, param_tensors=2),
-                         matmul("decode.product", outputs, p.hidden, 1, bias=False,
-                                inputs=outputs * p.hidden),
+                         # the output layer's table (its rows are gathered once per batch)
+                         Op("decode.table", "gather", weights=p.inputs * p.hidden + p.inputs,
+                            param_tensors=2),
+                         replace(matmul("decode", 1, p.hidden, outputs, bias=False),
+                                 weights=0.0, param_tensors=0),
                          memory("loss", outputs, passes=6, saved=outputs)]
         return Net(tuple(ops), optimizer="adam",
                    host_s_per_sample=p.nonzeros * p.host_s_per_nonzero,

@@ -20,11 +20,13 @@ __all__ = ["attention_ops", "rnn_layer"]
 
 def attention_ops(name: str, q_len: int, kv_len: int, d: int, heads: int,
                   self_attention: bool = True) -> list[Op]:
-    """Multi-head attention of q_len queries over kv_len keys: projections, scores, softmax
-    (scale, mask, softmax, dropout), the product with V, the output projection, dropout,
-    residual add and layer norm."""
+    """Multi-head attention of q_len queries over kv_len keys: projections, the heads split
+    out (reshapes and transposes: copies of Q, K and V and ~10 framework calls), scores,
+    softmax (scale, mask, softmax, dropout), the product with V, the heads merged back (a
+    copy), the output projection, dropout, residual add and layer norm."""
     dk = d // heads
-    ops = [matmul(f"{name}.q", q_len, d, d if not self_attention else 3 * d)]
+    ops = [matmul(f"{name}.q", q_len, d, d if not self_attention else 3 * d),
+           memory(f"{name}.split_heads", (q_len + 2 * kv_len) * d, passes=2, host_ops=10)]
     if not self_attention:
         ops.append(matmul(f"{name}.kv", kv_len, d, 2 * d))
     scores = heads * q_len * kv_len
@@ -33,6 +35,7 @@ def attention_ops(name: str, q_len: int, kv_len: int, d: int, heads: int,
             memory(f"{name}.softmax", scores, passes=6, saved=2 * scores),
             Op(f"{name}.context", "matmul", m=heads * q_len, k=kv_len, n=dk,
                inputs=scores + heads * kv_len * dk, saved=0.0),
+            memory(f"{name}.merge_heads", q_len * d, passes=2, host_ops=3),
             matmul(f"{name}.out", q_len, d, d),
             memory(f"{name}.norm", q_len * d, passes=8, saved=2 * q_len * d, weights=2 * d,
                    param_tensors=2)]

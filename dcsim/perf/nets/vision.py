@@ -10,12 +10,13 @@ GMACs, VGG-16 15.5 / 138M).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field
 
 from dcsim import catalog
-from dcsim.perf.nets import NETS, Net, NetBuilder, Op, conv, dense, matmul, memory
+from dcsim.perf.nets import NETS, Net, NetBuilder, Op, conv, dense, memory
 
 __all__ = ["resnet_ops", "vgg_ops", "RESNETS", "decode_s"]
 
@@ -47,9 +48,11 @@ RESNETS = {
 
 
 def _add(name: str, elems: float, relu: bool = True) -> list[Op]:
+    """The residual add and its activation; the activation's output is the next block's
+    input, which that block's first convolution keeps (counted there, once)."""
     ops = [memory(f"{name}.add", elems, passes=3)]
     if relu:
-        ops.append(memory(f"{name}.relu", elems, passes=2, saved=elems))
+        ops.append(memory(f"{name}.relu", elems, passes=2))
     return ops
 
 
@@ -67,8 +70,9 @@ def _block(name: str, kind: str, size: int, c_in: int, width: int, stride: int, 
         ops = conv(f"{name}.conv1", size, c_in, mid, 1)
         ops += conv(f"{name}.conv2", size, mid, mid, 3, stride, groups=groups)
         ops += conv(f"{name}.conv3", out_size, mid, c_out, 1, act=False)
-    if stride != 1 or c_in != c_out:
-        ops += conv(f"{name}.down", size, c_in, c_out, 1, stride, act=False)
+    if stride != 1 or c_in != c_out:  # the projection reads the block input conv1 keeps
+        down = conv(f"{name}.down", size, c_in, c_out, 1, stride, act=False)
+        ops += [replace(down[0], saved=0.0), *down[1:]]
     ops += _add(name, out_size ** 2 * c_out)
     return ops, out_size, c_out
 

@@ -13,7 +13,8 @@ job_name (its tasks: e.g. ps and worker); it is reported at the line of its firs
 - arrival_s: the earliest task start_time (s, shifted by a constant in the release), minus the
   file's earliest; this is the launch time, so the wait before the first launch (the job
   table's submission time) is not included. A start_time of 0 means unset (the release's own
-  analysis code reads it, and that task's end_time, as missing).
+  analysis code reads it, and that task's end_time, as missing): such a task does not count
+  towards the job's times; a job with no task times left is skipped and counted.
 - duration_s: the latest task end_time minus the earliest start_time. A job with no end time
   (Running or Waiting when the trace was cut) is skipped and counted.
 - status: Terminated if every task is; otherwise the first other task status (Failed, ...).
@@ -71,8 +72,8 @@ class AlibabaPai(TraceFormat):
                     start = _opt_number(row[col["start_time"]])
                     column = "end_time"
                     end = _opt_number(row[col["end_time"]])
-                    if start == 0.0:  # the release marks an unset time with 0 (its analysis
-                        start = end = None  # code reads start_time 0 and its end as missing)
+                    unset = start == 0.0  # the release marks an unset time with 0 (its
+                    # analysis code reads that task's start and end as missing)
                 except ValueError as exc:
                     out.bad_row(i, column, str(exc))
                     broken.add(name)
@@ -81,9 +82,10 @@ class AlibabaPai(TraceFormat):
                 job = jobs.setdefault(name, {"line": i, "gpus": 0, "start": [], "end": [],
                                              "status": []})
                 job["gpus"] += round(inst) * math.ceil(gpu / 100.0 - 1e-9)
-                if start is not None:
-                    job["start"].append(start)
-                job["end"].append(end)
+                if not unset:
+                    if start is not None:
+                        job["start"].append(start)
+                    job["end"].append(end)
                 job["status"].append(row[col["status"]])
         kept = []
         for name, job in jobs.items():

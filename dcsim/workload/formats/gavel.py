@@ -13,9 +13,12 @@ workers with that batch each); A3C and CycleGAN have none.
 
 total_steps counts steps summed over the job's workers, as Gavel's throughputs do
 (simulation_throughputs.json: a scale_factor-N job's "throughput" is its workers' steps per
-second added up; the msr traces were generated as run time x that throughput, so a job's run
-time on a GPU type is total_steps / throughput(type, N), which tests/test_trace_semantics.py
-checks). One dcsim iteration is a global step: every worker's step of N x batch samples, so
+second added up), so Gavel's simulator runs a job alone on a GPU type for
+total_steps / throughput(type, N) seconds (tests/test_trace_semantics.py checks dcsim's
+measured-throughput runs against it). The msr traces' total_steps were made from Philly run
+times at one rate per job type, whatever N (docs/traces.md), so that time is not the Philly
+run time.
+One dcsim iteration is a global step: every worker's step of N x batch samples, so
 iterations = total_steps / scale_factor, fractional where N does not divide total_steps (Gavel
 ends such a job when its workers' summed steps reach total_steps: a partial last global step).
 A scale_factor of 0 is skipped and counted (no GPUs).

@@ -3,14 +3,14 @@ cluster_log.csv; Hu et al., SC'21), one Slurm job per row.
 
 Columns used: job_id, user, vc (virtual cluster), gpu_num, state, submit_time, duration (s,
 end_time - start_time); cpu_num, node_num, start_time, end_time, queue and jobname (if
-present) are read past. Times are wall-clock 'YYYY-MM-DD HH:MM:SS'; arrivals are seconds after
-the file's earliest submission. Skipped and counted, with the reason: rows with gpu_num 0
-(CPU jobs: the README counts 1,580,464 GPU jobs of 3,362,981) and rows with a duration of 0
-(never ran). Jobs of every end state (COMPLETED, CANCELLED, FAILED, TIMEOUT, NODE_FAIL) are
-kept, each for the time it held its GPUs; the scenario option `trace.statuses` keeps only the
-listed ones (e.g. [COMPLETED]). There are no model names: jobs get a model from the scenario's
-`trace.models` mix. The file names no GPU type; the default reference GPU, the V100, is an
-assumption (set `trace.reference_gpu`).
+present) are read past. Times are wall-clock 'YYYY-MM-DD HH:MM:SS'; arrivals are seconds
+after the earliest submission of the rows kept. Skipped and counted, with the reason: rows
+with gpu_num 0 (CPU jobs: the README counts 1,580,464 GPU jobs of 3,362,981) and rows with a
+duration of 0 (never ran). Jobs of every end state (COMPLETED, CANCELLED, FAILED, TIMEOUT,
+NODE_FAIL) are kept, each for the time it held its GPUs; the scenario option
+`trace.statuses` keeps only the listed ones (e.g. [COMPLETED]). There are no model names:
+jobs get a model from the scenario's `trace.models` mix. The file names no GPU type; the
+default reference GPU, the V100, is an assumption (set `trace.reference_gpu`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 Columns: timestamp (submission, a local wall-clock time 'YYYY-MM-DD HH:MM:SS'), duration (s),
 num_gpus, gpu_time (GPU-s; read but unused: duration x num_gpus), cluster (the virtual-cluster
 hash). No model names: every job gets a model from the scenario's `trace.models` mix. Arrivals
-are seconds after the earliest submission in the file. Rows with num_gpus 0 are skipped as
+are seconds after the earliest submission of the rows kept. Rows with num_gpus 0 are skipped as
 not training jobs (the shipped file has none).
 """
 
