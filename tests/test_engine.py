@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import dcsim
-from dcsim.perf.zoo import model_stats
 from dcsim.engine import Simulation
 from dcsim.perf.step import StepEstimate
+from dcsim.perf.zoo import model_stats
 from tests.conftest import REPO, small_job, small_scenario
 
 

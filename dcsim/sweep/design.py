@@ -188,7 +188,8 @@ def _first_of_each(problems: list[Problem], keep: int = 3) -> list[Problem]:
 def _context(sweep: Sweep, fixed: list[str]) -> str:
     """A fingerprint of what every point shares: the base scenario's text, `set`, the contents
     of the files the base scenario reads (trace, failure trace, profiles, topology graph,
-    throughput tables, every file of a table folder) and the dcsim version. A journal record made under another fingerprint is run again."""
+    throughput tables, every file of a table folder) and the dcsim version. A journal record
+    made under another fingerprint is run again."""
     from dcsim import __version__
 
     text = Path(sweep.base_path).read_text(encoding="utf-8")
