@@ -1,5 +1,5 @@
 """The measured-throughput step model (dcsim/perf/measured.py) and its tables
-(dcsim/perf/tables.py): reading, lookup and interpolation, fallback, per-job selection."""
+(dcsim/perf/tables/): reading, lookup and interpolation, fallback, per-job selection."""
 
 from __future__ import annotations
 

@@ -669,7 +669,7 @@ class Storage(Strict):
 
 
 class ThroughputSource(Strict):
-    """A table of measured throughputs for `step_model: measured` (dcsim/perf/tables.py):
+    """A table of measured throughputs for `step_model: measured` (dcsim/perf/tables/):
     `dcsim` (CSV or YAML, job_type x gpu x num_gpus (x batch) -> throughput), `gavel`
     (Gavel's simulation_throughputs.json) or `pollux` (a folder of Pollux's per-application
     profiles). `gpus` maps the table's GPU names to catalog GPU types (gavel and pollux have

@@ -10,19 +10,25 @@ iteration. `source_family` groups cases by job type for leave-one-job-type-out c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+
+import numpy as np
 
 from dcsim import catalog
 from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import Network, RingPath
+from dcsim.perf.calibrated import CalibratedStepModel
 from dcsim.perf.measured import Entry
+from dcsim.perf.profile import DeviceProfile, profile_for
 from dcsim.perf.tables import read_table
 from dcsim.scenario import JobSpec
 from dcsim.workload.mapping import JOB_TYPES
 
-__all__ = ["JobCase", "gavel_cases", "pollux_cases", "all_cases", "traces_dir", "SERVERS"]
+__all__ = ["JobCase", "gavel_cases", "pollux_cases", "all_cases", "traces_dir", "SERVERS",
+           "predict"]
 
 # the GPU types of the tables -> the instance type their measurements ran on
 SERVERS = {"k80-12gb": "aws-p2-8xlarge", "p100-pcie-16gb": "azure-nc24s-v2",
@@ -133,3 +139,19 @@ def pollux_cases(max_gpus: int = 16) -> list[JobCase]:
 
 def all_cases() -> list[JobCase]:
     return gavel_cases() + pollux_cases()
+
+
+def predict(cases: Sequence[JobCase], profiles: dict[str, DeviceProfile]) -> np.ndarray:
+    """Each case's step time with `profiles` (else the shipped ones), on its instance's host
+    (the data-loader cores the case gives)."""
+    models: dict[tuple[str, float], CalibratedStepModel] = {}
+    out = []
+    for c in cases:
+        key = (c.gpu.name, c.loader_cores)
+        if key not in models:
+            base = profiles.get(c.gpu.name) or profile_for(c.gpu.name,
+                                                          c.gpu.first_order_efficiency)
+            models[key] = CalibratedStepModel({c.gpu.name: replace(
+                base, loader_cores=c.loader_cores)})
+        out.append(models[key].estimate(c.job, c.gpu, c.ring).iteration_s)
+    return np.array(out)

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsim.perf.calibrated import CalibratedStepModel
 from dcsim.perf.profile import DeviceProfile, profile_for
-from dcsim.tools.jobcases import JobCase, all_cases
+from dcsim.tools.jobcases import JobCase, all_cases, predict
 
 __all__ = ["FITTED", "fit_gpu", "fit_all", "predict", "held_out", "write"]
 
@@ -50,6 +49,9 @@ FITTED = {
 
 
 PRIOR_WEIGHT = 0.3
+# a case's weight is 1 / (cases of its job type) ** WEIGHT_POWER: 0 weighs every entry alike
+# (the targets count entries), 1 every job type alike
+WEIGHT_POWER = 0.5
 
 
 def _profile(gpu: str, x: np.ndarray, base: DeviceProfile, names: Sequence[str]
@@ -65,27 +67,11 @@ def _names(cases: Sequence[JobCase]) -> list[str]:
     return [k for k in FITTED if k != "tensor_efficiency" or tensor]
 
 
-def predict(cases: Sequence[JobCase], profiles: dict[str, DeviceProfile]) -> np.ndarray:
-    """Each case's step time with `profiles` (else the shipped ones), on its instance's host
-    (the data-loader cores the case gives)."""
-    models: dict[tuple[str, float], CalibratedStepModel] = {}
-    out = []
-    for c in cases:
-        key = (c.gpu.name, c.loader_cores)
-        if key not in models:
-            base = profiles.get(c.gpu.name) or profile_for(c.gpu.name,
-                                                          c.gpu.first_order_efficiency)
-            models[key] = CalibratedStepModel({c.gpu.name: replace(
-                base, loader_cores=c.loader_cores)})
-        out.append(models[key].estimate(c.job, c.gpu, c.ring).iteration_s)
-    return np.array(out)
-
-
 def _weights(cases: Sequence[JobCase]) -> np.ndarray:
     groups: dict[tuple, int] = defaultdict(int)
     for c in cases:
         groups[(c.source, c.family)] += 1
-    return np.array([1.0 / math.sqrt(groups[(c.source, c.family)]) for c in cases])
+    return np.array([1.0 / groups[(c.source, c.family)] ** WEIGHT_POWER for c in cases])
 
 
 def fit_gpu(cases: Sequence[JobCase], gpu: str) -> DeviceProfile:

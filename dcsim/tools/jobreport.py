@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsim.tools.jobcases import JobCase, all_cases
+from dcsim.tools.jobcases import JobCase, all_cases, predict
 
 __all__ = ["HELDOUT_FILE", "JobRow", "job_rows", "job_markdown", "parity_plot", "TARGETS",
            "ratio_errors", "read_heldout", "write_heldout"]
@@ -59,7 +59,6 @@ def read_heldout(path: Path) -> dict[tuple[str, str, str], float]:
 def job_rows(directory: Path | None = None) -> list[JobRow]:
     """Every case with its in-sample prediction (the shipped profiles) and its stored
     held-out prediction (NaN if the stored file lacks it)."""
-    from dcsim.tools.jobfit import predict
     from dcsim.validation import reference_dir
 
     cases = all_cases()

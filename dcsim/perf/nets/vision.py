@@ -28,6 +28,13 @@ DECODE_S_224 = 10e-3
 DECODE_S_SMALL = 5e-5
 
 
+def _image_net(ops: list[Op] | tuple[Op, ...], size: int, optimizer: str = "sgd") -> Net:
+    """A network trained on `size`-px RGB images: fp32 input copied to the GPU, decoded on
+    the host (`decode_s`)."""
+    return Net(tuple(ops), optimizer=optimizer, input_bytes_per_sample=3 * size * size * 4,
+               decode_s_per_sample=decode_s(size))
+
+
 def decode_s(image_size: int) -> float:
     """Host decode and augmentation time of one image of `image_size` px on one core."""
     if image_size <= 64:
@@ -115,8 +122,7 @@ class ResNet(NetBuilder):
 
     def build(self, p: Params) -> Net:
         ops, _ = resnet_ops(p.depth, p.image_size, p.classes, p.cifar_stem)
-        return Net(tuple(ops), optimizer="sgd", input_bytes_per_sample=3 * p.image_size ** 2 * 4,
-                   decode_s_per_sample=decode_s(p.image_size))
+        return _image_net(ops, p.image_size)
 
 
 VGG_CONFIGS = {
@@ -153,8 +159,7 @@ class Vgg(NetBuilder):
 
     def build(self, p: Params) -> Net:
         ops = vgg_ops(VGG_CONFIGS[p.depth], p.image_size, p.classes, p.batch_norm)
-        return Net(tuple(ops), input_bytes_per_sample=3 * p.image_size ** 2 * 4,
-                   decode_s_per_sample=decode_s(p.image_size))
+        return _image_net(ops, p.image_size)
 
 
 # EfficientNet-B0 stages (Tan & Le 2019, table 1): expand ratio, kernel, stride, channels, repeats
@@ -183,7 +188,7 @@ class EfficientNet(NetBuilder):
         import math
 
         wm, dm, res = EFFICIENTNETS[p.variant]
-        size = p.image_size or res
+        resolution = size = p.image_size or res
         c = _round_channels(32 * wm)
         ops = conv("stem", size, 3, c, 3, 2)
         size = -(-size // 2)
@@ -210,8 +215,7 @@ class EfficientNet(NetBuilder):
         ops += conv("head", size, c, head, 1)
         ops.append(memory("avgpool", size * size * head, passes=1))
         ops += dense("fc", head, p.classes)
-        return Net(tuple(ops), optimizer="sgd", input_bytes_per_sample=3 * size ** 2 * 4,
-                   decode_s_per_sample=decode_s(size))
+        return _image_net(ops, resolution)
 
 
 def _darknet_res(name: str, size: int, c: int, n: int) -> list[Op]:
@@ -265,8 +269,7 @@ class YoloV3(NetBuilder):
         ops += _yolo_head("head8", size, 128 + 256, 128, outs)
         anchors = 3 * sum((s // r) ** 2 for r in (8, 16, 32))
         ops.append(memory("loss", anchors * (5 + p.classes), passes=8))
-        return Net(tuple(ops), optimizer="sgd", input_bytes_per_sample=3 * s * s * 4,
-                   decode_s_per_sample=decode_s(s))
+        return _image_net(ops, s)
 
 
 @NETS.register("ssd")
@@ -307,8 +310,7 @@ class Ssd(NetBuilder):
             priors += fs * fs * a
         # softmax over classes per prior, box decoding and hard-negative mining (a sort)
         ops.append(memory("loss", priors * (p.classes + 4), passes=10))
-        return Net(tuple(ops), optimizer="sgd", input_bytes_per_sample=3 * s * s * 4,
-                   decode_s_per_sample=decode_s(s))
+        return _image_net(ops, s)
 
 
 @NETS.register("unet")
@@ -426,5 +428,4 @@ class Totals(NetBuilder):
                memory("layers.norm", elems, passes=4, count=layers, saved=elems,
                       weights=0.0),
                memory("layers.act", elems, passes=2, count=layers))
-        return Net(ops, input_bytes_per_sample=3 * size * size * 4,
-                   decode_s_per_sample=decode_s(size))
+        return _image_net(ops, size)

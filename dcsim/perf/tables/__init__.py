@@ -17,7 +17,7 @@ Formats, one class each in `TABLE_FORMATS`:
   counted. Default GPU names: `GAVEL_GPUS`.
 - `pollux`: a folder of Pollux's per-application profiles (petuum/adaptdl simulator/traces:
   <application>/placements.csv and scalability.csv, measured on the Pollux testbed's T4 GPUs).
-  See `dcsim/perf/pollux_profiles.py`.
+  See `dcsim/perf/tables/pollux.py`.
 
 Every problem is located (file, line or key, column) and all of them are reported at once;
 exact duplicate keys are errors, not "last one wins". `TableRead` counts what was read,
@@ -374,4 +374,4 @@ class GavelTable(TableFormat):
 
 
 # Register the Pollux profiles reader (its own module: the format has its own rules).
-from dcsim.perf import pollux_profiles  # noqa: E402,F401
+from dcsim.perf.tables import pollux  # noqa: E402,F401
