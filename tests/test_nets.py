@@ -76,6 +76,9 @@ def test_unknown_arch_and_bad_params_are_located_errors(write_yaml):
     bad = small_job(model={"kind": "net", "arch": "unet", "params": {"image_size": 1e9}})
     with pytest.raises(ScenarioError, match=r"params.image_size: Input should be less than"):
         dcsim.load_scenario(write_yaml(small_scenario(jobs=[bad])))
+    bad = small_job(model={"kind": "net", "arch": "unet", "params": {"filters": [32, 10**9]}})
+    with pytest.raises(ScenarioError, match=r"params.filters.1: Input should be less than"):
+        dcsim.load_scenario(write_yaml(small_scenario(jobs=[bad])))
 
 
 def test_every_preset_builds_and_trains_somewhere():

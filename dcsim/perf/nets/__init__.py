@@ -25,13 +25,18 @@ Op kinds:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dcsim.registry import Registry
 
-__all__ = ["Op", "Net", "NetBuilder", "NETS", "matmul", "memory", "gather", "conv", "dense"]
+__all__ = ["Op", "Net", "NetBuilder", "NETS", "matmul", "memory", "gather", "conv", "dense",
+           "Widths"]
+
+# a list of layer widths in a builder's params: 1 to 64 layers of 1 to 65,536 each
+Widths = Annotated[tuple[Annotated[int, Field(ge=1, le=65536)], ...],
+                   Field(min_length=1, max_length=64)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from pydantic import Field
 
-from dcsim.perf.nets import NETS, Net, NetBuilder, Op, conv, dense, gather, matmul, memory
+from dcsim.perf.nets import NETS, Net, NetBuilder, Op, Widths, conv, dense, gather, matmul, memory
 from dcsim.perf.nets.sequence import rnn_layer
 
 __all__ = ["dlrm_ops"]
@@ -27,7 +27,7 @@ class Ncf(NetBuilder):
         users: int = Field(138_493, ge=1, le=10**10)  # MovieLens-20M
         items: int = Field(26_744, ge=1, le=10**10)
         factors: int = Field(64, ge=1, le=65536)
-        mlp: tuple[int, ...] = (256, 256, 128, 64)
+        mlp: Widths = (256, 256, 128, 64)
 
     def build(self, p: Params) -> Net:
         half = p.mlp[0] // 2

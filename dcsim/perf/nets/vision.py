@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from dcsim import catalog
-from dcsim.perf.nets import NETS, Net, NetBuilder, Op, conv, dense, memory
+from dcsim.perf.nets import NETS, Net, NetBuilder, Op, Widths, conv, dense, memory
 
 __all__ = ["resnet_ops", "vgg_ops", "RESNETS", "decode_s"]
 
@@ -323,7 +323,7 @@ class UNet(NetBuilder):
         image_size: int = Field(128, ge=16, le=4096)  # side of the (square / cubic) patch
         in_channels: int = Field(1, ge=1, le=1024)
         classes: int = Field(3, ge=1, le=100_000)
-        filters: tuple[int, ...] = (32, 64, 128, 256, 320, 320)
+        filters: Widths = (32, 64, 128, 256, 320, 320)
 
     def build(self, p: Params) -> Net:
         d, size, c = p.dims, p.image_size, p.in_channels
