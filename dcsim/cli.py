@@ -159,6 +159,12 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
         lines.append(f"  storage: data-loading stalls {_fmt_s(s['data_stall_s_total'])} in all, "
                      f"{s['checkpoints_total']:,} checkpoints (overhead "
                      f"{_fmt_pct(s['checkpoint_overhead_fraction'])} of run time)")
+    if s.get("throughput_entries"):
+        src, tab = s["step_sources"], s["throughput_entries"]
+        lines.append(f"  step times: {src['measured']} jobs measured, {src['interpolated']} "
+                     f"interpolated, {src['model']} from the model (throughput tables: "
+                     f"{tab['read']:,} entries read, {tab['accepted']:,} accepted, "
+                     f"{tab['skipped']:,} skipped)")
     if s.get("failures") or s.get("interruptions"):
         lines.append(f"  failures: {s['failures']:,}, {s['interruptions']:,} job interruptions, "
                      f"{s['lost_gpu_hours']:,.1f} GPU-hours lost, goodput "

@@ -880,6 +880,11 @@ class Simulation:
         ran = frames["jobs"]["step_source"]
         extra["step_sources"] = {k: int((ran == k).sum())
                                  for k in ("measured", "interpolated", "model")}
+        if self._table_counts:  # the throughput tables' entries, all tables together
+            extra["throughput_entries"] = {
+                k: sum(t[k] for t in self._table_counts) for k in ("read", "accepted")}
+            extra["throughput_entries"]["skipped"] = (extra["throughput_entries"]["read"]
+                                                      - extra["throughput_entries"]["accepted"])
         frames["failures"] = pd.DataFrame(self.faults.events if self.faults else [],
                                           columns=FAILURE_COLUMNS)
         extra.update(fault_metrics(frames["jobs"], frames["failures"], frames["events"], end_s,

@@ -234,6 +234,11 @@ def test_jobs_run_at_the_measured_speed_and_say_where_it_came_from(tmp_path):
     assert "a100-sxm4-80gb: model (calibrated; job type 'other' is not in the throughput " \
            "tables)" in log.tolist()
     assert res.run["throughput_tables"][0]["accepted"] == 2
+    assert res.summary()["throughput_entries"] == {"read": 2, "accepted": 2, "skipped": 0}
+    from dcsim.cli import format_summary
+
+    assert ("step times: 1 jobs measured, 1 interpolated, 2 from the model (throughput tables: "
+            "2 entries read, 2 accepted, 0 skipped)") in format_summary("t", res.summary())
 
 
 def test_a_measurement_admits_a_job_the_memory_model_would_reject(tmp_path):
