@@ -81,7 +81,7 @@ class CalibratedStepModel:
         samples = job.global_batch
         model_flop = stats.training_flop_per_sample() * samples
         if stats.net is not None:
-            return self._net_step(job, dev, stats, ring)
+            return self._net_step(job, dev, stats, ring, model_flop)
         if isinstance(job.model, GptModel):
             pipe = self._pipeline(job.model, job, dev, ring)
             recompute = p.recompute
@@ -107,9 +107,12 @@ class CalibratedStepModel:
             optimizer_s=optimizer_s, overhead_s=overhead)
 
     # ------------------------------------------------------------------ pieces
-    def _net_step(self, job: JobSpec, dev: Device, stats, ring: RingPath) -> StepEstimate:
-        """A layer-by-layer network (dcsim/perf/netcost.py): max(GPU, host) per step, plus
-        host work outside the framework calls and the exposed data-parallel traffic."""
+    def _net_step(self, job: JobSpec, dev: Device, stats, ring: RingPath,
+                  model_flop: float) -> StepEstimate:
+        """A layer-by-layer network (dcsim/perf/netcost.py): each phase (forward, backward,
+        optimizer) paced by the slower of its kernels and its framework calls, plus host work
+        outside the calls, input decoding where the host bounds it, and the exposed
+        data-parallel traffic."""
         net, p, prof = stats.net, job.parallelism, dev.profile
         act, wb = act_bytes(job.precision), weight_bytes(job)
         split = local_param_split(job, stats)
@@ -153,10 +156,10 @@ class CalibratedStepModel:
         decode = (per_gpu * net.decode_s_per_sample / (prof.host_speed * prof.loader_cores)
                   if prof.loader_cores > 0 else 0.0)
         overhead = max(step, decode) - gpu
-        flop = 3.0 * cost.flop * micro * p.dp
         return StepEstimate(
             iteration_s=gpu + overhead + exposed_dp, compute_s=compute, bubble_s=0.0,
-            dp_comm_s=exposed_dp, model_flop=flop, hardware_flop=flop, num_gpus=job.num_gpus,
+            dp_comm_s=exposed_dp, model_flop=model_flop, hardware_flop=model_flop,
+            num_gpus=job.num_gpus,
             peak_flop_s=dev.peak, optimizer_s=opt_gpu, overhead_s=overhead)
 
     def _pipeline(self, m: GptModel, job: JobSpec, dev: Device, ring: RingPath) -> _Pipeline:

@@ -113,7 +113,7 @@ def _grid_lookup(entries: list[Entry], n: int, batch: float
         by_batch[e.batch_per_gpu][float(e.num_gpus)] = e
     if None in by_batch and len(by_batch) == 1:
         found = _interp(float(n), by_batch[None], log=True)  # type: ignore[arg-type]
-        return None if found is None else (*found[:1], float(n) in by_batch[None], found[1])
+        return None if found is None else (found[0], float(n) in by_batch[None], found[1])
     at_n: dict[float, tuple[float, list]] = {}
     exact_n: set[float] = set()
     for b, points in by_batch.items():

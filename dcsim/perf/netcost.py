@@ -63,7 +63,7 @@ def _op_cost(op: Op, dev: Device, b: int, act: float, wb: float) -> tuple[float,
     if op.kind == "matmul":
         rows = b * op.m
         flop = 2.0 * rows * op.k * op.n / op.groups
-        nbytes = (b * op.inputs / max(op.steps, 1) + rows * op.n) * act + op.weights * wb
+        nbytes = (b * op.inputs + rows * op.n) * act + op.weights * wb
         sides = (rows, op.k / op.groups, op.n / op.groups)
         fwd = op.steps * dev.gemm(flop, nbytes, sides=sides)
         return fwd, 2.0 * fwd if op.backward else 0.0, calls

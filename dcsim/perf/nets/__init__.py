@@ -47,7 +47,7 @@ class Op:
     k: float = 0.0
     n: float = 0.0
     groups: int = 1
-    inputs: float = 0.0  # matmul: activation elements read per sample (default m k)
+    inputs: float = 0.0  # matmul: activation elements read per sample and step (default m k)
     elems: float = 0.0  # memory / gather: elements per sample
     passes: float = 1.0  # memory: element passes (reads + writes) forward
     weights: float = 0.0  # parameters
