@@ -22,6 +22,9 @@ _EXPORTS = {
     "scenario_from_dict": "dcsim.scenario",
     "Problem": "dcsim.errors",
     "ScenarioError": "dcsim.errors",
+    "SimulationError": "dcsim.errors",
+    "UsageError": "dcsim.errors",
+    "DcsimError": "dcsim.errors",
     "Results": "dcsim.results",
     "load_results": "dcsim.results",
     "compare": "dcsim.results",
@@ -35,7 +38,13 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # the names above, for type checkers and IDEs
     from dcsim.engine import Simulation, simulate  # noqa: F401
-    from dcsim.errors import Problem, ScenarioError  # noqa: F401
+    from dcsim.errors import (  # noqa: F401
+        DcsimError,
+        Problem,
+        ScenarioError,
+        SimulationError,
+        UsageError,
+    )
     from dcsim.results import Results, compare, load_results  # noqa: F401
     from dcsim.scenario import JobSpec, Scenario, load_scenario, scenario_from_dict  # noqa: F401
     from dcsim.sweep import load_sweep, run_sweep  # noqa: F401

@@ -19,6 +19,7 @@ __all__ = ["main", "entry_point"]
 
 DEFAULT_SCENARIO = "quickstart.yaml"
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _default_scenario() -> Path:
@@ -142,6 +143,9 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
         + (f", {s['jobs_not_arrived']} after the horizon" if s["jobs_not_arrived"] else "")
         + (f", {s['rows_skipped']} trace rows skipped" if s["rows_skipped"] else ""),
     ]
+    if s.get("stopped_by"):
+        lines.append(f"  stopped early: {s['stopped_by']} at {_fmt_s(s['sim_end_s'])}; open jobs "
+                     f"end `unfinished` (jobs.csv reason)")
     for reason, count in s["rejection_reasons"].items():
         lines.append(f"    rejected ({reason}): {count}")
     if s.get("top_links"):
@@ -196,33 +200,52 @@ class _Progress:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dcsim.engine import simulate
+    from dcsim.outdir import check_output_dir, safe_folder_name, staged_output
     from dcsim.scenario import load_scenario
 
-    scenario = load_scenario(_scenario_path(args.scenario), args.overrides, args.seed)
-    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
-    results = simulate(scenario, progress=progress)
-    progress.close()
-    out = Path(args.out or scenario.outputs.dir or f"results/{scenario.name}")
-    results.save(out)
-    if scenario.outputs.plots and not args.no_plots:
-        from dcsim.plotting import save_plots
+    path = _scenario_path(args.scenario)
+    if _is_sweep(str(path)):
+        from dcsim.errors import Problem, ScenarioError
 
-        save_plots(results, out)
+        raise ScenarioError([Problem(str(path), None, "", "this is a sweep file (it has "
+                                     "sweep keys such as `factors`/`base`): run it with "
+                                     f"`dcsim sweep {path}`")])
+    scenario = load_scenario(path, args.overrides, args.seed)
+    out = Path(args.out or scenario.outputs.dir or f"results/{safe_folder_name(scenario.name)}")
+    check_output_dir(out)  # before simulating: a bad folder is exit 2 now, not after the run
+    progress = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+    try:
+        results = simulate(scenario, progress=progress)
+    finally:
+        progress.close()
+    with staged_output(out) as stage:  # all or nothing: never a mix of two runs' files
+        results.save(stage)
+        if scenario.outputs.plots and not args.no_plots:
+            from dcsim.plotting import save_plots
+
+            save_plots(results, stage)
     if not args.quiet:
         print(format_summary(scenario.name, results.summary()))
         print(f"  results written to {out}/")
     return EXIT_OK
 
 
+SWEEP_ONLY_KEYS = {"factors", "base", "design", "samples", "design_seed", "seeds"}
+
+
 def _is_sweep(path: str) -> bool:
     """A sweep file (docs/sweeps.md) is a mapping with `factors`; anything else is a scenario."""
-    import yaml
+    from dcsim.errors import ScenarioError
+    from dcsim.textfile import read_text
+    from dcsim.yamlsrc import load_yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = load_yaml(read_text(path), path)
+    except ScenarioError:
         return False  # load_scenario reports it
-    return isinstance(data, dict) and "factors" in data
+    # keys a scenario never has: a sweep file missing `factors` is still read as a sweep,
+    # so its error says `factors` is missing (not that a scenario needs a cluster)
+    return isinstance(data, dict) and bool(SWEEP_ONLY_KEYS & set(data))
 
 
 def _check_sweep(path: str) -> str:
@@ -450,10 +473,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Exit 1 when any point failed (after writing the table), 2 on a bad sweep file."""
+    from dcsim.outdir import check_output_dir, safe_folder_name
     from dcsim.sweep import read_sweep, run_sweep
 
     sweep = read_sweep(args.sweep)
-    out = Path(args.out or f"results/sweeps/{sweep.spec.name}")
+    out = check_output_dir(args.out or f"results/sweeps/{safe_folder_name(sweep.spec.name)}")
     progress = _Progress(enabled=not args.quiet and sys.stderr.isatty(), unit="points")
     try:
         table = run_sweep(sweep, out, workers=args.workers, backend=args.backend,
@@ -484,13 +508,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_OK
-    from dcsim.errors import ScenarioError
+    from dcsim.errors import ScenarioError, SimulationError
 
     try:
         return COMMANDS[args.command](args)
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
         return EXIT_INPUT
+    except SimulationError as exc:
+        if args.debug:
+            raise
+        print(f"dcsim: the simulation stopped: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (results are not written)
+        print("dcsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `dcsim estimate --json | head`: the reader left
         sys.stderr.close()
         return EXIT_OK

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ import simpy
 
 from dcsim import __version__, catalog
 from dcsim.catalog import GpuSpec
+from dcsim.errors import SimulationError, UsageError
 from dcsim.fabric.internals import INTERNAL_KINDS
 from dcsim.fabric.network import RingPath
 from dcsim.fabric.routing import Router
@@ -69,6 +71,11 @@ from dcsim.workload import build_workload
 __all__ = ["Simulation", "simulate"]
 
 EPS = 1e-9
+# events at one simulated instant (or 50 per job, if more) after which the run is stuck, not busy
+MAX_EVENTS_AT_ONE_INSTANT = 5_000_000
+_TERMINAL_STATUSES = (Status.COMPLETED, Status.FAILED, Status.REJECTED)
+STEP_PARTS = ("compute_s", "bubble_s", "dp_comm_s", "tp_comm_s", "optimizer_s", "data_stall_s",
+              "overhead_s", "checkpoint_s")
 ProgressFn = Callable[[int, int], None]
 # Cache keys of per-job step times at submission: the step model's own key fields, less
 # reference_gpu (it sets a duration job's iterations) and gpu_type (the key carries the admitted
@@ -80,6 +87,7 @@ class Simulation:
     """One simulation of one scenario: build in the constructor, `run()` once."""
 
     def __init__(self, scenario: Scenario, step_model: StepTimeModel | None = None) -> None:
+        _check_scenario_arg(scenario)
         self.scenario = scenario
         self.streams = RandomStreams(scenario.seed)
         self.env = simpy.Environment()
@@ -136,6 +144,7 @@ class Simulation:
         self._finished = 0
         self._steady = scenario.engine.fidelity == "steady"
         self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
+        self._stopped_by: str | None = None  # what cut the run short, other than the horizon
         self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
         self._alone_step_s: dict[tuple, float] = {}  # step time alone, by spec and GPU types
         self._sources_of: dict[tuple, str] = {}  # measured jobs' step sources, same keys
@@ -174,9 +183,29 @@ class Simulation:
         return self._collect(events, end_s, time.perf_counter() - wall0)
 
     def _loop(self, progress: ProgressFn | None) -> int:
+        """Step events to the end, the horizon or `engine.max_events`. A NaN event time, or
+        time that stops advancing, is a SimulationError, never a silent stop or a hang."""
         until = self.scenario.horizon_s if self.scenario.horizon_s is not None else math.inf
-        events = 0
-        while (next_s := self.env.peek()) < math.inf and next_s <= until:
+        limit = self.scenario.engine.max_events
+        stuck_limit = max(MAX_EVENTS_AT_ONE_INSTANT, 50 * len(self.jobs))
+        events = same = 0
+        last_s = -math.inf
+        while True:
+            next_s = self.env.peek()
+            if math.isnan(next_s):
+                raise SimulationError(f"an event was scheduled at a NaN time after "
+                                      f"t={self.env.now:g} s (please report this scenario)")
+            if next_s == math.inf or next_s > until:
+                break
+            if limit is not None and events >= limit:
+                self._stopped_by = f"engine.max_events ({limit:,}) reached"
+                break
+            same = same + 1 if next_s == last_s else 0
+            if same > stuck_limit:
+                raise SimulationError(f"simulated time stopped advancing at t={next_s:g} s: "
+                                      f"{same:,} events at one instant (please report this "
+                                      f"scenario)")
+            last_s = next_s
             self.env.step()
             events += 1
             if progress is not None and events % 4096 == 0:
@@ -743,6 +772,17 @@ class Simulation:
     # ------------------------------------------------------------------ helpers
     def _estimate(self, spec: JobSpec, placement: Placement | None,
                   job_id: int | None = None) -> StepEstimate:
+        estimate = self._estimate_unchecked(spec, placement, job_id)
+        if not (math.isfinite(estimate.iteration_s) and estimate.iteration_s > 0):
+            parts = ", ".join(f"{k} {getattr(estimate, k):g}" for k in STEP_PARTS
+                              if not math.isfinite(getattr(estimate, k)))
+            raise SimulationError(f"job {spec.name!r}: its step time is {estimate.iteration_s} s"
+                                  f" (from {parts or 'its parts'}); every time must be finite "
+                                  f"and positive (please report this scenario)")
+        return estimate
+
+    def _estimate_unchecked(self, spec: JobSpec, placement: Placement | None,
+                            job_id: int | None) -> StepEstimate:
         assert placement is not None
         gpu = self.cluster.servers[placement.server_ids[0]].gpu
         ring = self.network.ring(placement.gpus_per_server())
@@ -818,6 +858,17 @@ class Simulation:
                                             kinds[b].get("kind") not in INTERNAL_KINDS)
                          for a, b in router.links], dtype=bool)
 
+    def _cut_at(self) -> float | None:
+        """When the run was cut short with work left: at the event limit (now) or at the
+        horizon; None if it ran to its end."""
+        if self._stopped_by is not None:
+            return self.env.now
+        horizon = self.scenario.horizon_s
+        if horizon is not None and (self._running or self._queue or any(
+                j.status is Status.SUBMITTED for j in self.jobs)):
+            return horizon
+        return None
+
     def _event(self, job: JobState, event: str, detail: str) -> None:
         self.recorder.events.append(Event(self.env.now, job.job_id, event, detail))
 
@@ -833,18 +884,26 @@ class Simulation:
             levels.append(level)
 
     def _close_open_jobs(self) -> float:
-        """At the horizon: account the progress of jobs still running; return the end time:
-        the horizon if it cut the run short, else the time of the last state change."""
-        horizon = self.scenario.horizon_s
-        cut_short = horizon is not None and (self._running or self._queue or any(
-            j.status is Status.SUBMITTED for j in self.jobs))
-        if not cut_short:
+        """At the horizon or the event limit: account the progress of jobs still running and
+        give every open job its reason; return the end time: the horizon or the time the
+        limit stopped the run if either cut it short, else the time of the last change."""
+        end = self._cut_at()
+        open_jobs = [j for j in self.jobs if j.status not in _TERMINAL_STATUSES]
+        if end is None:
+            for job in open_jobs:  # no events left with jobs open: a defect, said so
+                job.reason = job.reason or ("the run ran out of events with this job open "
+                                            "(please report this scenario)")
             return self._last_change_s
-        assert horizon is not None
+        why = self._stopped_by or f"horizon_s ({end:g} s) reached"
+        for job in open_jobs:
+            arrived = job.spec.arrival_s <= end
+            job.reason = (f"unfinished: {why} while {job.status.value}" if arrived
+                          else f"not arrived: {why} before its arrival")
         if not self._running:
-            return horizon
-        if self.env.now < horizon:
-            self.env.run(until=horizon)  # no event lies before it: this only moves the clock
+            return end
+        if self.env.now < end:
+            self.env.run(until=end)  # no event lies before it: this only moves the clock
+        horizon = end
         for job in list(self._running.values()):
             self._account(job, keep_partial=True)
             start, _, placement = job.history[-1]
@@ -872,6 +931,9 @@ class Simulation:
             "rows_skipped": len(rows),
             "skip_reasons": dict(sorted(reasons.items())),
             "sim_end_s": end_s,
+            # what cut the run short with work left: "horizon_s", "engine.max_events" or ""
+            "stopped_by": ("engine.max_events" if self._stopped_by else
+                           "horizon_s" if self._cut_at() is not None else ""),
             "events_processed": events,
             "wall_s": wall_s,
             "events_per_s": events / wall_s if wall_s > 0 else float("nan"),
@@ -1034,4 +1096,19 @@ class Simulation:
 def simulate(scenario: Scenario, progress: ProgressFn | None = None,
              step_model: StepTimeModel | None = None) -> Results:
     """Run `scenario` to the end (or its horizon) and return its Results."""
+    _check_scenario_arg(scenario)
     return Simulation(scenario, step_model=step_model).run(progress)
+
+
+def _check_scenario_arg(scenario: object) -> None:
+    """A validated Scenario, or a UsageError that says how to get one."""
+    if isinstance(scenario, Scenario):
+        return
+    if isinstance(scenario, str | Path):
+        raise UsageError(f"simulate() takes a Scenario, not the path {str(scenario)!r}: "
+                        f"call dcsim.simulate(dcsim.load_scenario({str(scenario)!r}))")
+    if isinstance(scenario, dict):
+        raise UsageError("simulate() takes a Scenario, not a dict: call "
+                        "dcsim.simulate(dcsim.scenario_from_dict(data))")
+    raise UsageError(f"simulate() takes a Scenario (dcsim.load_scenario or "
+                    f"dcsim.scenario_from_dict), not {type(scenario).__name__}")

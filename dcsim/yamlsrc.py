@@ -1,4 +1,12 @@
-"""YAML with positions: parse a document and remember the line of every key path."""
+"""YAML with positions: parse a document and remember the line of every key path.
+
+Every YAML input (scenarios, sweeps, tables, profiles, graphs, `--set` values) is read by
+`load_yaml` or `parse_yaml`, which refuse what a plain `yaml.safe_load` lets through: a key
+given twice in one mapping (no "last one wins"), aliases that refer to themselves, documents
+that aliases expand past `MAX_YAML_VALUES` values (an "alias bomb" of a few hundred bytes
+can otherwise grow to gigabytes once walked), and nesting deeper than `MAX_YAML_DEPTH`.
+Each is a ScenarioError with the file and line.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,13 @@ import yaml
 
 from dcsim.errors import Problem, ScenarioError
 
-__all__ = ["Located", "parse_yaml", "key_path"]
+__all__ = ["Located", "parse_yaml", "load_yaml", "key_path", "MAX_YAML_VALUES",
+           "MAX_YAML_DEPTH"]
 
 PathKey = tuple[str | int, ...]
+
+MAX_YAML_VALUES = 2_000_000  # values in a document once every alias is expanded
+MAX_YAML_DEPTH = 64  # nested mappings and lists
 
 
 class Located:
@@ -39,31 +51,109 @@ class Located:
         return self.source, self.line_of(path)
 
 
-def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int]) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, path + (key,), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, path + (i,), lines)
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
 
 
-def parse_yaml(text: str, source: str) -> Located:
-    """Parse `text`; a syntax error becomes a ScenarioError with its line."""
+def _check(node: yaml.Node, source: str) -> None:
+    """Refuse duplicate keys, self-referring aliases, deep nesting and alias bombs. The
+    expanded size is counted once per distinct node (aliases share nodes), so checking a bomb
+    costs as little as reading it."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def fail(at: yaml.Node, message: str) -> ScenarioError:
+        return ScenarioError([Problem(source, _line(at), "", message)])
+
+    def size(n: yaml.Node, depth: int) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        if id(n) in active:
+            raise fail(n, "an alias refers to the value that contains it (recursive alias)")
+        if depth > MAX_YAML_DEPTH:
+            raise fail(n, f"nested more than {MAX_YAML_DEPTH} levels deep")
+        total = 1
+        if isinstance(n, yaml.MappingNode | yaml.SequenceNode):
+            active.add(id(n))
+            if isinstance(n, yaml.MappingNode):
+                seen: dict[str, int] = {}
+                children = []
+                for key_node, value_node in n.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                        if key_node.value in seen:
+                            raise fail(key_node, f"key {key_node.value!r} given twice in one "
+                                                 f"mapping (first at line {seen[key_node.value]})")
+                        seen[key_node.value] = _line(key_node)
+                    children += [key_node, value_node]
+            else:
+                children = n.value
+            for child in children:
+                total += size(child, depth + 1)
+                if total > MAX_YAML_VALUES:
+                    raise fail(n, f"the document expands to more than {MAX_YAML_VALUES:,} "
+                                  f"values through aliases (limit MAX_YAML_VALUES)")
+            active.discard(id(n))
+        sizes[id(n)] = total
+        return total
+
+    size(node, 0)
+
+
+def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The checked node tree of a one-document YAML text, and its data."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        msg = f"invalid YAML: character {exc.character:#06x} is not allowed in YAML text"
+        raise ScenarioError([Problem(source, line, "", msg)]) from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check(node, source)
+        return node, loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         msg = f"invalid YAML: {exc.problem or exc}"
         raise ScenarioError([Problem(source, line, "", msg)]) from None
+    except yaml.YAMLError as exc:  # e.g. a character YAML does not allow (ReaderError)
+        raise ScenarioError([Problem(source, None, "", f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        line = loader.get_mark().line + 1 if loader.get_mark() is not None else None
+        msg = f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep"
+        raise ScenarioError([Problem(source, line, "", msg)]) from None
+    finally:
+        loader.dispose()
+
+
+def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], done: set[int]) -> None:
+    lines.setdefault(path, _line(node))
+    if id(node) in done:
+        return  # an alias of a node already walked: its inner lines are those of the anchor
+    done.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            lines[path + (key,)] = _line(key_node)
+            _walk(value_node, path + (key,), lines, done)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, path + (i,), lines, done)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """The data of a YAML text, checked as described above; ScenarioError otherwise."""
+    return _compose(text, source)[1]
+
+
+def parse_yaml(text: str, source: str) -> Located:
+    """Parse `text` and locate its keys; any problem becomes a ScenarioError with its line."""
+    node, data = _compose(text, source)
     lines: dict[PathKey, int] = {}
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, set())
     return Located(data, lines, source)
 
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import dcsim
 from dcsim.cli import main
 from tests.conftest import small_job, small_scenario
 
@@ -119,7 +120,8 @@ def test_calibrate_gpu_without_a_gpu_says_so(capsys):
 def test_missing_profile_file_is_a_located_error(write_yaml, capsys):
     path = write_yaml({**small_scenario(), "engine": {"profiles": ["nope.yaml"]}})
     assert main(["validate", str(path)]) == 2
-    assert "engine.profiles[0]: cannot read profile" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "engine.profiles[0]: " in err and "nope.yaml: cannot read profile file" in err
 
 
 def test_topology_describes_and_draws(tmp_path, capsys):
@@ -132,3 +134,46 @@ def test_topology_describes_and_draws(tmp_path, capsys):
     assert main(["topology", "--set", "topology.params.k=5", "--set",
                  "topology.kind=fat-tree"]) == 2
     assert "topology.params.k" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- messages (issue 14)
+def test_a_sweep_without_factors_says_so(tmp_path, capsys, repo):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: s\nbase: {repo / 'scenarios/quickstart.yaml'}\nseeds: {{count: 2}}\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "factors: required key is missing" in err and "cluster" not in err
+    assert main(["run", str(path)]) == 2
+    assert "this is a sweep file" in capsys.readouterr().err
+
+
+def test_a_long_list_of_problems_shows_twenty_and_a_count(tmp_path, write_yaml, capsys):
+    trace = tmp_path / "jobs.csv"
+    trace.write_text("name,arrival_s,model,global_batch,iterations\n"
+                     + "".join(f"j{i},-1,resnet50,8,10\n" for i in range(5000)))
+    path = write_yaml({**small_scenario(), "workload": {"trace": {"path": "jobs.csv",
+                                                                  "format": "dcsim-csv"}}})
+    assert main(["validate", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 21 and "jobs.csv:2:arrival_s:" in lines[0]
+    assert lines[-1] == "... and 4,980 more problems (5,000 in all; the first 20 are shown)"
+
+
+def test_api_misuse_raises_dcsims_own_errors():
+    with pytest.raises(dcsim.DcsimError, match=r"call dcsim.simulate\(dcsim.load_scenario"):
+        dcsim.simulate("x.yaml")
+    with pytest.raises(dcsim.UsageError, match="scenario_from_dict"):
+        dcsim.simulate(small_scenario())
+    with pytest.raises(dcsim.DcsimError, match="cannot read scenario"):
+        dcsim.load_scenario("no/such/file.yaml")
+
+
+def test_ctrl_c_prints_one_line(write_yaml, capsys, monkeypatch):
+    import dcsim.engine
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dcsim.engine, "simulate", interrupted)
+    assert main(["run", str(write_yaml(small_scenario())), "--quiet"]) == 130
+    assert capsys.readouterr().err == "dcsim: interrupted\n"

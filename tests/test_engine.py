@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import dcsim
@@ -311,3 +313,35 @@ def test_packed_beats_spread_for_a_communication_heavy_job():
     spread_segments = run(small_scenario([job], cluster=cluster, topology=topo,
                                          placement={"kind": "spread"})).segments
     assert sorted(spread_segments.num_gpus) == [2, 2, 2, 2]  # one GPU at a time, round-robin
+
+
+# ----------------------------------------------------------------------------- guards (issue 14)
+def test_max_events_stops_the_run_and_every_open_job_says_why():
+    jobs = [small_job(f"j{i}", arrival_s=10.0 * i, iterations=1000) for i in range(4)]
+    sc = dcsim.scenario_from_dict(small_scenario(jobs, engine={"max_events": 3,
+                                                               "fidelity": "iteration"}))
+    res = dcsim.simulate(sc)
+    s = res.summary()
+    assert s["stopped_by"] == "engine.max_events" and s["events_processed"] == 3
+    assert s["jobs_unfinished"] + s["jobs_not_arrived"] == 4
+    assert res.jobs.reason.str.contains(r"engine.max_events \(3\) reached").all()
+    horizon = dcsim.simulate(dcsim.scenario_from_dict(small_scenario(jobs, horizon_s=15.0)))
+    assert horizon.summary()["stopped_by"] == "horizon_s"
+    open_jobs = horizon.jobs[~horizon.jobs.status.isin(["completed", "failed", "rejected"])]
+    assert len(open_jobs) and open_jobs.reason.str.contains("horizon_s").all()
+
+
+def test_a_nan_event_time_or_step_time_stops_the_run_with_a_named_error(monkeypatch):
+    from dcsim.errors import SimulationError
+
+    sim = Simulation(dcsim.scenario_from_dict(small_scenario()))
+    sim.env.timeout(float("nan"))
+    with pytest.raises(SimulationError, match="NaN time"):
+        sim.run()
+    sim = Simulation(dcsim.scenario_from_dict(small_scenario()))
+    real = sim.step_model.estimate
+    monkeypatch.setattr(sim.step_model, "estimate", lambda *a: dataclasses.replace(
+        real(*a), iteration_s=float("nan"), dp_comm_s=float("inf")))
+    with pytest.raises(SimulationError, match=r"job 'j': its step time is nan s \(from "
+                                              r"dp_comm_s inf\)"):
+        sim.run()

@@ -181,7 +181,7 @@ def test_dlrm_shapes_are_checked(write_yaml):
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("host-cpu: [unclosed\n", "invalid YAML at line 2"),
+    ("host-cpu: [unclosed\n", "p.yaml:2: invalid YAML"),
     ("host-cpu: {gemm_efficiency: 0.5}\n", "host-cpu: missing gemm_half_gflop"),
     ("tpu-v9: {}\n", "tpu-v9: unknown device"),
     ("host-cpu: {gemm_efficiency: 1.5, gemm_half_gflop: 1, memory_efficiency: 0.5, "

@@ -361,3 +361,40 @@ def test_a_dead_worker_costs_a_retry_not_the_sweep(tmp_path):
     once = [Task("p9", "unused.yaml", (), 1, str(tmp_path))]
     run_pool(once, 1, lambda r: got.update({r["point_id"]: r}), retries=0, fn=_die_once)
     assert "BrokenProcessPool" in got["p9"]["error"]
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_killing_a_sweep_leaves_no_workers_behind(tmp_path):
+    """Issue 14: workers were orphaned for over a minute at ~265 MB each."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "dcsim", "sweep",
+                             str(REPO / "sweeps" / "checkpoint_vs_failures.yaml"), "--workers",
+                             "2", "--quiet", "--out", str(tmp_path / "out")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the sweep started no workers"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if Path(f"/proc/{w}/stat").exists()
+             and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"workers {alive} outlived the sweep"

@@ -134,3 +134,20 @@ def test_a_pipeline_only_job_has_routes_a_failure_can_cut():
     assert len(timed.routes_of(7)) == 4  # 2 rank pairs, both ways
     timed.remove(7)
     assert timed.routes_of(7) == []
+
+
+def test_a_flow_a_rounding_error_short_of_done_still_finishes():
+    """Regression (a hang the invariants test met in CI): late in a run, a flow left with a
+    few bytes' rounding error would wake the fabric at `now + wait == now` forever."""
+    env, fab = _fabric()
+    env.run(until=5762.255006462749)  # late: one ulp here is ~1e-12 s
+    fab.add(1, {0: 1, 1: 1})
+    event = fab.transfer(1, 0.01, cap_byte_s=1e12)
+    flows = fab._transfers[1]
+    flows.remaining[:] = 2e-9 * flows.nbytes  # above DONE_RTOL: 2e-13 s of work at 100 B/s
+    fab._reshare(advance=False)
+    steps = 0
+    while not event.processed and steps < 1000:
+        env.step()
+        steps += 1
+    assert event.processed and steps < 10

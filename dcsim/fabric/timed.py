@@ -16,6 +16,7 @@ completion, and shows burstiness; alone, both give the step-time model's iterati
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ from dcsim.fabric.solver import Routes, max_min_rates_trusted, routes_to_csr
 __all__ = ["TimedFabric"]
 
 DONE_RTOL = 1e-9  # a flow with less than this fraction of its bytes left has finished
+MIN_WAKE_S = 1e-9  # the shortest wait to a flow's completion: a finish is at most 1 ns late
 
 
 @dataclass(eq=False)
@@ -184,6 +186,9 @@ class TimedFabric:
         self._version += 1
         wait = self._next_completion_s()
         if wait < np.inf:
+            # a flow a rounding error short of done must not wake the fabric at the same
+            # instant forever (now + wait == now): wake it a resolvable step later
+            wait = max(wait, MIN_WAKE_S, 4 * math.ulp(self.env.now))
             version = self._version
             self.env.timeout(wait).callbacks.append(lambda _: self._wake(version))
 

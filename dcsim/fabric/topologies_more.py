@@ -11,13 +11,16 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import networkx as nx
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dcsim.errors import ScenarioError
 from dcsim.fabric.topology import TOPOLOGIES, ServerPort, Topology, _edge, server_node
+from dcsim.textfile import read_text
 from dcsim.units import GB
+from dcsim.yamlsrc import load_yaml
 
 __all__ = ["FatTree", "RailOptimized", "Torus", "Dragonfly", "UserGraph"]
 
@@ -52,7 +55,7 @@ class FatTree(Topology):
     """
 
     class Params(Topology.Params):
-        k: int = Field(default=4, ge=2)
+        k: int = Field(default=4, ge=2, le=128)  # k=128: 524,288 hosts
         link_gbyte_s: float | None = Field(default=None, gt=0)
         switch_latency_s: float = Field(default=5e-7, ge=0)
 
@@ -97,9 +100,9 @@ class RailOptimized(Topology):
     """
 
     class Params(Topology.Params):
-        rails: int = Field(default=8, gt=0)
-        servers_per_unit: int = Field(default=32, gt=0)
-        spines: int = Field(default=8, gt=0)
+        rails: int = Field(default=8, gt=0, le=64)
+        servers_per_unit: int = Field(default=32, gt=0, le=100_000)
+        spines: int = Field(default=8, gt=0, le=4096)
         oversubscription: float = Field(default=1.0, ge=1.0)
         switch_latency_s: float = Field(default=5e-7, ge=0)
 
@@ -133,7 +136,7 @@ class Torus(Topology):
     """
 
     class Params(Topology.Params):
-        dims: list[int] = Field(min_length=2, max_length=3)
+        dims: list[Annotated[int, Field(gt=0, le=4096)]] = Field(min_length=2, max_length=3)
         link_gbyte_s: float | None = Field(default=None, gt=0)
 
         @field_validator("dims")
@@ -188,9 +191,9 @@ class Dragonfly(Topology):
     """
 
     class Params(Topology.Params):
-        groups: int = Field(default=4, gt=0)
-        routers_per_group: int = Field(default=4, gt=0)
-        servers_per_router: int = Field(default=2, gt=0)
+        groups: int = Field(default=4, gt=0, le=4096)
+        routers_per_group: int = Field(default=4, gt=0, le=1024)
+        servers_per_router: int = Field(default=2, gt=0, le=1024)
         link_gbyte_s: float | None = Field(default=None, gt=0)
         global_link_gbyte_s: float | None = Field(default=None, gt=0)
         switch_latency_s: float = Field(default=5e-7, ge=0)
@@ -219,7 +222,7 @@ class Dragonfly(Topology):
 
 
 class _EdgeRow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     u: str
     v: str
     bandwidth_gbyte_s: float
@@ -247,6 +250,16 @@ class UserGraph(Topology):
         path = self.params.path  # type: ignore[attr-defined]
         g = nx.Graph()
         for u, v, data in _read_edges(path):
+            for node in (u, v):
+                if node.startswith(RESERVED_PREFIXES):
+                    raise ValueError(f"{path}: node {node!r}: names starting with "
+                                     f"{' or '.join(RESERVED_PREFIXES)} are reserved for "
+                                     f"dcsim's own nodes (shared storage tiers)")
+            if u == v:
+                raise ValueError(f"{path}: edge {u} - {v} joins a node to itself")
+            if g.has_edge(u, v):
+                raise ValueError(f"{path}: edge {u} - {v} is given twice (one link per pair; "
+                                 f"give its total bandwidth)")
             bw = data.get("bandwidth_gbyte_s")
             if not isinstance(bw, int | float) or not bw > 0:
                 raise ValueError(f"{path}: edge {u} - {v}: bandwidth_gbyte_s must be > 0, got {bw}")
@@ -257,18 +270,24 @@ class UserGraph(Topology):
         return g
 
 
+# node names dcsim adds to a topology itself: the shared storage tiers (`storage.<tier>`)
+RESERVED_PREFIXES = ("storage.",)
+
+
 def _names(servers: Sequence[ServerPort]) -> set[str]:
     return {server_node(s.server_id) for s in servers}
 
 
 def _read_edges(path: Path) -> list[tuple[str, str, dict]]:
     try:
+        text = read_text(path, "topology graph")
         if path.suffix.lower() in (".graphml", ".xml"):
-            return [(str(u), str(v), d) for u, v, d in nx.read_graphml(path).edges(data=True)]
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read topology graph {path}: {exc.strerror}") from None
-    except (yaml.YAMLError, nx.NetworkXError, SyntaxError) as exc:  # ParseError is a SyntaxError
+            graph = nx.parse_graphml(text, force_multigraph=True)
+            return [(str(u), str(v), d) for u, v, d in graph.edges(data=True)]
+        data = load_yaml(text, str(path))
+    except ScenarioError as exc:  # unreadable, not text, not YAML: its first problem
+        raise ValueError(str(exc.problems[0])) from None
+    except (nx.NetworkXError, SyntaxError) as exc:  # ParseError is a SyntaxError
         raise ValueError(f"{path}: not a valid graph file: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("edges"), list):
         raise ValueError(f"{path}: expected a mapping with an `edges` list")

@@ -37,7 +37,7 @@ class Topology:
     name: ClassVar[str]
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params
@@ -78,8 +78,8 @@ class LeafSpine(Topology):
     """
 
     class Params(Topology.Params):
-        servers_per_leaf: int = Field(default=16, gt=0)
-        spines: int = Field(default=4, gt=0)
+        servers_per_leaf: int = Field(default=16, gt=0, le=100_000)
+        spines: int = Field(default=4, gt=0, le=4096)
         oversubscription: float = Field(default=1.0, ge=1.0)
         switch_latency_s: float = Field(default=5e-7, ge=0)
 

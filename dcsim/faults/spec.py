@@ -15,6 +15,12 @@ __all__ = ["COMPONENTS", "SERVER_COMPONENTS", "FaultsSpec", "ComponentFailures",
 
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
+# bounds (issue 14): beyond them a distribution's mean or spread overflows (a Weibull shape of
+# 0.01 has a mean of gamma(101) times its scale) or a run is a failure storm by typo
+Hours = Annotated[float, Field(gt=0, le=1e7)]  # up to ~1,000 years
+Sigma = Annotated[float, Field(gt=0, le=5)]  # log-normal: mean/median = e^(sigma^2/2) <= 2.7e5
+Shape = Annotated[float, Field(ge=0.1, le=100)]  # Weibull (100: all but periodic)
+Factor = Annotated[float, Field(ge=1, le=1000)]  # a slowdown
 
 # component classes; those in SERVER_COMPONENTS take their server out until repair
 COMPONENTS = ("gpu", "gpu_memory", "host", "nic", "switch", "link", "software")
@@ -22,7 +28,7 @@ SERVER_COMPONENTS = ("gpu", "gpu_memory", "host", "nic")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RepairSpec(_Strict):
@@ -30,8 +36,8 @@ class RepairSpec(_Strict):
     or `lognormal` (mean `mean_hours`, log-standard deviation `sigma`)."""
 
     distribution: Literal["fixed", "exponential", "lognormal"] = "exponential"
-    mean_hours: PosFloat = 24.0
-    sigma: PosFloat = 1.0
+    mean_hours: Hours = 24.0
+    sigma: Sigma = 1.0
 
 
 class ComponentFailures(_Strict):
@@ -40,9 +46,9 @@ class ComponentFailures(_Strict):
     `mtbf_hours`) or `lognormal` (log-standard deviation `sigma`, mean `mtbf_hours`)."""
 
     distribution: Literal["exponential", "weibull", "lognormal"] = "exponential"
-    mtbf_hours: PosFloat
-    shape: PosFloat = 1.0
-    sigma: PosFloat = 1.0
+    mtbf_hours: Hours
+    shape: Shape = 1.0
+    sigma: Sigma = 1.0
     repair: RepairSpec | None = None  # None: the section's `repair`
 
 
@@ -70,16 +76,16 @@ class PersistentSlow(_Strict):
     """A fraction of the GPUs (drawn once per run) slower by `factor` for the whole run."""
 
     fraction: Annotated[float, Field(ge=0, le=1)]
-    factor: Annotated[float, Field(ge=1)] = 1.2
+    factor: Factor = 1.2
 
 
 class TransientSlow(_Strict):
     """Slowdown episodes per GPU: on average one per `mtbe_hours` (exponential), each lasting
     an exponential time of mean `duration_s`, slowing the GPU by `factor`."""
 
-    mtbe_hours: PosFloat
-    duration_s: PosFloat = 600.0
-    factor: Annotated[float, Field(ge=1)] = 1.5
+    mtbe_hours: Hours
+    duration_s: Annotated[float, Field(gt=0, le=3.6e10)] = 600.0
+    factor: Factor = 1.5
 
 
 class StragglerSpec(_Strict):
@@ -92,11 +98,12 @@ class FaultsSpec(_Strict):
     (`faults.COMPONENT`, `faults.repair`, `faults.stragglers`)."""
 
     preset: Literal["llama3"] | None = None  # adds the Llama 3 cause mix (dcsim/faults/llama3.py)
-    preset_scale: PosFloat = 1.0  # multiplies the preset's failure rates
+    # multiplies the preset's failure rates
+    preset_scale: Annotated[float, Field(gt=0, le=1e4)] = 1.0
     components: Components = Components()  # per class; overrides the preset's class
     trace: FailureTraceSpec | None = None
     repair: RepairSpec = RepairSpec()
-    spares: Annotated[int, Field(ge=0)] = 0  # spare servers that replace a failed one
+    spares: Annotated[int, Field(ge=0, le=1_000_000)] = 0  # spare servers that replace a failed one
     spare_swap_s: NonNegFloat = 0.0  # time to bring a spare in place of a failed server
     max_retries: Annotated[int, Field(ge=0)] | None = None  # None: retry for ever
     # interruptions in a row that keep no progress (the job rolls back to where it was the

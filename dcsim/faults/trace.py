@@ -9,13 +9,13 @@ component's repair distribution) and `cause` (a label; default the component). A
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.faults.spec import COMPONENTS
+from dcsim.textfile import read_csv
 
 __all__ = ["TraceFailure", "read_failure_trace"]
 
@@ -35,12 +35,8 @@ class TraceFailure:
 def read_failure_trace(path: Path) -> list[TraceFailure]:
     """The rows of a failure trace, sorted by time; every bad row reported together."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([Problem(source, None, "", f"cannot read: {exc.strerror}")]) from None
-    reader = csv.DictReader(text.splitlines())
-    header = reader.fieldnames or []
+    table = read_csv(path, "failure trace")
+    header = table.header or []
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ScenarioError([Problem(source, 1, "", f"missing column(s) {', '.join(missing)}; "
@@ -48,8 +44,8 @@ def read_failure_trace(path: Path) -> list[TraceFailure]:
                                      "cause]")])
     out: list[TraceFailure] = []
     problems: list[Problem] = []
-    for row in reader:
-        line = reader.line_num
+    rows = table.records(lambda line, msg: problems.append(Problem(source, line, "", msg)))
+    for line, row in rows:
 
         def bad(column: str, message: str, line: int = line) -> None:
             problems.append(Problem(source, line, "", message, column))

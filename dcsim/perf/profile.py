@@ -195,14 +195,13 @@ def _parse(device: str, d: dict[str, Any]) -> DeviceProfile:
 
 def load_profile_file(path: str | Path) -> dict[str, DeviceProfile]:
     """Profiles from a file like catalog/profiles.yaml or `dcsim calibrate`'s output. Raises
-    OSError if unreadable, ProfileError if it is not a valid profile file."""
+    ScenarioError if unreadable or not YAML, ProfileError if it is not a valid profile file."""
     from dcsim import catalog
+    from dcsim.textfile import read_text
+    from dcsim.yamlsrc import load_yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
-        raise ProfileError(f"invalid YAML at line {line}: {exc.problem}") from None
+    source = str(path)
+    data = load_yaml(read_text(source, "profile file"), source)
     if not isinstance(data, dict) or not data:
         raise ProfileError("a profile file maps device names to profile parameters")
     known = set(catalog.gpus())

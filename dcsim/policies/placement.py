@@ -50,7 +50,7 @@ class PlacementPolicy:
     name: ClassVar[str]
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params

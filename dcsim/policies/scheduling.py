@@ -70,7 +70,7 @@ class Scheduler:
     static_key: ClassVar[Callable[[JobView], Any] | None] = None
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params
@@ -128,7 +128,7 @@ class Priority(Scheduler):
 
 # ---------------------------------------------------------------------- run-time estimates
 class EstimateParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # the scheduler's estimate of a job's run time alone is alone_s x exp(sigma x z), z ~ N(0, 1)
     # drawn once per job (named stream scheduler.estimates); 0: exactly alone_s
@@ -301,7 +301,7 @@ class EasyBackfill(Scheduler):
 
 # ---------------------------------------------------------------------- Tiresias 2D-LAS
 class LasParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # attained-service thresholds (GPU-seconds) between queues: K thresholds, K + 1 queues
     thresholds_gpu_s: list[Annotated[float, Field(gt=0)]] = [3600.0, 36000.0]
@@ -384,7 +384,7 @@ class TiresiasLas(Scheduler):
 
 # ---------------------------------------------------------------------- Themis
 class ThemisParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     lease_s: Annotated[float, Field(gt=0)] = 600.0  # GPU leases end at multiples of this
 

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario.schema import KindParams, Scenario
-from dcsim.yamlsrc import Located, key_path, parse_yaml
+from dcsim.textfile import read_text
+from dcsim.yamlsrc import Located, key_path, load_yaml, parse_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -110,10 +111,9 @@ def _check_profiles(sc: Scenario, doc: Located) -> list[Problem]:
         key = ("engine", "profiles", i)
         try:
             load_profile_file(sc.resolve_path(path))
-        except OSError as exc:
-            problems.append(Problem(*doc.where(key), key_path(key),
-                                    f"cannot read profile {sc.resolve_path(path)}: "
-                                    f"{exc.strerror}"))
+        except ScenarioError as exc:  # unreadable, not text, not YAML: located in that file
+            problems += [Problem(*doc.where(key), key_path(key), str(p))
+                         for p in exc.problems]
         except ProfileError as exc:
             problems.append(Problem(*doc.where(key), key_path(key),
                                     f"{sc.resolve_path(path)}: {exc}"))
@@ -251,8 +251,6 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
     """Apply `key.path=value` overrides (value parsed as YAML) to a copy of `data`."""
     import copy
 
-    import yaml
-
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -272,9 +270,9 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
         if isinstance(node, list) and last.isdigit():
             if int(last) >= len(node):
                 raise ScenarioError([Problem(source, None, key, f"no such item {last}")])
-            node[int(last)] = yaml.safe_load(raw)
+            node[int(last)] = load_yaml(raw, f"--set {item}")
         elif isinstance(node, dict):
-            node[last] = yaml.safe_load(raw)
+            node[last] = load_yaml(raw, f"--set {item}")
         else:
             raise ScenarioError([Problem(source, None, key, "cannot set a key here")])
     return data
@@ -296,11 +294,7 @@ def load_scenario(
     """Read, override (`key.path=value`), and validate a scenario file."""
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([Problem(source, None, "", f"cannot read: {exc.strerror}")]) from None
-    doc = parse_yaml(text, source)
+    doc = parse_yaml(read_text(path, "scenario"), source)
     if overrides or seed is not None:
         if not isinstance(doc.data, dict):
             raise ScenarioError([Problem(source, 1, "", "a scenario must be a YAML mapping")])

@@ -51,6 +51,14 @@ __all__ = [
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
 StepModelKind = Literal["calibrated", "first-order", "measured"]
 PosInt = Annotated[int, Field(gt=0)]
+# bounds on sizes (issue 14): finite but absurd values are refused with the bound in the
+# message, before anything is allocated for them
+MAX_SERVERS = 200_000  # servers in one group (100k-GPU clusters have ~12,500 8-GPU servers)
+MAX_GPUS_PER_SERVER = 256
+MAX_JOBS = 10_000_000  # jobs a generator draws
+ServerCount = Annotated[int, Field(gt=0, le=MAX_SERVERS)]
+JobCount = Annotated[int, Field(gt=0, le=MAX_JOBS)]
+Sigma = Annotated[float, Field(ge=0, le=10)]  # a log-normal sigma: e^10 = 22,000x spread
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
@@ -79,7 +87,7 @@ MIN_IMAGE_SIZE = {"resnet50": 32, "cifar10-cnn": 4, "densenet121": 32, "inceptio
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ----------------------------------------------------------------------------- models
@@ -462,9 +470,9 @@ class MixEntry(Strict):
 
 class GeneratorSpec(Strict):
     kind: Literal["poisson"] = "poisson"
-    num_jobs: PosInt
+    num_jobs: JobCount
     mean_interarrival_s: PosFloat
-    iterations_sigma: NonNegFloat = 0.0
+    iterations_sigma: Sigma = 0.0
     mix: Annotated[list[MixEntry], Field(min_length=1)]
 
 
@@ -507,9 +515,9 @@ class PhillyGeneratorSpec(Strict):
     """Jobs drawn from distributions fitted to the Philly trace (dcsim/catalog/philly_fit.yaml)."""
 
     kind: Literal["philly"]
-    num_jobs: PosInt
+    num_jobs: JobCount
     arrivals: Literal["poisson", "diurnal"] = "diurnal"
-    load: PosFloat = 1.0  # multiplies the fitted mean arrival rate
+    load: Annotated[float, Field(gt=0, le=1e6)] = 1.0  # multiplies the fitted mean arrival rate
     weekly: bool = False  # diurnal: also scale by the fitted day-of-week profile
     start_hour: Annotated[float, Field(ge=0, lt=24)] = 0.0  # hour of day (Monday) at t = 0
     max_gpus: PosInt | None = None
@@ -587,7 +595,7 @@ class Workload(Strict):
 # ----------------------------------------------------------------------------- cluster
 class NicGroup(Strict):
     type: str
-    count: PosInt = 1
+    count: Annotated[int, Field(gt=0, le=64)] = 1
 
     @field_validator("type")
     @classmethod
@@ -601,9 +609,9 @@ class ServerGroup(Strict):
     """`count` servers, either of a catalog `type` or described inline."""
 
     name: str | None = None
-    count: PosInt
+    count: ServerCount
     type: str | None = None
-    gpus_per_server: PosInt | None = None
+    gpus_per_server: Annotated[int, Field(gt=0, le=MAX_GPUS_PER_SERVER)] | None = None
     gpu: str | None = None
     host_memory_gb: PosFloat | None = None
     nics: list[NicGroup] | None = None
@@ -700,6 +708,9 @@ class Engine(Strict):
     # checkpoint + restore time a preempted job pays when it restarts (holding its GPUs, no
     # progress); Simulation._restore_delay_s is the hook a storage model will replace
     preemption_overhead_s: NonNegFloat = 0.0
+    # stop the run after this many events, like a horizon (jobs still open end `unfinished`,
+    # their reason naming the limit): a bound on failure storms and very long runs
+    max_events: PosInt | None = None
 
 
 class Outputs(Strict):
@@ -711,7 +722,8 @@ class Outputs(Strict):
 
 
 class Scenario(Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    # any text; `dcsim run` makes its default folder results/NAME a safe name (outdir.py)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     description: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
     horizon_s: PosFloat | None = None

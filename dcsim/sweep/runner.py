@@ -53,6 +53,26 @@ def run_point(task: Task) -> dict[str, Any]:
             "runtime_s": time.perf_counter() - start, "error": error}
 
 
+def _watch_parent(parent_pid: int, every_s: float = 0.5) -> None:
+    """In a worker: exit as soon as the sweep's process is gone (killed, not just ended), so
+    no worker outlives it holding memory."""
+    import os
+
+    while os.getppid() == parent_pid:
+        time.sleep(every_s)
+    os._exit(1)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Pool workers ignore Ctrl-C (the sweep's process handles it and stops the pool) and
+    exit when their parent dies."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+
+
 def _local(tasks: list[Task], workers: int, address: str | None, done: Done) -> None:
     """One process per worker ("spawn": no state forked from the parent); one worker runs
     in this process (no start-up cost; docs/sweeps.md has the measurement)."""
@@ -76,7 +96,10 @@ def run_pool(tasks: list[Task], workers: int, done: Done, retries: int = 1,
 
     context = multiprocessing.get_context("spawn")
     left: list[Task] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    import os
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, task): task for task in tasks}
         try:
             for future in as_completed(futures):

@@ -20,17 +20,20 @@ from pydantic import (
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario.load import validate_doc
+from dcsim.textfile import read_text
 from dcsim.yamlsrc import Located, parse_yaml
 
 __all__ = ["Range", "Interval", "SeedCount", "SweepSpec", "Sweep", "read_sweep",
            "sweep_from_dict", "sweep_key"]
 
 MAX_RANGE_LEVELS = 10_000
+MAX_POINTS = 100_000  # points of one sweep (levels x seeds): each is a whole simulation
+MAX_SEEDS = 10_000
 Number = int | float
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Range(Strict):
@@ -80,7 +83,7 @@ class Interval(Strict):
 class SeedCount(Strict):
     """`count` replicate seeds: start, start + 1, ..."""
 
-    count: Annotated[int, Field(gt=0)]
+    count: Annotated[int, Field(gt=0, le=MAX_SEEDS)]
     start: Annotated[int, Field(ge=0)] = 1
 
 
@@ -104,7 +107,8 @@ Factor = Annotated[
                   "or an interval {low, high, log}"),
 ]
 Seeds = Annotated[
-    Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), Tag("list")]
+    Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_SEEDS),
+              Tag("list")]
     | Annotated[SeedCount, Tag("count")],
     Discriminator(lambda v: "list" if isinstance(v, list) else "count" if isinstance(v, dict)
                   else None, custom_error_type="seeds_kind",
@@ -120,11 +124,25 @@ class SweepSpec(Strict):
     base: str  # the scenario file, relative to the sweep file
     set: dict[str, Any] = {}  # fixed `--set` overrides applied to every point
     design: Literal["grid", "random", "lhs"] = "grid"
-    samples: Annotated[int, Field(gt=0)] | None = None  # points drawn (random / lhs)
+    samples: Annotated[int, Field(gt=0, le=MAX_POINTS)] | None = None  # points (random / lhs)
     design_seed: Annotated[int, Field(ge=0)] = 0
     factors: Annotated[dict[str, Factor], Field(min_length=1)]
     seeds: Seeds | None = None  # None: the base scenario's own seed
     save_runs: bool = False  # keep each point's full results under runs/<point_id>/
+
+    @model_validator(mode="after")
+    def _not_too_many_points(self) -> SweepSpec:
+        seeds = len(self.seed_list() or [0])
+        if self.design == "grid":
+            designs = math.prod(len(f) if isinstance(f, list) else
+                                len(f.levels()) if isinstance(f, Range) else 1
+                                for f in self.factors.values())
+        else:
+            designs = self.samples or 1
+        if designs * seeds > MAX_POINTS:
+            raise ValueError(f"the sweep has {designs:,} design points x {seeds:,} seeds = "
+                             f"{designs * seeds:,} points, more than {MAX_POINTS:,}")
+        return self
 
     def seed_list(self) -> list[int] | None:
         if isinstance(self.seeds, SeedCount):
@@ -221,12 +239,7 @@ def _validate(doc: Located, base_dir: Path) -> Sweep:
 def read_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file (its points are checked by `plan_sweep`)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = Problem(str(path), None, "", f"cannot read: {exc.strerror}")
-        raise ScenarioError([problem]) from None
-    return _validate(parse_yaml(text, str(path)), path.parent)
+    return _validate(parse_yaml(read_text(path, "sweep file"), str(path)), path.parent)
 
 
 def sweep_from_dict(data: dict, source: str = "<dict>", base_dir: str | Path = ".") -> Sweep:

@@ -10,7 +10,6 @@ counted instead.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario import JobSpec
+from dcsim.textfile import read_csv
 
 __all__ = ["read_dcsim_csv", "rows_to_jobs", "check_columns", "TRACE_COLUMNS"]
 
@@ -76,10 +76,12 @@ def rows_to_jobs(source: str, rows: Iterable[tuple[int, dict[str, str]]]
 def read_dcsim_csv(path: Path, skip_bad_rows: bool = False) -> tuple[list[JobSpec], list[Problem]]:
     """Jobs of a dcsim CSV trace, and the problems of the rows that were skipped."""
     source = str(path)
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        check_columns(source, list(reader.fieldnames or []))
-        jobs, problems = rows_to_jobs(source, ((reader.line_num, row) for row in reader))
+    table = read_csv(path, "trace")
+    check_columns(source, table.header or [])
+    short: list[Problem] = []
+    rows = table.records(lambda i, msg: short.append(Problem(source, i, "", msg)))
+    jobs, problems = rows_to_jobs(source, rows)
+    problems = short + problems
     if problems and not skip_bad_rows:
         raise ScenarioError(problems)
     return jobs, problems

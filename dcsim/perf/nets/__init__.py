@@ -186,7 +186,7 @@ class NetBuilder:
     description: ClassVar[str] = ""
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def build(self, params: Any) -> Net:
         raise NotImplementedError

@@ -25,10 +25,10 @@ T4 or MISC, the older generations; one reference for the whole trace is a simpli
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
+from dcsim.textfile import read_csv
 from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord
 from dcsim.workload.formats._util import number
 
@@ -50,43 +50,40 @@ class AlibabaPai(TraceFormat):
         jobs: dict[str, dict] = {}
         broken: set[str] = set()
         col = {c: k for k, c in enumerate(COLUMNS)}
-        with path.open(newline="", encoding="utf-8") as f:
-            for i, row in enumerate(csv.reader(f), start=1):
-                if i == 1 and tuple(row) == COLUMNS:
-                    continue  # a header row
-                if not row:
-                    continue
-                if len(row) != len(COLUMNS):
-                    out.bad_row(i, None, f"expected {len(COLUMNS)} fields ({', '.join(COLUMNS)}),"
-                                         f" got {len(row)}")
-                    continue
-                name = row[col["job_name"]]
-                if name in broken:
-                    continue
-                try:
-                    column = "inst_num"
-                    inst = _opt_number(row[col["inst_num"]]) or 0.0
-                    column = "plan_gpu"
-                    gpu = _opt_number(row[col["plan_gpu"]]) or 0.0
-                    column = "start_time"
-                    start = _opt_number(row[col["start_time"]])
-                    column = "end_time"
-                    end = _opt_number(row[col["end_time"]])
-                    unset = start == 0.0  # the release marks an unset time with 0 (its
-                    # analysis code reads that task's start and end as missing)
-                except ValueError as exc:
-                    out.bad_row(i, column, str(exc))
-                    broken.add(name)
-                    jobs.pop(name, None)
-                    continue
-                job = jobs.setdefault(name, {"line": i, "gpus": 0, "start": [], "end": [],
-                                             "status": []})
-                job["gpus"] += round(inst) * math.ceil(gpu / 100.0 - 1e-9)
-                if not unset:
-                    if start is not None:
-                        job["start"].append(start)
-                    job["end"].append(end)
-                job["status"].append(row[col["status"]])
+        for i, row in read_csv(path, "trace", header=False).rows:
+            if i == 1 and tuple(row) == COLUMNS:
+                continue  # a header row
+            if len(row) != len(COLUMNS):
+                out.bad_row(i, None, f"expected {len(COLUMNS)} fields ({', '.join(COLUMNS)}),"
+                                     f" got {len(row)}")
+                continue
+            name = row[col["job_name"]]
+            if name in broken:
+                continue
+            try:
+                column = "inst_num"
+                inst = _opt_number(row[col["inst_num"]]) or 0.0
+                column = "plan_gpu"
+                gpu = _opt_number(row[col["plan_gpu"]]) or 0.0
+                column = "start_time"
+                start = _opt_number(row[col["start_time"]])
+                column = "end_time"
+                end = _opt_number(row[col["end_time"]])
+                unset = start == 0.0  # the release marks an unset time with 0 (its
+                # analysis code reads that task's start and end as missing)
+            except ValueError as exc:
+                out.bad_row(i, column, str(exc))
+                broken.add(name)
+                jobs.pop(name, None)
+                continue
+            job = jobs.setdefault(name, {"line": i, "gpus": 0, "start": [], "end": [],
+                                         "status": []})
+            job["gpus"] += round(inst) * math.ceil(gpu / 100.0 - 1e-9)
+            if not unset:
+                if start is not None:
+                    job["start"].append(start)
+                job["end"].append(end)
+            job["status"].append(row[col["status"]])
         kept = []
         for name, job in jobs.items():
             statuses = job["status"]

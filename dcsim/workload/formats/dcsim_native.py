@@ -3,12 +3,12 @@ columns in a Parquet file). Their rows are whole jobs, so they parse to JobSpecs
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
 
 from dcsim.errors import Problem, ScenarioError
+from dcsim.textfile import read_csv
 from dcsim.workload.formats import FORMATS, Parsed, TraceFormat
 from dcsim.workload.trace import check_columns, rows_to_jobs
 
@@ -19,11 +19,12 @@ class DcsimCsv(TraceFormat):
 
     def parse(self, path: Path) -> Parsed:
         source = str(path)
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            check_columns(source, list(reader.fieldnames or []))
-            jobs, bad = rows_to_jobs(source, ((reader.line_num, row) for row in reader))
-        return Parsed(source, jobs=jobs, bad=bad)
+        out = Parsed(source, jobs=[])
+        table = read_csv(path, "trace")
+        check_columns(source, table.header or [])
+        jobs, bad = rows_to_jobs(source, table.records(lambda i, msg: out.bad_row(i, None, msg)))
+        out.jobs, out.bad = jobs, out.bad + bad
+        return out
 
 
 def _cell(v: Any) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dcsim.textfile import read_text
 from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord
 from dcsim.workload.formats._util import number, pos_int
 
@@ -54,36 +55,35 @@ class Gavel(TraceFormat):
 
     def parse(self, path: Path) -> Parsed:
         out = Parsed(str(path))
-        with path.open(encoding="utf-8") as f:
-            for i, raw in enumerate(f, start=1):
-                line = raw.rstrip("\n").rstrip("\r")
-                if not line.strip():
-                    continue
-                fields = line.split("\t")
-                layout = LAYOUTS.get(len(fields))
-                if layout is None:
-                    out.bad_row(i, None, f"expected 7 (msr) or 10 (physical_cluster) "
-                                         f"tab-separated fields, got {len(fields)}")
-                    continue
-                try:
-                    column = "job_type"
-                    name, batch = split_job_type(fields[layout["job_type"]])
-                    if not name:
-                        raise ValueError("empty job type")
-                    column = "total_steps"
-                    steps = pos_int(fields[layout["total_steps"]])
-                    column = "arrival_time"
-                    t = number(fields[layout["arrival_time"]])
-                    column = "scale_factor"
-                    g = pos_int(fields[layout["scale_factor"]], allow_zero=True)
-                except ValueError as exc:
-                    out.bad_row(i, column, str(exc))
-                    continue
-                if g == 0:
-                    out.exclude(i, "scale_factor 0 (Gavel skips these jobs)")
-                    continue
-                out.records.append(TraceRecord(
-                    line=i, name=f"gavel-{i - 1}", arrival_s=t, num_gpus=g,
-                    iterations=steps // g if steps % g == 0 else steps / g, job_type=name,
-                    per_gpu_batch=batch))
+        for i, raw in enumerate(read_text(path, "trace").split("\n"), start=1):
+            line = raw.removesuffix("\r")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            layout = LAYOUTS.get(len(fields))
+            if layout is None:
+                out.bad_row(i, None, f"expected 7 (msr) or 10 (physical_cluster) "
+                                     f"tab-separated fields, got {len(fields)}")
+                continue
+            try:
+                column = "job_type"
+                name, batch = split_job_type(fields[layout["job_type"]])
+                if not name:
+                    raise ValueError("empty job type")
+                column = "total_steps"
+                steps = pos_int(fields[layout["total_steps"]])
+                column = "arrival_time"
+                t = number(fields[layout["arrival_time"]])
+                column = "scale_factor"
+                g = pos_int(fields[layout["scale_factor"]], allow_zero=True)
+            except ValueError as exc:
+                out.bad_row(i, column, str(exc))
+                continue
+            if g == 0:
+                out.exclude(i, "scale_factor 0 (Gavel skips these jobs)")
+                continue
+            out.records.append(TraceRecord(
+                line=i, name=f"gavel-{i - 1}", arrival_s=t, num_gpus=g,
+                iterations=steps // g if steps % g == 0 else steps / g, job_type=name,
+                per_gpu_batch=batch))
         return out

@@ -15,9 +15,9 @@ default reference GPU, the V100, is an assumption (set `trace.reference_gpu`).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from dcsim.textfile import read_csv
 from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
 from dcsim.workload.formats._util import number, pos_int, timestamp
 
@@ -32,31 +32,29 @@ class Helios(TraceFormat):
     def parse(self, path: Path) -> Parsed:
         out = Parsed(str(path))
         rows = []
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            read_header(out.source, list(reader.fieldnames or []), COLUMNS, allow_extra=True)
-            for row in reader:
-                i = reader.line_num
-                try:
-                    column = "gpu_num"
-                    g = pos_int(row["gpu_num"] or "", allow_zero=True)
-                    column = "submit_time"
-                    t = timestamp(row["submit_time"] or "")
-                    column = "duration"
-                    d = number(row["duration"] or "")
-                except ValueError as exc:
-                    out.bad_row(i, column, str(exc))
-                    continue
-                if g == 0:
-                    out.exclude(i, "gpu_num 0 (a CPU job)")
-                    continue
-                if d == 0:
-                    out.exclude(i, f"duration 0 (state {row['state']}: never ran)")
-                    continue
-                rows.append(TraceRecord(line=i, name=f"helios-{row['job_id']}", arrival_s=t,
-                                        num_gpus=g, duration_s=d, user=row["user"] or None,
-                                        virtual_cluster=row["vc"] or None,
-                                        status=row["state"] or None))
+        table = read_csv(path, "trace")
+        read_header(out.source, table.header, COLUMNS, allow_extra=True)
+        for i, row in table.records(lambda i, msg: out.bad_row(i, None, msg)):
+            try:
+                column = "gpu_num"
+                g = pos_int(row["gpu_num"] or "", allow_zero=True)
+                column = "submit_time"
+                t = timestamp(row["submit_time"] or "")
+                column = "duration"
+                d = number(row["duration"] or "")
+            except ValueError as exc:
+                out.bad_row(i, column, str(exc))
+                continue
+            if g == 0:
+                out.exclude(i, "gpu_num 0 (a CPU job)")
+                continue
+            if d == 0:
+                out.exclude(i, f"duration 0 (state {row['state']}: never ran)")
+                continue
+            rows.append(TraceRecord(line=i, name=f"helios-{row['job_id']}", arrival_s=t,
+                                    num_gpus=g, duration_s=d, user=row["user"] or None,
+                                    virtual_cluster=row["vc"] or None,
+                                    status=row["state"] or None))
         t0 = min((r.arrival_s for r in rows), default=0.0)
         out.records = [_shift(r, t0) for r in rows]
         return out

@@ -10,9 +10,9 @@ not training jobs (the shipped file has none).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from dcsim.textfile import read_csv
 from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
 from dcsim.workload.formats._util import number, pos_int, timestamp
 
@@ -29,32 +29,23 @@ class Philly(TraceFormat):
     def parse(self, path: Path) -> Parsed:
         out = Parsed(str(path))
         rows = []
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = next(reader, [])
-            read_header(out.source, header, COLUMNS)
-            col = {c: header.index(c) for c in COLUMNS}
-            it, du, ng, cl = col["timestamp"], col["duration"], col["num_gpus"], col["cluster"]
-            for i, row in enumerate(reader, start=2):
-                if not row:
-                    continue  # a blank line (the shipped file ends with one)
-                if len(row) != len(header):
-                    out.bad_row(i, None, f"expected {len(header)} fields, got {len(row)}")
-                    continue
-                try:
-                    column = "timestamp"
-                    t = timestamp(row[it])
-                    column = "duration"
-                    d = number(row[du], strict=True)
-                    column = "num_gpus"
-                    g = pos_int(row[ng], allow_zero=True)
-                except ValueError as exc:
-                    out.bad_row(i, column, str(exc))
-                    continue
-                if g == 0:
-                    out.exclude(i, "num_gpus 0 (not a GPU training job)")
-                    continue
-                rows.append((i, t, d, g, row[cl] or None))
+        table = read_csv(path, "trace")
+        read_header(out.source, table.header, COLUMNS)
+        for i, row in table.records(lambda i, msg: out.bad_row(i, None, msg)):
+            try:
+                column = "timestamp"
+                t = timestamp(row["timestamp"])
+                column = "duration"
+                d = number(row["duration"], strict=True)
+                column = "num_gpus"
+                g = pos_int(row["num_gpus"], allow_zero=True)
+            except ValueError as exc:
+                out.bad_row(i, column, str(exc))
+                continue
+            if g == 0:
+                out.exclude(i, "num_gpus 0 (not a GPU training job)")
+                continue
+            rows.append((i, t, d, g, row["cluster"] or None))
         t0 = min((r[1] for r in rows), default=0.0)
         out.records = [TraceRecord(line=i, name=f"philly-{i - 1}", arrival_s=t - t0,
                                    num_gpus=g, duration_s=d, virtual_cluster=vc)

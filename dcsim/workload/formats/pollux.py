@@ -13,9 +13,9 @@ A batch size without a measured file is a bad row.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from dcsim.textfile import read_csv
 from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
 from dcsim.workload.formats._util import number, pos_int
 
@@ -41,36 +41,34 @@ class Pollux(TraceFormat):
 
     def parse(self, path: Path) -> Parsed:
         out = Parsed(str(path))
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            read_header(out.source, list(reader.fieldnames or []), COLUMNS)
-            for row in reader:
-                i = reader.line_num
-                try:
-                    column = "time"
-                    t = number(row["time"] or "")
-                    column = "num_replicas"
-                    g = pos_int(row["num_replicas"] or "", allow_zero=True)
+        table = read_csv(path, "trace")
+        read_header(out.source, table.header, COLUMNS)
+        for i, row in table.records(lambda i, msg: out.bad_row(i, None, msg)):
+            try:
+                column = "time"
+                t = number(row["time"] or "")
+                column = "num_replicas"
+                g = pos_int(row["num_replicas"] or "", allow_zero=True)
+                column = "batch_size"
+                b = pos_int(row["batch_size"] or "")
+                column = "application"
+                app = row["application"]
+                if app not in MEASURED_ITERATIONS:
+                    raise ValueError(f"unknown application {app!r}; valid: "
+                                     f"{', '.join(sorted(MEASURED_ITERATIONS))}")
+                steps = MEASURED_ITERATIONS[app].get(b)
+                if steps is None:
                     column = "batch_size"
-                    b = pos_int(row["batch_size"] or "")
-                    column = "application"
-                    app = row["application"]
-                    if app not in MEASURED_ITERATIONS:
-                        raise ValueError(f"unknown application {app!r}; valid: "
-                                         f"{', '.join(sorted(MEASURED_ITERATIONS))}")
-                    steps = MEASURED_ITERATIONS[app].get(b)
-                    if steps is None:
-                        column = "batch_size"
-                        known = ", ".join(str(k) for k in MEASURED_ITERATIONS[app])
-                        raise ValueError(f"no measured length for {app} at batch size {b} "
-                                         f"(measured: {known})")
-                except ValueError as exc:
-                    out.bad_row(i, column, str(exc))
-                    continue
-                if g == 0:
-                    out.exclude(i, "num_replicas 0 (not a GPU training job)")
-                    continue
-                out.records.append(TraceRecord(
-                    line=i, name=row["name"] or f"pollux-{i - 1}", arrival_s=t, num_gpus=g,
-                    iterations=steps, job_type=app, batch_size=b))
+                    known = ", ".join(str(k) for k in MEASURED_ITERATIONS[app])
+                    raise ValueError(f"no measured length for {app} at batch size {b} "
+                                     f"(measured: {known})")
+            except ValueError as exc:
+                out.bad_row(i, column, str(exc))
+                continue
+            if g == 0:
+                out.exclude(i, "num_replicas 0 (not a GPU training job)")
+                continue
+            out.records.append(TraceRecord(
+                line=i, name=row["name"] or f"pollux-{i - 1}", arrival_s=t, num_gpus=g,
+                iterations=steps, job_type=app, batch_size=b))
         return out

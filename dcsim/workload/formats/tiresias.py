@@ -11,9 +11,9 @@ P100: the Tiresias testbed had 60 P100 GPUs), unless the scenario sets
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from dcsim.textfile import read_csv
 from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
 from dcsim.workload.formats._util import number, pos_int
 
@@ -29,30 +29,28 @@ class Tiresias(TraceFormat):
 
     def parse(self, path: Path) -> Parsed:
         out = Parsed(str(path))
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            read_header(out.source, list(reader.fieldnames or []), COLUMNS, OPTIONAL)
-            for row in reader:
-                i = reader.line_num
-                try:
-                    column = "num_gpu"
-                    g = pos_int(row["num_gpu"], allow_zero=True)
-                    column = "submit_time"
-                    t = number(row["submit_time"])
-                    column = "iterations"
-                    it = pos_int(row["iterations"])
-                    column = "duration"
-                    d = number(row["duration"], strict=True)
-                    column = "model_name"
-                    if not row["model_name"]:
-                        raise ValueError("empty model name")
-                except (ValueError, TypeError) as exc:
-                    out.bad_row(i, column, str(exc) if row[column] is not None else "missing")
-                    continue
-                if g == 0:
-                    out.exclude(i, "num_gpu 0 (not a GPU training job)")
-                    continue
-                out.records.append(TraceRecord(
-                    line=i, name=f"tiresias-{row['job_id']}", arrival_s=t, num_gpus=g,
-                    duration_s=d, iterations=it, job_type=row["model_name"]))
+        table = read_csv(path, "trace")
+        read_header(out.source, table.header, COLUMNS, OPTIONAL)
+        for i, row in table.records(lambda i, msg: out.bad_row(i, None, msg)):
+            try:
+                column = "num_gpu"
+                g = pos_int(row["num_gpu"], allow_zero=True)
+                column = "submit_time"
+                t = number(row["submit_time"])
+                column = "iterations"
+                it = pos_int(row["iterations"])
+                column = "duration"
+                d = number(row["duration"], strict=True)
+                column = "model_name"
+                if not row["model_name"]:
+                    raise ValueError("empty model name")
+            except ValueError as exc:
+                out.bad_row(i, column, str(exc))
+                continue
+            if g == 0:
+                out.exclude(i, "num_gpu 0 (not a GPU training job)")
+                continue
+            out.records.append(TraceRecord(
+                line=i, name=f"tiresias-{row['job_id']}", arrival_s=t, num_gpus=g,
+                duration_s=d, iterations=it, job_type=row["model_name"]))
         return out
