@@ -296,7 +296,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if est is None:
             row["rejected"] = reason
         else:
-            row.update(iteration_s=est.iteration_s, compute_s=est.compute_s,
+            row.update(gpu_type=sim.placed_links(spec)[0].name, iteration_s=est.iteration_s, compute_s=est.compute_s,
                        tp_comm_s=est.tp_comm_s, bubble_s=est.bubble_s, dp_comm_s=est.dp_comm_s,
                        optimizer_s=est.optimizer_s, data_stall_s=est.data_stall_s,
                        overhead_s=est.overhead_s,
@@ -306,13 +306,16 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    print(f"{'job':<24}{'GPUs':>6}{'iter s':>10}{'compute':>9}{'TP comm':>9}{'bubble':>9}"
-          f"{'DP comm':>9}{'optim':>8}{'TFLOP/s':>9}{'HW':>7}{'MFU':>7}{'mem GB':>8}")
+    w = max([len("job"), *(len(r["name"]) for r in rows)]) + 2
+    g = max([len("GPU type"), *(len(r.get("gpu_type", "")) for r in rows)]) + 2
+    print(f"{'job':<{w}}{'GPU type':<{g}}{'GPUs':>4}{'iter s':>10}{'compute':>9}{'TP comm':>9}"
+          f"{'bubble':>9}{'DP comm':>9}{'optim':>8}{'TFLOP/s':>9}{'HW':>7}{'MFU':>7}{'mem GB':>8}")
     for r in rows:
         if "rejected" in r:
-            print(f"{r['name']:<24}{r['num_gpus']:>6}  rejected: {r['rejected']}")
+            print(f"{r['name']:<{w}}{'-':<{g}}{r['num_gpus']:>4}  rejected: {r['rejected']}")
             continue
-        print(f"{r['name']:<24}{r['num_gpus']:>6}{r['iteration_s']:>10.4f}{r['compute_s']:>9.4f}"
+        print(f"{r['name']:<{w}}{r['gpu_type']:<{g}}{r['num_gpus']:>4}{r['iteration_s']:>10.4f}"
+              f"{r['compute_s']:>9.4f}"
               f"{r['tp_comm_s']:>9.4f}{r['bubble_s']:>9.4f}{r['dp_comm_s']:>9.4f}"
               f"{r['optimizer_s']:>8.4f}{r['model_tflops_per_gpu']:>9.1f}"
               f"{r['hardware_tflops_per_gpu']:>7.1f}{r['mfu']:>7.1%}{r['memory_per_gpu_gb']:>8.1f}")
@@ -439,6 +442,27 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def first_sentence(doc: str) -> str:
+    """A docstring's first sentence, whole: joined across its lines, ending at the first
+    full stop outside parentheses (or the end of its first paragraph)."""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    depth = 0
+    for i, c in enumerate(text):
+        depth += (c == "(") - (c == ")")
+        if c == "." and depth == 0 and (i + 1 == len(text) or text[i + 1] == " ") \
+                and not text[max(0, i - 4):i + 1].endswith(("e.g.", "i.e.", " al.")):
+            return text[:i + 1]
+    return text.rstrip(":;,")
+
+
+def _listing(name: str, text: str, width: int = 16) -> str:
+    """`name` and `text` in two columns, the text wrapped under itself (never cut)."""
+    import textwrap
+
+    return textwrap.fill(text, 100, initial_indent=f"{name:<{width}}",
+                         subsequent_indent=" " * width)
+
+
 def cmd_catalog(args: argparse.Namespace) -> int:
     from dcsim import catalog
 
@@ -449,12 +473,16 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         registry = {"schedulers": SCHEDULERS, "placements": PLACEMENTS,
                     "topologies": TOPOLOGIES}[args.what]
         for name in registry:
-            doc = (registry.get(name).__doc__ or "").strip().splitlines()
-            print(f"{name:<16}{doc[0] if doc else ''}")
+            print(_listing(name, first_sentence(registry.get(name).__doc__ or "")))
         return EXIT_OK
     if args.what == "models":
-        for name, model in catalog.model_presets().items():
-            print(f"{name:<22}{model}")
+        presets = catalog.model_presets()
+        w = max(len(n) for n in presets) + 2
+        print(f"{'name':<{w}}{'kind':<10}specification")
+        for name, model in presets.items():
+            spec = {k: v for k, v in model.items() if k not in ("kind", "name")}
+            text = ", ".join(f"{k} {v}" for k, v in spec.items())
+            print(f"{name:<{w}}{model.get('kind', ''):<10}{text}")
         return EXIT_OK
     if args.what == "nets":
         from dcsim.perf.nets import NETS

@@ -501,7 +501,9 @@ class Simulation:
         lost = job.iterations_done - ckpt
         lost_s = min(lost * job.estimate.iteration_s, job.work_s)
         job.iterations_done = job.seg_done0 = ckpt
-        job.model_flop_done -= lost * job.estimate.model_flop
+        # (never below 0: the FLOPs of the work lost, at today's estimate, may differ by a
+        # rounding from those counted when it was done)
+        job.model_flop_done = max(job.model_flop_done - lost * job.estimate.model_flop, 0.0)
         job.lost_iterations += lost
         job.lost_s += lost_s
         job.work_s -= lost_s

@@ -18,7 +18,28 @@ if TYPE_CHECKING:
 
 __all__ = ["utilization", "queue_length", "timeline_compare", "jct_cdf", "jct_cdf_compare",
            "gantt", "breakdown", "training_curves", "topology", "link_heatmap",
-           "failure_timeline", "parity", "save_plots"]
+           "failure_timeline", "parity", "save_plots", "job_colors"]
+
+
+LEGEND_JOBS = 12  # jobs named in a legend; the rest are counted in a last entry
+
+
+def job_colors(job_ids) -> dict:
+    """A distinct colour per job: matplotlib's 10-colour cycle for up to 10 jobs, tab20 for up
+    to 20, beyond that hues spaced by the golden ratio (neighbours stay far apart)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import hsv_to_rgb
+
+    ids = sorted({int(j) for j in job_ids})
+    if len(ids) <= 10:
+        return {j: f"C{i}" for i, j in enumerate(ids)}
+    if len(ids) <= 20:
+        cmap = colormaps["tab20"]
+        return {j: cmap(i) for i, j in enumerate(ids)}
+    golden = 0.618033988749895
+    return {j: tuple(hsv_to_rgb(((i * golden) % 1.0, 0.65 if i % 2 else 0.85,
+                                 0.95 if i % 3 else 0.75)))
+            for i, j in enumerate(ids)}
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -109,7 +130,11 @@ def _cdf_axes(ax: Axes, logx: bool, title: str) -> Axes:
     ax.set_xlabel("job completion time (h)")
     ax.set_ylabel("fraction of jobs")
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    else:  # no job completed: say so instead of an empty legend
+        ax.text(0.5, 0.5, "no job completed", transform=ax.transAxes, ha="center",
+                va="center", color="grey")
     ax.set_title(title)
     return ax
 
@@ -140,19 +165,36 @@ def gantt(segments: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None = None,
     ax = _axes(ax)
     names = jobs.set_index("job_id")["name"]
     shown = segments[segments["server_id"] < max_servers]
+    colors = job_colors(shown["job_id"])
     edge = 0.3 if len(shown) <= 200 else 0.0  # outlines would blacken many thin bars
+    from matplotlib.collections import PolyCollection
+
     for server, rows in shown.groupby("server_id", sort=True):
-        start = rows["start_s"].to_numpy(dtype=float) / 3600.0
-        width = rows["end_s"].to_numpy(dtype=float) / 3600.0 - start
-        ax.broken_barh(list(zip(start, width, strict=True)), (server - 0.4, 0.8),
-                       facecolors=[f"C{j % 10}" for j in rows["job_id"]], edgecolor="black",
-                       linewidth=edge)
-    job_ids = shown["job_id"].unique()
-    if 0 < len(job_ids) <= 12:
+        lanes = np.array(_gpu_lanes(rows), dtype=float)  # sharing jobs side by side
+        cap = max(1.0, float((lanes[:, 0] + lanes[:, 1]).max()))
+        x0 = rows["start_s"].to_numpy(dtype=float) / 3600.0
+        x1 = rows["end_s"].to_numpy(dtype=float) / 3600.0
+        y0 = server - 0.4 + 0.8 * lanes[:, 0] / cap
+        y1 = y0 + 0.8 * lanes[:, 1] / cap
+        boxes = np.stack([np.column_stack(c) for c in ((x0, y0), (x1, y0), (x1, y1),
+                                                        (x0, y1))], axis=1)
+        ax.add_collection(PolyCollection(  # one collection per server: fast for thousands
+            boxes, facecolors=[colors[int(j)] for j in rows["job_id"]], edgecolors="black",
+            linewidths=edge))
+    if len(shown):
+        ax.set_xlim(0, max(float(shown["end_s"].max()) / 3600.0, 1e-9) * 1.02)
+        ax.set_ylim(-0.6, float(shown["server_id"].max()) + 0.6)
+    job_ids = list(dict.fromkeys(int(j) for j in shown["job_id"]))
+    if job_ids:
         from matplotlib.patches import Patch
 
-        handles = [Patch(color=f"C{j % 10}", label=str(names.get(j, j))) for j in job_ids]
-        ax.legend(handles=handles, fontsize="x-small", loc="upper right")
+        handles = [Patch(color=colors[j], label=str(names.get(j, j)))
+                   for j in job_ids[:LEGEND_JOBS]]
+        if len(job_ids) > LEGEND_JOBS:
+            handles.append(Patch(color="white", label=f"... {len(job_ids) - LEGEND_JOBS} "
+                                                      f"more jobs"))
+        ax.legend(handles=handles, fontsize="x-small", loc="upper left",
+                  bbox_to_anchor=(1.0, 1.0))
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("time (h)")
     ax.set_ylabel("server")
@@ -161,6 +203,27 @@ def gantt(segments: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None = None,
     cut = servers > shown["server_id"].nunique()
     ax.set_title("Jobs on servers" + (f" (0-{max_servers - 1} of {servers})" if cut else ""))
     return ax
+
+
+def _gpu_lanes(rows: pd.DataFrame) -> list[tuple[int, int]]:
+    """(first lane, lanes) of each segment on one server, in row order: a segment of n GPUs
+    takes n adjacent lanes free over its whole time (first fit, by start), so segments that
+    overlap in time never overlap on the plot."""
+    order = np.argsort(rows["start_s"].to_numpy(dtype=float), kind="stable")
+    starts = rows["start_s"].to_numpy(dtype=float)
+    ends = rows["end_s"].to_numpy(dtype=float)
+    gpus = rows["num_gpus"].to_numpy(dtype=int)
+    free_at: list[float] = []  # per lane: when it is free again
+    out: list[tuple[int, int]] = [(0, 1)] * len(rows)
+    for i in order:
+        n, t = max(int(gpus[i]), 1), starts[i]
+        lo = next((k for k in range(len(free_at) + 1)
+                   if all(f <= t + 1e-9 for f in free_at[k:k + n])), len(free_at))
+        free_at += [-np.inf] * max(0, lo + n - len(free_at))
+        for k in range(lo, lo + n):
+            free_at[k] = ends[i]
+        out[i] = (lo, n)
+    return out
 
 
 BREAKDOWN = (("step_compute_s", "compute"), ("step_tp_comm_s", "TP/EP comm"),
@@ -174,7 +237,8 @@ def breakdown(jobs: pd.DataFrame, ax: Axes | None = None, max_jobs: int = 30) ->
     step-time model's `step_*_s` columns (those the table has: older results folders lack
     `step_checkpoint_s`)."""
     ax = _axes(ax)
-    ran = jobs[jobs["step_compute_s"].notna()].head(max_jobs)
+    ran_all = jobs[jobs["step_compute_s"].notna()]
+    ran = ran_all.head(max_jobs)
     left = np.zeros(len(ran))
     for column, label in BREAKDOWN:
         if column not in ran:
@@ -185,7 +249,8 @@ def breakdown(jobs: pd.DataFrame, ax: Axes | None = None, max_jobs: int = 30) ->
     ax.set_xlabel("seconds per iteration")
     ax.invert_yaxis()
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title("Where an iteration's time goes")
+    ax.set_title("Where an iteration's time goes" + (
+        f" (first {len(ran)} of {len(ran_all)} jobs)" if len(ran_all) > len(ran) else ""))
     return ax
 
 
@@ -195,8 +260,9 @@ def training_curves(training: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None 
     ax = _axes(ax)
     names = jobs.set_index("job_id")["name"]
     twin = ax.twinx()
-    for i, (job_id, rows) in enumerate(training.groupby("job_id")):
-        color = f"C{i % 10}"
+    colors = job_colors(training["job_id"])
+    for job_id, rows in training.groupby("job_id"):
+        color = colors[int(job_id)]
         ax.plot(rows["iteration"], rows["loss"], color=color, linewidth=0.8, alpha=0.7,
                 label=str(names.get(job_id, job_id)))
         evaluated = rows[rows["accuracy"].notna()]
@@ -209,6 +275,9 @@ def training_curves(training: pd.DataFrame, jobs: pd.DataFrame, ax: Axes | None 
     ax.legend(fontsize="x-small", loc="center right")
     ax.set_title("Executed jobs: loss and accuracy")
     return ax
+
+
+MAX_NODE_LABELS = 64
 
 
 def topology(graph, ax: Axes | None = None) -> Axes:
@@ -249,9 +318,19 @@ def topology(graph, ax: Axes | None = None) -> Axes:
         if nodes:
             nx.draw_networkx_nodes(graph, pos, nodelist=nodes, ax=ax, node_size=size * 2,
                                    node_color=color, label=f"{len(nodes)} {label}")
+    # names: every server and switch while they fit, else the switches, else none (counted)
+    named = [*servers, *switches]
+    if len(named) > MAX_NODE_LABELS:
+        named = switches if len(switches) <= MAX_NODE_LABELS else []
+    if named:
+        nx.draw_networkx_labels(graph, pos, labels={n: str(n) for n in named}, ax=ax,
+                                font_size=6 if len(named) > 16 else 8,
+                                verticalalignment="bottom")
     ax.legend(fontsize="small", loc="upper right")
     ax.set_axis_off()
-    ax.set_title(f"Topology: {graph.number_of_edges()} links")
+    unnamed = len(servers) + len(switches) - len(named)
+    ax.set_title(f"Topology: {graph.number_of_edges()} links"
+                 + (f" ({unnamed} nodes too many to name)" if unnamed else ""))
     return ax
 
 

@@ -177,3 +177,13 @@ def test_ctrl_c_prints_one_line(write_yaml, capsys, monkeypatch):
     monkeypatch.setattr(dcsim.engine, "simulate", interrupted)
     assert main(["run", str(write_yaml(small_scenario())), "--quiet"]) == 130
     assert capsys.readouterr().err == "dcsim: interrupted\n"
+
+
+def test_validate_goes_on_past_a_bad_file(tmp_path, write_yaml, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"name: caf\xe9\n")
+    good = write_yaml(small_scenario())
+    assert main(["validate", str(bad), str(good)]) == 2
+    captured = capsys.readouterr()
+    assert f"{bad}:1: not UTF-8 text: byte 0xe9 at byte offset 9" in captured.err
+    assert f"{good}: ok" in captured.out

@@ -133,8 +133,25 @@ def test_gantt_many_jobs_and_servers_cut_to_max_servers():
     ax = plotting.gantt(segments, jobs, ax=_ax(), max_servers=64)
     assert len(ax.collections) == 64
     assert sum(len(c.get_paths()) for c in ax.collections) == 64 * 30
-    assert ax.get_legend() is None  # too many jobs to name
+    names = [t.get_text() for t in ax.get_legend().get_texts()]  # the first 12, and a count
+    assert names == [f"j{i}" for i in range(12)] + ["... 1908 more jobs"]
+    faces = {tuple(f) for c in ax.collections for f in c.get_facecolors()}
+    assert len(faces) > 1000  # every job its own colour, not 10 recycled
     assert ax.get_title() == "Jobs on servers (0-63 of 100)"
+
+
+def test_gantt_jobs_sharing_a_server_do_not_overlap():
+    segments = pd.DataFrame({"job_id": [0, 1, 2, 3], "server_id": [0, 0, 0, 0],
+                             "num_gpus": [4, 2, 2, 8], "start_s": [0.0, 0.0, 100.0, 7200.0],
+                             "end_s": [3600.0, 7200.0, 3000.0, 9000.0]})
+    jobs = pd.DataFrame({"job_id": range(4), "name": [f"j{i}" for i in range(4)]})
+    ax = plotting.gantt(segments, jobs, ax=_ax())
+    boxes = [p.get_extents() for c in ax.collections for p in c.get_paths()]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap_x = min(a.x1, b.x1) - max(a.x0, b.x0)
+            overlap_y = min(a.y1, b.y1) - max(a.y0, b.y0)
+            assert overlap_x <= 1e-9 or overlap_y <= 1e-9, (a, b)
 
 
 def test_parity_one_scatter_per_metric_and_the_guides():
@@ -197,3 +214,23 @@ def test_the_analysis_doc_snippet_runs(monkeypatch):
     import matplotlib.pyplot as plt
 
     plt.close(names["ax"].figure)
+
+
+def test_breakdown_says_when_it_shows_only_the_first_jobs():
+    jobs = pd.DataFrame({"name": [f"j{i}" for i in range(40)], "step_compute_s": 1.0,
+                         "step_dp_comm_s": 0.5})
+    ax = plotting.breakdown(jobs, ax=_ax(), max_jobs=30)
+    assert ax.get_title() == "Where an iteration's time goes (first 30 of 40 jobs)"
+    assert plotting.breakdown(jobs.head(5), ax=_ax()).get_title() == (
+        "Where an iteration's time goes")
+
+
+def test_topology_names_its_nodes_while_they_fit():
+    from dcsim.fabric.topology import TOPOLOGIES, ServerPort
+
+    ports = [ServerPort(server_id=i, nic_byte_s=1e9, nic_latency_s=0.0) for i in range(4)]
+    topo = TOPOLOGIES.get("leaf-spine")
+    graph = topo(topo.Params(servers_per_leaf=2, spines=2)).build(ports)
+    ax = plotting.topology(graph, ax=_ax())
+    assert {t.get_text() for t in ax.texts} >= {"server0", "server3"}
+    assert len(ax.texts) == graph.number_of_nodes()

@@ -398,3 +398,15 @@ def test_killing_a_sweep_leaves_no_workers_behind(tmp_path):
     alive = [w for w in workers if Path(f"/proc/{w}/stat").exists()
              and Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
     assert not alive, f"workers {alive} outlived the sweep"
+
+
+def test_zero_counts_are_zero_in_the_table(tmp_path):
+    """Issue 14: a reason that never happened at a point is a count of 0 there, not NaN."""
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(small_scenario([small_job("a"), small_job(
+        "b", parallelism={"dp": 16}, global_batch=16)])))
+    path = tmp_path / "s.yaml"
+    path.write_text("name: zeros\nbase: base.yaml\nfactors: {cluster.servers.0.count: [1, 2]}\n")
+    table = dcsim.run_sweep(str(path), tmp_path / "out").set_index("cluster.servers.0.count")
+    column = "rejection_reasons.insufficient-gpus"
+    assert table.loc[1, column] == 1 and table.loc[2, column] == 0

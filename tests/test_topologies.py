@@ -199,6 +199,14 @@ def test_graph_from_graphml(tmp_path):
             "disconnected: node a cannot reach",
         ),
         ([{"u": "server0", "v": "sw", "bw": 1}], 1, "edges.0.bandwidth_gbyte_s: Field required"),
+        # issue 14: a user graph cannot take over dcsim's own nodes, nor give a link twice
+        (star_edges(2) + [{"u": "sw", "v": "storage.pfs", "bandwidth_gbyte_s": 1}], 2,
+         "node 'storage.pfs': names starting with storage. are reserved"),
+        (star_edges(2) + star_edges(1), 2, "edge server0 - sw is given twice"),
+        (star_edges(2) + [{"u": "sw", "v": "sw", "bandwidth_gbyte_s": 1}], 2,
+         "edge sw - sw joins a node to itself"),
+        ([{"u": "server0", "v": "sw", "bandwidth_gbyte_s": float("inf")}], 1,
+         "Input should be a finite number"),
     ],
 )
 def test_graph_errors_name_the_node_or_edge(tmp_path, edges, n, message):
@@ -209,6 +217,12 @@ def test_graph_errors_name_the_node_or_edge(tmp_path, edges, n, message):
 def test_graph_missing_file_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="cannot read topology graph"):
         build("graph", 2, path=tmp_path / "nope.yaml")
+    (tmp_path / "bad.graphml").write_bytes(b"<graphml>\xe9</graphml>")
+    with pytest.raises(ValueError, match="bad.graphml:1: not UTF-8 text: byte 0xe9"):
+        build("graph", 2, path=tmp_path / "bad.graphml")
+    (tmp_path / "dup.yaml").write_text("edges: []\nedges: []\n")
+    with pytest.raises(ValueError, match="dup.yaml:2: key 'edges' given twice"):
+        build("graph", 2, path=tmp_path / "dup.yaml")
 
 
 def scenario_params(tmp_path) -> list[tuple[str, dict]]:

@@ -56,8 +56,8 @@ class FatTree(Topology):
 
     class Params(Topology.Params):
         k: int = Field(default=4, ge=2, le=128)  # k=128: 524,288 hosts
-        link_gbyte_s: float | None = Field(default=None, gt=0)
-        switch_latency_s: float = Field(default=5e-7, ge=0)
+        link_gbyte_s: float | None = Field(default=None, gt=0, le=1e6)
+        switch_latency_s: float = Field(default=5e-7, ge=0, le=1.0)
 
         @field_validator("k")
         @classmethod
@@ -103,8 +103,8 @@ class RailOptimized(Topology):
         rails: int = Field(default=8, gt=0, le=64)
         servers_per_unit: int = Field(default=32, gt=0, le=100_000)
         spines: int = Field(default=8, gt=0, le=4096)
-        oversubscription: float = Field(default=1.0, ge=1.0)
-        switch_latency_s: float = Field(default=5e-7, ge=0)
+        oversubscription: float = Field(default=1.0, ge=1.0, le=1000.0)
+        switch_latency_s: float = Field(default=5e-7, ge=0, le=1.0)
 
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
         p = self.params
@@ -137,7 +137,7 @@ class Torus(Topology):
 
     class Params(Topology.Params):
         dims: list[Annotated[int, Field(gt=0, le=4096)]] = Field(min_length=2, max_length=3)
-        link_gbyte_s: float | None = Field(default=None, gt=0)
+        link_gbyte_s: float | None = Field(default=None, gt=0, le=1e6)
 
         @field_validator("dims")
         @classmethod
@@ -194,10 +194,10 @@ class Dragonfly(Topology):
         groups: int = Field(default=4, gt=0, le=4096)
         routers_per_group: int = Field(default=4, gt=0, le=1024)
         servers_per_router: int = Field(default=2, gt=0, le=1024)
-        link_gbyte_s: float | None = Field(default=None, gt=0)
-        global_link_gbyte_s: float | None = Field(default=None, gt=0)
-        switch_latency_s: float = Field(default=5e-7, ge=0)
-        global_latency_s: float = Field(default=1e-6, ge=0)
+        link_gbyte_s: float | None = Field(default=None, gt=0, le=1e6)
+        global_link_gbyte_s: float | None = Field(default=None, gt=0, le=1e6)
+        switch_latency_s: float = Field(default=5e-7, ge=0, le=1.0)
+        global_latency_s: float = Field(default=1e-6, ge=0, le=1.0)
 
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
         p = self.params
@@ -225,8 +225,8 @@ class _EdgeRow(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     u: str
     v: str
-    bandwidth_gbyte_s: float
-    latency_s: float = Field(default=0.0, ge=0)
+    bandwidth_gbyte_s: float = Field(le=1e6)
+    latency_s: float = Field(default=0.0, ge=0, le=1.0)
 
 
 @TOPOLOGIES.register("graph")

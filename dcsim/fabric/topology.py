@@ -57,7 +57,7 @@ class SingleSwitch(Topology):
     """Every server on one non-blocking switch (the bottleneck is each server's NICs)."""
 
     class Params(Topology.Params):
-        switch_latency_s: float = Field(default=0.0, ge=0)
+        switch_latency_s: float = Field(default=0.0, ge=0, le=1.0)
 
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
         g = nx.Graph()
@@ -80,8 +80,8 @@ class LeafSpine(Topology):
     class Params(Topology.Params):
         servers_per_leaf: int = Field(default=16, gt=0, le=100_000)
         spines: int = Field(default=4, gt=0, le=4096)
-        oversubscription: float = Field(default=1.0, ge=1.0)
-        switch_latency_s: float = Field(default=5e-7, ge=0)
+        oversubscription: float = Field(default=1.0, ge=1.0, le=1000.0)
+        switch_latency_s: float = Field(default=5e-7, ge=0, le=1.0)
 
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
         p = self.params

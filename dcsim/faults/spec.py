@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = ["COMPONENTS", "SERVER_COMPONENTS", "FaultsSpec", "ComponentFailures", "RepairSpec",
            "StragglerSpec", "FailureTraceSpec"]
 
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0, le=1e20)]
+NonNegFloat = Annotated[float, Field(ge=0, le=1e20)]
 # bounds (issue 14): beyond them a distribution's mean or spread overflows (a Weibull shape of
 # 0.01 has a mean of gamma(101) times its scale) or a run is a failure storm by typo
 Hours = Annotated[float, Field(gt=0, le=1e7)]  # up to ~1,000 years
@@ -105,10 +105,10 @@ class FaultsSpec(_Strict):
     repair: RepairSpec = RepairSpec()
     spares: Annotated[int, Field(ge=0, le=1_000_000)] = 0  # spare servers that replace a failed one
     spare_swap_s: NonNegFloat = 0.0  # time to bring a spare in place of a failed server
-    max_retries: Annotated[int, Field(ge=0)] | None = None  # None: retry for ever
+    max_retries: Annotated[int, Field(ge=0, le=10**9)] | None = None  # None: retry for ever
     # interruptions in a row that keep no progress (the job rolls back to where it was the
     # last time) before the job ends failed; None: never (a failure storm then runs for ever)
-    max_retries_without_progress: Annotated[int, Field(ge=1)] | None = 50
+    max_retries_without_progress: Annotated[int, Field(ge=1, le=10**9)] | None = 50
     warmup_s: NonNegFloat = 0.0  # after a restart, on top of the restore: no progress
     stragglers: StragglerSpec | None = None
 

@@ -132,7 +132,7 @@ class EstimateParams(BaseModel):
 
     # the scheduler's estimate of a job's run time alone is alone_s x exp(sigma x z), z ~ N(0, 1)
     # drawn once per job (named stream scheduler.estimates); 0: exactly alone_s
-    estimate_sigma: Annotated[float, Field(ge=0)] = 0.0
+    estimate_sigma: Annotated[float, Field(ge=0, le=10)] = 0.0
 
 
 class _Estimating(Scheduler):
@@ -304,10 +304,10 @@ class LasParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # attained-service thresholds (GPU-seconds) between queues: K thresholds, K + 1 queues
-    thresholds_gpu_s: list[Annotated[float, Field(gt=0)]] = [3600.0, 36000.0]
+    thresholds_gpu_s: list[Annotated[float, Field(gt=0, le=1e20)]] = [3600.0, 36000.0]
     # a queued job waiting this long (since it last entered the queue) is promoted to the
     # first queue; None: never
-    starvation_s: Annotated[float, Field(gt=0)] | None = 14400.0
+    starvation_s: Annotated[float, Field(gt=0, le=1e20)] | None = 14400.0
 
     @field_validator("thresholds_gpu_s")
     @classmethod
@@ -386,7 +386,7 @@ class TiresiasLas(Scheduler):
 class ThemisParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    lease_s: Annotated[float, Field(gt=0)] = 600.0  # GPU leases end at multiples of this
+    lease_s: Annotated[float, Field(gt=0, le=1e20)] = 600.0  # GPU leases end at multiples of this
 
 
 @SCHEDULERS.register("themis")

@@ -50,17 +50,21 @@ __all__ = [
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
 StepModelKind = Literal["calibrated", "first-order", "measured"]
-PosInt = Annotated[int, Field(gt=0)]
-# bounds on sizes (issue 14): finite but absurd values are refused with the bound in the
-# message, before anything is allocated for them
+# bounds (issue 14): finite but absurd values are refused with the bound in the message,
+# before anything is allocated for them. Every number has one: the general ones below keep
+# products of a few of them inside float64 and int64, the specific ones bound sizes
+MAX_INT = 10**12
+MAX_FLOAT = 1e20
+MAX_ITERATIONS = 1e15
+PosInt = Annotated[int, Field(gt=0, le=MAX_INT)]
 MAX_SERVERS = 200_000  # servers in one group (100k-GPU clusters have ~12,500 8-GPU servers)
 MAX_GPUS_PER_SERVER = 256
 MAX_JOBS = 10_000_000  # jobs a generator draws
 ServerCount = Annotated[int, Field(gt=0, le=MAX_SERVERS)]
 JobCount = Annotated[int, Field(gt=0, le=MAX_JOBS)]
 Sigma = Annotated[float, Field(ge=0, le=10)]  # a log-normal sigma: e^10 = 22,000x spread
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0, le=MAX_FLOAT)]
+NonNegFloat = Annotated[float, Field(ge=0, le=MAX_FLOAT)]
 
 
 def _count(v: Any) -> int | float:
@@ -75,6 +79,8 @@ def _count(v: Any) -> int | float:
         raise ValueError("Input should be a finite number")
     if f <= 0:
         raise ValueError("Input should be greater than 0")
+    if f > MAX_ITERATIONS:
+        raise ValueError(f"Input should be less than or equal to {MAX_ITERATIONS:g}")
     return int(f) if f.is_integer() else f
 
 
@@ -306,7 +312,7 @@ class JobSpec(Strict):
     duration_s: PosFloat | None = None  # run time alone on reference_gpu: sets the iterations
     reference_gpu: str | None = None  # the GPU type duration_s was measured on (None: the job's)
     gpu_type: str | None = None
-    priority: int = 0
+    priority: Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)] = 0
     user: str | None = None
     virtual_cluster: str | None = None  # the team's share of the cluster (Philly's `cluster`)
     sparsity: Literal["none", "2:4"] = "none"  # structured 2:4 weight sparsity (sparse cores)
@@ -725,7 +731,7 @@ class Scenario(Strict):
     # any text; `dcsim run` makes its default folder results/NAME a safe name (outdir.py)
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     horizon_s: PosFloat | None = None
     cluster: Cluster
     topology: KindParams = KindParams(kind="single-switch")

@@ -56,6 +56,11 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
 
 
+# summary keys that are mappings of counts (docs/metrics.md): missing entries are zeros
+COUNT_GROUPS = ("rejection_reasons", "skip_reasons", "interruptions_by_cause",
+                "failures_by_component", "step_sources")
+
+
 def build_table(plan: Plan, records: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per recorded point of the plan, in point order."""
     rows = []
@@ -71,6 +76,12 @@ def build_table(plan: Plan, records: dict[str, dict[str, Any]]) -> pd.DataFrame:
          for r in rows],
         columns=["point_id", *factor_cols, "seed", *metric_cols, "runtime_s", "error"])
     frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
+    # counts by reason, cause or component (`rejection_reasons.X`, ...): a point where none
+    # happened has no such key, which is a count of 0, not a missing value
+    ran = frame["error"].isna()
+    for col in metric_cols:
+        if col.split(".", 1)[0] in COUNT_GROUPS and "." in col:
+            frame.loc[ran, col] = frame.loc[ran, col].fillna(0)
     return frame
 
 

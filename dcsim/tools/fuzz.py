@@ -115,13 +115,15 @@ VALUES = ("0", "-1", "-0.5", ".nan", ".inf", "-.inf", "1.0e30", "1.0e-30", "9223
           # valid-looking edges: these pass the schema more often and reach the engine
           "1", "2", "3", "7", "0.001", "1.0e-9", "1000", "1.0e9", "10000", "0.5")
 BYTE_EDITS = ("latin1", "nul", "bom", "truncate", "duplicate-key", "control-char")
+SCALES = (0.0, 0.001, 0.5, 2.0, 10.0, 1000.0)  # "scale": a number times one of these
 
 
 @dataclass(frozen=True)
 class Mutation:
-    """One edit: `kind` is "set" (leaf `path_index` := VALUES[value_index]), "drop" (remove
-    the key at `path_index`), "unknown" (add an unknown key beside it), or a BYTE_EDITS name
-    (`value_index` places it in the file)."""
+    """One edit: `kind` is "set" (leaf `path_index` := VALUES[value_index]), "scale" (the
+    number at or after `path_index` times SCALES[value_index]: plausible values that reach
+    the engine), "drop" (remove the key at `path_index`), "unknown" (add an unknown key beside
+    it), or a BYTE_EDITS name (`value_index` places it in the file)."""
 
     kind: str
     path_index: int = 0
@@ -174,6 +176,13 @@ def mutate(base: str, mutations: list[Mutation]) -> bytes:
         parent, key = _parent(tree, path), path[-1]
         if m.kind == "set":
             parent[key] = yaml.safe_load(VALUES[m.value_index % len(VALUES)])
+        elif m.kind == "scale":
+            numbers = [p for p in paths if _is_number(_parent(tree, p)[p[-1]])]
+            if numbers:
+                at = numbers[m.path_index % len(numbers)]
+                holder, old = _parent(tree, at), _parent(tree, at)[at[-1]]
+                new = old * SCALES[m.value_index % len(SCALES)]
+                holder[at[-1]] = int(new) if isinstance(old, int) else new
         elif m.kind == "drop":
             del parent[key]
         elif m.kind == "unknown" and isinstance(parent, dict):
@@ -196,9 +205,13 @@ def mutate(base: str, mutations: list[Mutation]) -> bytes:
     return text
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def random_mutations(rng: Any, count: int | None = None) -> list[Mutation]:
     """1-3 mutations drawn with a numpy Generator (the long run's driver)."""
-    kinds = ["set"] * 12 + ["drop"] * 2 + ["unknown"] + list(BYTE_EDITS)
+    kinds = ["set"] * 10 + ["scale"] * 10 + ["drop"] * 2 + ["unknown"] + list(BYTE_EDITS)
     n = count or int(rng.integers(1, 4))
     return [Mutation(kinds[int(rng.integers(len(kinds)))], int(rng.integers(1000)),
                      int(rng.integers(1000))) for _ in range(n)]
