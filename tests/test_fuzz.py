@@ -62,3 +62,10 @@ def test_mutations_are_deterministic():
     first = [(n, d) for n, d, _ in fuzz.cases(20, seed=3)]
     assert first == [(n, d) for n, d, _ in fuzz.cases(20, seed=3)]
     assert len({d for _, d in first}) > 15
+
+
+@pytest.mark.slow
+def test_the_long_fuzz_run_finds_no_defect(capsys):
+    """The long run (>= 1,000 cases; `pytest -m slow`, ~2-4 min): docs/bad-input.md records
+    its counts."""
+    assert fuzz.main(["--cases", "1000", "--seed", "0"]) == 0, capsys.readouterr().out

@@ -106,3 +106,23 @@ def test_docs_exist():
     for name in ("architecture.md", "scenario-reference.md", "metrics.md", "validation.md"):
         assert (REPO / "docs" / name).is_file(), name
     assert yaml  # the docs examples are YAML; keep the import honest
+
+
+def test_the_reference_lists_every_catalog_entry():
+    """The catalog tables of docs/scenario-reference.md stay complete as the catalog grows."""
+    from dcsim import catalog
+
+    text = (REPO / "docs" / "scenario-reference.md").read_text()
+    for kind, names in (("GPU", catalog.gpus()), ("server", catalog.servers()),
+                        ("CNN architecture", catalog.cnn_archs()), ("NIC", catalog.nics())):
+        missing = [n for n in names if f"`{n}`" not in text]
+        assert not missing, f"{kind}s missing from scenario-reference.md: {missing}"
+
+
+def test_the_docs_count_of_scenarios_is_true():
+    import re
+
+    shipped = len(list((REPO / "scenarios").glob("*.yaml")))
+    for doc in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
+        for m in re.finditer(r"\b(\d+) (?:shipped |example )?scenarios\b", doc.read_text()):
+            assert int(m.group(1)) == shipped, f"{doc.name} says {m.group(0)}; {shipped} ship"

@@ -4,8 +4,9 @@ Every case must end in one of two ways (issue 14):
 - exit 0, with every job accounted for: the summary's counts add up, jobs.csv has every job
   read, and every job not completed has a reason;
 - exit 2, with a located message (`file:line: ...` or `file: ...`) and no traceback;
-within `TIME_LIMIT_S`. Anything else (exit 1 "internal error", a traceback, a hang, a lost job)
-is a defect, reported with the case's mutations so it can be replayed.
+within `TIME_LIMIT_S` and without raising the process's peak memory by `MEMORY_LIMIT_GB`.
+Anything else (exit 1 "internal error", a traceback, a hang, a lost job, too much memory) is
+a defect, reported with the case's mutations so it can be replayed.
 
 Mutations act on the parsed base scenario: a value set to 0, a negative, NaN, infinity, 1e30,
 a huge integer, a wrong type, null; a key removed or an unknown one added; or on the file's
@@ -41,6 +42,7 @@ __all__ = ["BASES", "VALUES", "Mutation", "Outcome", "leaf_paths", "mutate", "ru
            "random_mutations", "main"]
 
 TIME_LIMIT_S = 60.0  # a case that runs longer is a hang
+MEMORY_LIMIT_GB = 4.0  # a case that raises the process's peak memory by more is a defect
 
 # Small valid scenarios that between them reach most of the schema; each bounded by
 # engine.max_events so that a mutation that makes a run long still ends.
@@ -275,6 +277,7 @@ def run_case(name: str, data: bytes, workdir: Path, time_limit_s: float = TIME_L
     path.write_bytes(data)
     out = workdir / f"{name}-out"
     err = io.StringIO()
+    peak0 = _peak_rss_gb()
     start = time.perf_counter()
     code: int | None = None
     try:
@@ -288,6 +291,9 @@ def run_case(name: str, data: bytes, workdir: Path, time_limit_s: float = TIME_L
         return Outcome(name, None, "traceback", f"{type(exc).__name__}: {exc}",
                        time.perf_counter() - start)
     seconds = time.perf_counter() - start
+    grown = _peak_rss_gb() - peak0
+    if grown > MEMORY_LIMIT_GB:
+        return Outcome(name, code, "memory", f"peak memory grew by {grown:.1f} GB", seconds)
     message = err.getvalue()
     if "Traceback" in message:
         return Outcome(name, code, "traceback", message[-2000:], seconds)
@@ -304,6 +310,12 @@ def run_case(name: str, data: bytes, workdir: Path, time_limit_s: float = TIME_L
             return Outcome(name, 2, "unlocated", message[:2000], seconds)
         return Outcome(name, 2, "input-error", first, seconds)
     return Outcome(name, code, "internal", message[:2000], seconds)
+
+
+def _peak_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def _listed_jobs(data: bytes) -> int | None:
