@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "JobSpec": "dcsim.scenario",
     "Scenario": "dcsim.scenario",
-    "load_scenario": "dcsim.scenario",
-    "scenario_from_dict": "dcsim.scenario",
+    "load_scenario": "dcsim.world",
+    "scenario_from_dict": "dcsim.world",
     "Problem": "dcsim.errors",
     "ScenarioError": "dcsim.errors",
     "SimulationError": "dcsim.errors",
@@ -46,8 +46,9 @@ if TYPE_CHECKING:  # the names above, for type checkers and IDEs
         UsageError,
     )
     from dcsim.results import Results, compare, load_results  # noqa: F401
-    from dcsim.scenario import JobSpec, Scenario, load_scenario, scenario_from_dict  # noqa: F401
+    from dcsim.scenario import JobSpec, Scenario  # noqa: F401
     from dcsim.sweep import load_sweep, run_sweep  # noqa: F401
+    from dcsim.world import load_scenario, scenario_from_dict  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -201,7 +201,7 @@ class _Progress:
 def cmd_run(args: argparse.Namespace) -> int:
     from dcsim.engine import simulate
     from dcsim.outdir import check_output_dir, safe_folder_name, staged_output
-    from dcsim.scenario import load_scenario
+    from dcsim.world import load_scenario
 
     path = _scenario_path(args.scenario)
     if _is_sweep(str(path)):
@@ -257,7 +257,7 @@ def _check_sweep(path: str) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from dcsim.errors import ScenarioError
-    from dcsim.scenario import load_scenario
+    from dcsim.world import load_scenario
 
     status = EXIT_OK
     for path in args.scenarios:
@@ -281,7 +281,7 @@ def memory_fields(memory: Any) -> dict[str, float]:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from dcsim.engine import Simulation
     from dcsim.perf.memory import memory_breakdown
-    from dcsim.scenario import load_scenario
+    from dcsim.world import load_scenario
 
     scenario = load_scenario(_scenario_path(args.scenario), args.overrides, args.seed)
     sim = Simulation(scenario)
@@ -327,7 +327,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.device == "gpu":
         print("dcsim calibrate --device gpu (timing the kernels with numba.cuda) is not "
               "implemented yet; GPU profiles ship fitted to published measurements "
-              "(python -m dcsim.perf.fit).", file=sys.stderr)
+              "(python -m dcsim.tools.fit_profiles).", file=sys.stderr)
         return EXIT_INPUT
     from dcsim.perf.calibrate import calibrate_host, write_profile
 
@@ -384,7 +384,7 @@ def cmd_collective(args: argparse.Namespace) -> int:
 
 def cmd_topology(args: argparse.Namespace) -> int:
     from dcsim.hardware import build_cluster, build_network
-    from dcsim.scenario import load_scenario
+    from dcsim.world import load_scenario
 
     scenario = load_scenario(_scenario_path(args.scenario), args.overrides)
     network = build_network(scenario, build_cluster(scenario))
@@ -411,7 +411,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from dcsim.validation import collective_table, markdown, reference_table
+    from dcsim.tools.validation import collective_table, markdown, reference_table
 
     rows = reference_table()
     print(f"{'case':<40}{'metric':<17}{'measured':>10}{'predicted':>11}{'error':>9}")

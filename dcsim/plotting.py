@@ -392,7 +392,7 @@ def failure_timeline(failures: pd.DataFrame, timeline: pd.DataFrame,
 
 def parity(rows: pd.DataFrame, ax: Axes | None = None, band: float = 0.1) -> Axes:
     """Predicted (y) against measured (x) on log-log axes, one colour per `metric` (the rows of
-    `dcsim.validation.reference_table` / `collective_table` as a DataFrame), with the line
+    `dcsim.tools.validation.reference_table` / `collective_table` as a DataFrame), with the line
     predicted = measured and dotted lines at +-`band` (default 10%)."""
     ax = _axes(ax)
     for metric, group in rows.groupby("metric", sort=True):

@@ -148,7 +148,7 @@ def test_catalog_has_the_required_entries():
 def test_validation_meets_the_target_and_the_doc_is_current():
     """Every published row, one fitted profile per GPU type: mean |error| <= 5%, max <= 10%.
     docs/validation.md is generated; regenerate with `dcsim reference --markdown ...`."""
-    from dcsim.validation import collective_table, markdown, reference_table
+    from dcsim.tools.validation import collective_table, markdown, reference_table
 
     rows = reference_table()
     assert len(rows) == 17  # 4 A100 models x 2 recompute modes + 9 H100 models
@@ -165,7 +165,7 @@ def test_validation_meets_the_target_and_the_doc_is_current():
 
 
 def test_readme_quotes_the_current_validation_errors():
-    from dcsim.validation import reference_table
+    from dcsim.tools.validation import reference_table
 
     errors = [abs(r.error) for r in reference_table()]
     mean, worst = sum(errors) / len(errors), max(errors)
@@ -193,7 +193,7 @@ def test_resnet50_layer_list_matches_its_published_totals():
 
 
 def test_readme_quotes_the_collective_validation():
-    from dcsim.validation import collective_table
+    from dcsim.tools.validation import collective_table
 
     worst = max(abs(r.error) for r in collective_table())
     assert worst < 0.04

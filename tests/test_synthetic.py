@@ -1,4 +1,5 @@
-"""The `philly` workload generator and its fit (dcsim/workload/philly.py, fit_philly.py)."""
+"""The `philly` workload generator and its fit (dcsim/workload/philly.py,
+dcsim/tools/fit_philly.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import yaml
 import dcsim
 from dcsim.errors import ScenarioError
 from dcsim.rng import RandomStreams
-from dcsim.workload import build_workload, fit_philly
+from dcsim.tools import fit_philly
+from dcsim.workload import build_workload
 from dcsim.workload.philly import philly_fit
 from tests.conftest import REPO, small_scenario
 
@@ -43,7 +45,7 @@ def test_shipped_fit_is_philly():
     assert groups == [[1], [2], [4], [8], [16], [32, 64, 128]]
     text = (REPO / "dcsim/catalog/philly_fit.yaml").read_text()
     assert "CC BY 4.0" in text and "Apache-2.0" in text
-    assert "python -m dcsim.workload.fit_philly" in text
+    assert "python -m dcsim.tools.fit_philly" in text
 
 
 @pytest.mark.skipif(not TRACE.is_file(), reason="the Philly trace is not in data/traces")

@@ -99,5 +99,3 @@ class LeafSpine(Topology):
             for spine in range(p.spines):  # type: ignore[attr-defined]
                 _edge(g, f"leaf{leaf}", f"spine{spine}", uplink / p.spines, p.switch_latency_s)  # type: ignore[attr-defined]
         return g
-
-from dcsim.fabric import topologies_more  # noqa: E402,F401  (registers more kinds)

@@ -3,6 +3,6 @@
 `spec` holds the scenario models (imported by the schema), `llama3` the Llama 3 preset,
 `trace` the failure-trace reader, `model` the processes the engine runs (`FaultModel`)."""
 
-from dcsim.faults.spec import COMPONENTS, FaultsSpec
+from dcsim.scenario.faults import COMPONENTS, FaultsSpec
 
 __all__ = ["COMPONENTS", "FaultsSpec"]

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from dcsim.faults import llama3
-from dcsim.faults.spec import (
+from dcsim.faults.stragglers import Stragglers
+from dcsim.faults.trace import TraceFailure, read_failure_trace
+from dcsim.scenario.faults import (
     COMPONENTS,
     SERVER_COMPONENTS,
     ComponentFailures,
     FaultsSpec,
     RepairSpec,
 )
-from dcsim.faults.stragglers import Stragglers
-from dcsim.faults.trace import TraceFailure, read_failure_trace
 
 if TYPE_CHECKING:
     import networkx as nx

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dcsim.faults.spec import StragglerSpec
+from dcsim.scenario.faults import StragglerSpec
 
 if TYPE_CHECKING:
     from dcsim.engine import Simulation

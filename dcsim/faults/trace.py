@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcsim.errors import Problem, ScenarioError
-from dcsim.faults.spec import COMPONENTS
+from dcsim.scenario.faults import COMPONENTS
 from dcsim.textfile import read_csv
 
 __all__ = ["TraceFailure", "read_failure_trace"]

@@ -4,8 +4,8 @@ A profile says how close a device gets to its data-sheet peaks: the fraction of 
 that large matrix products reach, how that fraction falls for small ones, the fraction of HBM
 bandwidth that memory-bound kernels reach, a fixed cost per kernel launch, and the fraction of
 link bandwidth collectives reach on NVLink and on the network. GPU profiles are fitted to the
-published measurements in data/reference by `python -m dcsim.perf.fit`; the host profile is
-measured by `dcsim calibrate`. Each profile carries its provenance.
+published measurements in data/reference by `python -m dcsim.tools.fit_profiles`; the host
+profile is measured by `dcsim calibrate`. Each profile carries its provenance.
 """
 
 from __future__ import annotations

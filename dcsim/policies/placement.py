@@ -178,6 +178,31 @@ class _Candidates:
     groups: np.ndarray
 
 
+def _group_hops(graph: nx.Graph, members: list[list[str]]) -> np.ndarray:
+    """Hops between the groups' servers (group g's first server to group h's first; within a
+    group, its first to its second, 0 for a lone server); 10**6 where cut off (cannot happen:
+    validated). Breadth-first searches in C (scipy's csgraph), many sources at a time: the
+    same hop counts as networkx's, at a 10,000-server cluster in about a second, not minutes."""
+    from scipy.sparse.csgraph import shortest_path
+
+    index = {n: i for i, n in enumerate(graph)}
+    adjacency = nx.to_scipy_sparse_array(graph, nodelist=list(graph), weight=None,
+                                         format="csr")
+    firsts = np.array([index[m[0]] for m in members], dtype=np.int64)
+    seconds = np.array([index[m[1] if len(m) > 1 else m[0]] for m in members], dtype=np.int64)
+    n = len(members)
+    dist = np.zeros((n, n), dtype=np.int64)
+    chunk = max(1, 2**22 // max(1, graph.number_of_nodes()))  # rows of at most ~32 MB
+    for lo in range(0, n, chunk):
+        rows = shortest_path(adjacency, unweighted=True, directed=False,
+                             indices=firsts[lo:lo + chunk])
+        rows = np.where(np.isfinite(rows), rows, 10**6).astype(np.int64)
+        dist[lo:lo + chunk] = rows[:, firsts]
+        k = np.arange(lo, min(lo + chunk, n))
+        dist[k, k] = rows[k - lo, seconds[k]]
+    return dist
+
+
 @PLACEMENTS.register("topology-aware")
 class TopologyAware(PlacementPolicy):
     """Fewest servers, then the closest ones in the topology (same leaf first), then the least
@@ -223,19 +248,12 @@ class TopologyAware(PlacementPolicy):
                 members.append([])
             members[keys[key]].append(node)
             self._group[int(node.removeprefix("server"))] = keys[key]
-        n_groups = len(members)
-        dist = np.zeros((n_groups, n_groups), dtype=np.int64)
-        for g, group in enumerate(members):
-            hops = nx.single_source_shortest_path_length(graph, group[0])
-            for h, other in enumerate(members):
-                dist[g, h] = hops.get(other[1] if h == g and len(other) > 1 else other[0],
-                                      10**6)  # 10**6: cut off (cannot happen: validated)
-        self._dist = dist
+        self._dist = _group_hops(graph, members)
         self._hoods = []
-        for g in range(n_groups):
+        for g in range(len(members)):
             hoods: list[np.ndarray] = []
-            for r in np.unique(dist[g]):
-                hood = dist[g] <= r
+            for r in np.unique(self._dist[g]):
+                hood = self._dist[g] <= r
                 hood[g] = True
                 if not hoods or (hood != hoods[-1]).any():
                     hoods.append(hood)

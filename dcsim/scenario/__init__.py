@@ -1,11 +1,13 @@
 """Scenarios: the one place where the YAML shape, defaults and validation live.
 
-`load_scenario(path)` returns a frozen, validated `Scenario`; every problem is reported as
-`file:line: key.path: message` in one `ScenarioError`. `schema` holds the models, `load` the
-reading, overrides and the checks that span sections.
+The schema layer: `schema` holds the models (and `faults` the faults section's), `load` the
+reading, `--set` overrides and the schema's validation, every problem reported as
+`file:line: key.path: message` in one `ScenarioError`. It imports nothing above the catalog,
+errors and the YAML reader. `dcsim.world.load_scenario(path)` adds the checks that need built
+objects and returns a frozen, validated `Scenario`.
 """
 
-from dcsim.scenario.load import apply_overrides, load_scenario, scenario_from_dict
+from dcsim.scenario.load import apply_overrides, parse_scenario, validate_schema
 from dcsim.scenario.schema import (
     BertModel,
     CnnModel,
@@ -39,6 +41,6 @@ __all__ = [
     "Scenario",
     "ServerGroup",
     "apply_overrides",
-    "load_scenario",
-    "scenario_from_dict",
+    "parse_scenario",
+    "validate_schema",
 ]

@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from dcsim import catalog
-from dcsim.faults.spec import FaultsSpec
+from dcsim.scenario.faults import FaultsSpec
 
 __all__ = [
     "Scenario",
@@ -444,15 +444,6 @@ class TraceSource(Strict):
     models: Annotated[list[TraceModel], Field(min_length=1)] | None = None  # None: default mix
     job_types: dict[str, TraceModel] = Field(default_factory=dict)  # add to / override types
     statuses: Annotated[list[str], Field(min_length=1)] | None = None  # keep only these
-
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, v: str) -> str:
-        from dcsim.workload.formats import FORMATS
-
-        if v not in FORMATS:
-            raise ValueError(f"unknown trace format {v!r}; valid: {', '.join(FORMATS.names())}")
-        return v
 
     @field_validator("reference_gpu")
     @classmethod

@@ -110,7 +110,7 @@ def _latin_hypercube(d: int, n: int, seed: int) -> np.ndarray:
 
 
 def _seeds(sweep: Sweep, fixed: list[str]) -> list[int]:
-    from dcsim.scenario import load_scenario
+    from dcsim.world import load_scenario
 
     seeds = sweep.spec.seed_list()
     if seeds is not None:
@@ -153,7 +153,7 @@ def _locate(problem: Problem, sweep: Sweep, factors: dict[str, Any]) -> Problem:
 
 def _check(plan: Plan) -> None:
     """Validate each distinct factor combination's scenario (the seed only sets an int)."""
-    from dcsim.scenario import load_scenario
+    from dcsim.world import load_scenario
 
     problems: list[Problem] = []
     checked: set[str] = set()
@@ -205,7 +205,7 @@ def _context(sweep: Sweep, fixed: list[str]) -> str:
 def _referenced_files(sweep: Sweep, fixed: list[str]) -> list[Path]:
     """The data files the base scenario (with `set`) reads; none if it does not load (the
     point checks report why)."""
-    from dcsim.scenario import load_scenario
+    from dcsim.world import load_scenario
 
     try:
         sc = load_scenario(sweep.base_path, list(fixed))

@@ -37,7 +37,7 @@ def run_point(task: Task) -> dict[str, Any]:
     """Simulate one point. An exception becomes the record's `error`, never a crash."""
     from dcsim.engine import simulate
     from dcsim.results import flatten_summary
-    from dcsim.scenario import load_scenario
+    from dcsim.world import load_scenario
 
     start = time.perf_counter()
     metrics: dict[str, Any] = {}

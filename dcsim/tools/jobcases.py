@@ -71,7 +71,7 @@ def traces_dir() -> Path:
 @cache
 def _network(server: str, count: int) -> Network:
     from dcsim.hardware import build_cluster, build_network
-    from dcsim.scenario import scenario_from_dict
+    from dcsim.world import scenario_from_dict
 
     sc = scenario_from_dict({"name": "cases", "cluster": {"servers": [
         {"type": server, "count": count}]},

@@ -176,7 +176,7 @@ def write(profiles: dict[str, DeviceProfile], cases: Sequence[JobCase], pred: np
 
     from dcsim.perf.profile import PROFILE_FILE
     from dcsim.tools.jobreport import HELDOUT_FILE, write_heldout
-    from dcsim.validation import reference_dir
+    from dcsim.tools.validation import reference_dir
 
     out = Path(__file__).resolve().parents[1] / "catalog" / PROFILE_FILE
     text = out.read_text(encoding="utf-8")

@@ -59,7 +59,7 @@ def read_heldout(path: Path) -> dict[tuple[str, str, str], float]:
 def job_rows(directory: Path | None = None) -> list[JobRow]:
     """Every case with its in-sample prediction (the shipped profiles) and its stored
     held-out prediction (NaN if the stored file lacks it)."""
-    from dcsim.validation import reference_dir
+    from dcsim.tools.validation import reference_dir
 
     cases = all_cases()
     pred = predict(cases, {})

@@ -1,6 +1,6 @@
 """The `philly` workload generator: jobs drawn from distributions fitted to the Philly trace.
 
-The fit (dcsim/catalog/philly_fit.yaml, written by `python -m dcsim.workload.fit_philly`) gives
+The fit (dcsim/catalog/philly_fit.yaml, written by `python -m dcsim.tools.fit_philly`) gives
 the GPU-count pmf, run-time quantiles per group of GPU counts, the mean arrival rate and
 hour-of-day / day-of-week rate profiles. docs/scenario-reference.md#philly-generator has the
 formulas.

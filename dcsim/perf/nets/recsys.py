@@ -11,7 +11,18 @@ from dataclasses import replace
 
 from pydantic import Field
 
-from dcsim.perf.nets import NETS, Net, NetBuilder, Op, Widths, conv, dense, gather, matmul, memory
+from dcsim.perf.nets.base import (
+    NETS,
+    Net,
+    NetBuilder,
+    Op,
+    Widths,
+    conv,
+    dense,
+    gather,
+    matmul,
+    memory,
+)
 from dcsim.perf.nets.sequence import rnn_layer
 
 __all__ = ["dlrm_ops"]

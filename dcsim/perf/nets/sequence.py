@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dcsim.perf.nets import NETS, Net, NetBuilder, Op, conv, dense, gather, matmul, memory
+from dcsim.perf.nets.base import NETS, Net, NetBuilder, Op, conv, dense, gather, matmul, memory
 
 __all__ = ["attention_ops", "rnn_layer"]
 

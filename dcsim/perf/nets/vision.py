@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from dcsim import catalog
-from dcsim.perf.nets import NETS, Net, NetBuilder, Op, Widths, conv, dense, memory
+from dcsim.perf.nets.base import NETS, Net, NetBuilder, Op, Widths, conv, dense, memory
 
 __all__ = ["resnet_ops", "vgg_ops", "RESNETS", "decode_s"]
 

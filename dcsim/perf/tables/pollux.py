@@ -30,7 +30,7 @@ from pathlib import Path
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.perf.measured import Entry
-from dcsim.perf.tables import TABLE_FORMATS, TableFormat, TableRead, _gpu, _number
+from dcsim.perf.tables.base import TABLE_FORMATS, TableFormat, TableRead, _gpu, _number
 from dcsim.textfile import read_text
 
 __all__ = ["PolluxProfiles", "POLLUX_GPUS", "even_shape"]

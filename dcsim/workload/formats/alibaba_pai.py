@@ -29,8 +29,8 @@ import math
 from pathlib import Path
 
 from dcsim.textfile import read_csv
-from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord
 from dcsim.workload.formats._util import number
+from dcsim.workload.formats.base import FORMATS, Parsed, TraceFormat, TraceRecord
 
 COLUMNS = ("job_name", "task_name", "inst_num", "status", "start_time", "end_time",
            "plan_cpu", "plan_mem", "plan_gpu", "gpu_type")

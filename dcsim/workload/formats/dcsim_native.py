@@ -9,7 +9,7 @@ from typing import Any
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.textfile import read_csv
-from dcsim.workload.formats import FORMATS, Parsed, TraceFormat
+from dcsim.workload.formats.base import FORMATS, Parsed, TraceFormat
 from dcsim.workload.trace import check_columns, rows_to_jobs
 
 

@@ -30,8 +30,8 @@ import re
 from pathlib import Path
 
 from dcsim.textfile import read_text
-from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord
 from dcsim.workload.formats._util import number, pos_int
+from dcsim.workload.formats.base import FORMATS, Parsed, TraceFormat, TraceRecord
 
 _TYPE = re.compile(r"^(?P<name>.+?)\s*\(batch size (?P<batch>\d+)\)$")
 # field name -> position, per layout

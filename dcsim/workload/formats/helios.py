@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dcsim.textfile import read_csv
-from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
 from dcsim.workload.formats._util import number, pos_int, timestamp
+from dcsim.workload.formats.base import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
 
 COLUMNS = ("job_id", "user", "vc", "gpu_num", "state", "submit_time", "duration")
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dcsim.textfile import read_csv
-from dcsim.workload.formats import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
 from dcsim.workload.formats._util import number, pos_int
+from dcsim.workload.formats.base import FORMATS, Parsed, TraceFormat, TraceRecord, read_header
 
 COLUMNS = ("job_id", "num_gpu", "submit_time", "iterations", "model_name", "duration")
 OPTIONAL = ("interval",)

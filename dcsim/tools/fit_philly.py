@@ -1,6 +1,6 @@
 """Fit the synthetic Philly workload (`workload.generator.kind: philly`) to the Philly trace.
 
-    python -m dcsim.workload.fit_philly [TRACE] [--out dcsim/catalog/philly_fit.yaml]
+    python -m dcsim.tools.fit_philly [TRACE] [--out dcsim/catalog/philly_fit.yaml]
 
 TRACE (default `data/traces/philly/philly.csv`, relative to the current directory) is the
 petuum/adaptdl copy of the Microsoft Philly trace: one job a row, columns `timestamp` (submit
@@ -43,7 +43,7 @@ HEADER = """\
 #   CC BY 4.0, in the form of petuum/adaptdl @ c793c70 (branch osdi21-artifact),
 #   simulator/traces/philly.csv (Apache-2.0), copied to data/traces/philly/philly.csv:
 #   {jobs} jobs submitted {first} .. {last}.
-# Made on {date} by: python -m dcsim.workload.fit_philly {trace}
+# Made on {date} by: python -m dcsim.tools.fit_philly {trace}
 # Do not edit by hand; rerun the command.
 #   gpu_pmf: probability of each GPU count (counts not a power of two moved to the nearest one).
 #   durations: per group of GPU counts, run-time quantiles (s) at the probabilities `probs`
@@ -154,7 +154,7 @@ _Flow.add_representer(list, _flow_lists)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dcsim.workload.fit_philly", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m dcsim.tools.fit_philly", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("trace", nargs="?", default=str(DEFAULT_TRACE),
                     help=f"the Philly CSV (default {DEFAULT_TRACE})")

@@ -3,8 +3,8 @@
 `reference_cases()` turns every row of the Megatron A100 (Korthikanti et al.) and Megatron-Core
 H100 tables into a job, its GPU and the links of its placement, through the same code path a
 simulation uses (scenario -> cluster -> placement -> network). `reference_table(model)` predicts
-each row; `markdown()` renders docs/validation.md. The fitting script (dcsim.perf.fit) uses the
-same cases.
+each row; `markdown()` renders docs/validation.md. The fitting script
+(dcsim.tools.fit_profiles) uses the same cases.
 
 What the published tables do not state is assumed, the same way for every row of a table:
 A100 (2022): no flash attention, sequence parallelism exactly in the "selective" runs;
@@ -71,7 +71,7 @@ def reference_dir() -> Path:
 
 def _placed(server: str, gpus: int, job: dict) -> tuple[JobSpec, GpuSpec, RingPath]:
     from dcsim.engine import Simulation
-    from dcsim.scenario import scenario_from_dict
+    from dcsim.world import scenario_from_dict
 
     scenario = scenario_from_dict({
         "name": "reference",
@@ -196,8 +196,8 @@ def markdown(rows: list[Row], collectives: list[Row] | None = None,
         "",
         "Model: the calibrated step-time model (docs/step-time-model.md) with one fitted device",
         "profile per GPU type (dcsim/catalog/profiles.yaml, written by `python -m",
-        "dcsim.perf.fit`). Assumptions for what the tables leave unsaid are listed in",
-        "dcsim/validation.py. Target: mean absolute error <= 5%, max <= 10%.",
+        "dcsim.tools.fit_profiles`). Assumptions for what the tables leave unsaid are listed in",
+        "dcsim/tools/validation.py. Target: mean absolute error <= 5%, max <= 10%.",
         "",
     ]
     lines += _table(rows)

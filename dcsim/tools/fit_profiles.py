@@ -1,6 +1,6 @@
 """Fit the GPU device profiles to the published measurements (data/reference).
 
-    python -m dcsim.perf.fit [--out dcsim/catalog/profiles.yaml]
+    python -m dcsim.tools.fit_profiles [--out dcsim/catalog/profiles.yaml]
 
 For each GPU type that has reference rows (A100: Korthikanti et al.; H100: Megatron-Core), finds
 the ONE set of compute parameters (matrix-product efficiency and its size dependence, memory
@@ -25,7 +25,7 @@ import yaml
 
 from dcsim.perf.calibrated import CalibratedStepModel
 from dcsim.perf.profile import PARAMS, DeviceProfile
-from dcsim.validation import Case, reference_cases
+from dcsim.tools.validation import Case, reference_cases
 
 __all__ = ["fit_profile", "fit_all", "BOUNDS"]
 
@@ -108,8 +108,8 @@ def fit_all(log: Callable[[str], None] = print) -> dict[str, dict]:
         params, errs = fit_profile(device, rows, log=log)
         out[device] = {**{k: float(f"{v:.4g}") for k, v in params.items()},
                        "op_overhead_s": HOST_OP_OVERHEAD_S, "provenance": {
-            "method": "python -m dcsim.perf.fit: Nelder-Mead, mean + max |relative error|; "
-                      "link efficiencies from NCCL bus bandwidths (reference section 3)",
+            "method": "python -m dcsim.tools.fit_profiles: Nelder-Mead, mean + max |relative "
+                      "error|; link efficiencies from NCCL bus bandwidths (reference section 3)",
             "fitted_on": sorted({c.source for c in rows}),
             "rows": len(rows),
             "mean_abs_error": round(float(np.abs(errs).mean()), 4),
@@ -126,7 +126,7 @@ def fit_all(log: Callable[[str], None] = print) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dcsim.perf.fit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dcsim.tools.fit_profiles", description=__doc__)
     parser.add_argument("--out", default=str(Path(__file__).parent.parent / "catalog"
                                              / "profiles.yaml"))
     args = parser.parse_args(argv)
@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     kept = yaml.safe_load(out.read_text(encoding="utf-8")) if out.is_file() else {}
     kept = {k: v for k, v in (kept or {}).items() if k not in fitted}  # e.g. host-cpu
     header = ("# Device profiles of the calibrated step-time model (dcsim/perf/profile.py).\n"
-              "# GPU entries: written by `python -m dcsim.perf.fit`; host-cpu: `dcsim calibrate`\n"
-              "# on the development machine (see its provenance). Do not edit by hand.\n")
+              "# GPU entries: written by `python -m dcsim.tools.fit_profiles`; host-cpu: `dcsim\n"
+              "# calibrate` on the development machine (see its provenance). Do not edit by "
+              "hand.\n")
     out.write_text(header + yaml.safe_dump({**kept, **fitted}, sort_keys=True), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0

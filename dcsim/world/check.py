@@ -1,0 +1,192 @@
+"""The checks across a scenario's sections that need built objects: registered kinds with
+valid params, the trace's rows, profile and throughput files, a buildable cluster and
+topology, datasets and checkpoints that fit their tiers, and a failure trace that names this
+cluster's parts. Every problem is located (`file:line: key.path: message`)."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from dcsim.errors import Problem, ScenarioError
+from dcsim.scenario.load import pydantic_problems
+from dcsim.scenario.schema import KindParams, Scenario
+from dcsim.yamlsrc import Located, key_path
+
+__all__ = ["check_world"]
+
+
+def check_world(sc: Scenario, doc: Located) -> list[Problem]:
+    """Every cross-section problem of a schema-valid scenario (`doc`: where its keys are), in
+    order; a group of checks runs only if the ones before found nothing."""
+    problems = _check_kinds(sc, doc)
+    problems += _check_files(sc, doc) if not problems else []
+    problems += _check_profiles(sc, doc) if not problems else []
+    problems += _check_throughputs(sc, doc) if not problems else []
+    problems += _check_build(sc, doc) if not problems else []
+    problems += _check_storage(sc, doc) if not problems else []
+    problems += _check_faults(sc, doc) if not problems else []
+    return problems
+
+
+def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each {kind, params} block names a registered component with valid params."""
+    from dcsim.fabric.topology import TOPOLOGIES
+    from dcsim.policies import PLACEMENTS, SCHEDULERS
+
+    from dcsim.workload.formats import FORMATS
+
+    problems = []
+    trace = sc.workload.trace
+    if trace is not None and trace.format not in FORMATS:
+        msg = f"unknown trace format {trace.format!r}; valid: {', '.join(FORMATS.names())}"
+        key = ("workload", "trace", "format")
+        problems.append(Problem(*doc.where(key), key_path(key), msg))
+    for key, registry in (("topology", TOPOLOGIES), ("scheduler", SCHEDULERS),
+                          ("placement", PLACEMENTS)):
+        block: KindParams = getattr(sc, key)
+        if block.kind not in registry:
+            msg = f"unknown {registry.what} {block.kind!r}; valid: {', '.join(registry.names())}"
+            problems.append(Problem(*doc.where((key, "kind")), f"{key}.kind", msg))
+            continue
+        try:
+            registry.get(block.kind).Params(**block.params)
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, doc, (key, "params"))
+    return problems
+
+
+def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
+    """The trace exists and its rows are valid (or skipped, if the scenario says so); the jobs
+    read are kept on the scenario for the build (a big trace is read once)."""
+    from dcsim.workload.traces import load_trace, remember
+
+    trace = sc.workload.trace
+    if trace is None:
+        return []
+    if not sc.resolve_path(trace.path).is_file():
+        path = ("workload", "trace", "path")
+        msg = f"trace file not found: {sc.resolve_path(trace.path)}"
+        return [Problem(*doc.where(path), key_path(path), msg)]
+    try:
+        remember(sc, load_trace(sc))
+    except ScenarioError as exc:
+        return exc.problems
+    return []
+
+
+def _check_profiles(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each `engine.profiles` file exists and is a valid profile file."""
+    from dcsim.perf.profile import ProfileError, load_profile_file
+
+    problems = []
+    for i, path in enumerate(sc.engine.profiles):
+        key = ("engine", "profiles", i)
+        try:
+            load_profile_file(sc.resolve_path(path))
+        except ScenarioError as exc:  # unreadable, not text, not YAML: located in that file
+            problems += [Problem(*doc.where(key), key_path(key), str(p))
+                         for p in exc.problems]
+        except ProfileError as exc:
+            problems.append(Problem(*doc.where(key), key_path(key),
+                                    f"{sc.resolve_path(path)}: {exc}"))
+    return problems
+
+
+def _check_throughputs(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each `engine.throughputs` table reads cleanly (every problem located in its file); a
+    trace job that asks for the measured model has tables to look in."""
+    from dcsim.perf.tables import read_table
+
+    problems = []
+    for i, src in enumerate(sc.engine.throughputs):
+        path = sc.resolve_path(src.path)
+        if not path.exists():
+            key = ("engine", "throughputs", i, "path")
+            problems.append(Problem(*doc.where(key), key_path(key),
+                                    f"throughput table not found: {path}"))
+            continue
+        try:
+            read_table(sc.resolve_path(src.path), src.format, src.gpus)
+        except ScenarioError as exc:
+            problems += exc.problems
+    if not sc.engine.throughputs and sc.workload.trace is not None:
+        from dcsim.workload.traces import cached_trace
+
+        wants = [j for j in cached_trace(sc).jobs if j.step_model == "measured"]
+        if wants:
+            key = ("workload", "trace", "path")
+            problems.append(Problem(*doc.where(key), key_path(key),
+                                    f"{len(wants)} trace jobs (first: {wants[0].name}) ask for "
+                                    "step_model measured: it needs engine.throughputs"))
+    return problems
+
+
+def _check_build(sc: Scenario, doc: Located) -> list[Problem]:
+    """The cluster and its topology can be built (e.g. every link has bandwidth > 0)."""
+    from dcsim.hardware import ClusterError, build_cluster, build_network
+
+    try:
+        build_network(sc, build_cluster(sc))
+    except ClusterError as exc:
+        key = ("cluster", "servers", exc.group, *exc.key)
+        return [Problem(*doc.where(key), ".".join(map(str, key)), str(exc))]
+    except ValueError as exc:
+        return [Problem(*doc.where(("topology",)), "topology", str(exc))]
+    return []
+
+
+def _check_faults(sc: Scenario, doc: Located) -> list[Problem]:
+    """The failure trace exists, its rows are valid and name instances of this cluster
+    (`file:line:column: message`)."""
+    faults = sc.faults
+    if faults is None or faults.trace is None:
+        return []
+    from dcsim.faults.model import Instances, TargetError
+    from dcsim.faults.trace import read_failure_trace
+    from dcsim.hardware import build_cluster, build_network
+
+    path = sc.resolve_path(faults.trace.path)
+    if not path.is_file():
+        key = ("faults", "trace", "path")
+        return [Problem(*doc.where(key), key_path(key), f"failure trace not found: {path}")]
+    try:
+        rows = read_failure_trace(path)
+    except ScenarioError as exc:
+        return exc.problems
+    cluster = build_cluster(sc)
+    inst = Instances(cluster, build_network(sc, cluster).graph)
+    problems = []
+    for row in rows:
+        try:
+            inst.resolve(row.component, row.target)
+        except TargetError as exc:
+            problems.append(Problem(str(path), row.line, "", str(exc), "target"))
+    return problems
+
+
+def _check_storage(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each inline job's dataset fits its tier and its checkpoint fits the checkpoint tier
+    (trace and generated jobs are checked at submission, and rejected with the reason)."""
+    jobs = sc.workload.jobs or []
+    if sc.storage is None and sc.checkpoint is None and not any(
+            j.dataset is not None or j.checkpoint is not None for j in jobs):
+        return []
+    from dcsim.hardware import build_cluster
+    from dcsim.storage import StorageModel
+
+    model = StorageModel(sc, build_cluster(sc).servers)
+    problems = []
+    for i, job in enumerate(jobs):
+        bad = model.problem(job)
+        if bad is None:
+            continue
+        sub, msg = bad
+        key = (("checkpoint", *sub[1:]) if sub[0] == "<scenario>"
+               else ("workload", "jobs", i, *sub))
+        if sub[0] == "<scenario>":
+            msg = f"job {job.name!r}: {msg}"
+        if sub[0] == "dataset" and job.dataset is None:
+            key = ("workload", "jobs", i, "model")
+            msg = f"its default dataset: {msg} (give the job a smaller `dataset`)"
+        problems.append(Problem(*doc.where(key), key_path(key), msg))
+    return problems
