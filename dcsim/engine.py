@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import simpy
@@ -30,7 +31,7 @@ from dcsim.fabric.routing import Router
 from dcsim.fabric.sharing import SharedFabric
 from dcsim.fabric.timed import TimedFabric
 from dcsim.faults.model import FaultModel
-from dcsim.hardware import Cluster, build_cluster, build_network
+from dcsim.hardware import Cluster
 from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import (
     FAILURE_COLUMNS,
@@ -54,7 +55,7 @@ from dcsim.perf.profile import DeviceProfile, load_profile_file
 from dcsim.perf.select import build_step_model
 from dcsim.perf.step import StepEstimate
 from dcsim.perf.tables import read_table
-from dcsim.policies import PLACEMENTS, SCHEDULERS, JobView, Placement, Scheduler, ServerView
+from dcsim.policies import PLACEMENTS, SCHEDULERS, JobView, Placement, ServerView
 from dcsim.results import Results
 from dcsim.rng import RandomStreams
 from dcsim.scenario import JobSpec, Scenario
@@ -67,6 +68,7 @@ from dcsim.storage import (
     storage_node,
 )
 from dcsim.workload import build_workload
+from dcsim.world.build import build_world
 
 __all__ = ["Simulation", "simulate"]
 
@@ -91,8 +93,9 @@ class Simulation:
         self.scenario = scenario
         self.streams = RandomStreams(scenario.seed)
         self.env = simpy.Environment()
-        self.cluster: Cluster = build_cluster(scenario)
-        self.network = build_network(scenario, self.cluster)  # validated by load_scenario
+        self.world = build_world(scenario)  # validated by load_scenario
+        self.cluster: Cluster = self.world.cluster
+        self.network = self.world.network
         net = self.network
         self.storage = StorageModel(scenario, self.cluster.servers)
         attach_storage(net.detailed, self.storage.system)  # storage.pfs, storage.object nodes
@@ -110,10 +113,11 @@ class Simulation:
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         self.scheduler.bind(self.streams)
-        # which optional scheduler hooks are in use (the rounds skip the others' costs)
-        self._gated = sched_cls.gate is not Scheduler.gate
-        self._preempts = sched_cls.preempt is not Scheduler.preempt
-        self._timed_decisions = sched_cls.next_decision_s is not Scheduler.next_decision_s
+        # which optional scheduler hooks are in use, as the class declares them (the rounds
+        # skip the others' costs)
+        self._gated = sched_cls.gates
+        self._preempts = sched_cls.preempts
+        self._timed_decisions = sched_cls.timed_decisions
         # a strict order fixed per job (FIFO): the queue kept as a heap, rounds look at its head
         strict = not (sched_cls.backfill or self._gated or self._preempts
                       or self._timed_decisions)
@@ -474,6 +478,20 @@ class Simulation:
         self._event(job, "preempted", reason)
         job.process.interrupt(Stop(reason))
         self._level()
+
+    # ------------------------------------------------------------------ FaultHost
+    @property
+    def topology(self) -> nx.Graph:
+        return self.network.graph
+
+    def running_jobs(self) -> list[JobState]:
+        return list(self._running.values())
+
+    def all_finished(self) -> bool:
+        return self._finished >= len(self.jobs)
+
+    def flow_routes(self) -> SharedFabric | TimedFabric | None:
+        return self.fabric or self.timed
 
     def fail_link(self, u: str, v: str) -> None:
         """A network link goes down now: flows reroute around it, jobs cut apart stall."""

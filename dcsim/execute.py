@@ -21,6 +21,7 @@ weights, the data and the mini-batches: the same seed gives the same records.
     >>> from dcsim.scenario.schema import JobSpec
     >>> job = JobSpec.model_validate({
     ...     "name": "mlp", "global_batch": 32, "iterations": 200, "precision": "fp32",
+    ...     "parallelism": {"micro_batch": 32},
     ...     "model": {"kind": "mlp", "inputs": 64, "hidden": [32], "outputs": 10},
     ...     "execute": {"dataset": "digits", "learning_rate": 0.1}})
     >>> result = train(job, np.random.default_rng(0))

@@ -4,6 +4,7 @@ of the failure processes, what a failure costs a job, bad input, the Llama 3 pre
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -331,3 +332,44 @@ def test_a_failure_storm_ends_the_job_instead_of_running_for_ever():
     calm = {**data, "faults": {**data["faults"], "max_retries_without_progress": None,
                                "max_retries": 7}}
     assert run(calm).jobs.reason[0].startswith("retry-limit: interrupted 8 times")
+
+
+# ----------------------------------------------------------------------------- distributions
+def test_a_parameter_the_distribution_does_not_take_is_an_error(write_yaml):
+    """Issue 15: a `shape` on an exponential was silently ignored."""
+    from dcsim.errors import ScenarioError
+
+    for comp, message in (
+            ({"mtbf_hours": 5, "shape": 0.7},
+             "faults.components.gpu.distribution: shape: not a parameter of the exponential "
+             "distribution (it takes no parameters)"),
+            ({"mtbf_hours": 5, "distribution": "weibull", "sigma": 1.0},
+             "sigma: not a parameter of the weibull distribution (it takes shape)"),
+            ({"mtbf_hours": 5, "distribution": "gamma"},
+             "unknown failure distribution 'gamma'; valid: exponential, lognormal, weibull")):
+        path = write_yaml(small_scenario(faults={"components": {"gpu": comp}}))
+        with pytest.raises(ScenarioError, match=re.escape(message)):
+            dcsim.load_scenario(path)
+    path = write_yaml(small_scenario(faults={"components": {"gpu": {"mtbf_hours": 5}},
+                                             "repair": {"distribution": "fixed",
+                                                        "sigma": 2.0}}))
+    with pytest.raises(ScenarioError, match="faults.repair.distribution: sigma: not a "
+                                            "parameter of the fixed distribution"):
+        dcsim.load_scenario(path)
+
+
+@pytest.mark.parametrize("name", ["exponential", "weibull", "lognormal"])
+def test_every_failure_distribution_has_the_mean_it_is_given(name):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from dcsim.faults.distributions import REPAIRS, TTF
+
+    spec = SimpleNamespace(shape=1.7, sigma=0.6)
+    draws = TTF.get(name)().draw(3600.0, spec, np.random.default_rng(0), 200_000)
+    assert np.mean(draws) == pytest.approx(3600.0, rel=0.02)
+    if name in REPAIRS:
+        rng = np.random.default_rng(1)
+        repairs = [REPAIRS.get(name)().draw(60.0, spec, rng) for _ in range(20_000)]
+        assert np.mean(repairs) == pytest.approx(60.0, rel=0.03)

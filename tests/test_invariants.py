@@ -154,8 +154,11 @@ def fault_configs(draw):
     for comp in draw(st.sets(st.sampled_from(["gpu", "gpu_memory", "host", "nic", "switch",
                                                "link", "software"]), min_size=1, max_size=4)):
         dist = draw(st.sampled_from(["exponential", "weibull", "lognormal"]))
-        comps[comp] = {"distribution": dist, "mtbf_hours": draw(st.sampled_from([0.5, 2.0, 20.0])),
-                       "shape": draw(st.sampled_from([0.7, 1.5])), "sigma": 0.8}
+        comps[comp] = {"distribution": dist, "mtbf_hours": draw(st.sampled_from([0.5, 2.0, 20.0]))}
+        if dist == "weibull":  # each distribution takes only its own parameters
+            comps[comp]["shape"] = draw(st.sampled_from([0.7, 1.5]))
+        elif dist == "lognormal":
+            comps[comp]["sigma"] = 0.8
     faults = {"components": comps, "max_retries": draw(st.integers(0, 3)),
               "repair": {"distribution": draw(st.sampled_from(["fixed", "exponential"])),
                          "mean_hours": draw(st.sampled_from([0.01, 0.2]))},

@@ -30,11 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 # upward imports still in the code (importer, imported): what issue 15 has left to do
-KNOWN = {
-    ("dcsim.faults.model", "dcsim.engine"),  # -> a FaultHost protocol the engine implements
-    ("dcsim.faults.stragglers", "dcsim.engine"),
-    ("dcsim.scenario.schema", "dcsim.perf.nets"),  # net params -> typed params in the schema
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _module(path: Path) -> str:
@@ -101,11 +97,11 @@ def test_the_schema_imports_only_catalog_errors_and_the_yaml_reader():
 
 
 def test_no_import_circles():
-    """Registry packages import their members from `__init__` and the members import
-    `base`, not the package, so no circle is left but the known one (engine <-> faults, under
-    TYPE_CHECKING: the FaultHost protocol of issue 15 removes it)."""
+    """No module reaches itself through its imports: registry packages import their members
+    from `__init__` and the members import `base`, not the package; failures reach the
+    engine only through the FaultHost protocol (dcsim/faults/host.py)."""
     import networkx as nx
 
     graph = nx.DiGraph([(a, b) for a, deps in _graph().items() for b in deps])
     circles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
-    assert circles == [["dcsim.engine", "dcsim.faults.model", "dcsim.faults.stragglers"]], circles
+    assert circles == [], circles

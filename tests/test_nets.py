@@ -69,7 +69,12 @@ def test_unknown_arch_and_bad_params_are_located_errors(write_yaml):
     bad = small_job(model={"kind": "net", "arch": "resnt"})
     with pytest.raises(ScenarioError) as info:
         dcsim.load_scenario(write_yaml(small_scenario(jobs=[bad])))
-    assert "unknown net arch 'resnt'; valid: a3c, cyclegan" in str(info.value)
+    assert "workload.jobs[0].model: unknown net arch 'resnt'; valid: a3c, cyclegan" in str(
+        info.value)
+    mix = {"num_jobs": 2, "mean_interarrival_s": 1, "mix": [{"weight": 1, "job": bad}]}
+    with pytest.raises(ScenarioError, match=r"workload.generator.mix\[0\].job.model: unknown "
+                                            r"net arch 'resnt'"):
+        dcsim.load_scenario(write_yaml(small_scenario(workload={"generator": mix})))
     bad = small_job(model={"kind": "net", "arch": "resnet", "params": {"depth": "resnet7"}})
     with pytest.raises(ScenarioError, match=r"params.depth: Input should be"):
         dcsim.load_scenario(write_yaml(small_scenario(jobs=[bad])))

@@ -276,3 +276,17 @@ def test_fifo_heap_rounds_launch_what_sorting_the_queue_launches(monkeypatch):
     assert heap.summary()["queue_mean_s"] > 60  # the queue was long
     assert heap.jobs.to_csv() == sort.jobs.to_csv()
     assert heap.segments.to_csv() == sort.segments.to_csv()
+
+
+def test_every_scheduler_declares_the_hooks_it_overrides():
+    """Issue 15: capabilities are declared on the class (the engine reads the declaration),
+    and a declaration that disagrees with the code is caught here."""
+    from dcsim.policies import SCHEDULERS
+    from dcsim.policies.scheduling import Scheduler
+
+    for name in SCHEDULERS:
+        cls = SCHEDULERS.get(name)
+        for flag, hook in (("gates", "gate"), ("preempts", "preempt"),
+                           ("timed_decisions", "next_decision_s")):
+            overrides = getattr(cls, hook) is not getattr(Scheduler, hook)
+            assert getattr(cls, flag) == overrides, (name, flag)

@@ -66,11 +66,13 @@ class FatTree(Topology):
                 raise ValueError(f"k must be even, got {k}")
             return k
 
+    params: Params  # this class's own params (typed)
+
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
-        k, half = self.params.k, self.params.k // 2  # type: ignore[attr-defined]
+        k, half = self.params.k, self.params.k // 2
         _check_capacity("fat-tree", servers, f"k={k}: k^3/4", k**3 // 4)
-        link = _link_byte_s(self.params.link_gbyte_s, servers)  # type: ignore[attr-defined]
-        lat = self.params.switch_latency_s  # type: ignore[attr-defined]
+        link = _link_byte_s(self.params.link_gbyte_s, servers)
+        lat = self.params.switch_latency_s
         g = nx.Graph()
         for c in range(half * half):
             g.add_node(f"core{c}", kind="switch")
@@ -106,9 +108,11 @@ class RailOptimized(Topology):
         oversubscription: float = Field(default=1.0, ge=1.0, le=1000.0)
         switch_latency_s: float = Field(default=5e-7, ge=0, le=1.0)
 
+    params: Params  # this class's own params (typed)
+
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
         p = self.params
-        rails, per_unit, spines = p.rails, p.servers_per_unit, p.spines  # type: ignore[attr-defined]
+        rails, per_unit, spines = p.rails, p.servers_per_unit, p.spines
         g = nx.Graph()
         for spine in range(spines):
             g.add_node(f"spine{spine}", kind="switch")
@@ -119,9 +123,9 @@ class RailOptimized(Topology):
                 g.add_node(leaf, kind="switch")
                 for s in members:
                     _edge(g, _add_server(g, s), leaf, s.nic_byte_s / rails, s.nic_latency_s)
-                uplink = sum(s.nic_byte_s / rails for s in members) / p.oversubscription  # type: ignore[attr-defined]
+                uplink = sum(s.nic_byte_s / rails for s in members) / p.oversubscription
                 for spine in range(spines):
-                    _edge(g, leaf, f"spine{spine}", uplink / spines, p.switch_latency_s)  # type: ignore[attr-defined]
+                    _edge(g, leaf, f"spine{spine}", uplink / spines, p.switch_latency_s)
         return g
 
 
@@ -146,8 +150,10 @@ class Torus(Topology):
                 raise ValueError(f"every dimension must be >= 1, got {dims}")
             return dims
 
+    params: Params  # this class's own params (typed)
+
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
-        dims, given = self.params.dims, self.params.link_gbyte_s  # type: ignore[attr-defined]
+        dims, given = self.params.dims, self.params.link_gbyte_s
         _check_capacity("torus", servers, f"dims {dims}: product", math.prod(dims))
         g = nx.Graph()
         at = {}
@@ -199,22 +205,24 @@ class Dragonfly(Topology):
         switch_latency_s: float = Field(default=5e-7, ge=0, le=1.0)
         global_latency_s: float = Field(default=1e-6, ge=0, le=1.0)
 
+    params: Params  # this class's own params (typed)
+
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
         p = self.params
-        groups, a, per = p.groups, p.routers_per_group, p.servers_per_router  # type: ignore[attr-defined]
+        groups, a, per = p.groups, p.routers_per_group, p.servers_per_router
         capacity = f"groups x routers_per_group x servers_per_router = {groups} x {a} x {per}"
         _check_capacity("dragonfly", servers, capacity, groups * a * per)
-        local = _link_byte_s(p.link_gbyte_s, servers)  # type: ignore[attr-defined]
-        glob = _link_byte_s(p.global_link_gbyte_s, servers)  # type: ignore[attr-defined]
+        local = _link_byte_s(p.link_gbyte_s, servers)
+        glob = _link_byte_s(p.global_link_gbyte_s, servers)
         g = nx.Graph()
         for grp in range(groups):
             for r in range(a):
                 g.add_node(f"g{grp}-r{r}", kind="switch")
                 for q in range(r):
-                    _edge(g, f"g{grp}-r{q}", f"g{grp}-r{r}", local, p.switch_latency_s)  # type: ignore[attr-defined]
+                    _edge(g, f"g{grp}-r{q}", f"g{grp}-r{r}", local, p.switch_latency_s)
         for i in range(groups):
             for j in range(i + 1, groups):  # j is i's (j-1)-th other group, i is j's i-th
-                _edge(g, f"g{i}-r{(j - 1) % a}", f"g{j}-r{i % a}", glob, p.global_latency_s)  # type: ignore[attr-defined]
+                _edge(g, f"g{i}-r{(j - 1) % a}", f"g{j}-r{i % a}", glob, p.global_latency_s)
         for i, s in enumerate(servers):
             grp, r = divmod(i // per, a)
             _edge(g, _add_server(g, s), f"g{grp}-r{r}", s.nic_byte_s, s.nic_latency_s)
@@ -246,8 +254,10 @@ class UserGraph(Topology):
     class Params(Topology.Params):
         path: Path
 
+    params: Params  # this class's own params (typed)
+
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
-        path = self.params.path  # type: ignore[attr-defined]
+        path = self.params.path
         g = nx.Graph()
         for u, v, data in _read_edges(path):
             for node in (u, v):

@@ -59,12 +59,14 @@ class SingleSwitch(Topology):
     class Params(Topology.Params):
         switch_latency_s: float = Field(default=0.0, ge=0, le=1.0)
 
+    params: Params  # this class's own params (typed)
+
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
         g = nx.Graph()
         g.add_node("switch", kind="switch")
         for s in servers:
             g.add_node(server_node(s.server_id), kind="server")
-            lat = s.nic_latency_s + self.params.switch_latency_s  # type: ignore[attr-defined]
+            lat = s.nic_latency_s + self.params.switch_latency_s
             _edge(g, server_node(s.server_id), "switch", s.nic_byte_s, lat)
         return g
 
@@ -83,19 +85,21 @@ class LeafSpine(Topology):
         oversubscription: float = Field(default=1.0, ge=1.0, le=1000.0)
         switch_latency_s: float = Field(default=5e-7, ge=0, le=1.0)
 
+    params: Params  # this class's own params (typed)
+
     def build(self, servers: Sequence[ServerPort]) -> nx.Graph:
         p = self.params
         g = nx.Graph()
-        n_leaves = math.ceil(len(servers) / p.servers_per_leaf)  # type: ignore[attr-defined]
-        for spine in range(p.spines):  # type: ignore[attr-defined]
+        n_leaves = math.ceil(len(servers) / p.servers_per_leaf)
+        for spine in range(p.spines):
             g.add_node(f"spine{spine}", kind="switch")
         for leaf in range(n_leaves):
-            members = servers[leaf * p.servers_per_leaf : (leaf + 1) * p.servers_per_leaf]  # type: ignore[attr-defined]
+            members = servers[leaf * p.servers_per_leaf : (leaf + 1) * p.servers_per_leaf]
             g.add_node(f"leaf{leaf}", kind="switch")
             for s in members:
                 g.add_node(server_node(s.server_id), kind="server")
                 _edge(g, server_node(s.server_id), f"leaf{leaf}", s.nic_byte_s, s.nic_latency_s)
-            uplink = sum(s.nic_byte_s for s in members) / p.oversubscription  # type: ignore[attr-defined]
-            for spine in range(p.spines):  # type: ignore[attr-defined]
-                _edge(g, f"leaf{leaf}", f"spine{spine}", uplink / p.spines, p.switch_latency_s)  # type: ignore[attr-defined]
+            uplink = sum(s.nic_byte_s for s in members) / p.oversubscription
+            for spine in range(p.spines):
+                _edge(g, f"leaf{leaf}", f"spine{spine}", uplink / p.spines, p.switch_latency_s)
         return g

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from dcsim.faults import llama3
+from dcsim.faults.distributions import REPAIRS, TTF
 from dcsim.faults.stragglers import Stragglers
 from dcsim.faults.trace import TraceFailure, read_failure_trace
 from dcsim.scenario.faults import (
@@ -34,7 +35,7 @@ from dcsim.scenario.faults import (
 if TYPE_CHECKING:
     import networkx as nx
 
-    from dcsim.engine import Simulation
+    from dcsim.faults.host import FaultHost
     from dcsim.hardware import Cluster
     from dcsim.perf.step import StepEstimate
     from dcsim.policies.views import Placement
@@ -169,23 +170,12 @@ def resolve_components(spec: FaultsSpec, inst: Instances) -> dict[str, Component
 
 
 def _draw_ttf(cf: ComponentFailures, rng: np.random.Generator, size: int | None = None):
-    mean_s = cf.mtbf_hours * HOUR
-    if cf.distribution == "exponential":
-        return rng.exponential(mean_s, size)
-    if cf.distribution == "weibull":
-        scale = mean_s / math.gamma(1.0 + 1.0 / cf.shape)
-        return scale * rng.weibull(cf.shape, size)
-    mu = math.log(mean_s) - cf.sigma ** 2 / 2
-    return rng.lognormal(mu, cf.sigma, size)
+    """Times to failure of `size` instances (dcsim/faults/distributions.py)."""
+    return TTF.get(cf.distribution)().draw(cf.mtbf_hours * HOUR, cf, rng, size)
 
 
 def draw_repair(rs: RepairSpec, rng: np.random.Generator) -> float:
-    mean_s = rs.mean_hours * HOUR
-    if rs.distribution == "fixed":
-        return mean_s
-    if rs.distribution == "exponential":
-        return float(rng.exponential(mean_s))
-    return float(rng.lognormal(math.log(mean_s) - rs.sigma ** 2 / 2, rs.sigma))
+    return REPAIRS.get(rs.distribution)().draw(rs.mean_hours * HOUR, rs, rng)
 
 
 @dataclass
@@ -196,9 +186,9 @@ class _Down:
 class FaultModel:
     """Failure processes, repairs, the spare pool and stragglers of one simulation."""
 
-    def __init__(self, sim: Simulation, spec: FaultsSpec) -> None:
+    def __init__(self, sim: FaultHost, spec: FaultsSpec) -> None:
         self.sim, self.spec, self.env = sim, spec, sim.env
-        self.inst = Instances(sim.cluster, sim.network.graph)
+        self.inst = Instances(sim.cluster, sim.topology)
         self.components = resolve_components(spec, self.inst)
         self.trace: list[TraceFailure] = (read_failure_trace(sim.scenario.resolve_path(
             spec.trace.path)) if spec.trace is not None else [])
@@ -272,14 +262,14 @@ class FaultModel:
         self.stragglers.start(self._all_done)
 
     def _all_done(self) -> bool:
-        return self.sim._finished >= len(self.sim.jobs)
+        return self.sim.all_finished()
 
     def _class_process(self, comp: str, cf: ComponentFailures):
         rng = self.sim.streams.stream(f"faults.{comp}")
         n = self.inst.count[comp]
         labels = llama3.causes_of(comp) if self.spec.preset == "llama3" and comp not in \
             self.spec.components.model_fields_set else None
-        if cf.distribution == "exponential":
+        if TTF.get(cf.distribution).memoryless:  # the class at the summed rate
             mean_gap = cf.mtbf_hours * HOUR / n
             while True:
                 yield self.env.timeout(rng.exponential(mean_gap))
@@ -324,7 +314,7 @@ class FaultModel:
         target = self.inst.name(comp, index)
         if comp == "software":
             sid, gpu = self.inst.gpu_of(index)
-            hit = [j for j in sim._running.values() if j.placement is not None and any(
+            hit = [j for j in sim.running_jobs() if j.placement is not None and any(
                 s == sid and gpu in gpus for s, gpus in j.placement.allocations)]
             self._interrupt(hit, f"{cause} (software) on {target}")
             return self._record(now, comp, cause, target, sid, hit, 0.0, 0.0, False, source)
@@ -375,8 +365,8 @@ class FaultModel:
         """The running jobs a network failure of these links cuts: with a fabric, those with a
         flow routed over one of them (rings, pipeline send/recv, storage reads); without, those
         that span servers and sit next to the links (or any, for a link between switches)."""
-        running = [j for j in self.sim._running.values() if j.placement is not None]
-        fabric = self.sim.fabric or self.sim.timed
+        running = [j for j in self.sim.running_jobs() if j.placement is not None]
+        fabric = self.sim.flow_routes()
         if fabric is not None:
             down = {i for lk in links for i in fabric.router.link_indices(*lk)}
             return [j for j in running
@@ -386,7 +376,7 @@ class FaultModel:
                 and (not cut or cut & set(j.placement.server_ids))]
 
     def _jobs_on(self, sids: set[int]) -> list:
-        return [j for j in self.sim._running.values() if j.placement is not None
+        return [j for j in self.sim.running_jobs() if j.placement is not None
                 and sids & set(j.placement.server_ids)]
 
     def _interrupt(self, jobs: list, reason: str) -> None:
@@ -413,7 +403,7 @@ class FaultModel:
 
     def _link_down(self, link: tuple[str, str]) -> None:
         self._links_down[link] = self._links_down.get(link, 0) + 1
-        if self._links_down[link] == 1 and (self.sim.fabric or self.sim.timed) is not None:
+        if self._links_down[link] == 1 and self.sim.flow_routes() is not None:
             self.sim.fail_link(*link)
 
     def _network_up(self, comp: str, target: str, links: list) -> None:
@@ -423,7 +413,7 @@ class FaultModel:
             self._links_down[link] -= 1
             if not self._links_down[link]:
                 del self._links_down[link]
-                if (self.sim.fabric or self.sim.timed) is not None:
+                if self.sim.flow_routes() is not None:
                     self.sim.repair_link(*link)
 
     def slowed(self, est: StepEstimate, placement: Placement) -> StepEstimate:

@@ -20,7 +20,7 @@ import numpy as np
 from dcsim.scenario.faults import StragglerSpec
 
 if TYPE_CHECKING:
-    from dcsim.engine import Simulation
+    from dcsim.faults.host import FaultHost
     from dcsim.perf.step import StepEstimate
     from dcsim.policies.views import Placement
 
@@ -32,7 +32,7 @@ HOUR = 3600.0
 class Stragglers:
     """Per-GPU slowdown factors of one simulation, and the process of transient episodes."""
 
-    def __init__(self, sim: Simulation, spec: StragglerSpec | None,
+    def __init__(self, sim: FaultHost, spec: StragglerSpec | None,
                  gpu_offsets: np.ndarray) -> None:
         self.sim, self.spec, self.env = sim, spec, sim.env
         self.offsets = gpu_offsets  # server id -> its first GPU's flat index
@@ -98,7 +98,7 @@ class Stragglers:
         """Re-estimate the running jobs on this GPU (their speed may have changed)."""
         sid = int(np.searchsorted(self.offsets, gpu, side="right") - 1)
         g = gpu - int(self.offsets[sid])
-        for job in list(self.sim._running.values()):
+        for job in list(self.sim.running_jobs()):
             if job.placement is not None and any(s == sid and g in gpus
                                                  for s, gpus in job.placement.allocations):
                 self.sim.respeed(job, reason)

@@ -152,14 +152,16 @@ class RandomPlacement(PlacementPolicy):
     class Params(PlacementPolicy.Params):
         stream: str = Field(default="placement", min_length=1)
 
+    params: Params  # this class's own params (typed)
+
     def __init__(self, params: BaseModel) -> None:
         super().__init__(params)
-        self._rng = RandomStreams(0).stream(self.params.stream)  # type: ignore[attr-defined]
+        self._rng = RandomStreams(0).stream(self.params.stream)
 
     def bind(self, network: Network | None = None, fabric: LinkLoads | None = None,
              streams: RandomStreams | None = None) -> None:
         if streams is not None:
-            self._rng = streams.stream(self.params.stream)  # type: ignore[attr-defined]
+            self._rng = streams.stream(self.params.stream)
 
     def choose(self, n: int, servers: list[ServerView]) -> Placement:
         fits = [s for s in servers if s.num_free >= n]

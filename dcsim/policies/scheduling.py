@@ -68,6 +68,11 @@ class Scheduler:
     # preemption or decision times) lets the engine keep the queue as a heap and look only at
     # its head each round.
     static_key: ClassVar[Callable[[JobView], Any] | None] = None
+    # Which optional hooks the scheduler uses, declared (the engine skips the others' costs;
+    # tests/test_schedulers.py checks that a class declares each hook it overrides)
+    gates: ClassVar[bool] = False  # `gate`: a per-round rule beyond `backfill`
+    preempts: ClassVar[bool] = False  # `preempt`: may stop running jobs
+    timed_decisions: ClassVar[bool] = False  # `next_decision_s`: rounds at times of its own
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -86,7 +91,8 @@ class Scheduler:
         return []
 
     def gate(self, running: Sequence[JobView], now_s: float) -> Gate:
-        """This round's gate (see `Gate`); the engine calls it only if a subclass overrides it."""
+        """This round's gate (see `Gate`); the engine calls it only if the class declares
+        `gates`."""
         return Gate(self.backfill)
 
     def next_decision_s(self, running: Sequence[JobView], queue: Sequence[JobView],
@@ -115,6 +121,8 @@ class Fifo(Scheduler):
 class Priority(Scheduler):
     """Highest `priority` first (FIFO within a priority); preempts lower-priority jobs."""
 
+    preempts = True
+
     def order(self, queue: Sequence[JobView], now_s: float) -> list[JobView]:
         return sorted(queue, key=lambda j: (-j.priority, j.submit_s, j.job_id))
 
@@ -140,6 +148,8 @@ class _Estimating(Scheduler):
     est_alone_s = alone_s x exp(estimate_sigma x z_job), one standard normal z per job from the
     named stream `scheduler.estimates` (drawn by job id, so independent of the call order)."""
 
+    params: EstimateParams  # its subclasses' params extend these (typed)
+
     def __init__(self, params: BaseModel) -> None:
         super().__init__(params)
         self._seed = 0
@@ -149,7 +159,7 @@ class _Estimating(Scheduler):
         self._seed = streams.seed
 
     def factor(self, job_id: int) -> float:
-        sigma = self.params.estimate_sigma  # type: ignore[attr-defined]
+        sigma = self.params.estimate_sigma
         if sigma == 0:
             return 1.0
         f = self._factor.get(job_id)
@@ -194,8 +204,11 @@ class ShortestRemainingTimeFirst(_Estimating):
     estimate less the time it has held GPUs (blind to lost work and slowdowns). Remaining times
     only shrink while jobs run, so arrivals and completions are the only decision times."""
 
+    preempts = True
+
     backfill = True
     Params = SrtfParams
+    params: SrtfParams  # this class's own params (typed)
 
     def __init__(self, params: BaseModel) -> None:
         super().__init__(params)
@@ -205,7 +218,7 @@ class ShortestRemainingTimeFirst(_Estimating):
         self._ranked_neg: list[float] = []
 
     def remaining(self, j: JobView) -> float:
-        if self.params.oracle:  # type: ignore[attr-defined]
+        if self.params.oracle:
             return j.remaining_s
         return max(0.0, self.est_alone_s(j) - j.run_s)
 
@@ -292,6 +305,8 @@ class EasyBackfill(Scheduler):
     (running: current step time; queued: step time alone); the reservation holds exactly when
     they are exact (e.g. an isolated network and placements as fast as alone). Never preempts."""
 
+    gates = True
+
     def order(self, queue: Sequence[JobView], now_s: float) -> list[JobView]:
         return sorted(queue, key=_fifo_key)
 
@@ -330,23 +345,27 @@ class TiresiasLas(Scheduler):
     reaches a threshold that puts it below a queued job's queue, and when a queued job's
     promotion falls due."""
 
+    preempts = True
+    timed_decisions = True
+
     backfill = True
     Params = LasParams
+    params: LasParams  # this class's own params (typed)
 
     def promoted(self, j: JobView, now_s: float) -> bool:
-        limit = self.params.starvation_s  # type: ignore[attr-defined]
+        limit = self.params.starvation_s
         if limit is None or math.isnan(j.queued_since_s):
             return False
         if not j.running:
             return now_s - j.queued_since_s >= limit - EPS
-        first = self.params.thresholds_gpu_s[0]  # type: ignore[attr-defined]
+        first = self.params.thresholds_gpu_s[0]
         return (j.last_start_s - j.queued_since_s >= limit - EPS
                 and (now_s - j.last_start_s) * j.num_gpus < first - EPS)
 
     def queue_of(self, j: JobView, now_s: float) -> int:
         if self.promoted(j, now_s):
             return 0
-        return bisect.bisect_right(self.params.thresholds_gpu_s,  # type: ignore[attr-defined]
+        return bisect.bisect_right(self.params.thresholds_gpu_s,
                                    j.attained_service_gpu_s + EPS)
 
     def order(self, queue: Sequence[JobView], now_s: float) -> list[JobView]:
@@ -361,8 +380,8 @@ class TiresiasLas(Scheduler):
 
     def next_decision_s(self, running: Sequence[JobView], queue: Sequence[JobView],
                         now_s: float) -> float | None:
-        thresholds = self.params.thresholds_gpu_s  # type: ignore[attr-defined]
-        limit = self.params.starvation_s  # type: ignore[attr-defined]
+        thresholds = self.params.thresholds_gpu_s
+        limit = self.params.starvation_s
         queues = [self.queue_of(j, now_s) for j in queue]
         best = math.inf
         if limit is not None:  # promotions that would move a queued job up
@@ -401,8 +420,12 @@ class ThemisFairness(Scheduler):
     forever. (Themis auctions GPUs among apps with partial allocations; dcsim's jobs are
     gangs of a fixed size, so this keeps its metric and leases, not its auction.)"""
 
+    preempts = True
+    timed_decisions = True
+
     backfill = True
     Params = ThemisParams
+    params: ThemisParams  # this class's own params (typed)
 
     @staticmethod
     def rho(j: JobView, now_s: float) -> float:
@@ -412,7 +435,7 @@ class ThemisFairness(Scheduler):
         return sorted(queue, key=lambda j: (-self.rho(j, now_s), j.submit_s, j.job_id))
 
     def lease_end(self, now_s: float) -> bool:
-        lease = self.params.lease_s  # type: ignore[attr-defined]
+        lease = self.params.lease_s
         return abs(now_s - round(now_s / lease) * lease) <= EPS * max(1.0, now_s / lease)
 
     def preempt(self, head: JobView, running: Sequence[JobView], now_s: float) -> list[int]:
@@ -427,6 +450,6 @@ class ThemisFairness(Scheduler):
                         now_s: float) -> float | None:
         if not running:
             return None  # nothing to take back: arrivals and completions decide
-        lease = self.params.lease_s  # type: ignore[attr-defined]
+        lease = self.params.lease_s
         k = math.floor(now_s / lease + EPS) + 1
         return k * lease

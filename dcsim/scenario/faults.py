@@ -35,7 +35,9 @@ class RepairSpec(_Strict):
     """Time to repair or replace a failed component (hours): `fixed` (= mean), `exponential`
     or `lognormal` (mean `mean_hours`, log-standard deviation `sigma`)."""
 
-    distribution: Literal["fixed", "exponential", "lognormal"] = "exponential"
+    # a registered repair distribution (dcsim/faults/distributions.py: fixed, exponential,
+    # lognormal); the name and which of `sigma` it takes are checked by dcsim.world
+    distribution: str = "exponential"
     mean_hours: Hours = 24.0
     sigma: Sigma = 1.0
 
@@ -45,7 +47,9 @@ class ComponentFailures(_Strict):
     `exponential` (mean `mtbf_hours`), `weibull` (shape `shape`, scaled so that its mean is
     `mtbf_hours`) or `lognormal` (log-standard deviation `sigma`, mean `mtbf_hours`)."""
 
-    distribution: Literal["exponential", "weibull", "lognormal"] = "exponential"
+    # a registered failure distribution (dcsim/faults/distributions.py: exponential, weibull,
+    # lognormal); the name and which of `shape`, `sigma` it takes are checked by dcsim.world
+    distribution: str = "exponential"
     mtbf_hours: Hours
     shape: Shape = 1.0
     sigma: Sigma = 1.0

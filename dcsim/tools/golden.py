@@ -5,8 +5,9 @@
     python -m dcsim.tools.golden --check before.json            # on the new: exit 1 on a change
 
 Each scenario in scenarios/ runs (plots off) and every file it writes is hashed, except the
-measured wall-clock figures (`wall_s`, `events_per_s` in summary.json, `wall_s` in run.json),
-which differ from run to run. Scenarios run from the repository root by relative path, so
+measured wall-clock figures (`wall_s`, `events_per_s` in summary.json, `wall_s` in run.json,
+`wall_s` and `measured_iteration_s` of executed jobs in executions.csv), which differ from run
+to run. Scenarios run from the repository root by relative path, so
 that paths written into the outputs (events, run.json) do not depend on where the checkout
 lies. `--only NAME` limits the run; `--skip NAME` leaves out a
 scenario. The Philly scheduler variants run their first 30 days (the whole trace takes minutes
@@ -27,12 +28,20 @@ __all__ = ["fingerprint", "main"]
 
 REPO = Path(__file__).resolve().parents[2]
 CUTS = {f"philly_{k}": ["horizon_s=2592000"] for k in ("easy", "las", "sjf", "srtf", "themis")}
-WALL_CLOCK = {"summary.json": ("wall_s", "events_per_s"), "run.json": ("wall_s",)}
+WALL_CLOCK = {"summary.json": ("wall_s", "events_per_s"), "run.json": ("wall_s",),
+              # executed jobs really train: their measured times differ from run to run
+              "executions.csv": ("wall_s", "measured_iteration_s")}
 
 
 def _digest(path: Path) -> str:
     data = path.read_bytes()
-    if path.name in WALL_CLOCK:
+    if path.suffix == ".csv" and path.name in WALL_CLOCK:
+        import pandas as pd
+
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        data = frame.drop(columns=list(WALL_CLOCK[path.name]), errors="ignore").to_csv(
+            index=False).encode()
+    elif path.name in WALL_CLOCK:
         doc = json.loads(data)
         for key in WALL_CLOCK[path.name]:
             doc.pop(key, None)

@@ -13,10 +13,11 @@ from pathlib import Path
 from dcsim.errors import ScenarioError
 from dcsim.scenario.load import parse_scenario, validate_schema
 from dcsim.scenario.schema import Scenario
+from dcsim.world.build import World, build_world
 from dcsim.world.check import check_world
 from dcsim.yamlsrc import Located
 
-__all__ = ["load_scenario", "scenario_from_dict", "check_world"]
+__all__ = ["load_scenario", "scenario_from_dict", "check_world", "World", "build_world"]
 
 
 def _checked(doc: Located, base_dir: str) -> Scenario:

@@ -5,11 +5,12 @@ cluster's parts. Every problem is located (`file:line: key.path: message`)."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario.load import pydantic_problems
-from dcsim.scenario.schema import KindParams, Scenario
+from dcsim.scenario.schema import KindParams, NetModel, Scenario
+from dcsim.world.build import World, build_world
 from dcsim.yamlsrc import Located, key_path
 
 __all__ = ["check_world"]
@@ -18,13 +19,17 @@ __all__ = ["check_world"]
 def check_world(sc: Scenario, doc: Located) -> list[Problem]:
     """Every cross-section problem of a schema-valid scenario (`doc`: where its keys are), in
     order; a group of checks runs only if the ones before found nothing."""
-    problems = _check_kinds(sc, doc)
+    problems = _check_kinds(sc, doc) + _check_nets(sc, doc) + _check_distributions(sc, doc)
     problems += _check_files(sc, doc) if not problems else []
     problems += _check_profiles(sc, doc) if not problems else []
     problems += _check_throughputs(sc, doc) if not problems else []
-    problems += _check_build(sc, doc) if not problems else []
-    problems += _check_storage(sc, doc) if not problems else []
-    problems += _check_faults(sc, doc) if not problems else []
+    if problems:
+        return problems
+    world, problems = _check_build(sc, doc)  # built once, for the checks that follow
+    if world is None:
+        return problems
+    problems += _check_storage(sc, doc, world)
+    problems += _check_faults(sc, doc, world) if not problems else []
     return problems
 
 
@@ -32,7 +37,6 @@ def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
     """Each {kind, params} block names a registered component with valid params."""
     from dcsim.fabric.topology import TOPOLOGIES
     from dcsim.policies import PLACEMENTS, SCHEDULERS
-
     from dcsim.workload.formats import FORMATS
 
     problems = []
@@ -121,21 +125,82 @@ def _check_throughputs(sc: Scenario, doc: Located) -> list[Problem]:
     return problems
 
 
-def _check_build(sc: Scenario, doc: Located) -> list[Problem]:
-    """The cluster and its topology can be built (e.g. every link has bandwidth > 0)."""
-    from dcsim.hardware import ClusterError, build_cluster, build_network
+def _check_build(sc: Scenario, doc: Located) -> tuple[World | None, list[Problem]]:
+    """The cluster and its topology can be built (e.g. every link has bandwidth > 0): the
+    world built, or None and why."""
+    from dcsim.hardware import ClusterError
 
     try:
-        build_network(sc, build_cluster(sc))
+        return build_world(sc), []
     except ClusterError as exc:
         key = ("cluster", "servers", exc.group, *exc.key)
-        return [Problem(*doc.where(key), ".".join(map(str, key)), str(exc))]
+        return None, [Problem(*doc.where(key), ".".join(map(str, key)), str(exc))]
     except ValueError as exc:
-        return [Problem(*doc.where(("topology",)), "topology", str(exc))]
+        return None, [Problem(*doc.where(("topology",)), "topology", str(exc))]
+
+
+def _nets(node: object, path: tuple) -> list[tuple[tuple, NetModel]]:
+    """Every `kind: net` model in a validated scenario, with its key path."""
+    if isinstance(node, NetModel):
+        return [(path, node)]
+    if isinstance(node, BaseModel):
+        return [found for name in type(node).model_fields
+                for found in _nets(getattr(node, name), (*path, name))]
+    if isinstance(node, list | tuple):
+        return [found for i, item in enumerate(node) for found in _nets(item, (*path, i))]
+    if isinstance(node, dict):
+        return [found for k, v in node.items() for found in _nets(v, (*path, k))]
     return []
 
 
-def _check_faults(sc: Scenario, doc: Located) -> list[Problem]:
+def _check_nets(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each `kind: net` model names a registered architecture (dcsim/perf/nets/) and gives
+    it valid params (the builder's typed `Params`)."""
+    from dcsim.perf.nets import NETS
+
+    problems = []
+    for path, net in _nets(sc, ()):
+        if net.arch not in NETS:
+            msg = f"unknown net arch {net.arch!r}; valid: {', '.join(NETS.names())}"
+        else:
+            try:
+                NETS.get(net.arch).Params(**net.params)
+                continue
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                text = err["msg"].removeprefix("Value error, ")
+                if err["type"] == "extra_forbidden":
+                    text = "unknown key"
+                msg = f"params.{where}: {text}"
+        problems.append(Problem(*doc.where(path), key_path(path), msg))
+    return problems
+
+
+def _check_distributions(sc: Scenario, doc: Located) -> list[Problem]:
+    """Each failure and repair distribution is registered and given only the parameters it
+    takes (a `shape` on an exponential is an error, not ignored)."""
+    from dcsim.faults.distributions import REPAIRS, TTF, check_params
+
+    faults = sc.faults
+    if faults is None:
+        return []
+    blocks: list[tuple[tuple, object, object]] = [(("faults", "repair"), faults.repair, REPAIRS)]
+    for comp, cf in faults.components.items():
+        blocks.append((("faults", "components", comp), cf, TTF))
+        if cf.repair is not None:
+            blocks.append((("faults", "components", comp, "repair"), cf.repair, REPAIRS))
+    problems = []
+    for at, spec, registry in blocks:
+        why = check_params(registry, spec.distribution, spec.model_fields_set,  # type: ignore
+                           {"shape", "sigma"})
+        if why is not None:
+            key = (*at, "distribution")
+            problems.append(Problem(*doc.where(key), key_path(key), why))
+    return problems
+
+
+def _check_faults(sc: Scenario, doc: Located, world: World) -> list[Problem]:
     """The failure trace exists, its rows are valid and name instances of this cluster
     (`file:line:column: message`)."""
     faults = sc.faults
@@ -143,7 +208,6 @@ def _check_faults(sc: Scenario, doc: Located) -> list[Problem]:
         return []
     from dcsim.faults.model import Instances, TargetError
     from dcsim.faults.trace import read_failure_trace
-    from dcsim.hardware import build_cluster, build_network
 
     path = sc.resolve_path(faults.trace.path)
     if not path.is_file():
@@ -153,8 +217,7 @@ def _check_faults(sc: Scenario, doc: Located) -> list[Problem]:
         rows = read_failure_trace(path)
     except ScenarioError as exc:
         return exc.problems
-    cluster = build_cluster(sc)
-    inst = Instances(cluster, build_network(sc, cluster).graph)
+    inst = Instances(world.cluster, world.network.graph)
     problems = []
     for row in rows:
         try:
@@ -164,17 +227,16 @@ def _check_faults(sc: Scenario, doc: Located) -> list[Problem]:
     return problems
 
 
-def _check_storage(sc: Scenario, doc: Located) -> list[Problem]:
+def _check_storage(sc: Scenario, doc: Located, world: World) -> list[Problem]:
     """Each inline job's dataset fits its tier and its checkpoint fits the checkpoint tier
     (trace and generated jobs are checked at submission, and rejected with the reason)."""
     jobs = sc.workload.jobs or []
     if sc.storage is None and sc.checkpoint is None and not any(
             j.dataset is not None or j.checkpoint is not None for j in jobs):
         return []
-    from dcsim.hardware import build_cluster
     from dcsim.storage import StorageModel
 
-    model = StorageModel(sc, build_cluster(sc).servers)
+    model = StorageModel(sc, world.cluster.servers)
     problems = []
     for i, job in enumerate(jobs):
         bad = model.problem(job)
