@@ -272,7 +272,7 @@ def test_last_checkpoint():
     sim.env.process(sim._arrivals())
     sim.env.run(until=55.0)
     job = sim.jobs[0]
-    k = sim._ckpt_plan[0].every_iterations
+    k = sim.ledger.checkpoint_plan(0).every_iterations
     done = job.progress_at(sim.env.now)
     assert sim.last_checkpoint(job) == pytest.approx(math.floor(done / k) * k)
     assert 0 < sim.last_checkpoint(job) <= done

@@ -12,18 +12,18 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
-import pandas as pd
 import simpy
 
-from dcsim import __version__, catalog
+from dcsim import catalog
 from dcsim.catalog import GpuSpec
+from dcsim.engine.collect import collect
+from dcsim.engine.ledger import Ledger
 from dcsim.errors import SimulationError, UsageError
 from dcsim.fabric.internals import INTERNAL_KINDS
 from dcsim.fabric.network import RingPath
@@ -34,7 +34,6 @@ from dcsim.faults.model import FaultModel
 from dcsim.hardware import Cluster
 from dcsim.jobs import JobState, Reestimate, Status, Stop
 from dcsim.metrics import (
-    FAILURE_COLUMNS,
     Event,
     Execution,
     Level,
@@ -42,10 +41,6 @@ from dcsim.metrics import (
     Recorder,
     Segment,
     TrainingRow,
-    add_fairness,
-    fault_metrics,
-    group_breakdown,
-    summarize,
 )
 from dcsim.perf import StepTimeModel
 from dcsim.perf.calibrated import NOT_STEP_FIELDS
@@ -60,8 +55,6 @@ from dcsim.results import Results
 from dcsim.rng import RandomStreams
 from dcsim.scenario import JobSpec, Scenario
 from dcsim.storage import (
-    CheckpointPlan,
-    DataPlan,
     StorageModel,
     attach_storage,
     checkpoint_bytes,
@@ -99,10 +92,7 @@ class Simulation:
         net = self.network
         self.storage = StorageModel(scenario, self.cluster.servers)
         attach_storage(net.detailed, self.storage.system)  # storage.pfs, storage.object nodes
-        self._io: dict[int, dict[str, float]] = {}  # per job: storage totals (jobs.csv)
-        self._data_plan: dict[int, DataPlan] = {}
-        self._ckpt_plan: dict[int, CheckpointPlan] = {}
-        self._ckpt_base: dict[int, float] = {}  # iterations the current run restored from
+        self.ledger = Ledger()  # storage and checkpoint books per job (engine/ledger.py)
         self.fabric = (SharedFabric(net.detailed, net.attach)
                        if scenario.engine.network == "shared" else None)
         self.timed = (TimedFabric(self.env, net.detailed, self._record_levels, net.attach)
@@ -347,14 +337,8 @@ class Simulation:
         point it restored from (no checkpoint configured: its progress since is all lost)."""
         if job.status is not Status.RUNNING or job.estimate is None:
             return job.iterations_done
-        base = self._ckpt_base.get(job.job_id, 0.0)
-        plan = self._ckpt_plan.get(job.job_id)
-        if plan is None or not math.isfinite(plan.every_iterations):
-            return base
-        done = job.progress_at(self.env.now)
-        lag = (plan.write_s / job.estimate.iteration_s if plan.spec.mode == "async" else 0.0)
-        k = plan.every_iterations
-        return base + max(0.0, math.floor((done - base - lag) / k + EPS) * k)
+        return self.ledger.last_checkpoint(job.job_id, job.progress_at(self.env.now),
+                                           job.estimate.iteration_s)
 
     def _iterations_of(self, spec: JobSpec, types: tuple[str, ...], key: tuple) -> int:
         """A duration-based job's iterations: as many as take `duration_s` alone on its
@@ -938,50 +922,7 @@ class Simulation:
         return self.cluster.servers[placement.server_ids[0]].gpu.name
 
     def _collect(self, events: int, end_s: float, wall_s: float) -> Results:
-        self.recorder.jobs = [j.record(self._gpu_of(j) if j.history else "") for j in self.jobs]
-        frames = self.recorder.frames()
-        add_fairness(frames["jobs"], frames["gpu_timeline"], self.cluster.total_gpus)
-        frames["groups"] = group_breakdown(frames["jobs"])
-        rows = {(p.source, p.line): p for p in self.workload.skipped}  # one reason per row
-        reasons = Counter(p.message if p.column is None else f"{p.column}: {p.message}"
-                          for p in rows.values())
-        extra = {
-            "jobs_read": self.workload.rows_read,
-            "jobs_accepted": len(self.jobs),
-            "rows_skipped": len(rows),
-            "skip_reasons": dict(sorted(reasons.items())),
-            "sim_end_s": end_s,
-            # what cut the run short with work left: "horizon_s", "engine.max_events" or ""
-            "stopped_by": ("engine.max_events" if self._stopped_by else
-                           "horizon_s" if self._cut_at() is not None else ""),
-            "events_processed": events,
-            "wall_s": wall_s,
-            "events_per_s": events / wall_s if wall_s > 0 else float("nan"),
-        }
-        extra.update(self._storage_results(frames["jobs"]))
-        ran = frames["jobs"]["step_source"]
-        extra["step_sources"] = {k: int((ran == k).sum())
-                                 for k in ("measured", "interpolated", "model")}
-        if self._table_counts:  # the throughput tables' entries, all tables together
-            extra["throughput_entries"] = {
-                k: sum(t[k] for t in self._table_counts) for k in ("read", "accepted")}
-            extra["throughput_entries"]["skipped"] = (extra["throughput_entries"]["read"]
-                                                      - extra["throughput_entries"]["accepted"])
-        frames["failures"] = pd.DataFrame(self.faults.events if self.faults else [],
-                                          columns=FAILURE_COLUMNS)
-        extra.update(fault_metrics(frames["jobs"], frames["failures"], frames["events"], end_s,
-                                   self.faults.configured_mtbf_hours() if self.faults else {}))
-        summary = summarize(frames["jobs"], frames["gpu_timeline"], self.cluster.total_gpus,
-                            end_s, extra, frames["links"])
-        run = {
-            "dcsim_version": __version__,
-            "scenario": self.scenario.model_dump(mode="json"),
-            "seed": self.scenario.seed,
-            "wall_s": wall_s,
-            "skipped_rows": [str(p) for p in self.workload.skipped],
-            "throughput_tables": self._table_counts,
-        }
-        return Results(**frames, run=run, _summary=summary)
+        return collect(self, events, end_s, wall_s)
 
     # ------------------------------------------------------------------ storage (dcsim.storage)
     @staticmethod
@@ -1017,9 +958,7 @@ class Simulation:
                                             job_id if running else None)
         if running:
             assert job_id is not None
-            for plans, plan in ((self._data_plan, data), (self._ckpt_plan, ckpt)):
-                if plan is not None:
-                    plans[job_id] = plan  # type: ignore[index]
+            self.ledger.plans(job_id, data, ckpt)
         extra = ckpt.per_iteration_s if ckpt is not None else 0.0
         return replace(est, iteration_s=step_s + extra, data_stall_s=est.data_stall_s + stall,
                        checkpoint_s=extra)
@@ -1027,10 +966,10 @@ class Simulation:
     def _storage_launch(self, job: JobState) -> None:
         """A run starts: it restored from its iterations done; it joins the shared tiers (the
         other jobs' shares are re-solved); a restore reads its checkpoint."""
-        self._ckpt_base[job.job_id] = job.iterations_done
+        self.ledger.restored(job.job_id, job.iterations_done)
         if not self.storage.active(job.spec) or job.placement is None:
             return
-        io = self._io.setdefault(job.job_id, {})
+        self.ledger.opened(job.job_id)
         ckpt = self.storage.checkpoint_spec(job.spec)
         self.storage.join(job.job_id, job.spec)
         self._estimate(job.spec, job.placement, job.job_id)  # registers its read demand
@@ -1039,8 +978,7 @@ class Simulation:
         else:
             self._storage_changed(self.storage.solve() - {job.job_id})
         if ckpt is not None and job.hold_until_s > self.env.now:  # restores its checkpoint
-            key = f"read_{ckpt.tier}"
-            io[key] = io.get(key, 0.0) + checkpoint_bytes(job.spec)
+            self.ledger.add(job.job_id, f"read_{ckpt.tier}", checkpoint_bytes(job.spec))
 
     def _storage_changed(self, moved: set[int]) -> None:
         """Jobs whose shared-tier share moved re-estimate (keeping their progress)."""
@@ -1052,13 +990,7 @@ class Simulation:
     def _checkpoint_pause(self, job: JobState, step: float) -> float:
         """engine.fidelity iteration: the pause for the checkpoints the last `step` iterations
         crossed (every `every_iterations` from the point it restored)."""
-        plan = self._ckpt_plan.get(job.job_id)
-        if plan is None or not math.isfinite(plan.every_iterations):
-            return 0.0
-        base, k = self._ckpt_base.get(job.job_id, 0.0), plan.every_iterations
-        after = math.floor((job.iterations_done - base) / k + EPS)
-        before = math.floor((job.iterations_done - step - base) / k + EPS)
-        return (after - before) * plan.pause_s
+        return self.ledger.checkpoint_pause(job.job_id, job.iterations_done, step)
 
     def _storage_account(self, job: JobState, done: float) -> None:
         """Storage totals of the segment closing now: stall and checkpoint time (amortized per
@@ -1066,51 +998,7 @@ class Simulation:
         est, iters = job.estimate, done - job.seg_done0
         if est is None or iters <= 0 or not self.storage.active(job.spec):
             return
-        io = self._io.setdefault(job.job_id, {})
-
-        def add(key: str, value: float) -> None:
-            io[key] = io.get(key, 0.0) + value
-
-        add("data_stall_s", iters * est.data_stall_s)
-        add("checkpoint_s", iters * est.checkpoint_s)
-        data = self._data_plan.get(job.job_id)
-        if data is not None:
-            add("read_dram", iters * data.bytes_dram)
-            add("read_nvme", iters * data.bytes_nvme)
-            add(f"read_{data.shared_tier}", iters * data.bytes_shared)
-        plan = self._ckpt_plan.get(job.job_id)
-        if plan is not None and math.isfinite(plan.every_iterations):
-            base, k = self._ckpt_base.get(job.job_id, 0.0), plan.every_iterations
-            n = (math.floor((done - base) / k + EPS)
-                 - math.floor((job.seg_done0 - base) / k + EPS))
-            add("checkpoints", n)
-            add(f"write_{plan.spec.tier}", n * plan.size_bytes)
-
-    def _storage_results(self, jobs) -> dict:
-        """Storage columns of the jobs table (added in place) and summary keys
-        (docs/metrics.md#storage)."""
-        tiers = ("dram", "nvme", "pfs", "object")
-        ids = jobs["job_id"].to_numpy()
-        io = [self._io.get(int(i), {}) for i in ids]
-        jobs["data_stall_s"] = [d.get("data_stall_s", 0.0) for d in io]
-        jobs["checkpoint_s"] = [d.get("checkpoint_s", 0.0) for d in io]
-        jobs["checkpoints"] = [int(d.get("checkpoints", 0)) for d in io]
-        jobs["gb_read"] = [sum(d.get(f"read_{t}", 0.0) for t in tiers) / 1e9 for d in io]
-        jobs["gb_written"] = [sum(d.get(f"write_{t}", 0.0) for t in tiers) / 1e9 for d in io]
-        est = {j.job_id: j.estimate for j in self.jobs}
-        jobs["step_checkpoint_s"] = [est[int(i)].checkpoint_s if est.get(int(i)) else math.nan
-                                     for i in ids]
-        run_s = float(jobs["run_s"].sum()) if len(jobs) else 0.0
-        ckpt_s = float(jobs["checkpoint_s"].sum()) if len(jobs) else 0.0
-        return {
-            "data_stall_s_total": float(jobs["data_stall_s"].sum()) if len(jobs) else 0.0,
-            "checkpoint_overhead_s_total": ckpt_s,
-            "checkpoint_overhead_fraction": ckpt_s / run_s if run_s > 0 else 0.0,
-            "checkpoints_total": int(jobs["checkpoints"].sum()) if len(jobs) else 0,
-            "storage_bytes_read": {t: sum(d.get(f"read_{t}", 0.0) for d in io) for t in tiers},
-            "storage_bytes_written": {t: sum(d.get(f"write_{t}", 0.0) for d in io)
-                                      for t in tiers},
-        }
+        self.ledger.segment(job.job_id, est, job.seg_done0, done)
 
 
 def simulate(scenario: Scenario, progress: ProgressFn | None = None,

@@ -1,0 +1,97 @@
+"""Collecting a finished run: the recorder's typed records become `Results` (the tables of
+docs/metrics.md), with the summary and run.json. Reads the simulation's state; changes none
+of it but the recorder's job rows."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+
+from dcsim import __version__
+from dcsim.metrics import FAILURE_COLUMNS, add_fairness, fault_metrics, group_breakdown, summarize
+from dcsim.results import Results
+
+# `sim` below is the finished Simulation (dcsim/engine/simulation.py, which imports this module,
+# so it is not imported back here): its recorder, jobs, cluster, workload, scenario, faults,
+# throughput-table counts, storage ledger and what cut the run short.
+Simulation = Any
+
+__all__ = ["collect", "storage_results"]
+
+
+def collect(sim: Simulation, events: int, end_s: float, wall_s: float) -> Results:
+    """The run's Results: the recorder's tables, the summary (docs/metrics.md) and run.json."""
+    sim.recorder.jobs = [j.record(sim._gpu_of(j) if j.history else "") for j in sim.jobs]
+    frames = sim.recorder.frames()
+    add_fairness(frames["jobs"], frames["gpu_timeline"], sim.cluster.total_gpus)
+    frames["groups"] = group_breakdown(frames["jobs"])
+    rows = {(p.source, p.line): p for p in sim.workload.skipped}  # one reason per row
+    reasons = Counter(p.message if p.column is None else f"{p.column}: {p.message}"
+                      for p in rows.values())
+    extra = {
+        "jobs_read": sim.workload.rows_read,
+        "jobs_accepted": len(sim.jobs),
+        "rows_skipped": len(rows),
+        "skip_reasons": dict(sorted(reasons.items())),
+        "sim_end_s": end_s,
+        # what cut the run short with work left: "horizon_s", "engine.max_events" or ""
+        "stopped_by": ("engine.max_events" if sim._stopped_by else
+                       "horizon_s" if sim._cut_at() is not None else ""),
+        "events_processed": events,
+        "wall_s": wall_s,
+        "events_per_s": events / wall_s if wall_s > 0 else float("nan"),
+    }
+    extra.update(storage_results(sim, frames["jobs"]))
+    ran = frames["jobs"]["step_source"]
+    extra["step_sources"] = {k: int((ran == k).sum())
+                             for k in ("measured", "interpolated", "model")}
+    if sim._table_counts:  # the throughput tables' entries, all tables together
+        extra["throughput_entries"] = {
+            k: sum(t[k] for t in sim._table_counts) for k in ("read", "accepted")}
+        extra["throughput_entries"]["skipped"] = (extra["throughput_entries"]["read"]
+                                                  - extra["throughput_entries"]["accepted"])
+    frames["failures"] = pd.DataFrame(sim.faults.events if sim.faults else [],
+                                      columns=FAILURE_COLUMNS)
+    extra.update(fault_metrics(frames["jobs"], frames["failures"], frames["events"], end_s,
+                               sim.faults.configured_mtbf_hours() if sim.faults else {}))
+    summary = summarize(frames["jobs"], frames["gpu_timeline"], sim.cluster.total_gpus,
+                        end_s, extra, frames["links"])
+    run = {
+        "dcsim_version": __version__,
+        "scenario": sim.scenario.model_dump(mode="json"),
+        "seed": sim.scenario.seed,
+        "wall_s": wall_s,
+        "skipped_rows": [str(p) for p in sim.workload.skipped],
+        "throughput_tables": sim._table_counts,
+    }
+    return Results(**frames, run=run, _summary=summary)
+
+
+def storage_results(sim: Simulation, jobs: pd.DataFrame) -> dict:
+    """Storage columns of the jobs table (added in place) and summary keys
+    (docs/metrics.md#storage)."""
+    tiers = ("dram", "nvme", "pfs", "object")
+    ids = jobs["job_id"].to_numpy()
+    io = [sim.ledger.totals(int(i)) for i in ids]
+    jobs["data_stall_s"] = [d.get("data_stall_s", 0.0) for d in io]
+    jobs["checkpoint_s"] = [d.get("checkpoint_s", 0.0) for d in io]
+    jobs["checkpoints"] = [int(d.get("checkpoints", 0)) for d in io]
+    jobs["gb_read"] = [sum(d.get(f"read_{t}", 0.0) for t in tiers) / 1e9 for d in io]
+    jobs["gb_written"] = [sum(d.get(f"write_{t}", 0.0) for t in tiers) / 1e9 for d in io]
+    est = {j.job_id: j.estimate for j in sim.jobs}
+    jobs["step_checkpoint_s"] = [est[int(i)].checkpoint_s if est.get(int(i)) else math.nan
+                                 for i in ids]
+    run_s = float(jobs["run_s"].sum()) if len(jobs) else 0.0
+    ckpt_s = float(jobs["checkpoint_s"].sum()) if len(jobs) else 0.0
+    return {
+        "data_stall_s_total": float(jobs["data_stall_s"].sum()) if len(jobs) else 0.0,
+        "checkpoint_overhead_s_total": ckpt_s,
+        "checkpoint_overhead_fraction": ckpt_s / run_s if run_s > 0 else 0.0,
+        "checkpoints_total": int(jobs["checkpoints"].sum()) if len(jobs) else 0,
+        "storage_bytes_read": {t: sum(d.get(f"read_{t}", 0.0) for d in io) for t in tiers},
+        "storage_bytes_written": {t: sum(d.get(f"write_{t}", 0.0) for d in io)
+                                  for t in tiers},
+    }
