@@ -383,11 +383,10 @@ def cmd_collective(args: argparse.Namespace) -> int:
 
 
 def cmd_topology(args: argparse.Namespace) -> int:
-    from dcsim.hardware import build_cluster, build_network
-    from dcsim.world import load_scenario
+    from dcsim.world import build_world, load_scenario
 
     scenario = load_scenario(_scenario_path(args.scenario), args.overrides)
-    network = build_network(scenario, build_cluster(scenario))
+    network = build_world(scenario).network
     graph = network.detailed if args.detail else network.graph
     kinds: dict[str, int] = {}
     for _, kind in graph.nodes(data="kind"):

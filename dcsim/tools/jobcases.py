@@ -70,14 +70,13 @@ def traces_dir() -> Path:
 
 @cache
 def _network(server: str, count: int) -> Network:
-    from dcsim.hardware import build_cluster, build_network
-    from dcsim.world import scenario_from_dict
+    from dcsim.world import build_world, scenario_from_dict
 
     sc = scenario_from_dict({"name": "cases", "cluster": {"servers": [
         {"type": server, "count": count}]},
         "workload": {"jobs": [{"name": "x", "model": "resnet50", "global_batch": 1,
                                "iterations": 1, "precision": "fp32"}]}})
-    return build_network(sc, build_cluster(sc))
+    return build_world(sc).network
 
 
 def _ring(gpu: str, shape: tuple[int, ...]) -> RingPath:
