@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dcsim import __version__
+from dcsim._version import __version__
 
 __all__ = ["main", "entry_point"]
 
@@ -356,7 +356,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_collective(args: argparse.Namespace) -> int:
     from dcsim import catalog
     from dcsim.errors import Problem, ScenarioError
-    from dcsim.fabric.collectives import collective
+    from dcsim.perf.collectives import collective
 
     if args.server not in catalog.servers():
         valid = ", ".join(catalog.servers())

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dcsim.cli import main
-from dcsim.fabric.collectives import bus_factor, collective
+from dcsim.perf.collectives import bus_factor, collective
 
 
 def test_bus_factors_follow_nccl_tests():

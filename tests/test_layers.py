@@ -15,7 +15,7 @@ from tests.conftest import REPO
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaf", ("dcsim.errors", "dcsim.units", "dcsim.rng", "dcsim.registry", "dcsim.textfile",
               "dcsim.yamlsrc", "dcsim.kernels", "dcsim.catalog", "dcsim.compression",
-              "dcsim.outdir")),
+              "dcsim.outdir", "dcsim._version")),
     ("schema", ("dcsim.scenario",)),
     # domain logic, testable without SimPy; `policies.views` are the read-only records that
     # policies decide over (plain data, no logic), shared with the state that makes them

@@ -126,3 +126,12 @@ def test_the_docs_count_of_scenarios_is_true():
     for doc in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
         for m in re.finditer(r"\b(\d+) (?:shipped |example )?scenarios\b", doc.read_text()):
             assert int(m.group(1)) == shipped, f"{doc.name} says {m.group(0)}; {shipped} ship"
+
+
+def test_the_version_is_the_packages():
+    import tomllib
+
+    import dcsim
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert dcsim.__version__ == project["version"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from dcsim import __version__
+from dcsim._version import __version__
 from dcsim.metrics import FAILURE_COLUMNS, add_fairness, fault_metrics, group_breakdown, summarize
 from dcsim.results import Results
 

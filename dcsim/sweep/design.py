@@ -190,7 +190,7 @@ def _context(sweep: Sweep, fixed: list[str]) -> str:
     of the files the base scenario reads (trace, failure trace, profiles, topology graph,
     throughput tables, every file of a table folder) and the dcsim version. A journal record
     made under another fingerprint is run again."""
-    from dcsim import __version__
+    from dcsim._version import __version__
 
     text = Path(sweep.base_path).read_text(encoding="utf-8")
     files = {str(f): hashlib.sha256(f.read_bytes()).hexdigest()

@@ -167,7 +167,7 @@ NCCL_ROWS = (
 
 def collective_table() -> list[Row]:
     """The NCCL rows: measured vs predicted bus bandwidth."""
-    from dcsim.fabric.collectives import collective
+    from dcsim.perf.collectives import collective
 
     return [Row("NCCL maintainers", case, "busbw GB/s", busbw,
                 collective(op, size, server, nodes, algorithm).busbw_gbyte_s)
