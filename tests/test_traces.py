@@ -288,3 +288,22 @@ def test_the_copied_traces_are_the_shared_ones():
             origin = shared / ("pollux/workloads" if workload else "") / (
                 rel.name if workload else rel)
             assert path.read_bytes() == origin.read_bytes(), rel
+
+
+def test_a_trace_file_is_parsed_once_per_process_until_it_changes(tmp_path, monkeypatch):
+    from dcsim.workload import traces
+
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,duration,num_gpus,gpu_time,cluster\n"
+                    "2017-10-09 07:01:55,66.0,1,66.0,a\n")
+    calls = []
+    real = FORMATS.get("philly").parse
+    monkeypatch.setattr(FORMATS.get("philly"), "parse",
+                        lambda self, p: calls.append(p) or real(self, p))
+    first, second = traces.parse_file("philly", path), traces.parse_file("philly", path)
+    assert len(calls) == 1 and first.records == second.records
+    first.records.clear()  # a caller's copy: the remembered parse is untouched
+    assert len(traces.parse_file("philly", path).records) == 1
+    with path.open("a") as f:
+        f.write("2017-10-09 07:02:55,60.0,2,120.0,a\n")
+    assert len(traces.parse_file("philly", path).records) == 2 and len(calls) == 2

@@ -1,18 +1,25 @@
 """Reading a scenario's trace: parse with its format, filter, map to jobs, count.
 
-`load_trace(scenario)` is called once when the scenario is validated (scenario/load.py) and
-its result kept on the scenario (`Scenario._trace_cache`, keyed by the trace options, the
+`load_trace(scenario)` is called once when the scenario is validated (dcsim/world/check.py)
+and its result kept on the scenario (`Scenario._trace_cache`, keyed by the trace options, the
 resolved path and the seed); `build_workload` reuses it, so a big trace is read once.
+
+Parsing a file is also remembered for the process, by format and file identity (path, size,
+modification time), for the last few files (`PARSED_FILES`): scenarios that share a trace
+(the Philly scheduler studies, a sweep's points run in one process) parse it once. A file that
+changes is parsed again; the cache hands out copies of its lists, never the lists it keeps.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import os
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario import JobSpec, Scenario
-from dcsim.workload.formats import FORMATS
+from dcsim.workload.formats import FORMATS, Parsed
 
 __all__ = ["TraceLoad", "load_trace", "cached_trace"]
 
@@ -37,6 +44,33 @@ def _key(scenario: Scenario) -> tuple:
     return (trace, str(scenario.resolve_path(trace.path)), scenario.seed)
 
 
+PARSED_FILES = 4  # parsed trace files remembered (the Philly trace: ~30 MB each)
+_parsed: OrderedDict[tuple, Parsed] = OrderedDict()
+
+
+def parse_file(format_name: str, path: Path) -> Parsed:
+    """The file parsed by its format, remembered by (format, path, size, mtime); the lists of
+    the result are fresh copies (the records and jobs in them are frozen)."""
+    try:
+        info = os.stat(path)
+        key: tuple | None = (format_name, str(Path(path).resolve()), info.st_size,
+                             info.st_mtime_ns)
+    except OSError:
+        key = None  # the format's own reader reports it
+    parsed = _parsed.get(key) if key is not None else None
+    if parsed is None:
+        parsed = FORMATS.get(format_name)().parse(path)
+        if key is not None:
+            _parsed[key] = parsed
+            while len(_parsed) > PARSED_FILES:
+                _parsed.popitem(last=False)
+    elif key is not None:
+        _parsed.move_to_end(key)
+    return Parsed(parsed.source, list(parsed.records),
+                  list(parsed.jobs) if parsed.jobs is not None else None,
+                  list(parsed.bad), list(parsed.excluded))
+
+
 def load_trace(scenario: Scenario) -> TraceLoad:
     """Read, filter and map the scenario's trace. Raises ScenarioError for a bad file, or for
     bad rows unless `skip_bad_rows`."""
@@ -46,7 +80,7 @@ def load_trace(scenario: Scenario) -> TraceLoad:
     assert trace is not None
     path = scenario.resolve_path(trace.path)
     fmt = FORMATS.get(trace.format)()
-    parsed = fmt.parse(path)
+    parsed = parse_file(trace.format, path)
     if parsed.bad and not trace.skip_bad_rows:
         raise ScenarioError(parsed.bad)
     skipped = list(parsed.bad) + list(parsed.excluded)
