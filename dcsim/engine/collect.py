@@ -38,8 +38,7 @@ def collect(sim: Simulation, events: int, end_s: float, wall_s: float) -> Result
         "skip_reasons": dict(sorted(reasons.items())),
         "sim_end_s": end_s,
         # what cut the run short with work left: "horizon_s", "engine.max_events" or ""
-        "stopped_by": ("engine.max_events" if sim._stopped_by else
-                       "horizon_s" if sim._cut_at() is not None else ""),
+        "stopped_by": sim.cut_by,
         "events_processed": events,
         "wall_s": wall_s,
         "events_per_s": events / wall_s if wall_s > 0 else float("nan"),

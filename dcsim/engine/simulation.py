@@ -139,6 +139,7 @@ class Simulation:
         self._steady = scenario.engine.fidelity == "steady"
         self._last_change_s = 0.0  # time of the last state change (stale timeouts aside)
         self._stopped_by: str | None = None  # what cut the run short, other than the horizon
+        self.cut_by = ""  # after the run: "horizon_s", "engine.max_events" or "" (ran to its end)
         self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
         self._alone_step_s: dict[tuple, float] = {}  # step time alone, by spec and GPU types
         self._sources_of: dict[tuple, str] = {}  # measured jobs' step sources, same keys
@@ -174,7 +175,7 @@ class Simulation:
             self.faults.start()
         events = self._loop(progress)
         end_s = self._close_open_jobs()
-        return self._collect(events, end_s, time.perf_counter() - wall0)
+        return collect(self, events, end_s, time.perf_counter() - wall0)
 
     def _loop(self, progress: ProgressFn | None) -> int:
         """Step events to the end, the horizon or `engine.max_events`. A NaN event time, or
@@ -892,6 +893,9 @@ class Simulation:
         give every open job its reason; return the end time: the horizon or the time the
         limit stopped the run if either cut it short, else the time of the last change."""
         end = self._cut_at()
+        # what cut the run short with work left (summary.json `stopped_by`), decided once here
+        self.cut_by = ("" if end is None else
+                       "engine.max_events" if self._stopped_by else "horizon_s")
         open_jobs = [j for j in self.jobs if j.status not in _TERMINAL_STATUSES]
         if end is None:
             for job in open_jobs:  # no events left with jobs open: a defect, said so
@@ -907,22 +911,18 @@ class Simulation:
             return end
         if self.env.now < end:
             self.env.run(until=end)  # no event lies before it: this only moves the clock
-        horizon = end
         for job in list(self._running.values()):
             self._account(job, keep_partial=True)
             start, _, placement = job.history[-1]
             for server_id, gpus in placement.allocations:
                 self.recorder.segments.append(Segment(job.job_id, server_id, len(gpus), start,
-                                                      horizon))
+                                                      end))
         self._level()
-        return horizon
+        return end
 
     def _gpu_of(self, job: JobState) -> str:
         _, _, placement = job.history[-1]
         return self.cluster.servers[placement.server_ids[0]].gpu.name
-
-    def _collect(self, events: int, end_s: float, wall_s: float) -> Results:
-        return collect(self, events, end_s, wall_s)
 
     # ------------------------------------------------------------------ storage (dcsim.storage)
     @staticmethod
