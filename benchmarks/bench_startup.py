@@ -4,7 +4,7 @@
   times; ratio to a bare `python -c pass` in the same run (python_start).
 - `estimate`: `dcsim estimate` of the largest Megatron configuration, the 1T-parameter GPT on
   3,072 A100s (benchmarks/scenarios/megatron_1t.yaml). In process, after imports and one
-  warm-up call (which compiles the pipeline-schedule kernel): `Simulation.estimate_alone` plus
+  warm-up call (which compiles the pipeline-schedule kernel): `World.estimate_alone` plus
   `memory_breakdown` (what `dcsim estimate` computes per job) with a fresh step model each time
   (no cached estimate), median of repeats. As a child process: the whole `dcsim estimate`
   command (imports, loading and building the 384-server scenario, the estimate, the table),
@@ -48,20 +48,19 @@ def startup(refs: References, quick: bool, out_dir: Path) -> list[Figure]:
 def estimate_in_process(repeats: int, overrides: list[str]) -> float:
     """Median seconds of one estimate of the 1T GPT (warm, fresh step model each time)."""
     import dcsim
-    from dcsim.engine import Simulation
     from dcsim.perf.calibrated import CalibratedStepModel
     from dcsim.perf.memory import memory_breakdown
 
-    sim = Simulation(dcsim.load_scenario(MEGATRON_1T, overrides))
-    spec = sim.workload.jobs[0]
-    est, reason = sim.estimate_alone(spec)  # warm-up: compiles the schedule kernel
+    world = dcsim.build_world(dcsim.load_scenario(MEGATRON_1T, overrides))
+    spec = world.workload.jobs[0]
+    est, reason = world.estimate_alone(spec)  # warm-up: compiles the schedule kernel
     if est is None:
         raise RuntimeError(f"the 1T GPT does not run: {reason}")
     samples = []
     for _ in range(repeats):
-        sim.step_model = CalibratedStepModel()  # no cached estimate
+        world.step_model = CalibratedStepModel()  # no cached estimate
         t0 = time.perf_counter()
-        sim.estimate_alone(spec)
+        world.estimate_alone(spec)
         memory_breakdown(spec)
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)

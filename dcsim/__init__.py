@@ -20,6 +20,8 @@ _EXPORTS = {
     "Scenario": "dcsim.scenario",
     "load_scenario": "dcsim.world",
     "scenario_from_dict": "dcsim.world",
+    "World": "dcsim.world",
+    "build_world": "dcsim.world",
     "Problem": "dcsim.errors",
     "ScenarioError": "dcsim.errors",
     "SimulationError": "dcsim.errors",
@@ -48,7 +50,7 @@ if TYPE_CHECKING:  # the names above, for type checkers and IDEs
     from dcsim.results import Results, compare, load_results  # noqa: F401
     from dcsim.scenario import JobSpec, Scenario  # noqa: F401
     from dcsim.sweep import load_sweep, run_sweep  # noqa: F401
-    from dcsim.world import load_scenario, scenario_from_dict  # noqa: F401
+    from dcsim.world import World, build_world, load_scenario, scenario_from_dict  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -296,7 +296,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if est is None:
             row["rejected"] = reason
         else:
-            row.update(gpu_type=sim.placed_links(spec)[0].name, iteration_s=est.iteration_s,
+            row.update(gpu_type=sim.world.placed_links(spec)[0].name, iteration_s=est.iteration_s,
                        compute_s=est.compute_s,
                        tp_comm_s=est.tp_comm_s, bubble_s=est.bubble_s, dp_comm_s=est.dp_comm_s,
                        optimizer_s=est.optimizer_s, data_stall_s=est.data_stall_s,

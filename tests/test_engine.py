@@ -39,7 +39,7 @@ def test_step_model_is_swappable():
 def test_single_job_times_follow_its_estimate():
     data = small_scenario([small_job(iterations=40, arrival_s=5.0, parallelism={"dp": 8})])
     sim = Simulation(dcsim.scenario_from_dict(data))
-    est, _ = sim.estimate_alone(sim.workload.jobs[0])
+    est, _ = sim.world.estimate_alone(sim.workload.jobs[0])
     res = sim.run()
     job = res.jobs.iloc[0]
     assert (job.submit_s, job.start_s, job.queue_s) == (5.0, 5.0, 0.0)
@@ -159,7 +159,7 @@ def test_multi_server_ring_is_slower_than_one_server():
     tp = small_job("tp", parallelism={"dp": 2, "tp": 8, **par}, global_batch=2,
                    model="llama2-7b")
     sim = Simulation(dcsim.scenario_from_dict(small_scenario([one, two, tp])))
-    e1, e2, e_tp = (sim.estimate_alone(sim.workload.jobs[i])[0] for i in range(3))
+    e1, e2, e_tp = (sim.world.estimate_alone(sim.workload.jobs[i])[0] for i in range(3))
     assert e1.dp_comm_s < e2.dp_comm_s < 1.5 * e1.dp_comm_s  # 8 NICs ~ NVLink
     assert e2.compute_s == pytest.approx(e1.compute_s)
     # tp 8 x dp 2 over two servers: each GPU's ring of 2 ranks crosses on one HDR NIC
@@ -174,7 +174,7 @@ def test_oversubscription_slows_cross_leaf_rings():
         data = small_scenario([job], topology={"kind": "leaf-spine", "params": {
             "servers_per_leaf": 1, "spines": 2, "oversubscription": ratio}})
         sim = Simulation(dcsim.scenario_from_dict(data))
-        return sim.estimate_alone(sim.workload.jobs[0])[0].dp_comm_s
+        return sim.world.estimate_alone(sim.workload.jobs[0])[0].dp_comm_s
 
     assert comm(4.0) > 3 * comm(1.0)
 

@@ -21,10 +21,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # policies decide over (plain data, no logic), shared with the state that makes them
     ("domain", ("dcsim.perf", "dcsim.fabric", "dcsim.storage", "dcsim.faults",
                 "dcsim.workload", "dcsim.hardware", "dcsim.metrics", "dcsim.results",
-                "dcsim.execute", "dcsim.policies.views")),
+                "dcsim.execute", "dcsim.policies.views", "dcsim.jobs")),
     ("policies", ("dcsim.policies",)),
     ("world", ("dcsim.world",)),
-    ("engine", ("dcsim.engine", "dcsim.jobs")),
+    ("engine", ("dcsim.engine",)),
     ("shell", ("dcsim.cli", "dcsim.sweep", "dcsim.plotting", "dcsim.tools", "dcsim.__main__",
                "dcsim.scenarios")),
 ]

@@ -231,11 +231,11 @@ def test_alone_time_is_the_estimate_alone_and_cached():
     data = small_scenario([small_job(f"j{i}", arrival_s=i, iterations=10 + i,
                                      parallelism={"dp": 8}) for i in range(5)])
     sim = Simulation(dcsim.scenario_from_dict(data))
-    est, _ = sim.estimate_alone(sim.workload.jobs[0])
+    est, _ = sim.world.estimate_alone(sim.workload.jobs[0])
     res = sim.run()
     assert res.jobs.alone_s.to_numpy() == pytest.approx(
         est.iteration_s * np.arange(10, 15), rel=1e-12)
-    assert len(sim._alone_step_s) == 1  # one placement + estimate for five jobs of one spec
+    assert len(sim.world._alone_step_s) == 1  # one placement + estimate for five jobs of a spec
 
 
 def test_trace_counts_and_virtual_clusters(tmp_path):

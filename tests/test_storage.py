@@ -8,6 +8,7 @@ import pytest
 
 import dcsim
 from dcsim.engine import Simulation
+from dcsim.engine.shares import allocs_of
 from dcsim.errors import ScenarioError
 from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.zoo import model_stats
@@ -35,7 +36,7 @@ def sim_of(jobs, **kw) -> Simulation:
 
 
 def alone(sim: Simulation, i: int = 0):
-    est, why = sim.estimate_alone(sim.workload.jobs[i])
+    est, why = sim.world.estimate_alone(sim.workload.jobs[i])
     assert est is not None, why
     return est
 
@@ -105,8 +106,8 @@ def test_hit_rate_emerges_from_cache_size():
         sim = sim_of([small_job(**RESNET)], storage={"nvme": {"enabled": False},
                                                      "dram": {"cache_fraction": frac}})
         spec = sim.workload.jobs[0]
-        placement = sim._empty_placement(spec, ("a100-sxm4-80gb",))
-        plan = sim.storage.plan_data(spec, sim._allocs(placement), 1.0, None)
+        placement = sim.world.empty_placement(spec, ("a100-sxm4-80gb",))
+        plan = sim.storage.plan_data(spec, allocs_of(placement), 1.0, None)
         assert plan.bytes_dram / (plan.bytes_dram + plan.bytes_shared) == pytest.approx(
             frac * 2048e9 / 138e9)
         bytes_pfs.append(plan.bytes_shared)
@@ -123,8 +124,8 @@ def test_first_epoch_reads_cold_caches():
         job = {**RESNET, "iterations": iterations, "dataset": {"cache_warm": warm}}
         sim = sim_of([small_job(**job)], storage=store)
         spec = sim.workload.jobs[0]
-        placement = sim._empty_placement(spec, ("a100-sxm4-80gb",))
-        return sim.storage.plan_data(spec, sim._allocs(placement), 1.0, None)
+        placement = sim.world.empty_placement(spec, ("a100-sxm4-80gb",))
+        return sim.storage.plan_data(spec, allocs_of(placement), 1.0, None)
 
     per_iteration = 2048 * 138e9 / 1_281_167
     short, long, warm = plan(100), plan(int(10 * epoch)), plan(int(10 * epoch), warm=True)
@@ -217,8 +218,8 @@ def test_async_waits_for_the_previous_write():
                         checkpoint={"interval_s": 1, "mode": "async"})
     sim = Simulation(dcsim.scenario_from_dict(sc))
     spec = sim.workload.jobs[0]
-    placement = sim._empty_placement(spec, ("a100-sxm4-80gb",))
-    plan = sim.storage.plan_checkpoint(spec, sim._allocs(placement), 0.1, math.inf, None)
+    placement = sim.world.empty_placement(spec, ("a100-sxm4-80gb",))
+    plan = sim.storage.plan_checkpoint(spec, allocs_of(placement), 0.1, math.inf, None)
     assert plan.pause_s == pytest.approx(plan.snapshot_s + plan.write_s
                                          - plan.every_iterations * 0.1)
 
@@ -257,9 +258,9 @@ def test_young_daly_interval():
     assert alone(none).checkpoint_s == 0.0  # M = inf: no periodic checkpoints
     sim = Faulty(sc)
     spec = sim.workload.jobs[0]
-    placement = sim._empty_placement(spec, ("a100-sxm4-80gb",))
+    placement = sim.world.empty_placement(spec, ("a100-sxm4-80gb",))
     step = alone(none).iteration_s
-    plan = sim.storage.plan_checkpoint(spec, sim._allocs(placement), step, 4 * 3600.0, None)
+    plan = sim.storage.plan_checkpoint(spec, allocs_of(placement), step, 4 * 3600.0, None)
     assert plan.interval_s == pytest.approx(math.sqrt(2 * plan.write_s * 4 * 3600.0))
     assert alone(sim).checkpoint_s == pytest.approx(
         plan.write_s / max(1, round(plan.interval_s / step)))

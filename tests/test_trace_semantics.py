@@ -25,6 +25,7 @@ from dcsim.perf.measured import ThroughputTable
 from dcsim.perf.tables import read_table
 from dcsim.workload.formats import FORMATS
 from dcsim.workload.mapping import JOB_TYPES
+from dcsim.workload.traces import load_trace
 from tests.conftest import REPO, small_scenario
 from tests.test_traces import DATA, TRACES, trace_scenario, workload
 
@@ -388,7 +389,7 @@ def test_alibaba_pai_gpus_and_duration_follow_the_release(tmp_path):
     expect = pai_jobs(path)
     assert set(expect) == {"j1", "j2", "j5"}
     assert expect["j1"] == {"gpus": 2, "start": 1000.0, "end": 1610.0}  # ps 0% + 2 x 100%
-    load = trace_scenario(path, "alibaba-pai", skip_bad_rows=True)._trace_cache[1]
+    load = load_trace(trace_scenario(path, "alibaba-pai", skip_bad_rows=True))
     jobs = {j.name.removeprefix("pai-"): j for j in load.jobs}
     assert set(jobs) == set(expect)
     t0 = min(e["start"] for e in expect.values())

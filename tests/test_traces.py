@@ -14,6 +14,7 @@ from dcsim.registry import Registry
 from dcsim.rng import RandomStreams
 from dcsim.workload import build_workload
 from dcsim.workload.formats import FORMATS, TraceFormat
+from dcsim.workload.traces import load_trace
 from tests.conftest import REPO, small_scenario
 
 TRACES = REPO / "data" / "traces"
@@ -83,8 +84,8 @@ def test_philly_reads_every_job_fast_and_once(philly_full):
     sc, w, elapsed = philly_full
     assert (w.rows_read, len(w.jobs), w.rows_skipped) == (82_247, 82_247, 0)
     assert elapsed < 15.0  # about 2 s on the development machine (validate, parse, map)
-    # validation kept the jobs and the build reused them (the same objects: nothing re-read)
-    assert {id(j) for j in w.jobs} == {id(j) for j in sc._trace_cache[1].jobs}
+    # validation read the trace and the build reused it (the same objects: nothing re-read)
+    assert {id(j) for j in w.jobs} == {id(j) for j in load_trace(sc).jobs}
     assert w.jobs[0].arrival_s == 0.0
     gpus = pd.Series([j.num_gpus for j in w.jobs]).value_counts()
     assert gpus[1] == 76_627 and gpus[128] == 3  # as in data/traces/README.md
@@ -198,7 +199,7 @@ def test_alibaba_pai_excerpt_groups_tasks_into_jobs():
                                             r"number, got 'soon'"):
         trace_scenario(path, "alibaba-pai")
     sc = trace_scenario(path, "alibaba-pai", skip_bad_rows=True)
-    load = sc._trace_cache[1]
+    load = load_trace(sc)
     jobs = {j.name: j for j in load.jobs}
     assert set(jobs) == {"pai-j1", "pai-j2", "pai-j5"}
     assert jobs["pai-j1"].num_gpus == 2  # ps asks no GPU; 2 workers x 100%
@@ -210,7 +211,7 @@ def test_alibaba_pai_excerpt_groups_tasks_into_jobs():
     assert reasons["skipped: job j4: no start or end time (status Running)"] == 1
     assert load.rows_read == len(load.jobs) + 3 == 6  # 6 jobs in 7 task rows
     kept = trace_scenario(path, "alibaba-pai", skip_bad_rows=True, statuses=["Terminated"])
-    assert {j.name for j in kept._trace_cache[1].jobs} == {"pai-j1", "pai-j2"}
+    assert {j.name for j in load_trace(kept).jobs} == {"pai-j1", "pai-j2"}
 
 
 # ----------------------------------------------------------------------------- mapping

@@ -1,9 +1,12 @@
 """The simulation engine: the only place that wires SimPy processes together.
 
-`simulation.py` holds `Simulation` (build, the event loop, runners, rounds) and `simulate`;
-`ledger.py` keeps each job's storage and checkpoint books (plans, restore points, totals,
-the last completed checkpoint); `collect.py` turns a finished run into `Results`.
-docs/architecture.md has the split still to come (runner, pace, rounds).
+Modules, each pointing only at those after it: `simulation` (`Simulation`: the wiring, the
+loop and the state changes; `simulate`), `rounds` (the queue and the scheduling rounds),
+`runner` (one job's run segment as a process; a segment's accounting), `shares` (the links
+and storage tiers running jobs share), `ledger` (storage and checkpoint books), `record`
+(events, GPU timeline, link levels), `clock` (stepping to the end, with its guards) and
+`collect` (a finished run into `Results`). A step time is put together in
+`dcsim.world.pace`.
 """
 
 from dcsim.engine.simulation import Simulation, simulate

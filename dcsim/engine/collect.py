@@ -6,33 +6,55 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any
+from typing import Protocol
 
 import pandas as pd
 
 from dcsim._version import __version__
-from dcsim.metrics import FAILURE_COLUMNS, add_fairness, fault_metrics, group_breakdown, summarize
+from dcsim.engine.ledger import Ledger
+from dcsim.faults.model import FaultModel
+from dcsim.jobs import JobState
+from dcsim.metrics import (
+    FAILURE_COLUMNS,
+    Recorder,
+    add_fairness,
+    fault_metrics,
+    group_breakdown,
+    summarize,
+)
 from dcsim.results import Results
+from dcsim.scenario import Scenario
+from dcsim.world import World
 
-# `sim` below is the finished Simulation (dcsim/engine/simulation.py, which imports this module,
-# so it is not imported back here): its recorder, jobs, cluster, workload, scenario, faults,
-# throughput-table counts, storage ledger and what cut the run short.
-Simulation = Any
+
+class Finished(Protocol):
+    """What collecting reads of a finished run (dcsim/engine/simulation.py's Simulation)."""
+
+    scenario: Scenario
+    world: World
+    jobs: list[JobState]
+    recorder: Recorder
+    ledger: Ledger
+    faults: FaultModel | None
+    cut_by: str
+
+    def gpu_of(self, job: JobState) -> str: ...
+
 
 __all__ = ["collect", "storage_results"]
 
 
-def collect(sim: Simulation, events: int, end_s: float, wall_s: float) -> Results:
+def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
     """The run's Results: the recorder's tables, the summary (docs/metrics.md) and run.json."""
-    sim.recorder.jobs = [j.record(sim._gpu_of(j) if j.history else "") for j in sim.jobs]
+    sim.recorder.jobs = [j.record(sim.gpu_of(j) if j.history else "") for j in sim.jobs]
     frames = sim.recorder.frames()
-    add_fairness(frames["jobs"], frames["gpu_timeline"], sim.cluster.total_gpus)
+    add_fairness(frames["jobs"], frames["gpu_timeline"], sim.world.cluster.total_gpus)
     frames["groups"] = group_breakdown(frames["jobs"])
-    rows = {(p.source, p.line): p for p in sim.workload.skipped}  # one reason per row
+    rows = {(p.source, p.line): p for p in sim.world.workload.skipped}  # one reason per row
     reasons = Counter(p.message if p.column is None else f"{p.column}: {p.message}"
                       for p in rows.values())
     extra = {
-        "jobs_read": sim.workload.rows_read,
+        "jobs_read": sim.world.workload.rows_read,
         "jobs_accepted": len(sim.jobs),
         "rows_skipped": len(rows),
         "skip_reasons": dict(sorted(reasons.items())),
@@ -47,29 +69,29 @@ def collect(sim: Simulation, events: int, end_s: float, wall_s: float) -> Result
     ran = frames["jobs"]["step_source"]
     extra["step_sources"] = {k: int((ran == k).sum())
                              for k in ("measured", "interpolated", "model")}
-    if sim._table_counts:  # the throughput tables' entries, all tables together
+    if sim.world.table_counts:  # the throughput tables' entries, all tables together
         extra["throughput_entries"] = {
-            k: sum(t[k] for t in sim._table_counts) for k in ("read", "accepted")}
+            k: sum(t[k] for t in sim.world.table_counts) for k in ("read", "accepted")}
         extra["throughput_entries"]["skipped"] = (extra["throughput_entries"]["read"]
                                                   - extra["throughput_entries"]["accepted"])
     frames["failures"] = pd.DataFrame(sim.faults.events if sim.faults else [],
                                       columns=FAILURE_COLUMNS)
     extra.update(fault_metrics(frames["jobs"], frames["failures"], frames["events"], end_s,
                                sim.faults.configured_mtbf_hours() if sim.faults else {}))
-    summary = summarize(frames["jobs"], frames["gpu_timeline"], sim.cluster.total_gpus,
+    summary = summarize(frames["jobs"], frames["gpu_timeline"], sim.world.cluster.total_gpus,
                         end_s, extra, frames["links"])
     run = {
         "dcsim_version": __version__,
         "scenario": sim.scenario.model_dump(mode="json"),
         "seed": sim.scenario.seed,
         "wall_s": wall_s,
-        "skipped_rows": [str(p) for p in sim.workload.skipped],
-        "throughput_tables": sim._table_counts,
+        "skipped_rows": [str(p) for p in sim.world.workload.skipped],
+        "throughput_tables": sim.world.table_counts,
     }
     return Results(**frames, run=run, _summary=summary)
 
 
-def storage_results(sim: Simulation, jobs: pd.DataFrame) -> dict:
+def storage_results(sim: Finished, jobs: pd.DataFrame) -> dict:
     """Storage columns of the jobs table (added in place) and summary keys
     (docs/metrics.md#storage)."""
     tiers = ("dram", "nvme", "pfs", "object")

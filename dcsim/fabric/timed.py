@@ -70,7 +70,7 @@ class TimedFabric:
         # job id -> its ring routes, and as arrays (_arrays); cached until a link changes
         self._ring_routes: dict[int, tuple[list[list[int]], np.ndarray, np.ndarray]] = {}
         self._transfers: dict[int, _Transfer] = {}  # job id -> its transfer in flight
-        self._on_levels = on_levels
+        self.on_levels = on_levels  # (the engine sets it after the build)
         self._updated_s = 0.0
         self._version = 0  # bumped on every re-solve: older wake-ups are stale
         self.utilization = np.zeros(len(self.router.links))
@@ -236,8 +236,8 @@ class TimedFabric:
                                weights=np.repeat(rates, np.concatenate([p[3] for p in pieces])),
                                minlength=n_links)
         self.utilization = load / self.router.capacity
-        if self._on_levels is not None:
-            self._on_levels(self.utilization)
+        if self.on_levels is not None:
+            self.on_levels(self.utilization)
 
     def _csr(self, pieces, n_links: int, n_live: int) -> tuple[Routes, np.ndarray]:
         """The live flows' routes, each with its cap link appended, in CSR form, and the

@@ -12,7 +12,6 @@ See docs/architecture.md#failures-and-stragglers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +20,6 @@ from dcsim.scenario.faults import StragglerSpec
 
 if TYPE_CHECKING:
     from dcsim.faults.host import FaultHost
-    from dcsim.perf.step import StepEstimate
     from dcsim.policies.views import Placement
 
 __all__ = ["Stragglers"]
@@ -61,16 +59,10 @@ class Stragglers:
                     worst = max(worst, self.persistent[i] * max(self.transient[i]))
         return worst
 
-    def slowed(self, est: StepEstimate, placement: Placement) -> StepEstimate:
-        """The estimate at the pace of the placement's slowest GPU: every phase waits for it,
-        so all the step's times stretch by its factor."""
-        f = self.factor(placement) if self.spec is not None else 1.0
-        if f <= 1.0:
-            return est
-        return replace(est, iteration_s=est.iteration_s * f, compute_s=est.compute_s * f,
-                       bubble_s=est.bubble_s * f, dp_comm_s=est.dp_comm_s * f,
-                       tp_comm_s=est.tp_comm_s * f, optimizer_s=est.optimizer_s * f,
-                       data_stall_s=est.data_stall_s * f, overhead_s=est.overhead_s * f)
+    def slowdown(self, placement: Placement) -> float:
+        """The placement's straggler factor (>= 1): every phase of its step waits for its
+        slowest GPU (dcsim/world/pace.py stretches the step by it)."""
+        return self.factor(placement) if self.spec is not None else 1.0
 
     def _episodes(self, all_done: Callable[[], bool]):
         assert self.spec is not None and self.spec.transient is not None

@@ -67,14 +67,15 @@ def _is_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in tags or "[" in part)
 
 
-def validate_doc(doc: Located, model: type[M], what: str, **located: Any) -> M:
+def validate_doc(doc: Located, model: type[M], what: str, context: dict | None = None,
+                 **located: Any) -> M:
     """The document as a `model`, or a ScenarioError of located problems (`located`: the
     `clean` and `key` of `pydantic_problems`); `what` names the file kind in the message
-    for a document that is not a mapping."""
+    for a document that is not a mapping; `context` is pydantic's validation context."""
     if not isinstance(doc.data, dict):
         raise ScenarioError([Problem(doc.source, 1, "", f"a {what} must be a YAML mapping")])
     try:
-        return model.model_validate(doc.data)
+        return model.model_validate(doc.data, context=context)
     except ValidationError as exc:
         raise ScenarioError(pydantic_problems(exc, doc, **located)) from None
 
@@ -142,6 +143,4 @@ def parse_scenario(path: str | Path, overrides: list[str] | None = None,
 def validate_schema(doc: Located, base_dir: str) -> Scenario:
     """The document as a Scenario (shape and single values), its relative paths resolving in
     `base_dir`."""
-    sc = validate_doc(doc, Scenario, "scenario")
-    sc._base_dir = base_dir
-    return sc
+    return validate_doc(doc, Scenario, "scenario", context={"base_dir": base_dir})

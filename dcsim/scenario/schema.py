@@ -718,11 +718,13 @@ class Scenario(Strict):
     # storage tiers; given (even {}): every job reads its dataset (defaults per model kind)
     storage: Storage | None = None
     checkpoint: CheckpointSpec | None = None  # every job's periodic checkpoints (None: none)
-    # where relative paths (traces) resolve: the scenario file's folder; not a YAML key
+    # where relative paths (traces) resolve: the scenario file's folder; not a YAML key, set
+    # once while validating (`base_dir` in the validation context, see model_post_init)
     _base_dir: str = PrivateAttr(default=".")
-    # the trace as read and mapped when the scenario was validated (dcsim.workload.traces),
-    # with the key it was read under, so the build does not read a big trace twice
-    _trace_cache: Any = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if isinstance(context, dict) and "base_dir" in context:
+            self._base_dir = str(context["base_dir"])
 
     @model_validator(mode="after")
     def _measured_needs_tables(self) -> Scenario:

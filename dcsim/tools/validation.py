@@ -70,8 +70,7 @@ def reference_dir() -> Path:
 
 
 def _placed(server: str, gpus: int, job: dict) -> tuple[JobSpec, GpuSpec, RingPath]:
-    from dcsim.engine import Simulation
-    from dcsim.world import scenario_from_dict
+    from dcsim.world import build_world, scenario_from_dict
 
     scenario = scenario_from_dict({
         "name": "reference",
@@ -79,9 +78,9 @@ def _placed(server: str, gpus: int, job: dict) -> tuple[JobSpec, GpuSpec, RingPa
         "workload": {"jobs": [job]},
         "engine": {"step_model": "first-order"},
     })
-    sim = Simulation(scenario)
-    spec = sim.workload.jobs[0]
-    gpu, ring = sim.placed_links(spec)
+    assert scenario.workload.jobs is not None
+    spec = scenario.workload.jobs[0]
+    gpu, ring = build_world(scenario).placed_links(spec)
     return spec, gpu, ring
 
 

@@ -11,7 +11,7 @@ from dcsim.rng import RandomStreams
 from dcsim.scenario import GeneratorSpec, JobSpec, Scenario
 from dcsim.scenario.schema import PhillyGeneratorSpec
 from dcsim.workload.philly import generate_philly
-from dcsim.workload.traces import cached_trace
+from dcsim.workload.traces import load_trace
 
 __all__ = ["WorkloadResult", "build_workload"]
 
@@ -53,7 +53,7 @@ def build_workload(scenario: Scenario, streams: RandomStreams) -> WorkloadResult
         jobs = list(w.jobs)
         read = len(jobs)
     elif w.trace is not None:
-        trace = cached_trace(scenario)  # read once, at validation, for a loaded scenario
+        trace = load_trace(scenario)  # remembered from validation (workload/traces.py)
         jobs, skipped, read = list(trace.jobs), list(trace.skipped), trace.rows_read
     else:
         assert w.generator is not None

@@ -1,13 +1,12 @@
 """Reading a scenario's trace: parse with its format, filter, map to jobs, count.
 
-`load_trace(scenario)` is called once when the scenario is validated (dcsim/world/check.py)
-and its result kept on the scenario (`Scenario._trace_cache`, keyed by the trace options, the
-resolved path and the seed); `build_workload` reuses it, so a big trace is read once.
-
-Parsing a file is also remembered for the process, by format and file identity (path, size,
-modification time), for the last few files (`PARSED_FILES`): scenarios that share a trace
-(the Philly scheduler studies, a sweep's points run in one process) parse it once. A file that
-changes is parsed again; the cache hands out copies of its lists, never the lists it keeps.
+`load_trace(scenario)` runs when the scenario is validated (dcsim/world/check.py, which hands
+the result on in the `World` it builds) and again when the engine builds its workload. Both
+steps are remembered for the process, for the last few files (`PARSED_FILES`): parsing by
+format and file identity (path, size, modification time), mapping by that and the trace
+options and seed. So a big trace is read and mapped once, however many scenarios share it
+(the Philly scheduler studies, a sweep's points run in one process). A file that changes is
+read again; callers get copies of the lists, never the lists kept.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario import JobSpec, Scenario
 from dcsim.workload.formats import FORMATS, Parsed
 
-__all__ = ["TraceLoad", "load_trace", "cached_trace"]
+__all__ = ["TraceLoad", "load_trace", "parse_file"]
 
 
 @dataclass(frozen=True)
@@ -38,47 +37,64 @@ class TraceLoad:
                        for p in {(p.source, p.line): p for p in self.skipped}.values())
 
 
-def _key(scenario: Scenario) -> tuple:
-    trace = scenario.workload.trace
-    assert trace is not None
-    return (trace, str(scenario.resolve_path(trace.path)), scenario.seed)
-
-
-PARSED_FILES = 4  # parsed trace files remembered (the Philly trace: ~30 MB each)
+PARSED_FILES = 4  # trace files remembered (the Philly trace: ~30 MB each)
 _parsed: OrderedDict[tuple, Parsed] = OrderedDict()
+_mapped: OrderedDict[tuple, TraceLoad] = OrderedDict()
+
+
+def _file_key(path: Path) -> tuple | None:
+    """The file's identity (resolved path, size, mtime), or None if it cannot be read (the
+    format's own reader reports that)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (str(Path(path).resolve()), info.st_size, info.st_mtime_ns)
+
+
+def _remembered(memo: OrderedDict, key: tuple | None, make):
+    """memo[key], else make() kept under it (the last PARSED_FILES keys)."""
+    found = memo.get(key) if key is not None else None
+    if found is None:
+        found = make()
+        if key is not None:
+            memo[key] = found
+            while len(memo) > PARSED_FILES:
+                memo.popitem(last=False)
+    elif key is not None:
+        memo.move_to_end(key)
+    return found
 
 
 def parse_file(format_name: str, path: Path) -> Parsed:
     """The file parsed by its format, remembered by (format, path, size, mtime); the lists of
     the result are fresh copies (the records and jobs in them are frozen)."""
-    try:
-        info = os.stat(path)
-        key: tuple | None = (format_name, str(Path(path).resolve()), info.st_size,
-                             info.st_mtime_ns)
-    except OSError:
-        key = None  # the format's own reader reports it
-    parsed = _parsed.get(key) if key is not None else None
-    if parsed is None:
-        parsed = FORMATS.get(format_name)().parse(path)
-        if key is not None:
-            _parsed[key] = parsed
-            while len(_parsed) > PARSED_FILES:
-                _parsed.popitem(last=False)
-    elif key is not None:
-        _parsed.move_to_end(key)
+    file = _file_key(path)
+    parsed = _remembered(_parsed, (format_name, str(path), *file) if file else None,
+                         lambda: FORMATS.get(format_name)().parse(path))
     return Parsed(parsed.source, list(parsed.records),
                   list(parsed.jobs) if parsed.jobs is not None else None,
                   list(parsed.bad), list(parsed.excluded))
 
 
 def load_trace(scenario: Scenario) -> TraceLoad:
-    """Read, filter and map the scenario's trace. Raises ScenarioError for a bad file, or for
-    bad rows unless `skip_bad_rows`."""
+    """Read, filter and map the scenario's trace (remembered: the module's docstring). Raises
+    ScenarioError for a bad file, or for bad rows unless `skip_bad_rows`."""
+    trace = scenario.workload.trace
+    assert trace is not None
+    path = scenario.resolve_path(trace.path)
+    file = _file_key(path)
+    key = (trace.model_dump_json(), scenario.seed, str(path), *file) if file else None
+    load = _remembered(_mapped, key, lambda: _read_and_map(scenario, path))
+    return TraceLoad(list(load.jobs), load.rows_read, list(load.skipped), load.drawn,
+                     Counter(load.unknown_types))
+
+
+def _read_and_map(scenario: Scenario, path: Path) -> TraceLoad:
     from dcsim.workload.mapping import map_records
 
     trace = scenario.workload.trace
     assert trace is not None
-    path = scenario.resolve_path(trace.path)
     fmt = FORMATS.get(trace.format)()
     parsed = parse_file(trace.format, path)
     if parsed.bad and not trace.skip_bad_rows:
@@ -101,17 +117,3 @@ def load_trace(scenario: Scenario) -> TraceLoad:
         load = TraceLoad(mapped.jobs, 0, skipped, mapped.drawn, mapped.unknown_types)
     rows = len(load.jobs) + len({(p.source, p.line) for p in skipped})
     return TraceLoad(load.jobs, rows, skipped, load.drawn, load.unknown_types)
-
-
-def cached_trace(scenario: Scenario) -> TraceLoad:
-    """The trace as validated, if the scenario still holds it under the same key; else read."""
-    cache = scenario._trace_cache
-    if cache is not None and cache[0] == _key(scenario):
-        return cache[1]
-    load = load_trace(scenario)
-    scenario._trace_cache = (_key(scenario), load)
-    return load
-
-
-def remember(scenario: Scenario, load: TraceLoad) -> None:
-    scenario._trace_cache = (_key(scenario), load)

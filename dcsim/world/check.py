@@ -60,9 +60,9 @@ def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
 
 
 def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
-    """The trace exists and its rows are valid (or skipped, if the scenario says so); the jobs
-    read are kept on the scenario for the build (a big trace is read once)."""
-    from dcsim.workload.traces import load_trace, remember
+    """The trace exists and its rows are valid (or skipped, if the scenario says so); reading
+    it is remembered for the build (dcsim/workload/traces.py: a big trace is read once)."""
+    from dcsim.workload.traces import load_trace
 
     trace = sc.workload.trace
     if trace is None:
@@ -72,7 +72,7 @@ def _check_files(sc: Scenario, doc: Located) -> list[Problem]:
         msg = f"trace file not found: {sc.resolve_path(trace.path)}"
         return [Problem(*doc.where(path), key_path(path), msg)]
     try:
-        remember(sc, load_trace(sc))
+        load_trace(sc)
     except ScenarioError as exc:
         return exc.problems
     return []
@@ -114,9 +114,9 @@ def _check_throughputs(sc: Scenario, doc: Located) -> list[Problem]:
         except ScenarioError as exc:
             problems += exc.problems
     if not sc.engine.throughputs and sc.workload.trace is not None:
-        from dcsim.workload.traces import cached_trace
+        from dcsim.workload.traces import load_trace
 
-        wants = [j for j in cached_trace(sc).jobs if j.step_model == "measured"]
+        wants = [j for j in load_trace(sc).jobs if j.step_model == "measured"]
         if wants:
             key = ("workload", "trace", "path")
             problems.append(Problem(*doc.where(key), key_path(key),

@@ -1,0 +1,62 @@
+"""What a run writes down as it goes: job events, the GPU timeline (one `Level` row per
+instant with a change) and the links table (`outputs.link_levels`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dcsim.fabric.internals import INTERNAL_KINDS
+from dcsim.fabric.routing import Router
+from dcsim.hardware import Cluster
+from dcsim.metrics import Event, Level, LinkLevel, Recorder
+
+__all__ = ["Records"]
+
+
+class Records:
+    """The run's `Recorder`, appended to by the engine (events, levels, link levels)."""
+
+    def __init__(self, recorder: Recorder, cluster: Cluster, link_levels: str) -> None:
+        self.recorder, self.cluster, self.link_levels = recorder, cluster, link_levels
+        self.last_change_s = 0.0  # time of the last state change (stale timeouts aside)
+        self._levels: np.ndarray | None = None  # links' last levels
+        self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
+        self._link_names: list[str] = []  # the fabric's directed links, by index
+
+    def event(self, now: float, job_id: int, event: str, detail: str) -> None:
+        """A job's event (job_id -1: the cluster's, e.g. a server down)."""
+        self.recorder.events.append(Event(now, job_id, event, detail))
+
+    def level(self, now: float, running: int, queued: int) -> None:
+        """The GPU timeline's row at `now` (overwriting an earlier row of the same instant)."""
+        self.last_change_s = now
+        cluster = self.cluster
+        level = Level(now, cluster.allocated_gpus, cluster.total_gpus - cluster.out_gpus,
+                      running, queued)
+        levels = self.recorder.levels
+        if levels and levels[-1].time_s == level.time_s:
+            levels[-1] = level
+        else:
+            levels.append(level)
+
+    def links(self, now: float, router: Router, utilization: np.ndarray) -> None:
+        """A row in the links table for each recorded directed link whose level changed now."""
+        if self._levels is None:
+            self._levels = np.zeros_like(utilization)
+            self._recorded = self._recorded_links(router)
+            self._link_names = [router.link_name(i) for i in range(len(utilization))]
+        changed = np.abs(utilization - self._levels) > 1e-12
+        rows = np.flatnonzero(changed & self._recorded)
+        if rows.size:
+            names = self._link_names
+            self.recorder.links.extend(LinkLevel(now, names[i], u) for i, u in zip(
+                rows.tolist(), utilization[rows].tolist(), strict=True))
+        self._levels = utilization.copy()
+
+    def _recorded_links(self, router: Router) -> np.ndarray:
+        which = self.link_levels
+        kinds = router.graph.nodes
+        return np.array([which == "all" or (which == "fabric" and
+                                            kinds[a].get("kind") not in INTERNAL_KINDS and
+                                            kinds[b].get("kind") not in INTERNAL_KINDS)
+                         for a, b in router.links], dtype=bool)
