@@ -18,7 +18,7 @@ Everything random comes from the ``rng`` passed in, split into independent strea
 weights, the data and the mini-batches: the same seed gives the same records.
 
     >>> import numpy as np
-    >>> from dcsim.scenario.schema import JobSpec
+    >>> from dcsim.scenario.jobs import JobSpec
     >>> job = JobSpec.model_validate({
     ...     "name": "mlp", "global_batch": 32, "iterations": 200, "precision": "fp32",
     ...     "parallelism": {"micro_batch": 32},
@@ -42,7 +42,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dcsim.compression import FAKE, PRECISIONS, STORED, fake_quantize, prune_mask
-from dcsim.scenario.schema import CnnModel, JobSpec, MlpModel
+from dcsim.scenario.jobs import JobSpec
+from dcsim.scenario.models import CnnModel, MlpModel
 
 __all__ = [
     "PRECISIONS",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dcsim.execute import TrainingRecord, TrainingResult, fake_quantize, prune_mask, train
-from dcsim.scenario.schema import JobSpec
+from dcsim.scenario.jobs import JobSpec
 
 CHANCE = 0.1  # ten classes
 

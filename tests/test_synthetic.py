@@ -262,7 +262,7 @@ def test_small_philly_scenario_runs_end_to_end():
 def test_the_default_apps_fit_every_catalog_training_gpu():
     """Every default area fits in memory on one GPU of the reference (16 GB) and on an A100."""
     from dcsim import catalog
-    from dcsim.scenario.schema import PHILLY_APPS
+    from dcsim.scenario.workload import PHILLY_APPS
 
     jobs = [{"name": f"{app}-{gpu}", "model": d["model"], "gpu_type": gpu,
              "parallelism": {"dp": 1, "micro_batch": d["per_gpu_batch"]},

@@ -1,29 +1,29 @@
 """Scenarios: the one place where the YAML shape, defaults and validation live.
 
-The schema layer: `schema` holds the models (and `faults` the faults section's), `load` the
+The schema layer: `schema` holds the root model, `Scenario`, and its sections' models live by
+topic (`base`, `models`, `jobs`, `workload`, `cluster`, `engine`, `faults`); `load` does the
 reading, `--set` overrides and the schema's validation, every problem reported as
 `file:line: key.path: message` in one `ScenarioError`. It imports nothing above the catalog,
 errors and the YAML reader. `dcsim.world.load_scenario(path)` adds the checks that need built
 objects and returns a frozen, validated `Scenario`.
 """
 
+from dcsim.scenario.base import KindParams
+from dcsim.scenario.cluster import ServerGroup
+from dcsim.scenario.jobs import JobSpec, Parallelism
 from dcsim.scenario.load import apply_overrides, parse_scenario, validate_schema
-from dcsim.scenario.schema import (
+from dcsim.scenario.models import (
     BertModel,
     CnnModel,
     CustomModel,
     DlrmModel,
-    GeneratorSpec,
     GptModel,
-    JobSpec,
-    KindParams,
     MlpModel,
     ModelSpec,
     NetModel,
-    Parallelism,
-    Scenario,
-    ServerGroup,
 )
+from dcsim.scenario.schema import Scenario
+from dcsim.scenario.workload import GeneratorSpec
 
 __all__ = [
     "BertModel",

@@ -34,16 +34,8 @@ from dataclasses import dataclass
 
 from dcsim.perf.memory import memory_breakdown
 from dcsim.perf.zoo import model_stats
-from dcsim.scenario.schema import (
-    BertModel,
-    CheckpointSpec,
-    CnnModel,
-    DatasetSpec,
-    DlrmModel,
-    GptModel,
-    JobSpec,
-    MlpModel,
-)
+from dcsim.scenario.jobs import CheckpointSpec, DatasetSpec, JobSpec
+from dcsim.scenario.models import BertModel, CnnModel, DlrmModel, GptModel, MlpModel
 from dcsim.units import GB
 
 __all__ = ["Dataset", "dataset_of", "default_dataset", "hit_rates", "checkpoint_bytes",

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from dcsim.scenario.schema import CheckpointSpec, JobSpec, Scenario
+from dcsim.scenario.jobs import CheckpointSpec, JobSpec
+from dcsim.scenario.schema import Scenario
 from dcsim.storage.io import (
     CheckpointPlan,
     DataPlan,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import networkx as nx
 
 from dcsim import catalog
-from dcsim.scenario.schema import Scenario, Storage, StorageTier
+from dcsim.scenario.cluster import Storage, StorageTier
+from dcsim.scenario.schema import Scenario
 from dcsim.units import GB
 
 __all__ = ["Tier", "StorageSystem", "build_storage", "attach_storage", "SHARED_TIERS",

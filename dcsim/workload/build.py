@@ -9,7 +9,7 @@ import numpy as np
 from dcsim.errors import Problem
 from dcsim.rng import RandomStreams
 from dcsim.scenario import GeneratorSpec, JobSpec, Scenario
-from dcsim.scenario.schema import PhillyGeneratorSpec
+from dcsim.scenario.workload import PhillyGeneratorSpec
 from dcsim.workload.philly import generate_philly
 from dcsim.workload.traces import load_trace
 

@@ -38,7 +38,8 @@ from pydantic import ValidationError
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.rng import RandomStreams
-from dcsim.scenario.schema import JobSpec, Parallelism, TraceModel, TraceSource
+from dcsim.scenario.jobs import JobSpec, Parallelism
+from dcsim.scenario.workload import TraceModel, TraceSource
 from dcsim.workload.formats import TraceRecord
 
 __all__ = ["JOB_TYPES", "DEFAULT_MIX", "MODEL_STREAM", "map_records", "MappingResult"]
@@ -83,7 +84,7 @@ def _default_mix() -> list[dict[str, Any]]:
     generator (image recognition, NLP, recommendation, medical imaging), so a replayed trace
     and a generated one draw the same models. A choice, not a measurement: Philly publishes no
     per-job models. Without the generator's precision: trace jobs train in their era's."""
-    from dcsim.scenario.schema import PHILLY_APPS
+    from dcsim.scenario.workload import PHILLY_APPS
 
     return [{k: v for k, v in app.items() if k != "precision"} for app in PHILLY_APPS.values()]
 

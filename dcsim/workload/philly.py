@@ -16,7 +16,8 @@ import numpy as np
 import yaml
 
 from dcsim.rng import RandomStreams
-from dcsim.scenario.schema import JobSpec, PhillyGeneratorSpec
+from dcsim.scenario.jobs import JobSpec
+from dcsim.scenario.workload import PhillyGeneratorSpec
 
 __all__ = ["PhillyFit", "philly_fit", "generate_philly"]
 

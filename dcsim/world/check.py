@@ -8,8 +8,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from dcsim.errors import Problem, ScenarioError
+from dcsim.scenario.base import KindParams
 from dcsim.scenario.load import pydantic_problems
-from dcsim.scenario.schema import KindParams, NetModel, Scenario
+from dcsim.scenario.models import NetModel
+from dcsim.scenario.schema import Scenario
 from dcsim.world.build import World, build_world
 from dcsim.yamlsrc import Located, key_path
 
