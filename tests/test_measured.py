@@ -253,11 +253,27 @@ def test_a_measurement_admits_a_job_the_memory_model_would_reject(tmp_path):
 
 def test_measured_without_a_table_is_a_located_error(write_yaml):
     path = write_yaml(small_scenario(engine={"step_model": "measured"}))
-    with pytest.raises(ScenarioError, match="engine.step_model measured needs "
-                                            "engine.throughputs"):
+    with pytest.raises(ScenarioError, match=r"yaml:\d+: engine.step_model: step model "
+                                            r"'measured' needs engine.throughputs"):
         dcsim.load_scenario(path)
     path = write_yaml(small_scenario(jobs=[small_job(step_model="measured")]))
-    with pytest.raises(ScenarioError, match=r"workload.jobs\[0\].step_model measured"):
+    with pytest.raises(ScenarioError, match=r"yaml:\d+: workload.jobs\[0\].step_model: step "
+                                            r"model 'measured' needs"):
+        dcsim.load_scenario(path)
+
+
+def test_step_models_and_flow_fabrics_are_checked_against_their_registries(write_yaml):
+    path = write_yaml(small_scenario(engine={"step_model": "exact", "network": "ideal"}))
+    with pytest.raises(ScenarioError) as err:
+        dcsim.load_scenario(path)
+    text = str(err.value)
+    assert ("engine.network: unknown flow fabric 'ideal'; valid: isolated, shared, timed"
+            in text)
+    assert ("engine.step_model: unknown step model 'exact'; valid: calibrated, first-order, "
+            "measured" in text)
+    path = write_yaml(small_scenario(jobs=[small_job(step_model="exact")]))
+    with pytest.raises(ScenarioError, match=r"workload.jobs\[0\].step_model: unknown step "
+                                            r"model 'exact'"):
         dcsim.load_scenario(path)
 
 

@@ -308,3 +308,15 @@ def test_a_trace_file_is_parsed_once_per_process_until_it_changes(tmp_path, monk
     with path.open("a") as f:
         f.write("2017-10-09 07:02:55,60.0,2,120.0,a\n")
     assert len(traces.parse_file("philly", path).records) == 2 and len(calls) == 2
+
+
+def test_native_trace_step_model_is_a_registered_one(tmp_path):
+    path = tmp_path / "jobs.csv"
+    path.write_text("name,arrival_s,model,global_batch,iterations,step_model\n"
+                    "a,0,gpt2-1.5b,8,10,first-order\n"
+                    "b,0,gpt2-1.5b,8,10,exact\n")
+    with pytest.raises(ScenarioError, match=r"jobs.csv:3:step_model: unknown step model "
+                                            r"'exact'; valid: calibrated, first-order"):
+        trace_scenario(path, "dcsim-csv")
+    load = load_trace(trace_scenario(path, "dcsim-csv", skip_bad_rows=True))
+    assert [j.step_model for j in load.jobs] == ["first-order"] and load.rows_read == 2

@@ -150,3 +150,51 @@ def test_parts_are_built_on_first_use_only():
     assert "fabric" not in vars(world) and "step_model" not in vars(world)
     world.estimate_alone(world.workload.jobs[0])
     assert "step_model" in vars(world) and "placement" in vars(world)
+
+
+def test_a_new_step_model_is_one_class_and_one_registration(monkeypatch):
+    from dcsim.perf.select import STEP_MODELS, StepModelEntry
+
+    monkeypatch.setattr(STEP_MODELS, "_items", dict(STEP_MODELS._items))
+
+    @STEP_MODELS.register("twice-first-order")
+    class Twice(StepModelEntry):
+        @staticmethod
+        def build(inputs):
+            first = STEP_MODELS.get("first-order").build(inputs)
+
+            class Slower:
+                def estimate(self, job, gpu, ring):
+                    est = first.estimate(job, gpu, ring)
+                    return dataclasses.replace(est, iteration_s=2 * est.iteration_s)
+            return Slower()
+
+    data = small_scenario([small_job(iterations=10)], engine={"network": "isolated"})
+    base = dcsim.simulate(dcsim.scenario_from_dict(
+        {**data, "engine": {**data["engine"], "step_model": "first-order"}}))
+    twice = dcsim.simulate(dcsim.scenario_from_dict(
+        {**data, "engine": {**data["engine"], "step_model": "twice-first-order"}}))
+    assert twice.jobs.jct_s[0] == pytest.approx(2 * base.jobs.jct_s[0])
+
+
+def test_a_new_flow_fabric_is_one_class_and_one_registration(monkeypatch):
+    from dcsim.fabric.flows import FlowFabric
+
+    monkeypatch.setattr(FLOW_FABRICS, "_items", dict(FLOW_FABRICS._items))
+    built = []
+
+    @FLOW_FABRICS.register("shared-logged")
+    class Logged(FlowFabric):
+        carries_reads = True
+
+        @staticmethod
+        def build(network, env):
+            built.append(network)
+            return SharedFabric(network.detailed, network.attach)
+
+    jobs = [small_job(f"j{i}", parallelism={"dp": 16}, global_batch=16) for i in range(2)]
+    shared = dcsim.simulate(dcsim.scenario_from_dict(small_scenario(jobs)))
+    logged = dcsim.simulate(dcsim.scenario_from_dict(small_scenario(
+        jobs, engine={"network": "shared-logged"})))
+    assert len(built) == 1
+    assert list(logged.jobs.jct_s) == list(shared.jobs.jct_s)

@@ -23,7 +23,7 @@ from dcsim.perf.step import FirstOrderStepModel, StepEstimate, StepTimeModel
 from dcsim.registry import Registry
 from dcsim.scenario import JobSpec
 
-__all__ = ["PerJobStepModel", "StepModelInputs", "StepModelKind", "STEP_MODELS",
+__all__ = ["PerJobStepModel", "StepModelInputs", "StepModelEntry", "STEP_MODELS",
            "build_step_model"]
 
 
@@ -41,7 +41,7 @@ class StepModelInputs:
         return CalibratedStepModel(self.profiles)
 
 
-class StepModelKind:
+class StepModelEntry:
     name: ClassVar[str]
     needs_tables: ClassVar[bool] = False  # usable only with engine.throughputs
 
@@ -50,11 +50,11 @@ class StepModelKind:
         raise NotImplementedError
 
 
-STEP_MODELS: Registry[StepModelKind] = Registry("step model")
+STEP_MODELS: Registry[StepModelEntry] = Registry("step model")
 
 
 @STEP_MODELS.register("calibrated")
-class Calibrated(StepModelKind):
+class Calibrated(StepModelEntry):
     """Operation-level times from calibrated device profiles (docs/step-time-model.md)."""
 
     @staticmethod
@@ -63,7 +63,7 @@ class Calibrated(StepModelKind):
 
 
 @STEP_MODELS.register("first-order")
-class FirstOrder(StepModelKind):
+class FirstOrder(StepModelEntry):
     """FLOPs at a fixed efficiency plus ring all-reduce time (dcsim/perf/step.py)."""
 
     @staticmethod
@@ -72,7 +72,7 @@ class FirstOrder(StepModelKind):
 
 
 @STEP_MODELS.register("measured")
-class Measured(StepModelKind):
+class Measured(StepModelEntry):
     """Measured throughputs from tables, else the calibrated model (dcsim/perf/measured.py)."""
 
     needs_tables = True

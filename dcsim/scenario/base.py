@@ -8,12 +8,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["Strict", "KindParams", "Precision", "StepModelKind", "MAX_INT", "MAX_FLOAT",
+__all__ = ["Strict", "KindParams", "Precision", "StepModelKind", "FlowFabricKind", "MAX_INT",
+           "MAX_FLOAT",
            "MAX_ITERATIONS", "MAX_SERVERS", "MAX_GPUS_PER_SERVER", "MAX_JOBS", "PosInt",
            "ServerCount", "JobCount", "Sigma", "PosFloat", "NonNegFloat", "Iterations"]
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
-StepModelKind = Literal["calibrated", "first-order", "measured"]
+# registered names, checked against their registries by the world (dcsim/world/check.py):
+# step models (dcsim/perf/select.py STEP_MODELS), flow fabrics (dcsim/fabric/flows.py)
+RegisteredName = Annotated[str, Field(min_length=1, max_length=64,
+                                      pattern=r"^[^\x00-\x1f\x7f]+$")]
+StepModelKind = RegisteredName
+FlowFabricKind = RegisteredName
 # bounds (issue 14): finite but absurd values are refused with the bound in the message,
 # before anything is allocated for them. Every number has one: the general ones below keep
 # products of a few of them inside float64 and int64, the specific ones bound sizes

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr
 
 # the sections' models; the imports marked noqa also re-export what this module defined
 # before the split
@@ -37,7 +37,6 @@ from dcsim.scenario.base import (  # noqa: F401
     Strict,
 )
 from dcsim.scenario.cluster import Cluster, NicGroup, ServerGroup, Storage, StorageTier  # noqa: F401
-from dcsim.scenario.engine import Engine, Outputs, ThroughputSource  # noqa: F401
 from dcsim.scenario.faults import FaultsSpec
 from dcsim.scenario.jobs import (  # noqa: F401
     CheckpointSpec,
@@ -58,6 +57,7 @@ from dcsim.scenario.models import (  # noqa: F401
     ModelSpec,
     NetModel,
 )
+from dcsim.scenario.options import Engine, Outputs, ThroughputSource  # noqa: F401
 from dcsim.scenario.workload import (  # noqa: F401
     DLRM_KAGGLE,
     NATIVE_TRACE_FORMATS,
@@ -122,19 +122,6 @@ class Scenario(Strict):
     def model_post_init(self, context: Any, /) -> None:
         if isinstance(context, dict) and "base_dir" in context:
             self._base_dir = str(context["base_dir"])
-
-    @model_validator(mode="after")
-    def _measured_needs_tables(self) -> Scenario:
-        if self.engine.throughputs:
-            return self
-        if self.engine.step_model == "measured":
-            raise ValueError("engine.step_model measured needs engine.throughputs (a table of "
-                             "measured throughputs)")
-        for i, job in enumerate(self.workload.jobs or []):
-            if job.step_model == "measured":
-                raise ValueError(f"workload.jobs[{i}].step_model measured needs "
-                                 "engine.throughputs (a table of measured throughputs)")
-        return self
 
     @property
     def base_dir(self) -> str:

@@ -61,10 +61,18 @@ def check_columns(source: str, header: list[str]) -> None:
 def rows_to_jobs(source: str, rows: Iterable[tuple[int, dict[str, str]]]
                  ) -> tuple[list[JobSpec], list[Problem]]:
     """Validate (line, row) pairs of string cells as jobs; the problems of the bad ones."""
+    from dcsim.perf.select import STEP_MODELS
+
     jobs, problems = [], []
     for line, row in rows:
         try:
-            jobs.append(JobSpec.model_validate(_row_to_job(row)))
+            job = JobSpec.model_validate(_row_to_job(row))
+            if job.step_model is not None and job.step_model not in STEP_MODELS:
+                problems.append(Problem(source, line, "", f"unknown step model "
+                                        f"{job.step_model!r}; valid: "
+                                        f"{', '.join(STEP_MODELS.names())}", column="step_model"))
+                continue
+            jobs.append(job)
         except ValidationError as exc:
             for err in exc.errors():
                 msg = err["msg"].removeprefix("Value error, ")

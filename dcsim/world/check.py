@@ -5,10 +5,13 @@ cluster's parts. Every problem is located (`file:line: key.path: message`)."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import BaseModel, ValidationError
 
 from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario.base import KindParams
+from dcsim.scenario.jobs import JobSpec
 from dcsim.scenario.load import pydantic_problems
 from dcsim.scenario.models import NetModel
 from dcsim.scenario.schema import Scenario
@@ -17,11 +20,14 @@ from dcsim.yamlsrc import Located, key_path
 
 __all__ = ["check_world"]
 
+M = TypeVar("M", bound=BaseModel)
+
 
 def check_world(sc: Scenario, doc: Located) -> list[Problem]:
     """Every cross-section problem of a schema-valid scenario (`doc`: where its keys are), in
     order; a group of checks runs only if the ones before found nothing."""
-    problems = _check_kinds(sc, doc) + _check_nets(sc, doc) + _check_distributions(sc, doc)
+    problems = (_check_kinds(sc, doc) + _check_engine_kinds(sc, doc) + _check_nets(sc, doc)
+                + _check_distributions(sc, doc))
     problems += _check_files(sc, doc) if not problems else []
     problems += _check_profiles(sc, doc) if not problems else []
     problems += _check_throughputs(sc, doc) if not problems else []
@@ -58,6 +64,33 @@ def _check_kinds(sc: Scenario, doc: Located) -> list[Problem]:
             registry.get(block.kind).Params(**block.params)
         except ValidationError as exc:
             problems += pydantic_problems(exc, doc, (key, "params"))
+    return problems
+
+
+def _check_engine_kinds(sc: Scenario, doc: Located) -> list[Problem]:
+    """`engine.network` names a registered flow fabric; `engine.step_model` and each job's
+    `step_model` a registered step model, one that needs throughput tables only with
+    `engine.throughputs`."""
+    from dcsim.fabric.flows import FLOW_FABRICS
+    from dcsim.perf.select import STEP_MODELS
+
+    problems = []
+    if sc.engine.network not in FLOW_FABRICS:
+        msg = (f"unknown {FLOW_FABRICS.what} {sc.engine.network!r}; valid: "
+               f"{', '.join(FLOW_FABRICS.names())}")
+        problems.append(Problem(*doc.where(("engine", "network")), "engine.network", msg))
+    wants = [(("engine", "step_model"), sc.engine.step_model)]
+    wants += [((*path, "step_model"), job.step_model)
+              for path, job in _found(sc, (), JobSpec) if job.step_model is not None]
+    for key, name in wants:
+        if name not in STEP_MODELS:
+            msg = f"unknown {STEP_MODELS.what} {name!r}; valid: {', '.join(STEP_MODELS.names())}"
+        elif STEP_MODELS.get(name).needs_tables and not sc.engine.throughputs:
+            msg = (f"step model {name!r} needs engine.throughputs (a table of measured "
+                   "throughputs)")
+        else:
+            continue
+        problems.append(Problem(*doc.where(key), key_path(key), msg))
     return problems
 
 
@@ -116,14 +149,17 @@ def _check_throughputs(sc: Scenario, doc: Located) -> list[Problem]:
         except ScenarioError as exc:
             problems += exc.problems
     if not sc.engine.throughputs and sc.workload.trace is not None:
+        from dcsim.perf.select import STEP_MODELS
         from dcsim.workload.traces import load_trace
 
-        wants = [j for j in load_trace(sc).jobs if j.step_model == "measured"]
-        if wants:
+        for name in sorted({j.step_model for j in load_trace(sc).jobs if j.step_model}):
+            if not STEP_MODELS.get(name).needs_tables:
+                continue
+            wants = [j for j in load_trace(sc).jobs if j.step_model == name]
             key = ("workload", "trace", "path")
             problems.append(Problem(*doc.where(key), key_path(key),
                                     f"{len(wants)} trace jobs (first: {wants[0].name}) ask for "
-                                    "step_model measured: it needs engine.throughputs"))
+                                    f"step_model {name}: it needs engine.throughputs"))
     return problems
 
 
@@ -141,17 +177,17 @@ def _check_build(sc: Scenario, doc: Located) -> tuple[World | None, list[Problem
         return None, [Problem(*doc.where(("topology",)), "topology", str(exc))]
 
 
-def _nets(node: object, path: tuple) -> list[tuple[tuple, NetModel]]:
-    """Every `kind: net` model in a validated scenario, with its key path."""
-    if isinstance(node, NetModel):
+def _found(node: object, path: tuple, cls: type[M]) -> list[tuple[tuple, M]]:
+    """Every `cls` model in a validated scenario (outermost only), with its key path."""
+    if isinstance(node, cls):
         return [(path, node)]
     if isinstance(node, BaseModel):
         return [found for name in type(node).model_fields
-                for found in _nets(getattr(node, name), (*path, name))]
+                for found in _found(getattr(node, name), (*path, name), cls)]
     if isinstance(node, list | tuple):
-        return [found for i, item in enumerate(node) for found in _nets(item, (*path, i))]
+        return [found for i, item in enumerate(node) for found in _found(item, (*path, i), cls)]
     if isinstance(node, dict):
-        return [found for k, v in node.items() for found in _nets(v, (*path, k))]
+        return [found for k, v in node.items() for found in _found(v, (*path, k), cls)]
     return []
 
 
@@ -161,7 +197,7 @@ def _check_nets(sc: Scenario, doc: Located) -> list[Problem]:
     from dcsim.perf.nets import NETS
 
     problems = []
-    for path, net in _nets(sc, ()):
+    for path, net in _found(sc, (), NetModel):
         if net.arch not in NETS:
             msg = f"unknown net arch {net.arch!r}; valid: {', '.join(NETS.names())}"
         else:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from dcsim.scenario.base import NonNegFloat, PosInt, StepModelKind, Strict
+from dcsim.scenario.base import FlowFabricKind, NonNegFloat, PosInt, StepModelKind, Strict
 from dcsim.scenario.jobs import JobSpec
 
 __all__ = ["Engine", "Outputs", "ThroughputSource"]
@@ -40,7 +40,7 @@ class Engine(Strict):
     throughputs: list[ThroughputSource] = Field(default_factory=list)
     # jobs share links max-min fairly while they run (shared), while they communicate (timed),
     # or not at all (isolated)
-    network: Literal["shared", "isolated", "timed"] = "shared"
+    network: FlowFabricKind = "shared"
     profiles: list[str] = Field(default_factory=list)  # device profile files (dcsim calibrate)
     # checkpoint + restore time a preempted job pays when it restarts (holding its GPUs, no
     # progress); Simulation._restore_delay_s is the hook a storage model will replace
