@@ -10,8 +10,9 @@ from collections.abc import Callable
 import simpy
 
 from dcsim.errors import SimulationError
+from dcsim.jobs import JobState
 
-__all__ = ["step_events", "MAX_EVENTS_AT_ONE_INSTANT"]
+__all__ = ["step_events", "give_reasons", "MAX_EVENTS_AT_ONE_INSTANT"]
 
 # events at one simulated instant (or 50 per job, if more) after which the run is stuck, not busy
 MAX_EVENTS_AT_ONE_INSTANT = 5_000_000
@@ -49,3 +50,12 @@ def step_events(env: simpy.Environment, until: float, limit: int | None, jobs: i
     if progress is not None:
         progress()
     return events, stopped_by
+
+
+def give_reasons(open_jobs: list[JobState], end: float, why: str) -> None:
+    """Every job still open when the run was cut short at `end` gets its reason: unfinished
+    (and in which state) if it had arrived, else not arrived."""
+    for job in open_jobs:
+        arrived = job.spec.arrival_s <= end
+        job.reason = (f"unfinished: {why} while {job.status.value}" if arrived
+                      else f"not arrived: {why} before its arrival")

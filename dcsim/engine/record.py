@@ -8,7 +8,7 @@ import numpy as np
 from dcsim.fabric.internals import INTERNAL_KINDS
 from dcsim.fabric.routing import Router
 from dcsim.hardware import Cluster
-from dcsim.metrics import Event, Level, LinkLevel, Recorder
+from dcsim.metrics import Event, Execution, Level, LinkLevel, Recorder, TrainingRow
 
 __all__ = ["Records"]
 
@@ -38,6 +38,15 @@ class Records:
             levels[-1] = level
         else:
             levels.append(level)
+
+    def trained(self, job_id: int, result, simulated_iteration_s: float) -> None:
+        """An executed job's training records (losses, accuracies) and its measured time
+        beside the simulated one (`result`: dcsim.execute.train's)."""
+        self.recorder.training += [TrainingRow(job_id, r.iteration, r.loss, r.accuracy, r.phase)
+                                   for r in result.records]
+        self.recorder.executions.append(Execution(
+            job_id, result.iterations, result.wall_s, result.wall_s_per_iteration,
+            simulated_iteration_s, result.final_accuracy, result.sparsity_achieved))
 
     def links(self, now: float, router: Router, utilization: np.ndarray) -> None:
         """A row in the links table for each recorded directed link whose level changed now."""

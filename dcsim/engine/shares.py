@@ -173,12 +173,14 @@ class Shares:
             if job is not None:
                 self.respeed(job, "storage share changed")
 
-    def restore_delay_s(self, job: JobState, step_guess_s: float, fallback_s: float) -> float:
+    def restore_delay_s(self, job: JobState, fallback_s: float) -> float:
         """Restore time a restarted job pays, holding its GPUs without progress: with
         checkpointing on, reading its checkpoint on its (new) placement (size / read bandwidth
         + latency, dcsim.storage); else `fallback_s` (`engine.preemption_overhead_s`)."""
         if job.placement is not None and self.storage.checkpoint_spec(job.spec) is not None:
-            plan = self.storage.plan_checkpoint(job.spec, allocs_of(job.placement), step_guess_s,
+            est = job.estimate  # the step before checkpoint pauses: its last, else alone
+            step_s = est.iteration_s - est.checkpoint_s if est is not None else job.alone_step_s
+            plan = self.storage.plan_checkpoint(job.spec, allocs_of(job.placement), step_s,
                                                 self.mtbf_s(job), job.job_id)
             if plan is not None:
                 return plan.read_s

@@ -27,7 +27,7 @@ from pathlib import Path
 import networkx as nx
 import simpy
 
-from dcsim.engine.clock import step_events
+from dcsim.engine.clock import give_reasons, step_events
 from dcsim.engine.collect import collect
 from dcsim.engine.ledger import Ledger
 from dcsim.engine.record import Records
@@ -40,7 +40,7 @@ from dcsim.fabric.timed import TimedFabric
 from dcsim.faults.model import FaultModel
 from dcsim.faults.retries import give_up
 from dcsim.jobs import JobState, Reestimate, Status, Stop
-from dcsim.metrics import Execution, Recorder, Segment, TrainingRow
+from dcsim.metrics import Recorder, Segment
 from dcsim.perf import StepTimeModel
 from dcsim.perf.calibrated import NOT_STEP_FIELDS
 from dcsim.perf.step import StepEstimate
@@ -184,12 +184,7 @@ class Simulation:
 
         assert job.estimate is not None
         result = train(job.spec, self.streams.stream(f"execute.{job.job_id}"))
-        self.recorder.training += [
-            TrainingRow(job.job_id, r.iteration, r.loss, r.accuracy, r.phase)
-            for r in result.records]
-        self.recorder.executions.append(Execution(
-            job.job_id, result.iterations, result.wall_s, result.wall_s_per_iteration,
-            job.estimate.iteration_s, result.final_accuracy, result.sparsity_achieved))
+        self.records.trained(job.job_id, result, job.estimate.iteration_s)
 
     def _stop(self, job: JobState, reason: str) -> None:
         """Take a running job off its GPUs now; it loses the iteration in progress."""
@@ -262,14 +257,7 @@ class Simulation:
 
     def _restore_delay_s(self, job: JobState) -> float:
         """Restore time a restarted job pays (dcsim/engine/shares.py `restore_delay_s`)."""
-        return self.shares.restore_delay_s(job, self._step_guess(job),
-                                           self.scenario.engine.preemption_overhead_s)
-
-    def _step_guess(self, job: JobState) -> float:
-        """The job's step time before checkpoint pauses (its estimate, else alone)."""
-        if job.estimate is not None:
-            return job.estimate.iteration_s - job.estimate.checkpoint_s
-        return job.alone_step_s
+        return self.shares.restore_delay_s(job, self.scenario.engine.preemption_overhead_s)
 
     def _job_mtbf_s(self, job: JobState) -> float:
         """The job's mean time between failures (s), for Young/Daly checkpoint intervals:
@@ -384,11 +372,7 @@ class Simulation:
                 job.reason = job.reason or ("the run ran out of events with this job open "
                                             "(please report this scenario)")
             return self.records.last_change_s
-        why = self._stopped_by or f"horizon_s ({end:g} s) reached"
-        for job in open_jobs:
-            arrived = job.spec.arrival_s <= end
-            job.reason = (f"unfinished: {why} while {job.status.value}" if arrived
-                          else f"not arrived: {why} before its arrival")
+        give_reasons(open_jobs, end, self._stopped_by or f"horizon_s ({end:g} s) reached")
         if not self._running:
             return end
         if self.env.now < end:

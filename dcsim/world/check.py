@@ -272,9 +272,7 @@ def _check_storage(sc: Scenario, doc: Located, world: World) -> list[Problem]:
     if sc.storage is None and sc.checkpoint is None and not any(
             j.dataset is not None or j.checkpoint is not None for j in jobs):
         return []
-    from dcsim.storage import StorageModel
-
-    model = StorageModel(sc, world.cluster.servers)
+    model = world.storage
     problems = []
     for i, job in enumerate(jobs):
         bad = model.problem(job)
