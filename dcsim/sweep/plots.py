@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from dcsim.plotting import _axes
+from dcsim.plotting.common import _axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
