@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from dcsim.catalog import gpus
-from dcsim.perf import calibrate
+from dcsim.perf import calibrate, hosttiming
 from dcsim.perf.calibrate import (
     Timing,
     fit_host_profile,
@@ -139,10 +139,10 @@ def test_measured_grid_covers_products_and_memory_kernels(measured):
     gemms = [t for t in timings if t.kind == "gemm"]
     memories = [t for t in timings if t.kind == "memory"]
     assert {(t.m, t.k) for t in gemms} == {
-        (m, w) for m in calibrate.QUICK_GEMM_BATCHES for w in calibrate.QUICK_GEMM_WIDTHS
+        (m, w) for m in hosttiming.QUICK_GEMM_BATCHES for w in hosttiming.QUICK_GEMM_WIDTHS
     }
     assert all(t.flop == 2.0 * t.m * t.n * t.k and t.n == t.k for t in gemms)
-    assert [t.nbytes / 3 for t in memories] == list(calibrate.QUICK_MEMORY_BYTES)
+    assert [t.nbytes / 3 for t in memories] == list(hosttiming.QUICK_MEMORY_BYTES)
     assert all(t.k == 0 and t.flop == 0 for t in memories)
     assert all(t.seconds > 0 for t in timings) and peak > 0 and bandwidth > 0
 
@@ -198,7 +198,7 @@ def test_provenance_names_the_machine_and_the_software(fitted):
     assert provenance["cpu_count"] == os.cpu_count()
     for name in ("numpy", "numba", "scipy"):
         assert provenance[name] == metadata.version(name)
-    assert provenance["grid"]["gemm_widths"] == list(calibrate.QUICK_GEMM_WIDTHS)
+    assert provenance["grid"]["gemm_widths"] == list(hosttiming.QUICK_GEMM_WIDTHS)
     assert provenance["rows"] == 16 and "date" in provenance
 
 
@@ -244,9 +244,9 @@ def test_fit_rejects_incomplete_input():
 
 
 def test_measure_host_in_process_on_a_tiny_grid(monkeypatch):
-    monkeypatch.setattr(calibrate, "QUICK_GEMM_BATCHES", (8,))
-    monkeypatch.setattr(calibrate, "QUICK_GEMM_WIDTHS", (8, 16))
-    monkeypatch.setattr(calibrate, "QUICK_MEMORY_BYTES", (4096,))
+    monkeypatch.setattr(hosttiming, "QUICK_GEMM_BATCHES", (8,))
+    monkeypatch.setattr(hosttiming, "QUICK_GEMM_WIDTHS", (8, 16))
+    monkeypatch.setattr(hosttiming, "QUICK_MEMORY_BYTES", (4096,))
     timings = measure_host(quick=True, repeats=1)
     assert [(t.kind, t.m, t.n, t.k) for t in timings] == [
         ("gemm", 8, 8, 8),
@@ -271,7 +271,7 @@ def test_calibrate_host_measures_and_fits(monkeypatch):
         ("PEAK_SGEMM_SIZE", 256),
         ("PEAK_COPY_BYTES", 2**20),
     ):
-        monkeypatch.setattr(calibrate, name, value)
+        monkeypatch.setattr(hosttiming, name, value)
     profile, peak, bandwidth = calibrate.calibrate_host(quick=True, repeats=1)
     assert peak > 0 and bandwidth > 0
     assert 0 < profile.gemm_efficiency <= 1 and profile.kernel_overhead_s > 0

@@ -1,4 +1,4 @@
-"""Schedulers (dcsim/policies/scheduling.py) order, pass and preempt as their definitions say;
+"""Schedulers (dcsim/policies/scheduling/) order, pass and preempt as their definitions say;
 the decision-time hook; preemption overhead; the fairness and slowdown metrics."""
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ def test_trace_counts_and_virtual_clusters(tmp_path):
 def test_fifo_heap_rounds_launch_what_sorting_the_queue_launches(monkeypatch):
     """FIFO declares a static order (`Scheduler.static_key`), so the engine keeps its queue as
     a heap and looks only at the head; the runs match the general sort-the-queue rounds."""
-    from dcsim.policies.scheduling import Fifo
+    from dcsim.policies.scheduling.classic import Fifo
 
     data = small_scenario(cluster={"servers": [{"type": "dgx-a100-80gb", "count": 2}]},
                           workload={"generator": {

@@ -244,7 +244,7 @@ def _check_faults(sc: Scenario, doc: Located, world: World) -> list[Problem]:
     faults = sc.faults
     if faults is None or faults.trace is None:
         return []
-    from dcsim.faults.model import Instances, TargetError
+    from dcsim.faults.instances import Instances, TargetError
     from dcsim.faults.trace import read_failure_trace
 
     path = sc.resolve_path(faults.trace.path)

@@ -41,4 +41,4 @@ __all__ = ["Op", "Net", "NetBuilder", "NETS", "matmul", "memory", "gather", "con
            "Widths"]
 
 # Register the architectures.
-from dcsim.perf.nets import recsys, sequence, vision  # noqa: F401,I001
+from dcsim.perf.nets import recsys, sequence, vision, detection, gan, totals  # noqa: F401,I001
