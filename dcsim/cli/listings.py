@@ -16,15 +16,14 @@ def memory_fields(memory: Any) -> dict[str, float]:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from dcsim.engine import Simulation
     from dcsim.perf.memory import memory_breakdown
-    from dcsim.world import load_scenario
+    from dcsim.world import build_world, load_scenario
 
     scenario = load_scenario(_scenario_path(args.scenario), args.overrides, args.seed)
-    sim = Simulation(scenario)
+    world = build_world(scenario)
     rows = []
-    for spec in sim.workload.jobs:
-        est, reason = sim.world.estimate_alone(spec)
+    for spec in world.workload.jobs:
+        est, reason = world.estimate_alone(spec)
         memory = memory_breakdown(spec)
         row: dict[str, Any] = {"name": spec.name, "num_gpus": spec.num_gpus,
                                "memory_per_gpu_gb": memory.total / 1e9,
@@ -33,7 +32,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if est is None:
             row["rejected"] = reason
         else:
-            row.update(gpu_type=sim.world.placed_links(spec)[0].name, iteration_s=est.iteration_s,
+            row.update(gpu_type=world.placed_links(spec)[0].name, iteration_s=est.iteration_s,
                        compute_s=est.compute_s,
                        tp_comm_s=est.tp_comm_s, bubble_s=est.bubble_s, dp_comm_s=est.dp_comm_s,
                        optimizer_s=est.optimizer_s, data_stall_s=est.data_stall_s,

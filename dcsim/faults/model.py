@@ -14,8 +14,6 @@ See docs/architecture.md#failures-and-stragglers.
 from __future__ import annotations
 
 import heapq
-import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -23,13 +21,13 @@ import numpy as np
 from dcsim.faults import llama3
 from dcsim.faults.distributions import REPAIRS, TTF
 from dcsim.faults.instances import Instances, TargetError, resolve_components
+from dcsim.faults.rates import FaultRates, servers_next_to
 from dcsim.faults.stragglers import Stragglers
 from dcsim.faults.trace import TraceFailure, read_failure_trace
 from dcsim.scenario.faults import SERVER_COMPONENTS, ComponentFailures, FaultsSpec, RepairSpec
 
 if TYPE_CHECKING:
     from dcsim.faults.host import FaultHost
-    from dcsim.perf.step import StepEstimate
     from dcsim.policies.views import Placement
 
 __all__ = ["Instances", "FaultModel", "FailureEvent", "resolve_components", "TargetError"]
@@ -61,11 +59,6 @@ def draw_repair(rs: RepairSpec, rng: np.random.Generator) -> float:
     return REPAIRS.get(rs.distribution)().draw(rs.mean_hours * HOUR, rs, rng)
 
 
-@dataclass
-class _Down:
-    until_s: float
-
-
 class FaultModel:
     """Failure processes, repairs, the spare pool and stragglers of one simulation."""
 
@@ -82,59 +75,20 @@ class FaultModel:
         self._switch_down: set[str] = set()
         self.stragglers = Stragglers(sim, spec.stragglers, self.inst.gpu_offsets)
         self._repair_rng = sim.streams.stream("faults.repair")
-        self._mtbf_cache: dict[tuple, float] = {}
-        self._link_servers = [self._servers_next_to(lk) for lk in self.inst.links]
-        self._switch_servers = [self._servers_next_to(self.inst.graph[sw])
-                                for sw in self.inst.switches]
+        self.rates = FaultRates(self.inst, self.components)
 
     # ------------------------------------------------------------------ configured rates
     def class_rate_per_s(self, comp: str) -> float:
         """Failures per second of the whole class (all instances), from the configuration."""
-        cf = self.components.get(comp)
-        return self.inst.count[comp] / (cf.mtbf_hours * HOUR) if cf else 0.0
+        return self.rates.class_rate_per_s(comp)
 
     def configured_mtbf_hours(self) -> dict[str, float]:
         """Per class, the cluster-wide mean time between failures (instance MTBF / instances)."""
-        return {c: 1.0 / (self.class_rate_per_s(c) * HOUR) for c in self.components}
+        return self.rates.configured_mtbf_hours()
 
     def job_mtbf_s(self, job) -> float:
-        """Mean time between failures that interrupt `job`: 1 / the summed rates of the
-        instances it depends on (its GPUs for gpu, gpu_memory, software; its servers for host;
-        their NICs; if it spans servers, the links and switches that can cut it)."""
-        spec = job.spec
-        placement = job.placement
-        if placement is not None:
-            sids = list(placement.server_ids)
-        else:  # not placed: as many servers as it needs, of the first server's size
-            per = self.inst.servers[0].num_gpus or 1
-            sids = list(range(min(len(self.inst.servers), -(-spec.num_gpus // per))))
-        key = (spec.num_gpus, tuple(sids))
-        if key not in self._mtbf_cache:
-            self._mtbf_cache[key] = self._mtbf_of(spec.num_gpus, set(sids))
-        return self._mtbf_cache[key]
-
-    def _mtbf_of(self, num_gpus: int, sids: set[int]) -> float:
-        rate = 0.0
-        for comp, cf in self.components.items():
-            per_instance = 1.0 / (cf.mtbf_hours * HOUR)
-            if comp in ("gpu", "gpu_memory", "software"):
-                n = num_gpus
-            elif comp == "host":
-                n = len(sids)
-            elif comp == "nic":
-                n = sum(len(self.inst.servers[s].nics) for s in sids)
-            elif len(sids) < 2:
-                n = 0
-            else:  # a network element cuts the job if above the servers or next to one of its
-                ends = self._link_servers if comp == "link" else self._switch_servers
-                n = sum(1 for e in ends if not e or not e.isdisjoint(sids))
-            rate += n * per_instance
-        return 1.0 / rate if rate > 0 else math.inf
-
-    def _servers_next_to(self, nodes) -> frozenset[int]:
-        kinds = self.inst.graph.nodes
-        return frozenset(int(n.removeprefix("server")) for n in nodes
-                         if kinds[n].get("kind") == "server")
+        """Mean time between failures that interrupt `job` (`FaultRates.job_mtbf_s`)."""
+        return self.rates.job_mtbf_s(job)
 
     # ------------------------------------------------------------------ processes
     def start(self) -> None:
@@ -254,7 +208,7 @@ class FaultModel:
             down = {i for lk in links for i in fabric.router.link_indices(*lk)}
             return [j for j in running
                     if any(not down.isdisjoint(r) for r in fabric.routes_of(j.job_id))]
-        cut = set(self._servers_next_to(servers))
+        cut = set(servers_next_to(self.inst, servers))
         return [j for j in running if len(j.placement.allocations) > 1
                 and (not cut or cut & set(j.placement.server_ids))]
 
@@ -299,6 +253,6 @@ class FaultModel:
                 if self.sim.flow_routes() is not None:
                     self.sim.repair_link(*link)
 
-    def slowed(self, est: StepEstimate, placement: Placement) -> StepEstimate:
-        """The estimate at the pace of the placement's slowest GPU (`Stragglers.slowed`)."""
-        return self.stragglers.slowed(est, placement)
+    def slowdown(self, placement: Placement) -> float:
+        """The placement's straggler factor (`Stragglers.slowdown`)."""
+        return self.stragglers.slowdown(placement)

@@ -26,6 +26,8 @@ from dcsim.fabric.flows import FLOW_FABRICS
 from dcsim.fabric.network import RingPath
 from dcsim.fabric.sharing import SharedFabric
 from dcsim.fabric.timed import TimedFabric
+from dcsim.faults.instances import Instances, resolve_components
+from dcsim.faults.rates import FaultRates
 from dcsim.hardware import Cluster, build_cluster, build_network
 from dcsim.jobs import JobState
 from dcsim.perf.measured import Entry, MeasuredStepModel
@@ -59,9 +61,9 @@ class World:
         self.env = env if env is not None else simpy.Environment()
         self._given_model = step_model
         self.table_counts: list[dict] = []  # read/accepted/skipped per throughput table
-        # the mean time between failures of a job (for Young/Daly checkpoint intervals): inf
-        # unless the engine's fault model says otherwise
-        self.job_mtbf_s: Callable[[JobState], float] = lambda job: math.inf
+        # the mean time between failures of a job (for Young/Daly checkpoint intervals): the
+        # configured rates (inf without `faults`); a run's engine hands in its fault model's
+        self.job_mtbf_s: Callable[[JobState], float] = self._configured_mtbf_s
         self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
         self._alone_step_s: dict[tuple, float] = {}  # step time alone, by spec and GPU types
         self._sources_of: dict[tuple, str] = {}  # measured jobs' step sources, same keys
@@ -96,6 +98,19 @@ class World:
             return self._given_model
         return build_step_model(self.scenario.engine.step_model, self._profiles(),
                                 self._table_entries())
+
+    @cached_property
+    def fault_rates(self) -> FaultRates | None:
+        """The configured failure rates of this cluster (None: no `faults`)."""
+        spec = self.scenario.faults
+        if spec is None:
+            return None
+        inst = Instances(self.cluster, self.network.graph)
+        return FaultRates(inst, resolve_components(spec, inst))
+
+    def _configured_mtbf_s(self, job: JobState) -> float:
+        rates = self.fault_rates
+        return rates.job_mtbf_s(job) if rates is not None else math.inf
 
     @cached_property
     def workload(self) -> WorkloadResult:
