@@ -2,8 +2,8 @@
 measured in this process in the same run.
 
 What is counted, on both sides: calls to `simpy.Environment.step()` (each pops one event off
-SimPy's queue and runs its callbacks), in the same loop shape as `Simulation._loop` (peek, step,
-count); the time is the wall time of that loop.
+SimPy's queue and runs its callbacks), in the same loop shape as `step_events` in
+dcsim/engine/clock.py (peek, step, count); the time is the wall time of that loop.
 
 - SimPy side: 64 processes, each `while True: yield env.timeout(d)`; every event is one
   timeout whose callback resumes its process, which schedules the next timeout.
@@ -33,7 +33,7 @@ __all__ = ["raw_simpy_rate", "overhead_scenario", "dcsim_rate", "run"]
 
 
 def raw_simpy_rate(n_events: int, procs: int = 64) -> float:
-    """Raw SimPy timeouts processed per second (the loop of `Simulation._loop`)."""
+    """Raw SimPy timeouts processed per second (the loop of `engine/clock.py step_events`)."""
     env = simpy.Environment()
 
     def ticker(env: simpy.Environment, delay_s: float):

@@ -71,10 +71,21 @@ def test_estimate_table_and_json(capsys):
 
 
 @pytest.mark.parametrize("what", ["gpus", "servers", "nics", "models", "schedulers",
-                                  "placements", "topologies"])
+                                  "placements", "topologies", "step-models", "flow-fabrics"])
 def test_catalog(what, capsys):
     assert main(["catalog", what]) == 0
     assert capsys.readouterr().out.strip()
+
+
+def test_catalog_lists_every_registered_step_model_and_flow_fabric(capsys):
+    from dcsim.fabric.flows import FLOW_FABRICS
+    from dcsim.perf.select import STEP_MODELS
+
+    for what, registry in (("step-models", STEP_MODELS), ("flow-fabrics", FLOW_FABRICS)):
+        assert main(["catalog", what]) == 0
+        names = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+                 if line and not line.startswith(" ")]
+        assert names == registry.names()
 
 
 def test_help_and_version(capsys):

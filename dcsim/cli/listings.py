@@ -110,12 +110,15 @@ def _listing(name: str, text: str, width: int = 16) -> str:
 def cmd_catalog(args: argparse.Namespace) -> int:
     from dcsim import catalog
 
-    if args.what in ("schedulers", "placements", "topologies"):
+    if args.what in ("schedulers", "placements", "topologies", "step-models", "flow-fabrics"):
         from dcsim.fabric import TOPOLOGIES
+        from dcsim.fabric.flows import FLOW_FABRICS
+        from dcsim.perf.select import STEP_MODELS
         from dcsim.policies import PLACEMENTS, SCHEDULERS
 
         registry = {"schedulers": SCHEDULERS, "placements": PLACEMENTS,
-                    "topologies": TOPOLOGIES}[args.what]
+                    "topologies": TOPOLOGIES, "step-models": STEP_MODELS,
+                    "flow-fabrics": FLOW_FABRICS}[args.what]
         for name in registry:
             print(_listing(name, first_sentence(registry.get(name).__doc__ or "")))
         return EXIT_OK
