@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 import dcsim  # noqa: E402
 from dcsim import plotting  # noqa: E402
 from dcsim.results import compare  # noqa: E402
-from tests.conftest import small_job, small_scenario  # noqa: E402
+from tests.conftest import REPO, small_job, small_scenario  # noqa: E402
 
 
 def _ax():
@@ -234,3 +237,19 @@ def test_topology_names_its_nodes_while_they_fit():
     ax = plotting.topology(graph, ax=_ax())
     assert {t.get_text() for t in ax.texts} >= {"server0", "server3"}
     assert len(ax.texts) == graph.number_of_nodes()
+
+
+def test_topology_picture_is_the_same_on_every_run(tmp_path):
+    """The layered layout does not depend on Python's string hashing (same seed, same
+    bytes out, plots included)."""
+    code = ("import sys; from dcsim.cli import main; sys.exit(main(['topology', "
+            "'scenarios/mixed_datacenter.yaml', '--plot', sys.argv[1]]))")
+    pngs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"topology{seed}.png"
+        proc = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO, timeout=120,
+                              capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed})
+        assert proc.returncode == 0, proc.stderr
+        pngs.append(out.read_bytes())
+    assert pngs[0] == pngs[1]

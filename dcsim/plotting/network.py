@@ -16,6 +16,23 @@ if TYPE_CHECKING:
 MAX_NODE_LABELS = 64
 
 
+def layered_layout(graph, layer_of: dict) -> dict:
+    """Positions with each node's layer (`layer_of`, 0 if absent) as its height, the nodes of
+    a layer side by side in the graph's node order, centred, one spacing for all layers (the
+    widest spans [-1, 1]): the same picture on every run (networkx's multipartite_layout
+    orders a layer by string hashes)."""
+    layers: dict[int, list] = {}
+    for n in graph:
+        layers.setdefault(layer_of.get(n, 0), []).append(n)
+    top = max(layers) or 1
+    step = 2.0 / max(1, max(len(nodes) for nodes in layers.values()) - 1)
+    pos = {}
+    for layer, nodes in sorted(layers.items()):
+        for i, n in enumerate(nodes):
+            pos[n] = np.array([(i - (len(nodes) - 1) / 2) * step, layer / top])
+    return pos
+
+
 def topology(graph, ax: Axes | None = None) -> Axes:
     """The network graph: servers (blue) and switches (orange), and with a server's insides
     (`Network.detailed`) GPUs (green), NICs (purple) and PCIe switches / NVSwitches / CPUs
@@ -31,11 +48,9 @@ def topology(graph, ax: Axes | None = None) -> Axes:
     servers = by_kind.get("server", [])
     switches = by_kind.get("switch", [])
     bottom = by_kind.get("gpu") or servers
-    if switches or "gpu" in by_kind:  # on a copy: the caller's graph keeps its attributes
-        hops = nx.multi_source_dijkstra_path_length(graph, bottom, weight=None)
-        layered = nx.Graph()
-        layered.add_nodes_from((n, {"layer": hops.get(n, 0)}) for n in graph)
-        pos = nx.multipartite_layout(layered, subset_key="layer", align="horizontal")
+    if switches or "gpu" in by_kind:
+        pos = layered_layout(graph, nx.multi_source_dijkstra_path_length(graph, bottom,
+                                                                          weight=None))
     else:
         pos = nx.spring_layout(graph, seed=0)
     widths = np.array([d["bandwidth_byte_s"] for _, _, d in graph.edges(data=True)], dtype=float)
