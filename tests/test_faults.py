@@ -373,3 +373,16 @@ def test_every_failure_distribution_has_the_mean_it_is_given(name):
         rng = np.random.default_rng(1)
         repairs = [REPAIRS.get(name)().draw(60.0, spec, rng) for _ in range(20_000)]
         assert np.mean(repairs) == pytest.approx(60.0, rel=0.03)
+
+
+def test_an_executed_job_is_trained_once_though_a_failure_restarts_it(tmp_path):
+    job = small_job(model={"kind": "mlp", "inputs": 64, "hidden": [16], "outputs": 10},
+                    parallelism={"micro_batch": 32}, global_batch=32, precision="fp32",
+                    iterations=40, execute={"dataset": "digits", "eval_every": 20})
+    plain = run(small_scenario([job]))
+    t_fail = plain.jobs.end_s[0] / 2
+    res = run(small_scenario([job], faults={"trace": {
+        "path": _trace(tmp_path, f"{t_fail},software,0/0,\n")}}))
+    assert res.jobs.interruptions[0] == 1 and res.jobs.status[0] == "completed"
+    assert len(res.executions) == 1  # trained at its first start only
+    assert len(res.training) == len(plain.training)

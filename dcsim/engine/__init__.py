@@ -1,11 +1,11 @@
 """The simulation engine: the only place that wires SimPy processes together.
 
-Modules, each pointing only at those after it: `simulation` (`Simulation`: the wiring, the
-loop and the state changes; `simulate`), `rounds` (the queue and the scheduling rounds),
-`runner` (one job's run segment as a process; a segment's accounting), `shares` (the links
-and storage tiers running jobs share), `ledger` (storage and checkpoint books), `record`
-(events, GPU timeline, link levels), `clock` (stepping to the end, with its guards) and
-`collect` (a finished run into `Results`). A step time is put together in
+Modules, each importing only those after it: `simulation` (`Simulation`: the wiring, the
+loop and the state changes; `simulate`), `collect` (a finished run into `Results`), `shares`
+(the links and storage tiers running jobs share), `rounds` (the queue and the scheduling
+rounds), `runner` (one job's run segment as a process; a segment's accounting), `ledger`
+(storage and checkpoint books), `record` (events, GPU timeline, link levels) and `clock`
+(stepping to the end, with its guards). A step time is put together in
 `dcsim.world.pace`.
 """
 

@@ -6,7 +6,7 @@ arrivals and completions are decided together). The engine hands in `launch` and
 the rounds decide, the engine acts.
 
 The scheduler's declared capabilities (`gates`, `preempts`, `timed_decisions`, `backfill`,
-dcsim/policies/scheduling.py) decide which costs a round pays. A strict order fixed per job
+dcsim/policies/scheduling/) decide which costs a round pays. A strict order fixed per job
 (FIFO) keeps the queue as a heap and looks only at its head (`_head_round`).
 """
 

@@ -10,6 +10,7 @@ segment) -> collect (`Results`). The engine is a package of modules that point o
     shares      the links and storage tiers running jobs share, kept current
     ledger      each job's storage and checkpoint books
     record      events, the GPU timeline and link levels as they happen
+    clock       stepping the clock to the end, with its guards (NaN times, a stuck clock)
     collect     a finished run into Results
 
 A step time is put together in one place, `dcsim.world.pace.pace`. A job's runner advances
@@ -173,8 +174,8 @@ class Simulation:
         self._event(job, "started", f"{placement.num_gpus} GPUs on {len(placement.allocations)} "
                     f"server(s)")
         job.process = self.env.process(self.runner.process(job))
-        if job.spec.execute is not None and job.preemptions == 0:
-            self._execute(job)
+        if job.spec.execute is not None and not (job.preemptions or job.interruptions):
+            self._execute(job)  # at its first start only
         self._level()
 
     def _execute(self, job: JobState) -> None:

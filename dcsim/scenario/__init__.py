@@ -1,7 +1,7 @@
 """Scenarios: the one place where the YAML shape, defaults and validation live.
 
 The schema layer: `schema` holds the root model, `Scenario`, and its sections' models live by
-topic (`base`, `models`, `jobs`, `workload`, `cluster`, `engine`, `faults`); `load` does the
+topic (`base`, `models`, `jobs`, `workload`, `cluster`, `options`, `faults`); `load` does the
 reading, `--set` overrides and the schema's validation, every problem reported as
 `file:line: key.path: message` in one `ScenarioError`. It imports nothing above the catalog,
 errors and the YAML reader. `dcsim.world.load_scenario(path)` adds the checks that need built

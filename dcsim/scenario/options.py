@@ -43,7 +43,8 @@ class Engine(Strict):
     network: FlowFabricKind = "shared"
     profiles: list[str] = Field(default_factory=list)  # device profile files (dcsim calibrate)
     # checkpoint + restore time a preempted job pays when it restarts (holding its GPUs, no
-    # progress); Simulation._restore_delay_s is the hook a storage model will replace
+    # progress) when checkpointing is off; with checkpoints, their read time instead
+    # (dcsim/engine/shares.py restore_delay_s)
     preemption_overhead_s: NonNegFloat = 0.0
     # stop the run after this many events, like a horizon (jobs still open end `unfinished`,
     # their reason naming the limit): a bound on failure storms and very long runs

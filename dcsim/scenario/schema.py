@@ -4,7 +4,7 @@ Strict (unknown keys are errors) and frozen pydantic models; units are in the ke
 root model, `Scenario`, is here; its sections' models live by topic: `base` (bounded numbers,
 the strict base model, pluggable kinds), `models` (a job's network), `jobs` (a job, its
 parallelism, data and checkpoints), `workload` (jobs, traces, generators), `cluster` (servers
-and storage tiers), `engine` (engine and outputs) and `faults`. The names this module defined
+and storage tiers), `options` (engine and outputs) and `faults`. The names this module defined
 before that split are re-exported, so `from dcsim.scenario.schema import X` still works.
 """
 

@@ -11,7 +11,7 @@ from dcsim.rng import RandomStreams
 from dcsim.scenario import GeneratorSpec, JobSpec, Scenario
 from dcsim.scenario.workload import PhillyGeneratorSpec
 from dcsim.workload.philly import generate_philly
-from dcsim.workload.traces import load_trace
+from dcsim.workload.traces import TraceLoad, load_trace
 
 __all__ = ["WorkloadResult", "build_workload"]
 
@@ -46,14 +46,17 @@ def _generate(gen: GeneratorSpec, streams: RandomStreams) -> list[JobSpec]:
     return jobs
 
 
-def build_workload(scenario: Scenario, streams: RandomStreams) -> WorkloadResult:
+def build_workload(scenario: Scenario, streams: RandomStreams,
+                   trace: TraceLoad | None = None) -> WorkloadResult:
+    """The scenario's jobs by arrival: inline, from its trace (`trace`, if already read) or
+    drawn by its generator from `streams`."""
     w = scenario.workload
     skipped: list[Problem] = []
     if w.jobs is not None:
         jobs = list(w.jobs)
         read = len(jobs)
     elif w.trace is not None:
-        trace = load_trace(scenario)  # remembered from validation (workload/traces.py)
+        trace = trace if trace is not None else load_trace(scenario)  # (memo: traces.py)
         jobs, skipped, read = list(trace.jobs), list(trace.skipped), trace.rows_read
     else:
         assert w.generator is not None

@@ -1,7 +1,7 @@
 """Reading a scenario's trace: parse with its format, filter, map to jobs, count.
 
-`load_trace(scenario)` runs when the scenario is validated (dcsim/world/check.py, which hands
-the result on in the `World` it builds) and again when the engine builds its workload. Both
+`load_trace(scenario)` runs when the scenario is validated (dcsim/world/check.py) and again
+when a world is built for it (`World.trace`, from which `World.workload` takes its jobs). Both
 steps are remembered for the process, for the last few files (`PARSED_FILES`): parsing by
 format and file identity (path, size, modification time), mapping by that and the trace
 options and seed. So a big trace is read and mapped once, however many scenarios share it

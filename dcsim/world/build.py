@@ -115,7 +115,7 @@ class World:
     @cached_property
     def workload(self) -> WorkloadResult:
         """The jobs (inline, from the trace or generated from the run's streams), by arrival."""
-        return build_workload(self.scenario, self.streams)
+        return build_workload(self.scenario, self.streams, self.trace)
 
     @cached_property
     def trace(self) -> TraceLoad | None:
