@@ -15,9 +15,10 @@ __all__ = ["Results", "load_results", "compare", "flatten_summary", "FILES"]
 
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
          "events": "events.csv", "training": "training.csv", "executions": "executions.csv",
-         "links": "links.csv", "groups": "groups.csv", "failures": "failures.csv"}
-# absent from folders saved before them: groups rebuilt from jobs.csv, failures empty
-OPTIONAL_FILES = {"groups", "failures"}
+         "links": "links.csv", "groups": "groups.csv", "failures": "failures.csv",
+         "power": "power.csv"}
+# absent from folders saved before them: groups rebuilt from jobs.csv, failures and power empty
+OPTIONAL_FILES = {"groups", "failures", "power"}
 # columns that are text even when every value looks like a number or is empty
 TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "virtual_cluster",
                                           "gpu_type", "precision", "status", "reason",
@@ -60,6 +61,8 @@ class Results:
     links: pd.DataFrame
     groups: pd.DataFrame = field(default_factory=pd.DataFrame)
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per failure
+    # cluster power (W) by component from each time on (docs/energy.md)
+    power: pd.DataFrame = field(default_factory=pd.DataFrame)
     run: dict[str, Any] = field(default_factory=dict)
     _summary: dict[str, Any] = field(default_factory=dict)
 
@@ -100,6 +103,8 @@ def load_results(out_dir: str | Path) -> Results:
         from dcsim.metrics import FAILURE_COLUMNS
 
         frames["failures"] = pd.DataFrame(columns=FAILURE_COLUMNS)
+    if "power" not in frames:
+        frames["power"] = pd.DataFrame()
     summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
     summary = {k: (float("nan") if v is None else v) for k, v in summary.items()}
     run = json.loads((d / "run.json").read_text(encoding="utf-8"))

@@ -11,7 +11,10 @@ from typing import Protocol
 import pandas as pd
 
 from dcsim._version import __version__
+from dcsim.energy.account import power_results
 from dcsim.engine.ledger import Ledger
+from dcsim.engine.record import Records
+from dcsim.errors import ScenarioError, SimulationError
 from dcsim.faults.model import FaultModel
 from dcsim.jobs import JobState
 from dcsim.metrics import (
@@ -34,6 +37,7 @@ class Finished(Protocol):
     world: World
     jobs: list[JobState]
     recorder: Recorder
+    records: Records
     ledger: Ledger
     faults: FaultModel | None
     cut_by: str
@@ -41,7 +45,7 @@ class Finished(Protocol):
     def gpu_of(self, job: JobState) -> str: ...
 
 
-__all__ = ["collect", "storage_results"]
+__all__ = ["collect", "storage_results", "power_frames"]
 
 
 def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
@@ -78,6 +82,8 @@ def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
                                       columns=FAILURE_COLUMNS)
     extra.update(fault_metrics(frames["jobs"], frames["failures"], frames["events"], end_s,
                                sim.faults.configured_mtbf_hours() if sim.faults else {}))
+    frames["power"], power_summary = power_frames(sim, frames, end_s)
+    extra.update(power_summary)
     summary = summarize(frames["jobs"], frames["gpu_timeline"], sim.world.cluster.total_gpus,
                         end_s, extra, frames["links"])
     run = {
@@ -89,6 +95,40 @@ def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
         "throughput_tables": sim.world.table_counts,
     }
     return Results(**frames, run=run, _summary=summary)
+
+
+def power_frames(sim: Finished, frames: dict[str, pd.DataFrame], end_s: float
+                 ) -> tuple[pd.DataFrame, dict]:
+    """The power table, the jobs' energy columns (added in place) and the summary's power
+    keys (docs/energy.md)."""
+    world = sim.world
+    servers = world.cluster.servers
+    by_name = {s.name: s.server_id for s in servers}
+    events = frames["events"]
+    changes = events[(events.job_id == -1) & events.event.isin(("server-down", "server-up"))]
+    down: dict[int, float] = {}
+    outages = []
+    for t, what, name in zip(changes.time_s, changes.event, changes.detail, strict=True):
+        sid = by_name[name]
+        if what == "server-down":
+            down.setdefault(sid, float(t))
+        elif sid in down:
+            outages.append((sid, down.pop(sid), float(t)))
+    outages += [(sid, t, math.inf) for sid, t in down.items()]
+    downtime = pd.DataFrame(outages, columns=["server_id", "start_s", "end_s"])
+    for rate in (world.grid.carbon, world.grid.price):
+        try:
+            if rate is not None:
+                rate.check_covers(end_s)
+        except ScenarioError as exc:
+            raise SimulationError(str(exc.problems[0])) from None
+    table, summary, columns = power_results(
+        sim.records.power_spans, frames["segments"], frames["jobs"], servers,
+        world.server_types(), downtime, world.network_power_w(), world.power, world.grid,
+        sim.scenario.power.storage_w, end_s)
+    for name, values in columns.items():
+        frames["jobs"][name] = values
+    return table, summary
 
 
 def storage_results(sim: Finished, jobs: pd.DataFrame) -> dict:

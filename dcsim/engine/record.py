@@ -1,10 +1,13 @@
 """What a run writes down as it goes: job events, the GPU timeline (one `Level` row per
-instant with a change) and the links table (`outputs.link_levels`)."""
+instant with a change), the links table (`outputs.link_levels`) and each job's power spans
+(collected into power, energy and carbon by dcsim/energy/account.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from dcsim.energy.account import PowerSpan
+from dcsim.energy.model import GpuPower
 from dcsim.fabric.internals import INTERNAL_KINDS
 from dcsim.fabric.routing import Router
 from dcsim.hardware import Cluster
@@ -22,6 +25,15 @@ class Records:
         self._levels: np.ndarray | None = None  # links' last levels
         self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
         self._link_names: list[str] = []  # the fabric's directed links, by index
+        self.power_spans: list[PowerSpan] = []  # each job's GPU power, stretch by stretch
+
+    def power_span(self, job_id: int, start_s: float, hold_end_s: float, end_s: float,
+                   num_gpus: int, gpu: GpuPower, waiting_w: float, running_w: float) -> None:
+        """A job's GPUs over [start_s, end_s): restoring (waiting_w) until hold_end_s, then
+        at its step's running_w (dcsim/energy/)."""
+        if end_s > start_s:
+            self.power_spans.append(PowerSpan(job_id, start_s, hold_end_s, end_s, num_gpus,
+                                              gpu.idle_w, waiting_w, running_w))
 
     def event(self, now: float, job_id: int, event: str, detail: str) -> None:
         """A job's event (job_id -1: the cluster's, e.g. a server down)."""

@@ -209,10 +209,15 @@ class Simulation:
         self.rounds.request()
 
     def _account(self, job: JobState, keep_partial: bool, done: float | None = None) -> None:
-        """Close the current run segment at now: iterations, run time, FLOPs, storage."""
-        seg_done0 = job.seg_done0
-        done = close_segment(job, self.env.now, keep_partial, done)
+        """Close the current run segment at now: iterations, run time, FLOPs, storage, power."""
+        seg_done0, start, now = job.seg_done0, job.seg_start_s, self.env.now
+        done = close_segment(job, now, keep_partial, done)
         self.shares.account(job, seg_done0, done)
+        assert job.estimate is not None
+        gpu = self.world.power.gpu(job.gpu_type)
+        self.records.power_span(job.job_id, start, min(max(job.hold_until_s, start), now), now,
+                                job.spec.num_gpus, gpu, self.world.power.waiting_w(gpu.name),
+                                self.world.power.running_w(job.estimate, gpu.name))
 
     def _release(self, job: JobState) -> None:
         assert job.placement is not None

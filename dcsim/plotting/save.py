@@ -9,6 +9,7 @@ from dcsim.plotting.breakdowns import breakdown, training_curves
 from dcsim.plotting.common import _new_axes
 from dcsim.plotting.distributions import jct_cdf
 from dcsim.plotting.network import link_heatmap
+from dcsim.plotting.power import power
 from dcsim.plotting.timelines import failure_timeline, gantt, queue_length, utilization
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     if len(results.links):
         end = float(results.summary()["sim_end_s"])
         drawings["links.png"] = lambda: link_heatmap(results.links, end, ax=_new_axes())
+    if len(results.power):
+        end = float(results.summary()["sim_end_s"])
+        drawings["power.png"] = lambda: power(results.power, end, ax=_new_axes())
     if len(results.failures):
         drawings["failures.png"] = lambda: failure_timeline(results.failures,
                                                             results.gpu_timeline, ax=_new_axes())

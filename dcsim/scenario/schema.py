@@ -58,6 +58,7 @@ from dcsim.scenario.models import (  # noqa: F401
     NetModel,
 )
 from dcsim.scenario.options import Engine, Outputs, ThroughputSource  # noqa: F401
+from dcsim.scenario.power import PowerSpec
 from dcsim.scenario.workload import (  # noqa: F401
     DLRM_KAGGLE,
     NATIVE_TRACE_FORMATS,
@@ -115,6 +116,8 @@ class Scenario(Strict):
     # storage tiers; given (even {}): every job reads its dataset (defaults per model kind)
     storage: Storage | None = None
     checkpoint: CheckpointSpec | None = None  # every job's periodic checkpoints (None: none)
+    # the facility (PUE), the grid (carbon, prices) and power overrides (dcsim/energy/)
+    power: PowerSpec = PowerSpec()
     # where relative paths (traces) resolve: the scenario file's folder; not a YAML key, set
     # once while validating (`base_dir` in the validation context, see model_post_init)
     _base_dir: str = PrivateAttr(default=".")

@@ -16,11 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 
 import simpy
 
 from dcsim import catalog
 from dcsim.catalog import GpuSpec
+from dcsim.energy.account import Grid, build_grid
+from dcsim.energy.model import PowerModel
 from dcsim.fabric import Network
 from dcsim.fabric.flows import FLOW_FABRICS
 from dcsim.fabric.network import RingPath
@@ -44,7 +47,10 @@ from dcsim.workload import WorkloadResult, build_workload
 from dcsim.workload.traces import TraceLoad, load_trace
 from dcsim.world.pace import StorageTerms, pace
 
-__all__ = ["World", "build_world", "Admission"]
+__all__ = ["World", "build_world", "Admission", "GRID_DIR"]
+
+# the hourly 2023 grid series shipped with dcsim (README.md there: sources, licence)
+GRID_DIR = Path(__file__).resolve().parents[1] / "catalog" / "grid"
 
 Admission = tuple[tuple[str, ...], str, float]  # (GPU types, why none, memory per GPU bytes)
 
@@ -98,6 +104,47 @@ class World:
             return self._given_model
         return build_step_model(self.scenario.engine.step_model, self._profiles(),
                                 self._table_entries())
+
+    @cached_property
+    def power(self) -> PowerModel:
+        """The power model: the catalog's figures with the scenario's `power.gpus`."""
+        return PowerModel(self.scenario.power)
+
+    @cached_property
+    def grid(self) -> Grid:
+        """PUE, carbon intensity and price over run time (`power:`; shipped zones' series)."""
+        return build_grid(self.scenario.power, self._grid_path)
+
+    def _grid_path(self, path: str):
+        if path.startswith("zone:"):
+            _, zone, kind = path.split(":")
+            return GRID_DIR / f"{zone}_2023_{kind}_hourly.csv"
+        return self.scenario.resolve_path(path)
+
+    def server_types(self) -> list[str]:
+        """Each server's catalog type ("" for a server group described inline)."""
+        return [g.type or "" for g in self.scenario.cluster.servers for _ in range(g.count)]
+
+    def network_power_w(self) -> float:
+        """The switches' power: each link end at a switch is as many ports as the link has
+        (a server's link: one per NIC; between switches: the link's bandwidth over the
+        cluster's fastest NIC), each drawing its speed's `switch_port_w`."""
+        graph, power, servers = self.network.graph, self.power, self.cluster.servers
+        kinds = graph.nodes
+        fastest = max((8.0 * bw for s in servers for bw in s.nics), default=100e9)
+        total = 0.0
+        for a, b, d in graph.edges(data=True):
+            ends = (kinds[a].get("kind") == "switch") + (kinds[b].get("kind") == "switch")
+            if not ends:
+                continue
+            bit_s = 8.0 * float(d.get("bandwidth_byte_s", 0.0))
+            server = a if kinds[a].get("kind") == "server" else b if ends == 1 else None
+            if server is not None:
+                ports = len(servers[int(str(server).removeprefix("server"))].nics) or 1
+            else:
+                ports = max(1, round(bit_s / fastest))
+            total += ends * ports * power.port_w(bit_s / ports)
+        return total
 
     @cached_property
     def fault_rates(self) -> FaultRates | None:

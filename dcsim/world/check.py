@@ -38,6 +38,31 @@ def check_world(sc: Scenario, doc: Located) -> list[Problem]:
         return problems
     problems += _check_storage(sc, doc, world)
     problems += _check_faults(sc, doc, world) if not problems else []
+    problems += _check_power(sc, doc, world) if not problems else []
+    return problems
+
+
+def _check_power(sc: Scenario, doc: Located, world: World) -> list[Problem]:
+    """The grid series read cleanly (each problem located in its file), cover `power.start`,
+    and, without `wrap`, the horizon; every GPU type of the cluster has power figures."""
+    try:
+        grid = world.grid
+    except ScenarioError as exc:
+        return exc.problems
+    problems = []
+    for name in world.cluster.gpu_specs:
+        try:
+            world.power.gpu(name)
+        except KeyError as exc:
+            problems.append(Problem(*doc.where(("cluster",)), "cluster", str(exc.args[0])))
+    if sc.horizon_s is not None:
+        for rate in (grid.carbon, grid.price):
+            try:
+                if rate is not None:
+                    rate.check_covers(sc.horizon_s)
+            except ScenarioError as exc:
+                key = ("power", "beyond_series")
+                problems += [Problem(*doc.where(key), key_path(key), str(p)) for p in exc.problems]
     return problems
 
 

@@ -1,0 +1,135 @@
+"""The power model: what each component draws, by what it is doing.
+
+Figures come from dcsim/catalog/power.yaml (sources and estimates stated there), with the
+scenario's `power.gpus` overrides. A GPU draws `idle_w` when powered and unallocated, and
+`idle_w + (tdp_w - idle_w) x activity` while a job holds it, the activity depending on the part
+of the iteration it is in (docs/energy.md):
+
+    compute_s (kernels)                     min(1, compute_floor + u / compute_saturation)
+    optimizer_s                             memory_bound
+    tp_comm_s, dp_comm_s (exposed)          communication
+    bubble_s, data_stall_s, overhead_s,     waiting
+    checkpoint_s, the rest of the step
+
+(u: the hardware FLOP rate in the compute phase over the dtype peak.)
+
+A job's GPUs draw the step's time-weighted average (`running_w`); while they wait to restore
+after a restart, `waiting_w`. A server's other parts (CPUs, memory, NICs, NVSwitches, fans)
+draw `host_idle_w`, plus `(host_busy_w - host_idle_w) / GPUs` for each busy GPU; a switch draws
+`switch_port_w` for each of its links, by the link's speed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import yaml
+
+from dcsim.perf.step import StepEstimate
+from dcsim.scenario.power import PowerSpec
+
+__all__ = ["GpuPower", "HostPower", "PowerModel", "power_catalog"]
+
+
+
+@cache
+def power_catalog() -> dict:
+    """dcsim/catalog/power.yaml, parsed once."""
+    from importlib import resources
+
+    text = resources.files("dcsim.catalog").joinpath("power.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuPower:
+    name: str
+    tdp_w: float
+    idle_w: float
+
+    def at(self, activity: float) -> float:
+        """Watts at an activity in [0, 1] (0: idle, 1: the board's power limit)."""
+        return self.idle_w + (self.tdp_w - self.idle_w) * min(1.0, max(0.0, activity))
+
+
+@dataclass(frozen=True, slots=True)
+class HostPower:
+    idle_w: float
+    busy_w: float
+
+
+class PowerModel:
+    def __init__(self, spec: PowerSpec | None = None) -> None:
+        data = power_catalog()
+        overrides = spec.gpus if spec is not None else {}
+        self._gpus: dict[str, GpuPower] = {}
+        for name, d in data["gpus"].items():
+            o = overrides.get(name)
+            tdp = o.tdp_w if o is not None and o.tdp_w is not None else float(d["tdp_w"])
+            idle = o.idle_w if o is not None and o.idle_w is not None else float(d["idle_w"])
+            if idle > tdp:
+                raise ValueError(f"power.gpus.{name}: idle_w ({idle:g}) above tdp_w ({tdp:g})")
+            self._gpus[name] = GpuPower(name, tdp, idle)
+        act = data["activity"]
+        self.compute_floor = float(act["compute_floor"])
+        self.compute_saturation = float(act["compute_saturation"])
+        self.memory_bound = float(act["memory_bound"])
+        self.communication = float(act["communication"])
+        self.waiting = float(act["waiting"])
+        self._hosts = {name: HostPower(float(d["host_idle_w"]), float(d["host_busy_w"]))
+                       for name, d in data["servers"].items()}
+        default = data["default_host"]
+        self._default_host = HostPower(float(default["host_idle_w"]),
+                                       float(default["host_busy_w"]))
+        self._ports = [(float(p["up_to_gbit_s"]) * 1e9, float(p["watts"]))
+                       for p in data["switch_port_w"]]
+
+    # ------------------------------------------------------------------ devices
+    def gpu(self, name: str) -> GpuPower:
+        try:
+            return self._gpus[name]
+        except KeyError:
+            raise KeyError(f"no power figures for GPU type {name!r} (dcsim/catalog/power.yaml)"
+                           ) from None
+
+    def host(self, server_type: str) -> HostPower:
+        """The non-GPU power of a catalog server type (default_host for one not listed)."""
+        return self._hosts.get(server_type, self._default_host)
+
+    def port_w(self, line_rate_bit_s: float) -> float:
+        """A switch port's power at this line rate (bit/s)."""
+        for up_to, watts in self._ports:
+            if line_rate_bit_s <= up_to:
+                return watts
+        return self._ports[-1][1]
+
+    # ------------------------------------------------------------------ a job's GPUs
+    def waiting_w(self, gpu_name: str) -> float:
+        """A held GPU doing nothing (restore, warm-up): clocks up, no kernel."""
+        return self.gpu(gpu_name).at(self.waiting)
+
+    def compute_activity(self, est: StepEstimate) -> float:
+        """The GPU's activity in the compute phase of this step."""
+        if est.compute_s <= 0 or est.peak_flop_s <= 0 or est.num_gpus <= 0:
+            return self.compute_floor
+        u = est.hardware_flop / (est.num_gpus * est.peak_flop_s * est.compute_s)
+        return min(1.0, self.compute_floor + max(0.0, u) / self.compute_saturation)
+
+    def running_w(self, est: StepEstimate, gpu_name: str) -> float:
+        """Average watts per GPU over one iteration of this step (docstring table)."""
+        gpu = self.gpu(gpu_name)
+        parts = ((est.compute_s, self.compute_activity(est)),
+                 (est.optimizer_s, self.memory_bound),
+                 (est.tp_comm_s + est.dp_comm_s, self.communication),
+                 (est.bubble_s + est.data_stall_s + est.overhead_s + est.checkpoint_s,
+                  self.waiting))
+        busy = sum(max(0.0, t) for t, _ in parts)
+        step = est.iteration_s
+        if not (math.isfinite(step) and step > 0):
+            return gpu.at(self.waiting)
+        energy = sum(max(0.0, t) * gpu.at(a) for t, a in parts)
+        if busy > step:  # parts that overlap in time: each counts for its share
+            return energy / busy
+        return (energy + (step - busy) * gpu.at(self.waiting)) / step

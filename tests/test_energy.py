@@ -1,0 +1,235 @@
+"""Power, energy, carbon and cost (dcsim/energy/, docs/energy.md): the model's figures, the
+accounting identities, grid series and their integrals, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import dcsim
+from dcsim import catalog
+from dcsim.energy.grid import HourlyRate
+from dcsim.energy.model import PowerModel, power_catalog
+from dcsim.errors import ScenarioError, SimulationError
+from dcsim.perf.step import StepEstimate
+from tests.conftest import small_job, small_scenario
+
+H = 3600.0
+
+
+def run(data: dict) -> dcsim.Results:
+    return dcsim.simulate(dcsim.scenario_from_dict(data))
+
+
+def one_server(jobs, **kw) -> dict:
+    return small_scenario(jobs, cluster={"servers": [{"type": "dgx-a100-80gb", "count": 1}]},
+                          engine={"network": "isolated"}, **kw)
+
+
+def test_every_catalog_gpu_and_server_has_power_figures():
+    data = power_catalog()
+    assert set(data["gpus"]) == set(catalog.gpus())
+    assert set(data["servers"]) == set(catalog.servers())
+    model = PowerModel()
+    for name in catalog.gpus():
+        gpu = model.gpu(name)
+        assert 0 < gpu.idle_w < gpu.tdp_w <= 1000
+
+
+def test_step_power_follows_what_the_gpu_does():
+    model, gpu = PowerModel(), "a100-sxm4-80gb"
+    tdp, idle = model.gpu(gpu).tdp_w, model.gpu(gpu).idle_w
+    peak = 312e12
+
+    def est(compute_s, comm_s=0.0, wait_s=0.0, u=0.6):
+        step = compute_s + comm_s + wait_s
+        return StepEstimate(step, compute_s, wait_s, comm_s, 1.0, u * peak * compute_s, 1, peak)
+
+    dense = model.running_w(est(1.0), gpu)
+    assert dense == pytest.approx(tdp)  # busy tensor cores: the board limit
+    assert model.running_w(est(1.0, u=0.05), gpu) < dense  # small kernels draw less
+    comm = model.running_w(est(0.5, comm_s=0.5), gpu)
+    waiting = model.running_w(est(0.5, wait_s=0.5), gpu)
+    assert idle < waiting < comm < dense
+    assert model.running_w(est(0.5, wait_s=0.5), gpu) == pytest.approx(
+        (tdp + model.waiting_w(gpu)) / 2)
+
+
+def test_a_job_alone_uses_its_gpus_and_its_hosts_busy_increment():
+    res = run(one_server([small_job(iterations=2000, parallelism={"dp": 8})]))
+    job = res.jobs.iloc[0]
+    model = PowerModel()
+    est_w = (job.energy_kwh * 3.6e6 / job.run_s)  # W over its run
+    host = model.host("dgx-a100-80gb")
+    gpus_w = est_w - (host.busy_w - host.idle_w)  # its 8 GPUs take the whole server
+    assert model.gpu("a100-sxm4-80gb").idle_w * 8 < gpus_w <= 8 * 400
+    s = res.summary()
+    end = s["sim_end_s"]
+    # the cluster: idle of everything + the job's increments + the switch (its 8 ports)
+    idle = 8 * model.gpu("a100-sxm4-80gb").idle_w + host.idle_w
+    assert s["energy_network_kwh"] == pytest.approx(8 * 12 * end / 3.6e6)  # HDR200 ports
+    expected = (idle * end + (est_w - 8 * model.gpu("a100-sxm4-80gb").idle_w) * job.run_s
+                ) / 3.6e6 + s["energy_network_kwh"]
+    assert s["energy_it_kwh"] == pytest.approx(expected, rel=1e-9)
+    assert s["energy_facility_kwh"] == pytest.approx(s["energy_it_kwh"])  # PUE 1 by default
+    assert s["carbon_kg"] is None and s["energy_cost_usd"] is None  # no grid given
+
+
+def test_cluster_energy_is_the_power_table_integrated_and_jobs_plus_idle():
+    jobs = [small_job(f"j{i}", arrival_s=300 * i, iterations=3000, parallelism={"dp": 8})
+            for i in range(4)]
+    res = run(small_scenario(jobs, power={"pue": 1.3}))
+    s, table = res.summary(), res.power
+    edges = np.append(table.time_s.to_numpy(), s["sim_end_s"])
+    it_j = float((table.it_w.to_numpy() * np.diff(edges)).sum())
+    assert s["energy_it_kwh"] == pytest.approx(it_j / 3.6e6, rel=1e-12)
+    assert s["energy_facility_kwh"] == pytest.approx(1.3 * s["energy_it_kwh"], rel=1e-12)
+    assert table.facility_w.to_numpy() == pytest.approx(1.3 * table.it_w.to_numpy())
+    assert res.jobs.energy_facility_kwh.to_numpy() == pytest.approx(
+        1.3 * res.jobs.energy_kwh.to_numpy())
+    parts = sum(s[f"energy_{k}_kwh"] for k in ("gpu", "host", "network", "storage"))
+    assert parts == pytest.approx(s["energy_it_kwh"], rel=1e-12)
+    assert res.jobs.energy_kwh.sum() < s["energy_it_kwh"]  # idle power is the cluster's
+    assert s["power_it_peak_kw"] * 1e3 == pytest.approx(table.it_w.max())
+
+
+def test_flat_carbon_and_price_scale_facility_energy():
+    data = one_server([small_job(iterations=2000, parallelism={"dp": 8})],
+                      power={"pue": 1.5, "carbon_g_per_kwh": 400, "price_usd_per_mwh": -20})
+    res = run(data)
+    s, job = res.summary(), res.jobs.iloc[0]
+    assert s["carbon_kg"] == pytest.approx(s["energy_facility_kwh"] * 0.4, rel=1e-12)
+    assert s["energy_cost_usd"] == pytest.approx(-s["energy_facility_kwh"] * 0.02, rel=1e-12)
+    assert job.carbon_kg == pytest.approx(job.energy_kwh * 1.5 * 0.4, rel=1e-12)
+    assert s["grid_sources"] == {"carbon": "flat", "price": "flat"}
+
+
+def _series(tmp_path, values, start="2023-01-01 00:00:00", header="carbon_g_per_kwh"):
+    t0 = np.datetime64(start.replace(" ", "T"))
+    rows = [f"{t0 + np.timedelta64(i, 'h')},{v}".replace("T", " ") for i, v in enumerate(values)]
+    path = tmp_path / "series.csv"
+    path.write_text(f"time,{header}\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+def test_hourly_rate_integrates_in_closed_form_and_wraps():
+    rate = HourlyRate([100.0, 200.0, 300.0], offset_s=1800.0, wrap=True)
+    # run time 0 is half an hour into the series' first hour
+    assert rate.cumulative(0.0)[0] == 0.0
+    assert rate.cumulative(1800.0)[0] == pytest.approx(100 * 1800)
+    assert rate.cumulative(1800.0 + H)[0] == pytest.approx(100 * 1800 + 200 * H)
+    period = (100 + 200 + 300) * H
+    # one full period later: the same shape, shifted by the period's integral
+    assert rate.cumulative(5000.0 + 3 * H)[0] == pytest.approx(
+        rate.cumulative(5000.0)[0] + period)
+    assert rate.mean_over(1800.0, 1800.0 + 2 * H) == pytest.approx(250.0)
+    far = rate.cumulative(np.array([1e12]))[0]  # no per-hour array, however long the run
+    assert far == pytest.approx(1e12 * 200, rel=1e-6)
+
+
+def test_an_hourly_series_weighs_each_hour_the_job_ran(tmp_path):
+    path = _series(tmp_path, [100, 900, 100, 900])
+    flat = run(one_server([small_job(iterations=2000, parallelism={"dp": 8})]))
+    job = flat.jobs.iloc[0]
+    res = run(one_server([small_job(iterations=2000, parallelism={"dp": 8})],
+                         power={"carbon": {"path": path}, "start": "2023-01-01T00:00:00"}))
+    assert res.jobs.energy_kwh[0] == pytest.approx(job.energy_kwh, rel=1e-12)
+    # its run is at one power: carbon = power x the integral of the intensity over the run
+    rate = HourlyRate([100, 900, 100, 900], 0.0, wrap=True)
+    span = rate.cumulative(np.array([job.start_s, job.end_s]))
+    watts = job.energy_kwh * 3.6e6 / job.run_s
+    assert res.jobs.carbon_kg[0] == pytest.approx(watts * (span[1] - span[0]) / 3.6e9,
+                                                  rel=1e-9)
+
+
+def test_beyond_the_series_wraps_or_is_an_error(tmp_path):
+    path = _series(tmp_path, [100, 200])
+    job = [small_job(iterations=4_000_000, parallelism={"dp": 8})]  # runs past 2 hours
+    wrapped = run(one_server(job, power={"carbon": {"path": path}}))
+    assert wrapped.summary()["carbon_kg"] > 0
+    with pytest.raises(SimulationError, match="past the series' 2 hours"):
+        run(one_server(job, power={"carbon": {"path": path}, "beyond_series": "error"}))
+    with pytest.raises(ScenarioError, match=r"power.beyond_series: .*past the series' 2 hours"):
+        dcsim.scenario_from_dict(one_server(job, horizon_s=3 * H, power={
+            "carbon": {"path": path}, "beyond_series": "error"}))
+
+
+def test_hourly_pue_by_hour_of_day():
+    pue = [1.1] * 12 + [1.5] * 12
+    res = run(one_server([small_job(iterations=20_000_000, parallelism={"dp": 8})],
+                         power={"pue": pue}))  # a day and more
+    s, table = res.summary(), res.power
+    assert s["sim_end_s"] > 24 * H
+    ratio = np.round(table.facility_w / table.it_w, 9)
+    assert set(ratio) == {1.1, 1.5}
+    hour = (table.time_s // H).astype(int) % 24
+    assert (ratio[hour < 12] == 1.1).all() and (ratio[hour >= 12] == 1.5).all()
+    assert 1.1 < s["pue_mean"] < 1.5
+
+
+def test_a_server_down_draws_nothing_until_it_is_back(tmp_path):
+    trace = tmp_path / "failures.csv"
+    trace.write_text("time_s,component,target,repair_s\n1000,host,1,3600\n")  # the idle one
+    data = small_scenario([small_job(iterations=1_000_000, parallelism={"dp": 1})],
+                          faults={"trace": {"path": str(trace)}})
+    res = run(data)
+    assert res.summary()["sim_end_s"] > 5000
+    table = res.power.set_index("time_s")
+    model = PowerModel()
+    server_idle = 8 * model.gpu("a100-sxm4-80gb").idle_w + model.host("dgx-a100-80gb").idle_w
+    before = table.it_w[table.index < 1000].iloc[-1]
+    assert table.it_w.loc[1000.0] == pytest.approx(before - server_idle)
+    assert table.it_w.loc[4600.0] == pytest.approx(before)
+
+
+@pytest.mark.parametrize("power, message", [
+    ({"pue": 0.9}, "power.pue"),
+    ({"gpus": {"a100-sxm4-80gb": {"tdp_w": -5}}}, "tdp_w"),
+    ({"gpus": {"a100-sxm4-80gb": {"tdp_w": 100, "idle_w": 200}}}, "idle_w .200. above tdp_w"),
+    ({"gpus": {"a900": {"tdp_w": 100}}}, "unknown GPU types"),
+    ({"zone": "DE-LU", "carbon_g_per_kwh": 300}, "carbon from one source only"),
+    ({"start": "yesterday"}, "not an ISO 8601 time"),
+    ({"carbon_g_per_kwh": math.nan}, "carbon_g_per_kwh"),
+])
+def test_bad_power_settings_are_located_errors(power, message):
+    with pytest.raises(ScenarioError, match=message):
+        dcsim.scenario_from_dict(small_scenario(power=power))
+
+
+@pytest.mark.parametrize("rows, header, message", [
+    (["2023-01-01 00:00:00,100", "2023-01-01 02:00:00,100"], "carbon_g_per_kwh",
+     r"series.csv:3:time: a gap of 2 hours"),
+    (["2023-01-01 00:00:00,100", "2023-01-01 00:00:00,100"], "carbon_g_per_kwh",
+     r"series.csv:3:time: a repeated hour"),
+    (["2023-01-01 00:00:00,100", "noon,100"], "carbon_g_per_kwh",
+     r"series.csv:3:time: not an ISO 8601 time"),
+    (["2023-01-01 00:00:00,lots"], "carbon_g_per_kwh",
+     r"series.csv:2:carbon_g_per_kwh: not a finite number"),
+    (["2023-01-01 00:00:00,-3"], "carbon_g_per_kwh", r"negative carbon intensity"),
+    (["2023-01-01 00:00:00,100"], "kgCO2/MWh", r"no column names a carbon unit"),
+])
+def test_bad_series_are_errors_at_file_line_column(tmp_path, rows, header, message):
+    path = tmp_path / "series.csv"
+    path.write_text(f"time,{header}\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ScenarioError, match=message):
+        dcsim.scenario_from_dict(small_scenario(power={"carbon": {"path": str(path)},
+                                                       "start": "2023-01-01T00:00:00"}))
+
+
+def test_negative_prices_are_kept(tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("time,Price (USD/MWh)\n2023-01-01 00:00:00,-5\n2023-01-01 01:00:00,-5\n")
+    res = run(one_server([small_job(iterations=500, parallelism={"dp": 8})],
+                         power={"price": {"path": str(path)}, "start": "2023-01-01T00:00:00"}))
+    assert res.summary()["energy_cost_usd"] < 0
+
+
+def test_shipped_zones_read_with_their_units():
+    res = run(one_server([small_job(iterations=500, parallelism={"dp": 8})],
+                         power={"zone": "US-TEX-ERCO", "carbon_basis": "lca"}))
+    s = res.summary()
+    assert s["grid_sources"] == {"carbon": "zone US-TEX-ERCO (lca)", "price": "zone US-TEX-ERCO"}
+    intensity = s["carbon_kg"] * 1e3 / s["energy_facility_kwh"]
+    assert 100 < intensity < 1000  # g/kWh: a grid's, not a unit slip
