@@ -192,6 +192,10 @@ def test_a_server_down_draws_nothing_until_it_is_back(tmp_path):
     ({"zone": "DE-LU", "carbon_g_per_kwh": 300}, "carbon from one source only"),
     ({"start": "yesterday"}, "not an ISO 8601 time"),
     ({"carbon_g_per_kwh": math.nan}, "carbon_g_per_kwh"),
+    ({"servers": {"nope": {"host_idle_w": 1}}}, "unknown server types"),
+    ({"servers": {"dgx-a100-80gb": {"host_idle_w": 9, "host_busy_w": 1}}},
+     "host_idle_w .9. above host_busy_w"),
+    ({"switch_port_w": -1}, "switch_port_w"),
 ])
 def test_bad_power_settings_are_located_errors(power, message):
     with pytest.raises(ScenarioError, match=message):
@@ -233,3 +237,39 @@ def test_shipped_zones_read_with_their_units():
     assert s["grid_sources"] == {"carbon": "zone US-TEX-ERCO (lca)", "price": "zone US-TEX-ERCO"}
     intensity = s["carbon_kg"] * 1e3 / s["energy_facility_kwh"]
     assert 100 < intensity < 1000  # g/kWh: a grid's, not a unit slip
+
+
+def test_dcsim_run_prints_the_energy_line():
+    from dcsim.cli import format_summary
+
+    res = run(one_server([small_job(iterations=2000, parallelism={"dp": 8})],
+                         power={"pue": 1.2, "carbon_g_per_kwh": 300, "price_usd_per_mwh": 80}))
+    line = next(x for x in format_summary("t", res.summary()).splitlines() if "energy:" in x)
+    assert "kWh IT" in line and "(PUE 1.20)" in line and "t CO2eq" in line and "electricity" in line
+
+
+# the Llama 2 model card (Touvron et al. 2023, Table 52 / the published model card): A100-80GB
+# GPU-hours, power per GPU "adjusted for power usage efficiency", tCO2eq; the 34B model (not
+# released) is the rest of the card's total, at its production cluster's 350 W cap
+LLAMA2_CARD = [("7B", 184_320, 400, 31.22), ("13B", 368_640, 400, 62.44),
+               ("70B", 1_720_320, 400, 291.42), ("34B", 1_038_336, 350, 539.00 - 385.08)]
+LLAMA2_G_PER_KWH = 31.22e6 / (184_320 * 0.4)  # the one intensity the card implies: 423.45
+
+
+def llama2_accounting(gpu_hours: float, watts: float) -> dict:
+    """dcsim's accounting of a card row: one DGX A100 held for gpu_hours / 8 hours, every GPU
+    at `watts`, hosts and switches at 0 (the card counts GPUs only), the card's intensity."""
+    job = small_job(iterations=None, duration_s=gpu_hours / 8 * H, parallelism={"dp": 8},
+                    global_batch=8)
+    return run(one_server([job], power={
+        "gpus": {"a100-sxm4-80gb": {"tdp_w": watts, "idle_w": watts}},
+        "servers": {"dgx-a100-80gb": {"host_idle_w": 0, "host_busy_w": 0}},
+        "switch_port_w": 0, "carbon_g_per_kwh": LLAMA2_G_PER_KWH})).summary()
+
+
+@pytest.mark.parametrize("name, gpu_hours, watts, tons", LLAMA2_CARD)
+def test_accounting_reproduces_the_llama2_model_card(name, gpu_hours, watts, tons):
+    s = llama2_accounting(gpu_hours, watts)
+    assert s["energy_it_kwh"] == pytest.approx(gpu_hours * watts / 1e3, rel=1e-6)
+    assert s["carbon_kg"] / 1e3 == pytest.approx(tons, rel=0.02)  # the issue's bound
+    assert s["carbon_kg"] / 1e3 == pytest.approx(tons, rel=2e-3)  # what it achieves

@@ -80,6 +80,17 @@ class PowerModel:
         self.waiting = float(act["waiting"])
         self._hosts = {name: HostPower(float(d["host_idle_w"]), float(d["host_busy_w"]))
                        for name, d in data["servers"].items()}
+        for name, o in (spec.servers.items() if spec is not None else ()):
+            base = self._hosts.get(name) or HostPower(
+                float(data["default_host"]["host_idle_w"]),
+                float(data["default_host"]["host_busy_w"]))
+            idle = o.host_idle_w if o.host_idle_w is not None else base.idle_w
+            busy = o.host_busy_w if o.host_busy_w is not None else base.busy_w
+            if idle > busy:
+                raise ValueError(f"power.servers.{name}: host_idle_w ({idle:g}) above "
+                                 f"host_busy_w ({busy:g})")
+            self._hosts[name] = HostPower(idle, busy)
+        self._port_w = spec.switch_port_w if spec is not None else None
         default = data["default_host"]
         self._default_host = HostPower(float(default["host_idle_w"]),
                                        float(default["host_busy_w"]))
@@ -100,6 +111,8 @@ class PowerModel:
 
     def port_w(self, line_rate_bit_s: float) -> float:
         """A switch port's power at this line rate (bit/s)."""
+        if self._port_w is not None:
+            return self._port_w
         for up_to, watts in self._ports:
             if line_rate_bit_s <= up_to:
                 return watts

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dcsim.scenario.base import NonNegFloat, Strict
 
-__all__ = ["PowerSpec", "SeriesSpec", "GpuPowerSpec", "GRID_ZONES"]
+__all__ = ["PowerSpec", "SeriesSpec", "GpuPowerSpec", "HostPowerSpec", "GRID_ZONES"]
 
 # the hourly 2023 series shipped with dcsim (data/grid/, Electricity Maps via green-dcc)
 GRID_ZONES = ("US-CAL-CISO", "US-TEX-ERCO", "US-MIDA-PJM", "DE-LU")
@@ -31,6 +31,11 @@ class SeriesSpec(Strict):
 class GpuPowerSpec(Strict):
     tdp_w: Watts | None = None
     idle_w: Watts | None = None
+
+
+class HostPowerSpec(Strict):
+    host_idle_w: Watts | None = None
+    host_busy_w: Watts | None = None
 
 
 class PowerSpec(Strict):
@@ -53,6 +58,10 @@ class PowerSpec(Strict):
     storage_w: NonNegFloat = 0.0
     # per GPU type: replace the catalog's board power or idle power
     gpus: dict[str, GpuPowerSpec] = Field(default_factory=dict)
+    # per server type: replace the catalog's host (non-GPU) power
+    servers: dict[str, HostPowerSpec] = Field(default_factory=dict)
+    # one power for every switch port in use, instead of the catalog's by line rate
+    switch_port_w: Watts | None = None
 
     @field_validator("start")
     @classmethod
@@ -74,6 +83,16 @@ class PowerSpec(Strict):
             raise ValueError(f"unknown GPU types {unknown}; see dcsim catalog gpus")
         return v
 
+    @field_validator("servers")
+    @classmethod
+    def _known_servers(cls, v: dict[str, HostPowerSpec]) -> dict[str, HostPowerSpec]:
+        from dcsim import catalog
+
+        unknown = sorted(set(v) - set(catalog.servers()))
+        if unknown:
+            raise ValueError(f"unknown server types {unknown}; see dcsim catalog servers")
+        return v
+
     @model_validator(mode="after")
     def _one_source_each(self) -> PowerSpec:
         sources = {"carbon": {"carbon_g_per_kwh": self.carbon_g_per_kwh, "carbon": self.carbon},
@@ -82,6 +101,11 @@ class PowerSpec(Strict):
             given = [k for k, v in {**options, "zone": self.zone}.items() if v is not None]
             if len(given) > 1:
                 raise ValueError(f"{what} from one source only, not {' and '.join(given)}")
+        for name, host in self.servers.items():
+            if (host.host_idle_w is not None and host.host_busy_w is not None
+                    and host.host_idle_w > host.host_busy_w):
+                raise ValueError(f"servers.{name}: host_idle_w ({host.host_idle_w:g}) above "
+                                 f"host_busy_w ({host.host_busy_w:g})")
         for name, gpu in self.gpus.items():
             if gpu.tdp_w is not None and gpu.idle_w is not None and gpu.idle_w > gpu.tdp_w:
                 raise ValueError(f"gpus.{name}: idle_w ({gpu.idle_w:g}) above tdp_w "
