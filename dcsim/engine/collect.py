@@ -123,7 +123,7 @@ def power_frames(sim: Finished, frames: dict[str, pd.DataFrame], end_s: float
         except ScenarioError as exc:
             raise SimulationError(str(exc.problems[0])) from None
     table, summary, columns = power_results(
-        sim.records.power_spans, frames["segments"], frames["jobs"], servers,
+        sim.records.power_spans(world.power), frames["segments"], frames["jobs"], servers,
         world.server_types(), downtime, world.network_power_w(), world.power, world.grid,
         sim.scenario.power.storage_w, end_s)
     for name, values in columns.items():

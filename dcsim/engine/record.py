@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from dcsim.energy.account import PowerSpan
-from dcsim.energy.model import GpuPower
+from dcsim.energy.model import PowerModel
 from dcsim.fabric.internals import INTERNAL_KINDS
 from dcsim.fabric.routing import Router
 from dcsim.hardware import Cluster
 from dcsim.metrics import Event, Execution, Level, LinkLevel, Recorder, TrainingRow
+from dcsim.perf.step import StepEstimate
 
 __all__ = ["Records"]
 
@@ -25,15 +26,31 @@ class Records:
         self._levels: np.ndarray | None = None  # links' last levels
         self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
         self._link_names: list[str] = []  # the fabric's directed links, by index
-        self.power_spans: list[PowerSpan] = []  # each job's GPU power, stretch by stretch
+        # each job's GPUs, stretch by stretch: (job id, start, end of its restore hold, end,
+        # GPUs, GPU type, its step estimate then); priced by power_spans() after the run
+        self._spans: list[tuple] = []
 
     def power_span(self, job_id: int, start_s: float, hold_end_s: float, end_s: float,
-                   num_gpus: int, gpu: GpuPower, waiting_w: float, running_w: float) -> None:
-        """A job's GPUs over [start_s, end_s): restoring (waiting_w) until hold_end_s, then
-        at its step's running_w (dcsim/energy/)."""
+                   num_gpus: int, gpu_type: str, estimate: StepEstimate) -> None:
+        """A job's GPUs over [start_s, end_s): restoring until hold_end_s, then running at
+        `estimate`'s pace (on the hot path: kept as is, priced after the run)."""
         if end_s > start_s:
-            self.power_spans.append(PowerSpan(job_id, start_s, hold_end_s, end_s, num_gpus,
-                                              gpu.idle_w, waiting_w, running_w))
+            self._spans.append((job_id, start_s, hold_end_s, end_s, num_gpus, gpu_type,
+                                estimate))
+
+    def power_spans(self, model: PowerModel) -> list[PowerSpan]:
+        """The spans with their GPUs' idle, waiting and running watts (dcsim/energy/model.py),
+        each distinct step estimate priced once."""
+        priced: dict[tuple[int, str], float] = {}
+        out = []
+        for job_id, start, hold_end, end, n, gpu_type, est in self._spans:
+            key = (id(est), gpu_type)  # the estimates live in the spans: ids are unique
+            running = priced.get(key)
+            if running is None:
+                running = priced[key] = model.running_w(est, gpu_type)
+            out.append(PowerSpan(job_id, start, hold_end, end, n, model.gpu(gpu_type).idle_w,
+                                 model.waiting_w(gpu_type), running))
+        return out
 
     def event(self, now: float, job_id: int, event: str, detail: str) -> None:
         """A job's event (job_id -1: the cluster's, e.g. a server down)."""

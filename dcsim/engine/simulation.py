@@ -214,10 +214,8 @@ class Simulation:
         done = close_segment(job, now, keep_partial, done)
         self.shares.account(job, seg_done0, done)
         assert job.estimate is not None
-        gpu = self.world.power.gpu(job.gpu_type)
         self.records.power_span(job.job_id, start, min(max(job.hold_until_s, start), now), now,
-                                job.spec.num_gpus, gpu, self.world.power.waiting_w(gpu.name),
-                                self.world.power.running_w(job.estimate, gpu.name))
+                                job.spec.num_gpus, job.gpu_type, job.estimate)
 
     def _release(self, job: JobState) -> None:
         assert job.placement is not None
