@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from dcsim._version import __version__
 from dcsim.cli.common import EXIT_INPUT, EXIT_OK, _fmt_pct, _fmt_s, _Progress, _scenario_path
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
 
 
 def _fmt_kwh(kwh: float) -> str:
@@ -54,13 +59,13 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
         lines.append(f"  failures: {s['failures']:,}, {s['interruptions']:,} job interruptions, "
                      f"{s['lost_gpu_hours']:,.1f} GPU-hours lost, goodput "
                      f"{_fmt_pct(s['goodput'])}, mean ETTR {_fmt_pct(s['ettr_mean'])}")
-    if s.get("energy_it_kwh") is not None:
+    if _finite(s.get("energy_it_kwh")) and _finite(s.get("power_it_mean_kw")):
         energy = (f"  energy: {_fmt_kwh(s['energy_it_kwh'])} IT, "
                   f"{_fmt_kwh(s['energy_facility_kwh'])} facility (PUE {s['pue_mean']:.2f}), "
                   f"mean {s['power_it_mean_kw']:,.1f} kW, peak {s['power_it_peak_kw']:,.1f} kW IT")
-        if s.get("carbon_kg") is not None:
+        if _finite(s.get("carbon_kg")):
             energy += f"; {s['carbon_kg'] / 1e3:,.3g} t CO2eq"
-        if s.get("energy_cost_usd") is not None:
+        if _finite(s.get("energy_cost_usd")):
             energy += f"; ${s['energy_cost_usd']:,.0f} electricity"
         lines.append(energy)
     lines.append(f"  {s['events_processed']:,} events in {s['wall_s']:.2f} s wall "

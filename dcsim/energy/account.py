@@ -6,13 +6,14 @@ back, and the constant parts (switches, storage).
 Cluster IT power at time t = the GPUs (idle power of every GPU in service, plus each held
 GPU's power above idle) + the hosts (idle power of every server in service, plus the busy
 increment of each busy GPU) + the switches + storage; facility power = IT x PUE(t). A job's
-energy is its GPUs' energy plus its hosts' busy increments (idle power is the cluster's, not
-the job's); its carbon and cost integrate its power against the hourly carbon intensity and
-price times PUE. Nothing here adds events to the run.
+energy is its held GPUs' whole power plus its hosts' busy increments (the hosts' idle power
+and the unheld GPUs are the cluster's, not a job's); its carbon and cost integrate its power
+against the hourly carbon intensity and price times PUE. Nothing here adds events to the run.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,8 +69,11 @@ def _times_pue(rate: HourlyRate, pue: HourlyRate, first: datetime | None) -> Hou
         return HourlyRate(rate.values * pue.values[0], rate.offset_s, rate.wrap, rate.source)
     if first is None:  # a flat rate: by hour of day
         return HourlyRate(pue.values * rate.values[0], pue.offset_s, True, rate.source)
-    hours = (first.hour + np.arange(rate.n)) % 24
-    return HourlyRate(rate.values * np.asarray(pue.values)[hours], rate.offset_s, rate.wrap,
+    # a series that wraps repeats every n hours, PUE every 24: the product every lcm(n, 24)
+    period = math.lcm(rate.n, 24) if rate.wrap else rate.n
+    values = np.tile(rate.values, period // rate.n)
+    hours = (first.hour + np.arange(period)) % 24
+    return HourlyRate(values * np.asarray(pue.values)[hours], rate.offset_s, rate.wrap,
                       rate.source)
 
 
@@ -77,8 +81,7 @@ def build_grid(spec: PowerSpec, resolve) -> Grid:
     """The scenario's grid rates; `resolve(path)` locates a series file (relative paths: the
     scenario's folder; a zone: the shipped data/grid files)."""
     start = datetime.fromisoformat(spec.start)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
+    start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
     wrap = spec.beyond_series == "wrap"
     pue = _pue_rate(spec, start)
     sources: dict[str, str] = {}
@@ -136,7 +139,6 @@ def power_results(spans: Sequence[PowerSpan], segments: pd.DataFrame, jobs: pd.D
 
     `servers`: the cluster's Server records; `server_types`: each server's catalog type;
     `downtime`: one row per server outage (server_id, start_s, end_s)."""
-    n_servers = len(servers)
     gpu_idle = np.array([s.num_gpus * model.gpu(s.gpu.name).idle_w for s in servers])
     hosts = [model.host(t) for t in server_types]
     host_idle = np.array([h.idle_w for h in hosts])
@@ -172,15 +174,18 @@ def power_results(spans: Sequence[PowerSpan], segments: pd.DataFrame, jobs: pd.D
     pue_at = grid.pue.values[(((times + grid.pue.offset_s) // HOUR).astype(np.int64))
                              % grid.pue.n] if grid.pue.n > 1 else np.full(len(times),
                                                                           grid.pue.values[0])
-    table = pd.DataFrame({"time_s": times, "gpu_w": gpu_w, "host_w": host_w,
-                          "network_w": network_w, "storage_w": storage_w, "it_w": it_w,
-                          "facility_w": it_w * pue_at}, columns=POWER_COLUMNS)
+    fac_w = it_w * pue_at
+    changed = np.ones(len(times), dtype=bool)  # a row only where a level changes
+    changed[1:] = ((np.diff(gpu_w) != 0) | (np.diff(host_w) != 0) | (np.diff(fac_w) != 0))
+    table = pd.DataFrame({"time_s": times[changed], "gpu_w": gpu_w[changed],
+                          "host_w": host_w[changed], "network_w": network_w,
+                          "storage_w": storage_w, "it_w": it_w[changed],
+                          "facility_w": fac_w[changed]}, columns=POWER_COLUMNS)
     # ---- energy: the table is piecewise constant; integrate it and its products with rates
     edges = np.concatenate([times, [end_s]])
     dur = np.diff(edges)
     it_j = float((it_w * dur).sum())
     fac_j = _integral(it_w, edges, grid.pue)
-    idle_j = float((gpu_idle.sum() + host_idle.sum()) * end_s) if n_servers else 0.0
     summary = {
         "energy_it_kwh": it_j / J_PER_KWH,
         "energy_facility_kwh": fac_j / J_PER_KWH,
@@ -193,12 +198,11 @@ def power_results(spans: Sequence[PowerSpan], segments: pd.DataFrame, jobs: pd.D
         "power_facility_peak_kw": float(table["facility_w"].max()) / 1e3 if len(it_w) else 0.0,
         "pue_mean": fac_j / it_j if it_j > 0 else float(grid.pue.values.mean()),
         "carbon_kg": (_integral(it_w, edges, grid.carbon) / J_PER_KWH / 1e3
-                      if grid.carbon is not None else None),
+                      if grid.carbon is not None else math.nan),
         "energy_cost_usd": (_integral(it_w, edges, grid.price) / J_PER_KWH / 1e3
-                            if grid.price is not None else None),
+                            if grid.price is not None else math.nan),
         "grid_sources": dict(grid.sources),
     }
-    del idle_j
     # ---- per job: its spans' power above idle... plus idle of its GPUs while held
     job_ids = jobs["job_id"].to_numpy(int)
     index = {j: i for i, j in enumerate(job_ids)}

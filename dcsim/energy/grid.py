@@ -16,6 +16,7 @@ the default: a year's series repeats) or stops with an error (`error`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,9 +30,17 @@ from dcsim.textfile import read_csv
 __all__ = ["HourlyRate", "read_series", "UNITS"]
 
 HOUR = 3600.0
-# a value column's header must name its unit: one of these, case-insensitive
+# a value column's header must name its unit: one of these, case-insensitive, not preceded by
+# a letter (kgCO2eq/kWh is not gCO2eq/kWh)
 UNITS = {"carbon": ("gco2eq/kwh", "gco₂eq/kwh", "g_per_kwh", "gco2/kwh", "gco₂/kwh"),
          "price": ("usd/mwh", "usd_per_mwh")}
+_UNIT_RE = {kind: re.compile(r"(?<![a-z])(" + "|".join(re.escape(u) for u in units) + ")")
+            for kind, units in UNITS.items()}
+
+
+def names_unit(header: str, kind: str) -> bool:
+    """Whether a column header names the unit of `kind` (carbon or price)."""
+    return _UNIT_RE[kind].search(header.lower()) is not None
 
 
 def _utc(text: str) -> datetime:
@@ -64,7 +73,7 @@ def read_series(path: str | Path, kind: str, column: str | None = None,
         raise fail(1, f"no time column {tcol!r}; columns: {', '.join(header)}")
     units = UNITS[kind]
     if column is None:
-        found = [c for c in header if any(u in c.lower() for u in units)]
+        found = [c for c in header if names_unit(c, kind)]
         if prefer is not None and len(found) > 1:
             found = [c for c in found if prefer.lower() in c.lower()] or found
         if not found:
@@ -73,7 +82,7 @@ def read_series(path: str | Path, kind: str, column: str | None = None,
         column = found[0]
     elif column not in header:
         raise fail(1, f"no column {column!r}; columns: {', '.join(header)}")
-    elif not any(u in column.lower() for u in units):
+    elif not names_unit(column, kind):
         raise fail(1, f"column {column!r} does not name a {kind} unit "
                       f"({' or '.join(units)}): its unit cannot be told", column)
     times, values = [], []

@@ -103,19 +103,7 @@ def power_frames(sim: Finished, frames: dict[str, pd.DataFrame], end_s: float
     keys (docs/energy.md)."""
     world = sim.world
     servers = world.cluster.servers
-    by_name = {s.name: s.server_id for s in servers}
-    events = frames["events"]
-    changes = events[(events.job_id == -1) & events.event.isin(("server-down", "server-up"))]
-    down: dict[int, float] = {}
-    outages = []
-    for t, what, name in zip(changes.time_s, changes.event, changes.detail, strict=True):
-        sid = by_name[name]
-        if what == "server-down":
-            down.setdefault(sid, float(t))
-        elif sid in down:
-            outages.append((sid, down.pop(sid), float(t)))
-    outages += [(sid, t, math.inf) for sid, t in down.items()]
-    downtime = pd.DataFrame(outages, columns=["server_id", "start_s", "end_s"])
+    downtime = pd.DataFrame(sim.records.all_outages(), columns=["server_id", "start_s", "end_s"])
     for rate in (world.grid.carbon, world.grid.price):
         try:
             if rate is not None:

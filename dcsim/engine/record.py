@@ -28,15 +28,37 @@ class Records:
         self._link_names: list[str] = []  # the fabric's directed links, by index
         # each job's GPUs, stretch by stretch: (job id, start, end of its restore hold, end,
         # GPUs, GPU type, its step estimate then); priced by power_spans() after the run
-        self._spans: list[tuple] = []
+        self._spans: list[list] = []
+        self._last_span: dict[int, list] = {}  # each job's latest span (extended if unchanged)
+        self._down: dict[int, float] = {}  # servers out of service now, since when
+        self.outages: list[tuple[int, float, float]] = []  # (server id, down, back) closed
+
+    def server_down(self, now: float, server_id: int) -> None:
+        self._down.setdefault(server_id, now)
+
+    def server_up(self, now: float, server_id: int) -> None:
+        if server_id in self._down:
+            self.outages.append((server_id, self._down.pop(server_id), now))
+
+    def all_outages(self) -> list[tuple[int, float, float]]:
+        """Every outage, those still open ending at infinity, in the order they began."""
+        still = [(sid, t, float("inf")) for sid, t in self._down.items()]
+        return sorted(self.outages + still, key=lambda o: (o[1], o[0]))
 
     def power_span(self, job_id: int, start_s: float, hold_end_s: float, end_s: float,
                    num_gpus: int, gpu_type: str, estimate: StepEstimate) -> None:
         """A job's GPUs over [start_s, end_s): restoring until hold_end_s, then running at
         `estimate`'s pace (on the hot path: kept as is, priced after the run)."""
-        if end_s > start_s:
-            self._spans.append((job_id, start_s, hold_end_s, end_s, num_gpus, gpu_type,
-                                estimate))
+        if end_s <= start_s:
+            return
+        last = self._last_span.get(job_id)
+        if (last is not None and last[3] == start_s and last[6] is estimate
+                and hold_end_s == start_s):
+            last[3] = end_s  # the same pace on: one span (timed mode accounts every iteration)
+            return
+        span = [job_id, start_s, hold_end_s, end_s, num_gpus, gpu_type, estimate]
+        self._spans.append(span)
+        self._last_span[job_id] = span
 
     def power_spans(self, model: PowerModel) -> list[PowerSpan]:
         """The spans with their GPUs' idle, waiting and running watts (dcsim/energy/model.py),

@@ -333,6 +333,7 @@ class Simulation:
     def server_down(self, server_id: int) -> None:
         """A server leaves service (its jobs already interrupted): its GPUs are unavailable."""
         self.cluster.down(server_id)
+        self.records.server_down(self.env.now, server_id)
         self.rounds.servers_changed()
         self.records.event(self.env.now, -1, "server-down", self.cluster.servers[server_id].name)
         self._level()
@@ -340,6 +341,7 @@ class Simulation:
     def server_up(self, server_id: int) -> None:
         """A repaired (or replaced) server is back in service."""
         self.cluster.up(server_id)
+        self.records.server_up(self.env.now, server_id)
         self.records.event(self.env.now, -1, "server-up", self.cluster.servers[server_id].name)
         self._level()
         self.rounds.request()

@@ -127,8 +127,9 @@ class World:
 
     def network_power_w(self) -> float:
         """The switches' power: each link end at a switch is as many ports as the link has
-        (a server's link: one per NIC; between switches: the link's bandwidth over the
-        cluster's fastest NIC), each drawing its speed's `switch_port_w`."""
+        (its bandwidth over the server's NIC for a server's link, over the cluster's fastest
+        NIC between switches: a rail carries one NIC per server), each drawing its speed's
+        `switch_port_w`."""
         graph, power, servers = self.network.graph, self.power, self.cluster.servers
         kinds = graph.nodes
         fastest = max((8.0 * bw for s in servers for bw in s.nics), default=100e9)
@@ -139,10 +140,8 @@ class World:
                 continue
             bit_s = 8.0 * float(d.get("bandwidth_byte_s", 0.0))
             server = a if kinds[a].get("kind") == "server" else b if ends == 1 else None
-            if server is not None:
-                ports = len(servers[int(str(server).removeprefix("server"))].nics) or 1
-            else:
-                ports = max(1, round(bit_s / fastest))
+            nics = servers[int(str(server).removeprefix("server"))].nics if server else ()
+            ports = max(1, round(bit_s / (8.0 * nics[0] if nics else fastest)))
             total += ends * ports * power.port_w(bit_s / ports)
         return total
 

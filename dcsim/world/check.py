@@ -49,10 +49,16 @@ def _check_power(sc: Scenario, doc: Located, world: World) -> list[Problem]:
         grid = world.grid
     except ScenarioError as exc:
         return exc.problems
+    try:
+        model = world.power
+    except ValueError as exc:  # an override against a catalog figure: "power.gpus.NAME: ..."
+        where, _, message = str(exc).partition(": ")
+        key = tuple(where.split("."))
+        return [Problem(*doc.where(key), where, message)]
     problems = []
     for name in world.cluster.gpu_specs:
         try:
-            world.power.gpu(name)
+            model.gpu(name)
         except KeyError as exc:
             problems.append(Problem(*doc.where(("cluster",)), "cluster", str(exc.args[0])))
     if sc.horizon_s is not None:
