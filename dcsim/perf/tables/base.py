@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,14 +290,23 @@ class DcsimTable(TableFormat):
         return out
 
 
+# Gavel names a job type with its batch size: "ResNet-50 (batch size 64)" (its traces and its
+# throughput table alike)
+_GAVEL_TYPE = re.compile(r"^(?P<name>.+?)\s*\(batch size (?P<batch>\d+)\)$")
+
+
+def split_job_type(text: str) -> tuple[str, int | None]:
+    """A Gavel job type's name and batch size (None if it names none)."""
+    m = _GAVEL_TYPE.match(text.strip())
+    return (m["name"], int(m["batch"])) if m else (text.strip(), None)
+
+
 @TABLE_FORMATS.register("gavel")
 class GavelTable(TableFormat):
     description = "Gavel's simulation_throughputs.json (steps/s summed over workers)"
     default_gpus = GAVEL_GPUS
 
     def read(self, path: Path, gpus: dict[str, str]) -> TableRead:
-        from dcsim.workload.formats.gavel import split_job_type
-
         source = str(path)
         text = read_text(path, "throughput table")
         try:

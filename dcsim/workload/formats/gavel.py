@@ -26,25 +26,19 @@ A scale_factor of 0 is skipped and counted (no GPUs).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from dcsim.perf.tables.base import split_job_type
 from dcsim.textfile import read_text
 from dcsim.workload.formats._util import number, pos_int
 from dcsim.workload.formats.base import FORMATS, Parsed, TraceFormat, TraceRecord
 
-_TYPE = re.compile(r"^(?P<name>.+?)\s*\(batch size (?P<batch>\d+)\)$")
 # field name -> position, per layout
 LAYOUTS = {
     7: {"job_type": 0, "total_steps": 4, "arrival_time": 5, "scale_factor": 6},
     10: {"job_type": 0, "total_steps": 5, "scale_factor": 6, "priority_weight": 7,
          "arrival_time": 9},
 }
-
-
-def split_job_type(text: str) -> tuple[str, int | None]:
-    m = _TYPE.match(text.strip())
-    return (m["name"], int(m["batch"])) if m else (text.strip(), None)
 
 
 @FORMATS.register("gavel")
