@@ -64,9 +64,12 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
                   f"{_fmt_kwh(s['energy_facility_kwh'])} facility (PUE {s['pue_mean']:.2f}), "
                   f"mean {s['power_it_mean_kw']:,.1f} kW, peak {s['power_it_peak_kw']:,.1f} kW IT")
         if _finite(s.get("carbon_kg")):
-            energy += f"; {s['carbon_kg'] / 1e3:,.3g} t CO2eq"
+            kg = s["carbon_kg"]
+            energy += f"; {kg / 1e3:,.2f} t CO2eq" if kg >= 1e3 else f"; {kg:,.1f} kg CO2eq"
         if _finite(s.get("energy_cost_usd")):
-            energy += f"; ${s['energy_cost_usd']:,.0f} electricity"
+            usd = s["energy_cost_usd"]
+            energy += f"; ${usd:,.0f} electricity" if abs(usd) >= 100 else (
+                f"; ${usd:,.2f} electricity")
         lines.append(energy)
     lines.append(f"  {s['events_processed']:,} events in {s['wall_s']:.2f} s wall "
                  f"({s['events_per_s']:,.0f} events/s)")
