@@ -69,6 +69,9 @@ workload:
 scheduler: {kind: las, params: {thresholds_gpu_s: [100.0, 1000.0]}}
 placement: {kind: topology-aware}
 engine: {fidelity: steady, network: shared, preemption_overhead_s: 5, max_events: 20000}
+power: {pue: 1.3, carbon_g_per_kwh: 350, price_usd_per_mwh: -10, storage_w: 500,
+        gpus: {a100-sxm4-80gb: {tdp_w: 380, idle_w: 55}},
+        servers: {dgx-a100-80gb: {host_idle_w: 1500}}, switch_port_w: 10}
 """,
     "faults": """\
 name: fuzz-faults
@@ -97,6 +100,9 @@ faults:
 checkpoint: {interval_s: 600, tier: pfs}
 storage: {}
 engine: {network: timed, max_events: 20000}
+power: {zone: DE-LU, carbon_basis: lca, start: "2023-12-31T20:00:00+00:00",
+        pue: [1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.3, 1.3, 1.3, 1.3, 1.3, 1.3, 1.4, 1.4, 1.4, 1.4,
+              1.4, 1.4, 1.3, 1.3, 1.3, 1.3, 1.2, 1.2]}
 """,
     "philly": """\
 name: fuzz-philly
