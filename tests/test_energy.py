@@ -386,3 +386,49 @@ def test_a_run_with_nothing_to_do_prints_no_nan():
     s = res.summary()
     assert s["sim_end_s"] == 0 and s["energy_it_kwh"] == 0
     assert "nan" not in format_summary("t", s).lower()
+
+
+# ---- the facility power budget (power.budget_kw, dcsim/engine/budget.py)
+
+
+def _budget_case(budget_kw: float | None, scheduler: str = "fifo") -> dict:
+    jobs = [small_job(f"j{i}", arrival_s=i, iterations=3000, parallelism={"dp": 8})
+            for i in range(3)]
+    power = {"pue": 1.2} | ({"budget_kw": budget_kw} if budget_kw is not None else {})
+    return small_scenario(jobs, cluster={"servers": [{"type": "dgx-a100-80gb", "count": 3}]},
+                          engine={"network": "isolated"}, scheduler={"kind": scheduler},
+                          power=power)
+
+
+def test_a_power_budget_holds_jobs_back_until_power_is_free():
+    free = run(_budget_case(None))
+    peak_kw = free.summary()["power_facility_peak_kw"]
+    assert (free.jobs.queue_s == 0).all()  # three servers, three jobs: all start at once
+    one_job = run(_budget_case(None)).power.facility_w.iloc[0] / 1e3  # idle + job 0
+    budget = (one_job + peak_kw) / 2  # room for fewer than three
+    res = run(_budget_case(budget))
+    assert (res.jobs.status == "completed").all()
+    assert res.summary()["power_facility_peak_kw"] <= budget * (1 + 1e-9)
+    assert (res.jobs.queue_s > 0).any()  # someone waited for power, not for GPUs
+    assert res.summary()["makespan_s"] > free.summary()["makespan_s"]
+
+
+def test_a_job_that_can_never_fit_the_budget_is_rejected_not_waited_on():
+    free = run(_budget_case(None))
+    idle_kw = free.power.facility_w.min() / 1e3  # before the first arrival: all idle
+    s = run(_budget_case(None)).summary()
+    assert s["power_facility_peak_kw"] > idle_kw
+    res = run(_budget_case(idle_kw * 1.001))  # only the idle cluster fits
+    assert (res.jobs.status == "rejected").all()
+    assert res.jobs.reason[0].startswith("power-budget: needs ")
+
+
+def test_budget_settings_are_checked_at_load():
+    with pytest.raises(ScenarioError, match=r"power.budget_kw: 1 kW is below the cluster's idle "
+                                            r"facility power"):
+        dcsim.scenario_from_dict(_budget_case(1.0))
+    with pytest.raises(ScenarioError, match=r"power.budget_kw: a power budget works with "
+                                            r"schedulers that do not preempt; 'priority'"):
+        dcsim.scenario_from_dict(_budget_case(500.0, scheduler="priority"))
+    with pytest.raises(ScenarioError, match="budget_kw"):
+        dcsim.scenario_from_dict(_budget_case(-5.0))

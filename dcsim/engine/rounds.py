@@ -31,10 +31,13 @@ class Rounds:
     def __init__(self, env: simpy.Environment, cluster: Cluster, scheduler: Scheduler,
                  placement: PlacementPolicy, running: Mapping[int, JobState],
                  launch: Callable[[JobState, Placement], None],
-                 stop: Callable[[JobState, str], None]) -> None:
+                 stop: Callable[[JobState, str], None],
+                 power_ok: Callable[[JobView, Placement], bool] | None = None) -> None:
         self.env, self.cluster, self.running = env, cluster, running
         self.scheduler, self.placement = scheduler, placement
         self.launch, self.stop = launch, stop
+        # the facility power budget, if any (dcsim/engine/budget.py): may this placement start?
+        self.power_ok = power_ok
         self.queue: dict[int, JobState] = {}
         sched_cls = type(scheduler)
         self._gated = sched_cls.gates
@@ -104,6 +107,9 @@ class Rounds:
                 placement = None
             elif placement is None and self._preempts:
                 placement = self._preempt_for(view, now)
+            if placement is not None and self.power_ok is not None and not self.power_ok(
+                    view, placement):
+                placement = None  # (no preemptive scheduler with a budget: check_world)
             if placement is None:
                 if gate.blocked(view, servers) if gate is not None else self.scheduler.backfill:
                     continue
@@ -133,7 +139,8 @@ class Rounds:
             if servers is None:
                 servers = cluster.views()
             placement = self.placement.place(view, servers)
-            if placement is None:
+            if placement is None or (self.power_ok is not None
+                                     and not self.power_ok(view, placement)):
                 return
             heapq.heappop(heap)
             self._start(job, placement)

@@ -11,6 +11,7 @@ segment) -> collect (`Results`). The engine is a package of modules that point o
     ledger      each job's storage and checkpoint books
     record      events, the GPU timeline and link levels as they happen
     clock       stepping the clock to the end, with its guards (NaN times, a stuck clock)
+    budget      the facility power budget the rounds ask before each launch
     collect     a finished run into Results
 
 A step time is put together in one place, `dcsim.world.pace.pace`. A job's runner advances
@@ -28,6 +29,7 @@ from pathlib import Path
 import networkx as nx
 import simpy
 
+from dcsim.engine.budget import PowerBudget
 from dcsim.engine.clock import give_reasons, step_events
 from dcsim.engine.collect import collect
 from dcsim.engine.ledger import Ledger
@@ -45,7 +47,7 @@ from dcsim.metrics import Recorder, Segment
 from dcsim.perf import StepTimeModel
 from dcsim.perf.calibrated import NOT_STEP_FIELDS
 from dcsim.perf.step import StepEstimate
-from dcsim.policies import SCHEDULERS, Placement
+from dcsim.policies import SCHEDULERS, JobView, Placement
 from dcsim.results import Results
 from dcsim.rng import RandomStreams
 from dcsim.scenario import Scenario
@@ -90,8 +92,11 @@ class Simulation:
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         self.scheduler.bind(self.streams)
+        budget_kw = scenario.power.budget_kw
+        self.budget = PowerBudget(world, budget_kw) if budget_kw is not None else None
         self.rounds = Rounds(self.env, self.cluster, self.scheduler, self.placement,
-                             self._running, self._launch, self._stop)
+                             self._running, self._launch, self._stop,
+                             self._power_ok if self.budget is not None else None)
         self.shares = Shares(self.env, fabric, self.storage, self.ledger, self.records,
                              self._running, self.respeed, self._job_mtbf_s)
         self.runner = Runner(self.env, self.network, self.timed,
@@ -133,6 +138,13 @@ class Simulation:
     def _submit(self, job: JobState) -> None:
         self._event(job, "submitted", "")
         types, reason, job.memory_bytes = self.world.admit(job.spec)
+        key = (job.spec.model_dump_json(exclude=_NOT_STEP), types)
+        if types and job.spec.iterations is None:
+            job.spec = job.spec.model_copy(update={
+                "iterations": self.world.reference_iterations(job.spec, types, key)})
+        if types and self.budget is not None and (why := self.budget.never_fits(job.spec,
+                                                                                types)):
+            types, reason = (), why
         if not types:
             job.status, job.reason = Status.REJECTED, reason
             self._event(job, "rejected", reason)
@@ -140,10 +152,6 @@ class Simulation:
             self._finished += 1
             return
         job.gpu_types, job.status, job.queued_since_s = types, Status.QUEUED, self.env.now
-        key = (job.spec.model_dump_json(exclude=_NOT_STEP), types)
-        if job.spec.iterations is None:
-            job.spec = job.spec.model_copy(update={
-                "iterations": self.world.reference_iterations(job.spec, types, key)})
         job.alone_step_s = self.world.alone_step(job.spec, types, key)
         if (sources := self.world.step_sources(job.spec, types, key)) is not None:
             self._event(job, "step-source", sources)
@@ -154,6 +162,8 @@ class Simulation:
     def _launch(self, job: JobState, placement: Placement) -> None:
         """Start a queued job on `placement` (the rounds took it off the queue)."""
         self.cluster.allocate(placement)
+        if self.budget is not None:
+            self.budget.started(job.job_id, job.spec, placement)
         self._running[job.job_id] = job
         job.placement, job.status = placement, Status.RUNNING
         job.waiting = False  # until its new runner starts: nothing may interrupt an old one
@@ -220,6 +230,8 @@ class Simulation:
     def _release(self, job: JobState) -> None:
         assert job.placement is not None
         self.cluster.release(job.placement)
+        if self.budget is not None:
+            self.budget.stopped(job.job_id)
         start, _, placement = job.history[-1]
         job.history[-1] = (start, self.env.now, placement)
         for server_id, gpus in placement.allocations:
@@ -244,6 +256,11 @@ class Simulation:
         return pace(self.step_model, job.spec, gpu, ring, ring_share=ring_share,
                     p2p_share=p2p_share, slowdown=slowdown,
                     storage=self.shares.storage_terms(job, job.spec, placement))
+
+    def _power_ok(self, view: JobView, placement: Placement) -> bool:
+        """The facility power budget lets this job start now on `placement`."""
+        assert self.budget is not None
+        return self.budget.fits(self.jobs[view.job_id].spec, placement, self.env.now)
 
     def respeed(self, job: JobState, reason: str) -> None:
         """A running job's speed may have changed (network or storage share, stragglers):
@@ -334,6 +351,8 @@ class Simulation:
         """A server leaves service (its jobs already interrupted): its GPUs are unavailable."""
         self.cluster.down(server_id)
         self.records.server_down(self.env.now, server_id)
+        if self.budget is not None:
+            self.budget.server_down(server_id)
         self.rounds.servers_changed()
         self.records.event(self.env.now, -1, "server-down", self.cluster.servers[server_id].name)
         self._level()
@@ -342,6 +361,8 @@ class Simulation:
         """A repaired (or replaced) server is back in service."""
         self.cluster.up(server_id)
         self.records.server_up(self.env.now, server_id)
+        if self.budget is not None:
+            self.budget.server_up(server_id)
         self.records.event(self.env.now, -1, "server-up", self.cluster.servers[server_id].name)
         self._level()
         self.rounds.request()

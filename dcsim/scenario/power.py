@@ -62,6 +62,8 @@ class PowerSpec(Strict):
     servers: dict[str, HostPowerSpec] = Field(default_factory=dict)
     # one power for every switch port in use, instead of the catalog's by line rate
     switch_port_w: Watts | None = None
+    # the facility's power budget: a job starts only if facility power stays within it
+    budget_kw: Annotated[float, Field(gt=0, le=1e9)] | None = None
 
     @field_validator("start")
     @classmethod

@@ -123,7 +123,35 @@ class World:
 
     def server_types(self) -> list[str]:
         """Each server's catalog type ("" for a server group described inline)."""
-        return [g.type or "" for g in self.scenario.cluster.servers for _ in range(g.count)]
+        return list(self._server_types)
+
+    @cached_property
+    def _server_types(self) -> tuple[str, ...]:
+        return tuple(g.type or "" for g in self.scenario.cluster.servers for _ in range(g.count))
+
+    def server_idle_w(self, server_id: int) -> float:
+        """A server in service with nothing running: its GPUs' and its host's idle power."""
+        server, power = self.cluster.servers[server_id], self.power
+        return (server.num_gpus * power.gpu(server.gpu.name).idle_w
+                + power.host(self._server_types[server_id]).idle_w)
+
+    def idle_it_w(self) -> float:
+        """The cluster's IT power with every server in service and nothing running."""
+        return (sum(self.server_idle_w(s.server_id) for s in self.cluster.servers)
+                + self.network_power_w() + self.scenario.power.storage_w)
+
+    def job_power_w(self, spec: JobSpec, placement: Placement) -> float:
+        """What a job adds to the cluster's IT power on `placement`, above idle, at its step
+        alone there: its GPUs above their idle power and its hosts' busy increments."""
+        power = self.power
+        gpu = self.cluster.servers[placement.server_ids[0]].gpu.name
+        est = self.estimate_on(spec, placement)
+        watts = placement.num_gpus * (power.running_w(est, gpu) - power.gpu(gpu).idle_w)
+        for sid, gpus in placement.allocations:
+            host = power.host(self._server_types[sid])
+            per_gpu = (host.busy_w - host.idle_w) / max(1, self.cluster.servers[sid].num_gpus)
+            watts += len(gpus) * per_gpu
+        return watts
 
     def network_power_w(self) -> float:
         """The switches' power: each link end at a switch is as many ports as the link has

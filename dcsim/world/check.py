@@ -61,6 +61,20 @@ def _check_power(sc: Scenario, doc: Located, world: World) -> list[Problem]:
             model.gpu(name)
         except KeyError as exc:
             problems.append(Problem(*doc.where(("cluster",)), "cluster", str(exc.args[0])))
+    budget = sc.power.budget_kw
+    if budget is not None and not problems:
+        from dcsim.policies import SCHEDULERS
+
+        key = ("power", "budget_kw")
+        if SCHEDULERS.get(sc.scheduler.kind).preempts:
+            problems.append(Problem(*doc.where(key), key_path(key), (
+                f"a power budget works with schedulers that do not preempt; "
+                f"{sc.scheduler.kind!r} preempts")))
+        idle_kw = world.idle_it_w() * max(grid.pue.values) / 1e3
+        if idle_kw > budget:
+            problems.append(Problem(*doc.where(key), key_path(key), (
+                f"{budget:g} kW is below the cluster's idle facility power, {idle_kw:,.1f} kW "
+                f"(every server in service, nothing running, at PUE {max(grid.pue.values):g})")))
     if sc.horizon_s is not None:
         for rate in (grid.carbon, grid.price):
             try:
