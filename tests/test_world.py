@@ -198,3 +198,30 @@ def test_a_new_flow_fabric_is_one_class_and_one_registration(monkeypatch):
         jobs, engine={"network": "shared-logged"})))
     assert len(built) == 1
     assert list(logged.jobs.jct_s) == list(shared.jobs.jct_s)
+
+
+def test_a_flow_fabric_must_carry_reads_exactly_when_it_builds_a_shared_fabric(monkeypatch):
+    from dcsim.fabric.flows import FlowFabric
+
+    monkeypatch.setattr(FLOW_FABRICS, "_items", dict(FLOW_FABRICS._items))
+
+    @FLOW_FABRICS.register("shared-but-says-not")
+    class Confused(FlowFabric):
+        @staticmethod
+        def build(network, env):
+            return SharedFabric(network.detailed, network.attach)
+
+    world = build_world(dcsim.scenario_from_dict(small_scenario(
+        engine={"network": "shared-but-says-not"})))
+    with pytest.raises(TypeError, match="carries_reads is False but it builds a SharedFabric"):
+        _ = world.fabric
+
+
+def test_a_step_model_missing_from_the_run_is_a_clear_error():
+    from dcsim.scenario import Scenario
+
+    data = small_scenario([small_job(step_model="measured")])
+    unchecked = Scenario.model_validate(data)  # skips load_scenario's checks
+    with pytest.raises(ValueError, match=r"step model 'measured' is not available in this run "
+                                         r"\(it needs engine.throughputs\)"):
+        dcsim.simulate(unchecked)

@@ -91,7 +91,15 @@ class PerJobStepModel:
         self.models = dict(models)
 
     def model_of(self, job: JobSpec) -> StepTimeModel:
-        return self.models[job.step_model or self.default]
+        name = job.step_model or self.default
+        model = self.models.get(name)
+        if model is None:
+            why = (" (it needs engine.throughputs)" if name in STEP_MODELS
+                   and STEP_MODELS.get(name).needs_tables else "")
+            raise ValueError(f"job {job.name!r}: step model {name!r} is not available in this "
+                             f"run{why}; available: {', '.join(self.models)} (dcsim.load_scenario "
+                             f"checks this before a run)")
+        return model
 
     def estimate(self, job: JobSpec, gpu: GpuSpec, ring: RingPath) -> StepEstimate:
         return self.model_of(job).estimate(job, gpu, ring)

@@ -88,7 +88,13 @@ class World:
     def fabric(self) -> SharedFabric | TimedFabric | None:
         """The flow fabric of `engine.network` (None: isolated)."""
         self.storage  # noqa: B018  (built first: its tiers are links of the fabric)
-        return FLOW_FABRICS.get(self.scenario.engine.network).build(self.network, self.env)
+        kind = FLOW_FABRICS.get(self.scenario.engine.network)
+        fabric = kind.build(self.network, self.env)
+        if kind.carries_reads != isinstance(fabric, SharedFabric):  # the engine re-shares reads
+            raise TypeError(f"flow fabric {kind.name!r}: carries_reads is {kind.carries_reads} "
+                            f"but it builds a {type(fabric).__name__}; data reads travel as "
+                            f"flows only on a SharedFabric (dcsim/fabric/flows.py)")
+        return fabric
 
     @cached_property
     def placement(self) -> PlacementPolicy:
