@@ -211,7 +211,9 @@ def test_bad_power_settings_are_located_errors(power, message):
      r"series.csv:3:time: not an ISO 8601 time"),
     (["2023-01-01 00:00:00,lots"], "carbon_g_per_kwh",
      r"series.csv:2:carbon_g_per_kwh: not a finite number"),
-    (["2023-01-01 00:00:00,-3"], "carbon_g_per_kwh", r"negative carbon intensity"),
+    (["2023-01-01 00:00:00,-3"], "carbon_g_per_kwh", r"carbon intensity -3 outside \[0, 10000\]"),
+    (["2023-01-01 00:00:00,1e30"], "carbon_g_per_kwh", r"series.csv:2:carbon_g_per_kwh: carbon "
+                                                      r"intensity 1e\+30 outside"),
     (["2023-01-01 00:00:00,100"], "kgCO2/MWh", r"no column names a carbon unit"),
 ])
 def test_bad_series_are_errors_at_file_line_column(tmp_path, rows, header, message):

@@ -34,6 +34,8 @@ HOUR = 3600.0
 # a letter (kgCO2eq/kWh is not gCO2eq/kWh)
 UNITS = {"carbon": ("gco2eq/kwh", "gco₂eq/kwh", "g_per_kwh", "gco2/kwh", "gco₂/kwh"),
          "price": ("usd/mwh", "usd_per_mwh")}
+# the values a series may hold, as the scenario's flat values (g/kWh; USD/MWh, negative kept)
+BOUNDS = {"carbon": (0.0, 1e4), "price": (-1e5, 1e5)}
 _UNIT_RE = {kind: re.compile(r"(?<![a-z])(" + "|".join(re.escape(u) for u in units) + ")")
             for kind, units in UNITS.items()}
 
@@ -102,8 +104,10 @@ def read_series(path: str | Path, kind: str, column: str | None = None,
             bad.append(Problem(source, line, "", f"not a finite number: {row[column]!r}",
                                column=column))
             continue
-        if kind == "carbon" and v < 0:
-            bad.append(Problem(source, line, "", f"negative carbon intensity {v:g}",
+        low, high = BOUNDS[kind]
+        if not low <= v <= high:
+            what = "carbon intensity" if kind == "carbon" else "price"
+            bad.append(Problem(source, line, "", f"{what} {v:g} outside [{low:g}, {high:g}]",
                                column=column))
             continue
         if times:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dcsim.scenario.base import NonNegFloat, Strict
 
@@ -75,24 +75,16 @@ class PowerSpec(Strict):
                              ) from None
         return v
 
-    @field_validator("gpus")
+    @field_validator("gpus", "servers")
     @classmethod
-    def _known_gpus(cls, v: dict[str, GpuPowerSpec]) -> dict[str, GpuPowerSpec]:
+    def _known_types(cls, v: dict, info: ValidationInfo) -> dict:
         from dcsim import catalog
 
-        unknown = sorted(set(v) - set(catalog.gpus()))
+        kind, known = (("GPU", catalog.gpus()) if info.field_name == "gpus"
+                       else ("server", catalog.servers()))
+        unknown = sorted(set(v) - set(known))
         if unknown:
-            raise ValueError(f"unknown GPU types {unknown}; see dcsim catalog gpus")
-        return v
-
-    @field_validator("servers")
-    @classmethod
-    def _known_servers(cls, v: dict[str, HostPowerSpec]) -> dict[str, HostPowerSpec]:
-        from dcsim import catalog
-
-        unknown = sorted(set(v) - set(catalog.servers()))
-        if unknown:
-            raise ValueError(f"unknown server types {unknown}; see dcsim catalog servers")
+            raise ValueError(f"unknown {kind} types {unknown}; see dcsim catalog {kind.lower()}s")
         return v
 
     @model_validator(mode="after")
