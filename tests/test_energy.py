@@ -434,3 +434,15 @@ def test_budget_settings_are_checked_at_load():
         dcsim.scenario_from_dict(_budget_case(500.0, scheduler="priority"))
     with pytest.raises(ScenarioError, match="budget_kw"):
         dcsim.scenario_from_dict(_budget_case(-5.0))
+
+
+def test_a_very_long_run_with_hourly_pue_stays_small_and_exact():
+    """Hour rows stop at MAX_HOUR_ROWS; the integrals are closed-form either way."""
+    pue = [1.1] * 12 + [1.3] * 12
+    res = run(one_server([small_job(iterations=10**13, parallelism={"dp": 8})],
+                         power={"pue": pue, "carbon_g_per_kwh": 300}))
+    s = res.summary()
+    assert s["sim_end_s"] > 1e6 * H  # past the cap of hour rows
+    assert len(res.power) < 10
+    assert s["pue_mean"] == pytest.approx(1.2, rel=1e-6)  # the day's mean, over whole days
+    assert s["carbon_kg"] == pytest.approx(s["energy_facility_kwh"] * 0.3, rel=1e-9)

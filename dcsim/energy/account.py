@@ -28,6 +28,7 @@ from dcsim.scenario.power import PowerSpec
 __all__ = ["PowerSpan", "Grid", "build_grid", "power_results", "POWER_COLUMNS"]
 
 J_PER_KWH = 3.6e6
+MAX_HOUR_ROWS = 1_000_000  # hourly-PUE rows in the power table (114 years of hours)
 POWER_COLUMNS = ["time_s", "gpu_w", "host_w", "network_w", "storage_w", "it_w", "facility_w"]
 
 
@@ -162,8 +163,10 @@ def power_results(spans: Sequence[PowerSpan], segments: pd.DataFrame, jobs: pd.D
     host_t = np.concatenate([d_t, u_t, seg_start, seg_end])
     host_d = np.concatenate([-host_idle[d_sid], host_idle[d_sid], seg_up, -seg_up])
     hours = np.zeros(0)
-    if grid.pue.n > 1:  # facility power changes with PUE on the hour: a row each
-        first = -grid.pue.offset_s % HOUR
+    first = -grid.pue.offset_s % HOUR
+    if grid.pue.n > 1 and (end_s - first) / HOUR < MAX_HOUR_ROWS:
+        # facility power changes with PUE on the hour: a row each (the integrals below are
+        # exact without them; past MAX_HOUR_ROWS the table gives each row's start PUE)
         hours = np.arange(first, end_s, HOUR) if end_s > first else hours
     times = np.unique(np.concatenate([[0.0], gpu_t, host_t, hours]))
     times = times[times <= end_s]
@@ -203,7 +206,8 @@ def power_results(spans: Sequence[PowerSpan], segments: pd.DataFrame, jobs: pd.D
                             if grid.price is not None else math.nan),
         "grid_sources": dict(grid.sources),
     }
-    # ---- per job: its spans' power above idle... plus idle of its GPUs while held
+    # ---- per job: its held GPUs' whole power (waiting, then running) and its hosts' busy
+    # increments, each weighted by the rate
     job_ids = jobs["job_id"].to_numpy(int)
     index = {j: i for i, j in enumerate(job_ids)}
     rows = np.array([index[int(j)] for j in sjob], dtype=np.int64)
