@@ -29,6 +29,7 @@ __all__ = [
     "StorageDevice",
     "storage_devices",
     "storage_defaults",
+    "power_figures",
 ]
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
@@ -87,6 +88,13 @@ def _load(filename: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict):
         raise ValueError(f"catalog file {filename} must hold a mapping")
     return data
+
+
+@cache
+def power_figures() -> dict[str, Any]:
+    """power.yaml as read: GPU, host and switch-port power and the activity fractions (the
+    power model that uses them is dcsim/energy/model.py)."""
+    return _load("power.yaml")
 
 
 @cache

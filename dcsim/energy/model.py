@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
 
-import yaml
-
+from dcsim import catalog
 from dcsim.perf.step import StepEstimate
 from dcsim.scenario.power import PowerSpec
 
@@ -34,13 +32,9 @@ __all__ = ["GpuPower", "HostPower", "PowerModel", "power_catalog"]
 
 
 
-@cache
 def power_catalog() -> dict:
-    """dcsim/catalog/power.yaml, parsed once."""
-    from importlib import resources
-
-    text = resources.files("dcsim.catalog").joinpath("power.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    """dcsim/catalog/power.yaml, parsed once (`catalog.power_figures`)."""
+    return catalog.power_figures()
 
 
 @dataclass(frozen=True, slots=True)
