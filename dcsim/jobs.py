@@ -139,7 +139,32 @@ class JobState:
             lost_s=self.lost_s,
             productive_s=self.work_s,
             step_source=est.source if est else "",
+            due_s=self.due_s if math.isfinite(self.due_s) else math.nan,
+            late_s=self.late_s,
         )
+
+    @property
+    def due_s(self) -> float:
+        """When the job should be finished (its `deadline_s` after arrival, or `deadline_slack`
+        times its run time alone after arrival); inf without a deadline, NaN while a slack
+        deadline's run time alone is unknown."""
+        spec = self.spec
+        if spec.deadline_s is not None:
+            return spec.arrival_s + spec.deadline_s
+        if spec.deadline_slack is not None:
+            return spec.arrival_s + spec.deadline_slack * self.alone_s
+        return math.inf
+
+    @property
+    def late_s(self) -> float:
+        """How late it finished (end - due; > 0 a miss); inf if it has a deadline and did not
+        complete (failed, rejected or still open at the end of the run); NaN without one."""
+        spec = self.spec
+        if spec.deadline_s is None and spec.deadline_slack is None:
+            return math.nan
+        if self.status is not Status.COMPLETED or not math.isfinite(self.due_s):
+            return math.inf
+        return self.end_s - self.due_s
 
     @property
     def alone_s(self) -> float:
@@ -164,7 +189,7 @@ class JobState:
 
     def _view(self, static: tuple, now_s: float, running: bool) -> JobView:
         (job_id, name, num_gpus, gpu_types, submit_s, priority, iterations, user,
-         virtual_cluster, alone_s) = static
+         virtual_cluster, alone_s, due_s, deferrable) = static
         service = self.run_s
         if running:
             service += now_s - self.seg_start_s
@@ -176,7 +201,8 @@ class JobState:
         return JobView(job_id, name, num_gpus, gpu_types, submit_s, priority, running,
                        iterations, self.iterations_done, service * num_gpus, user,
                        virtual_cluster, alone_s, remaining_s, service, self.queued_since_s,
-                       self.last_start_s, self.gpu_type if running else "")
+                       self.last_start_s, self.gpu_type if running else "", due_s,
+                       deferrable)
 
     def _static(self) -> tuple:
         """The view's fields fixed by (spec, gpu_types, alone_step_s), rebuilt when one of
@@ -187,6 +213,7 @@ class JobState:
             spec = self.spec
             fields = (self.job_id, spec.name, spec.num_gpus, self.gpu_types, spec.arrival_s,
                       spec.priority, spec.iterations, spec.user or "",
-                      spec.virtual_cluster or "", self.alone_s)
+                      spec.virtual_cluster or "", self.alone_s, self.due_s,
+                      spec.deferrable)
             cached = self._static_fields = (spec, self.gpu_types, self.alone_step_s, fields)
         return cached[3]

@@ -63,6 +63,10 @@ class JobRecord:
     # where the last placement's step time came from: model, measured or interpolated ("" if
     # the job never ran)
     step_source: str = ""
+    # its deadline (`deadline_s` / `deadline_slack`): when it is due (NaN: none), and how late
+    # it finished (end_s - due_s, > 0 a miss; inf: it did not complete; NaN: no deadline)
+    due_s: float = float("nan")
+    late_s: float = float("nan")
 
 
 class Segment(NamedTuple):
@@ -290,6 +294,11 @@ def summarize(jobs: pd.DataFrame, timeline: pd.DataFrame, total_gpus: int, end_s
         means = named.groupby(by)["slowdown"].mean().to_numpy(dtype=float)
         summary[key] = jain_index(means)
     summary["top_links"] = top_links(links, start + makespan) if links is not None else {}
+    arrived = jobs[jobs["status"] != "submitted"]
+    late = arrived["late_s"].to_numpy(dtype=float) if "late_s" in jobs else np.zeros(0)
+    late = late[~np.isnan(late)]
+    summary["deadline_jobs"] = int(late.size)
+    summary["deadline_misses"] = int((late > 0).sum())
     rejected = jobs[jobs["status"] == "rejected"]
     codes = rejected["reason"].str.split(":", n=1).str[0]
     summary["rejection_reasons"] = {str(k): int(v) for k, v in

@@ -67,8 +67,8 @@ def test_semantic_errors_after_shape(write_yaml):
 def test_unknown_kind_lists_valid_names(write_yaml):
     path = write_yaml(small_scenario(scheduler={"kind": "lottery"}))
     (msg,) = problems(path)
-    assert ("scheduler.kind: unknown scheduler 'lottery'; valid: easy, fifo, las, priority, "
-            "sjf, srtf, themis") in msg
+    assert ("scheduler.kind: unknown scheduler 'lottery'; valid: carbon-aware, easy, fifo, "
+            "las, priority, sjf, srtf, themis") in msg
 
 
 def test_bad_params_are_located(write_yaml):

@@ -287,6 +287,7 @@ def test_every_scheduler_declares_the_hooks_it_overrides():
     for name in SCHEDULERS:
         cls = SCHEDULERS.get(name)
         for flag, hook in (("gates", "gate"), ("preempts", "preempt"),
-                           ("timed_decisions", "next_decision_s")):
+                           ("timed_decisions", "next_decision_s"),
+                           ("uses_carbon", "bind_carbon"), ("holds", "hold_until")):
             overrides = getattr(cls, hook) is not getattr(Scheduler, hook)
             assert getattr(cls, flag) == overrides, (name, flag)

@@ -30,6 +30,7 @@ __all__ = [
     "storage_devices",
     "storage_defaults",
     "power_figures",
+    "cost_figures",
 ]
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
@@ -95,6 +96,13 @@ def power_figures() -> dict[str, Any]:
     """power.yaml as read: GPU, host and switch-port power and the activity fractions (the
     power model that uses them is dcsim/energy/model.py)."""
     return _load("power.yaml")
+
+
+@cache
+def cost_figures() -> dict[str, Any]:
+    """cost.yaml as read: server, GPU, switch-port, storage and facility prices, lifetimes and
+    maintenance (the cost model that uses them is dcsim/energy/cost.py)."""
+    return _load("cost.yaml")
 
 
 @cache

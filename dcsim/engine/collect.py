@@ -8,10 +8,12 @@ import math
 from collections import Counter
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
 from dcsim._version import __version__
 from dcsim.energy.account import power_results
+from dcsim.energy.cost import tco_results
 from dcsim.engine.ledger import Ledger
 from dcsim.engine.record import Records
 from dcsim.errors import ScenarioError, SimulationError
@@ -84,6 +86,8 @@ def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
                                sim.faults.configured_mtbf_hours() if sim.faults else {}))
     frames["power"], power_summary = power_frames(sim, frames, end_s)
     extra.update(power_summary)
+    if sim.world.cost is not None:
+        extra.update(cost_frames(sim, frames["jobs"], power_summary, end_s))
     summary = summarize(frames["jobs"], frames["gpu_timeline"], sim.world.cluster.total_gpus,
                         end_s, extra, frames["links"])
     run = {
@@ -116,7 +120,26 @@ def power_frames(sim: Finished, frames: dict[str, pd.DataFrame], end_s: float
         sim.scenario.power.storage_w, end_s)
     for name, values in columns.items():
         frames["jobs"][name] = values
+    # what the jobs drew (their held GPUs and their hosts' busy increments), the rest being
+    # the idle cluster's, the network's and storage's
+    summary["energy_jobs_kwh"] = float(np.nansum(columns["energy_kwh"]))
+    summary["carbon_jobs_kg"] = (float(np.nansum(columns["carbon_kg"]))
+                                 if "carbon_kg" in columns else math.nan)
     return table, summary
+
+
+def cost_frames(sim: Finished, jobs: pd.DataFrame, power_summary: dict, end_s: float) -> dict:
+    """The jobs' `cost_usd` column (added in place) and the summary's cost keys
+    (docs/energy.md#total-cost-of-ownership)."""
+    world = sim.world
+    assert world.cost is not None
+    gpu_hours = jobs["num_gpus"].to_numpy(float) * jobs["run_s"].to_numpy(float) / 3600.0
+    summary, cost = tco_results(
+        world.cost, world.capex(), world.cluster.total_gpus, end_s,
+        power_summary["energy_cost_usd"], gpu_hours, jobs["energy_cost_usd"].to_numpy(float),
+        (jobs["status"] == "completed").to_numpy())
+    jobs["cost_usd"] = cost
+    return summary
 
 
 def storage_results(sim: Finished, jobs: pd.DataFrame) -> dict:

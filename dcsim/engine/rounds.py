@@ -6,7 +6,9 @@ arrivals and completions are decided together). The engine hands in `launch` and
 the rounds decide, the engine acts.
 
 The scheduler's declared capabilities (`gates`, `preempts`, `timed_decisions`, `backfill`,
-dcsim/policies/scheduling/) decide which costs a round pays. A strict order fixed per job
+`holds`, dcsim/policies/scheduling/) decide which costs a round pays. A job the scheduler holds
+back (`hold_until`, asked once as it enters the queue) stays queued but is not offered GPUs
+before its release time. A strict order fixed per job
 (FIFO) keeps the queue as a heap and looks only at its head (`_head_round`).
 """
 
@@ -51,6 +53,11 @@ class Rounds:
         order_cls = next(c for c in sched_cls.__mro__ if "order" in vars(c))
         self._static_key = (vars(order_cls).get("static_key") if strict else None)
         self._heap: list[tuple] = []  # (static key, job id) of queued jobs, with _static_key
+        # jobs the scheduler holds back (`Scheduler.holds`): queued, not offered GPUs before
+        # their release time; one timer per distinct release time
+        self._holds = sched_cls.holds
+        self._held: dict[int, float] = {}
+        self._releases: dict[float, list[int]] = {}
         self._pending = False
         self._decision_at = math.inf  # the decision round planned (next_decision_s), if any
         # running jobs' views at the instant _rv_now (see _running_now)
@@ -63,8 +70,34 @@ class Rounds:
     # ------------------------------------------------------------------ what the engine tells
     def enqueue(self, job: JobState) -> None:
         self.queue[job.job_id] = job
+        now = self.env.now
+        if self._holds:
+            at = self.scheduler.hold_until(job.view(now), now)
+            if at > now + EPS:
+                self._hold(job.job_id, at)
+                return
         if self._static_key is not None:
-            heapq.heappush(self._heap, (self._static_key(job.view(self.env.now)), job.job_id))
+            heapq.heappush(self._heap, (self._static_key(job.view(now)), job.job_id))
+
+    def _hold(self, job_id: int, at: float) -> None:
+        self._held[job_id] = at
+        waiting = self._releases.get(at)
+        if waiting is None:
+            waiting = self._releases[at] = []
+            timer = self.env.timeout(at - self.env.now)
+            timer.callbacks.append(lambda _e, at=at: self._release(at))
+        waiting.append(job_id)
+
+    def _release(self, at: float) -> None:
+        """Held jobs whose time has come join the queue proper; a round looks at them."""
+        now = self.env.now
+        for job_id in self._releases.pop(at):
+            job = self.queue.get(job_id)
+            if self._held.pop(job_id, None) is None or job is None:
+                continue  # (left the queue while held)
+            if self._static_key is not None:
+                heapq.heappush(self._heap, (self._static_key(job.view(now)), job_id))
+        self.request()
 
     def started_or_stopped(self, job_id: int) -> None:
         """A job started or left its GPUs: its running view is rebuilt at the next look."""
@@ -95,7 +128,9 @@ class Rounds:
         if self._static_key is not None:
             self._head_round(now)
             return
-        ordered = self.scheduler.order([j.view(now) for j in self.queue.values()], now)
+        held = self._held
+        ordered = self.scheduler.order([j.view(now) for j in self.queue.values()
+                                        if j.job_id not in held], now)
         servers = self.cluster.views()
         gate = self.scheduler.gate(self._running_now(now), now) if self._gated else None
         cluster = self.cluster
@@ -182,7 +217,8 @@ class Rounds:
         """Plan a round at the scheduler's next decision time, unless one is planned no later
         (one timer at a time: a later plan waits for the earlier round to re-plan)."""
         at = self.scheduler.next_decision_s(self._running_now(now),
-                                            [j.view(now) for j in self.queue.values()], now)
+                                            [j.view(now) for j in self.queue.values()
+                                             if j.job_id not in self._held], now)
         if at is None or not at > now + EPS:
             return
         if now < self._decision_at <= at + EPS:

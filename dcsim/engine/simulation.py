@@ -92,6 +92,9 @@ class Simulation:
         sched_cls = SCHEDULERS.get(scenario.scheduler.kind)
         self.scheduler = sched_cls(sched_cls.Params(**scenario.scheduler.params))
         self.scheduler.bind(self.streams)
+        if sched_cls.uses_carbon:  # (check_world: a carbon source is given)
+            assert world.grid.carbon is not None
+            self.scheduler.bind_carbon(world.grid.carbon)
         budget_kw = scenario.power.budget_kw
         self.budget = PowerBudget(world, budget_kw) if budget_kw is not None else None
         self.rounds = Rounds(self.env, self.cluster, self.scheduler, self.placement,

@@ -37,6 +37,9 @@ class JobView(NamedTuple):
     queued_since_s: float = math.nan  # when it last entered the queue (arrival or preemption)
     last_start_s: float = math.nan  # when its current (running) or last run segment started
     gpu_type: str = ""  # running: the GPU type of its placement
+    # the time it should be finished by (`deadline_s` / `deadline_slack`); inf: no deadline
+    due_s: float = math.inf
+    deferrable: bool = False  # it may be held back to cleaner hours (carbon-aware scheduler)
 
 
 @dataclass(frozen=True, slots=True)

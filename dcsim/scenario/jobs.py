@@ -124,6 +124,12 @@ class JobSpec(Strict):
     # the job's key in throughput tables (engine.throughputs); None: its model preset's name
     job_type: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     step_model: StepModelKind | None = None  # None: the scenario's engine.step_model
+    # a completion deadline (docs/energy.md#deadlines): seconds after arrival, or a multiple of
+    # the job's run time alone (due at arrival + slack x alone_s); at most one
+    deadline_s: PosFloat | None = None
+    deadline_slack: Annotated[float, Field(ge=1, le=1e6)] | None = None
+    # may a carbon-aware scheduler hold it back to cleaner hours (within its deadline)?
+    deferrable: bool = False
 
     @field_validator("model", mode="before")
     @classmethod
@@ -147,6 +153,8 @@ class JobSpec(Strict):
         p, m = self.parallelism, self.model
         if (self.iterations is None) == (self.duration_s is None):
             raise ValueError("give exactly one of iterations and duration_s")
+        if self.deadline_s is not None and self.deadline_slack is not None:
+            raise ValueError("give at most one of deadline_s and deadline_slack")
         if self.reference_gpu is not None:
             if self.duration_s is None:
                 raise ValueError("reference_gpu is the GPU type duration_s was measured on; "

@@ -37,6 +37,7 @@ from dcsim.scenario.base import (  # noqa: F401
     Strict,
 )
 from dcsim.scenario.cluster import Cluster, NicGroup, ServerGroup, Storage, StorageTier  # noqa: F401
+from dcsim.scenario.cost import CostSpec
 from dcsim.scenario.faults import FaultsSpec
 from dcsim.scenario.jobs import (  # noqa: F401
     CheckpointSpec,
@@ -118,6 +119,8 @@ class Scenario(Strict):
     checkpoint: CheckpointSpec | None = None  # every job's periodic checkpoints (None: none)
     # the facility (PUE), the grid (carbon, prices) and power overrides (dcsim/energy/)
     power: PowerSpec = PowerSpec()
+    # total cost of ownership and price overrides (dcsim/energy/cost.py); None: not reported
+    cost: CostSpec | None = None
     # where relative paths (traces) resolve: the scenario file's folder; not a YAML key, set
     # once while validating (`base_dir` in the validation context, see model_post_init)
     _base_dir: str = PrivateAttr(default=".")

@@ -176,10 +176,30 @@ AnyGenerator = Annotated[
 ]
 
 
+class DeadlineSpec(Strict):
+    """Deadlines for the workload's jobs (a trace's or a generator's, which carry none): each
+    job, with probability `fraction` (named stream `workload.deadlines`, one draw per job in
+    arrival order), gets a deadline `deadline_s` after arrival, or `slack` times its run time
+    alone, and is `deferrable` (docs/energy.md#deadlines). A job that has its own deadline
+    keeps it."""
+
+    fraction: Annotated[float, Field(ge=0, le=1)] = 1.0
+    deadline_s: PosFloat | None = None
+    slack: Annotated[float, Field(ge=1, le=1e6)] | None = None
+    deferrable: bool = True
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> DeadlineSpec:
+        if (self.deadline_s is None) == (self.slack is None):
+            raise ValueError("give exactly one of deadline_s and slack")
+        return self
+
+
 class Workload(Strict):
     jobs: list[JobSpec] | None = None
     trace: TraceSource | None = None
     generator: AnyGenerator | None = None
+    deadlines: DeadlineSpec | None = None  # deadlines (and deferrable) for some of the jobs
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Workload:

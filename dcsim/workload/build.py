@@ -9,7 +9,7 @@ import numpy as np
 from dcsim.errors import Problem
 from dcsim.rng import RandomStreams
 from dcsim.scenario import GeneratorSpec, JobSpec, Scenario
-from dcsim.scenario.workload import PhillyGeneratorSpec
+from dcsim.scenario.workload import DeadlineSpec, PhillyGeneratorSpec
 from dcsim.workload.philly import generate_philly
 from dcsim.workload.traces import TraceLoad, load_trace
 
@@ -66,4 +66,18 @@ def build_workload(scenario: Scenario, streams: RandomStreams,
             jobs = _generate(w.generator, streams)
         read = len(jobs)
     jobs.sort(key=lambda j: j.arrival_s)
+    if w.deadlines is not None:
+        jobs = _with_deadlines(jobs, w.deadlines, streams)
     return WorkloadResult(jobs=jobs, rows_read=read, skipped=skipped)
+
+
+def _with_deadlines(jobs: list[JobSpec], spec: DeadlineSpec,
+                    streams: RandomStreams) -> list[JobSpec]:
+    """`workload.deadlines`: a deadline (and `deferrable`) for a `fraction` of the jobs, drawn
+    in arrival order; jobs with their own deadline keep it."""
+    draws = streams.stream("workload.deadlines").random(len(jobs))
+    update = {"deadline_s": spec.deadline_s, "deadline_slack": spec.slack,
+              "deferrable": spec.deferrable}
+    return [job.model_copy(update=update)
+            if u < spec.fraction and job.deadline_s is None and job.deadline_slack is None
+            else job for job, u in zip(jobs, draws, strict=True)]

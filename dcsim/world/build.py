@@ -23,6 +23,7 @@ import simpy
 from dcsim import catalog
 from dcsim.catalog import GpuSpec
 from dcsim.energy.account import Grid, build_grid
+from dcsim.energy.cost import Capex, CostModel
 from dcsim.energy.model import PowerModel
 from dcsim.fabric import Network
 from dcsim.fabric.flows import FLOW_FABRICS
@@ -159,15 +160,27 @@ class World:
             watts += len(gpus) * per_gpu
         return watts
 
-    def network_power_w(self) -> float:
-        """The switches' power: each link end at a switch is as many ports as the link has
-        (its bandwidth over the server's NIC for a server's link, over the cluster's fastest
-        NIC between switches: a rail carries one NIC per server), each drawing its speed's
-        `switch_port_w`."""
-        graph, power, servers = self.network.graph, self.power, self.cluster.servers
+    @cached_property
+    def cost(self) -> CostModel | None:
+        """The cost model (prices, lifetimes, maintenance), with a `cost:` section; else None."""
+        spec = self.scenario.cost
+        return CostModel(spec) if spec is not None else None
+
+    def capex(self) -> Capex:
+        """The cluster's capital by part (needs a `cost:` section)."""
+        assert self.cost is not None
+        return self.cost.capex(self.cluster.servers, self._server_types, self.switch_ports(),
+                               self.shared_storage_tb(), self.it_capacity_w())
+
+    def switch_ports(self) -> list[tuple[float, int]]:
+        """The switch ports in use, as (line rate per port in bit/s, ports): each link end at
+        a switch is as many ports as the link has (its bandwidth over the server's NIC for a
+        server's link, over the cluster's fastest NIC between switches: a rail carries one NIC
+        per server)."""
+        graph, servers = self.network.graph, self.cluster.servers
         kinds = graph.nodes
         fastest = max((8.0 * bw for s in servers for bw in s.nics), default=100e9)
-        total = 0.0
+        out = []
         for a, b, d in graph.edges(data=True):
             ends = (kinds[a].get("kind") == "switch") + (kinds[b].get("kind") == "switch")
             if not ends:
@@ -176,8 +189,30 @@ class World:
             server = a if kinds[a].get("kind") == "server" else b if ends == 1 else None
             nics = servers[int(str(server).removeprefix("server"))].nics if server else ()
             ports = max(1, round(bit_s / (8.0 * nics[0] if nics else fastest)))
-            total += ends * ports * power.port_w(bit_s / ports)
-        return total
+            out.append((bit_s / ports, ends * ports))
+        return out
+
+    def network_power_w(self) -> float:
+        """The switches' power: each port in use (`switch_ports`) at its speed's
+        `switch_port_w`."""
+        return sum(n * self.power.port_w(bit_s) for bit_s, n in self.switch_ports())
+
+    def it_capacity_w(self) -> float:
+        """The IT power the facility is built for: every server at full power (its GPUs at
+        board power, its host busy), the switches and storage."""
+        power, types = self.power, self._server_types
+        servers = sum(s.num_gpus * power.gpu(s.gpu.name).tdp_w
+                      + power.host(types[s.server_id]).busy_w for s in self.cluster.servers)
+        return servers + self.network_power_w() + self.scenario.power.storage_w
+
+    def shared_storage_tb(self) -> dict[str, float]:
+        """The usable capacity (TB) of the enabled shared tiers (pfs, object), with a
+        `storage:` section (none without: storage is not modelled)."""
+        if self.scenario.storage is None:
+            return {}
+        shared = self.storage.system.shared
+        return {name: tier.capacity_bytes / 1e12 for name, tier in shared.items()
+                if tier.enabled}
 
     @cached_property
     def fault_rates(self) -> FaultRates | None:

@@ -61,9 +61,17 @@ def _check_power(sc: Scenario, doc: Located, world: World) -> list[Problem]:
             model.gpu(name)
         except KeyError as exc:
             problems.append(Problem(*doc.where(("cluster",)), "cluster", str(exc.args[0])))
+    from dcsim.policies import SCHEDULERS
+
+    if SCHEDULERS.get(sc.scheduler.kind).uses_carbon and grid.carbon is None:
+        key = ("scheduler", "kind")
+        problems.append(Problem(*doc.where(key), key_path(key), (
+            f"{sc.scheduler.kind!r} reads the grid's carbon intensity: give power.zone, "
+            "power.carbon (an hourly series) or power.carbon_g_per_kwh")))
+    if sc.cost is not None:
+        problems += _check_cost(sc, doc, world, grid)
     budget = sc.power.budget_kw
     if budget is not None and not problems:
-        from dcsim.policies import SCHEDULERS
 
         key = ("power", "budget_kw")
         if SCHEDULERS.get(sc.scheduler.kind).preempts:
@@ -83,6 +91,21 @@ def _check_power(sc: Scenario, doc: Located, world: World) -> list[Problem]:
             except ScenarioError as exc:
                 key = ("power", "beyond_series")
                 problems += [Problem(*doc.where(key), key_path(key), str(p)) for p in exc.problems]
+    return problems
+
+
+def _check_cost(sc: Scenario, doc: Located, world: World, grid) -> list[Problem]:
+    """TCO needs an electricity price and a price for every server of the cluster."""
+    problems = []
+    if grid.price is None:
+        key = ("cost",)
+        problems.append(Problem(*doc.where(key), "cost", (
+            "the total cost of ownership needs an electricity price: give power.zone, "
+            "power.price (an hourly series) or power.price_usd_per_mwh")))
+    try:
+        world.capex()
+    except KeyError as exc:
+        problems.append(Problem(*doc.where(("cluster",)), "cluster", str(exc.args[0])))
     return problems
 
 

@@ -13,16 +13,27 @@ and-placement has every kind, param and formula):
   completion, at which the order or the preemptions may change (a service threshold, a lease,
   a starvation limit); the engine runs a round then. Called only while the queue is not empty.
 - `bind(streams)`: called once by the engine with the scenario's random streams (for
-  schedulers that draw estimates).
+  schedulers that draw estimates);
+- `hold_until(job, now)`: as a job enters the queue, the time before which it is not offered
+  GPUs (declared by `holds`; carbon-aware holds deferrable jobs);
+- `bind_carbon(carbon)`: the grid's carbon intensity over run time, for a scheduler that
+  declares `uses_carbon` (carbon-aware).
 
 Every job is gang-scheduled: it gets all its GPUs at once or waits.
 """
 
 from __future__ import annotations
 
-from dcsim.policies.scheduling.base import ESTIMATE_STREAM, SCHEDULERS, Gate, Scheduler
+from dcsim.policies.scheduling.base import (
+    ESTIMATE_STREAM,
+    SCHEDULERS,
+    CarbonSignal,
+    Gate,
+    Scheduler,
+)
 
-__all__ = ["SCHEDULERS", "Scheduler", "Gate", "ESTIMATE_STREAM"]
+__all__ = ["SCHEDULERS", "Scheduler", "Gate", "CarbonSignal", "ESTIMATE_STREAM"]
 
-# Register the schedulers, in this order: fifo, priority, sjf, srtf, easy; las, themis.
-from dcsim.policies.scheduling import classic, fairness  # noqa: F401,I001
+# Register the schedulers, in this order: fifo, priority, sjf, srtf, easy; las, themis;
+# carbon-aware.
+from dcsim.policies.scheduling import classic, fairness, carbon  # noqa: F401,I001

@@ -5,7 +5,7 @@ import this module, not the package."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -13,12 +13,23 @@ from dcsim.policies.views import JobView, Placement, ServerView
 from dcsim.registry import Registry
 from dcsim.rng import RandomStreams
 
-__all__ = ["SCHEDULERS", "Scheduler", "Gate", "ESTIMATE_STREAM", "EPS"]
+__all__ = ["SCHEDULERS", "Scheduler", "Gate", "CarbonSignal", "ESTIMATE_STREAM", "EPS"]
 
 SCHEDULERS: Registry[Scheduler] = Registry("scheduler")
 
 ESTIMATE_STREAM = "scheduler.estimates"
 EPS = 1e-6  # seconds, GPU-seconds: slack for clock rounding at decision times
+
+
+class CarbonSignal(Protocol):
+    """The grid's carbon intensity over run time, as a scheduler sees it (the scenario's
+    hourly or flat series times PUE, dcsim/energy/grid.py `HourlyRate`)."""
+
+    offset_s: float  # the series' hours start at run time -offset_s + k x 3600
+
+    def cumulative(self, t: Any) -> Any:
+        """The intensity integrated over run time [0, t] (an array of times)."""
+        ...
 
 
 class Gate:
@@ -53,6 +64,8 @@ class Scheduler:
     gates: ClassVar[bool] = False  # `gate`: a per-round rule beyond `backfill`
     preempts: ClassVar[bool] = False  # `preempt`: may stop running jobs
     timed_decisions: ClassVar[bool] = False  # `next_decision_s`: rounds at times of its own
+    uses_carbon: ClassVar[bool] = False  # `bind_carbon`: reads the grid's carbon intensity
+    holds: ClassVar[bool] = False  # `hold_until`: may hold a job back as it enters the queue
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -62,6 +75,16 @@ class Scheduler:
 
     def bind(self, streams: RandomStreams) -> None:
         """The scenario's random streams (called once by the engine, before the run)."""
+
+    def bind_carbon(self, carbon: CarbonSignal) -> None:
+        """The grid's carbon intensity (called once by the engine, before the run, only if the
+        class declares `uses_carbon`; the scenario must then give a carbon source)."""
+
+    def hold_until(self, job: JobView, now_s: float) -> float:
+        """As `job` enters the queue (arrival, or back after a preemption or failure): the
+        time before which it is not offered GPUs (now: not held). It stays in the queue and
+        out of `order`'s input until then. Called only if the class declares `holds`."""
+        return now_s
 
     def order(self, queue: Sequence[JobView], now_s: float) -> list[JobView]:
         raise NotImplementedError
