@@ -34,7 +34,14 @@ def scenarios(draw):
             "global_batch": dp * draw(st.integers(1, 4)),
             "iterations": draw(st.integers(1, 400)),
             "priority": draw(st.integers(0, 2)),
+            "deferrable": draw(st.booleans()),
+            **draw(st.sampled_from([{}, {"deadline_s": 3000.0}, {"deadline_slack": 2.0}])),
         })
+    scheduler = draw(schedulers())
+    # carbon-aware reads the grid: California's hourly intensity, from a drawn hour
+    power = ({"zone": "US-CAL-CISO",
+              "start": f"2023-06-01T{draw(st.integers(0, 23)):02d}:00:00+00:00"}
+             if scheduler["kind"] == "carbon-aware" else {})
     return {
         "name": "random",
         "seed": draw(st.integers(0, 2**16)),
@@ -42,7 +49,8 @@ def scenarios(draw):
         "cluster": {"servers": [{"name": f"g{k}", "type": t, "count": c}
                                 for k, (t, c) in enumerate(groups)]},
         "workload": {"jobs": jobs},
-        "scheduler": draw(schedulers()),
+        "scheduler": scheduler,
+        "power": power,
         "placement": {"kind": draw(st.sampled_from(PLACEMENTS.names()))},
         "engine": {"fidelity": draw(st.sampled_from(["steady", "iteration"])),
                    "network": draw(st.sampled_from(["shared", "isolated", "timed"])),
@@ -65,6 +73,8 @@ def schedulers(draw):
         params["starvation_s"] = draw(st.sampled_from([None, 30.0]))
     if kind == "themis":
         params["lease_s"] = draw(st.sampled_from([7.0, 60.0]))
+    if kind == "carbon-aware":
+        params["max_defer_s"] = draw(st.sampled_from([600.0, 7200.0]))
     return {"kind": kind, "params": params}
 
 
