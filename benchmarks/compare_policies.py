@@ -14,6 +14,8 @@ docs/policies.md quotes. Studies (the first two run by default):
 - `pollux-schedulers`: Pollux workload-1 on 16 x 4 A100s (light load: no queueing).
 - `philly-carbon`: the whole Philly trace with half the jobs deferrable (24 h deadlines) under
   fifo and carbon-aware, on California's and Germany's 2023 grids (docs/energy.md). ~1 min each.
+- `philly-power`: the same facility under a 400 kW power budget: fifo (jobs wait for power)
+  against power-capped (jobs start under GPU power caps), and fifo without a budget.
 
     python -m benchmarks.compare_policies [STUDY ...] [--workers 2] [--out DIR]
 """
@@ -62,8 +64,12 @@ STUDIES: dict[str, tuple[str, list[str], dict[str, list[str]]]] = {
     "philly-carbon": ("scenarios/philly_carbon.yaml", [], {
         f"{kind} {zone}": [f"scheduler.kind={kind}", f"power.zone={zone}"]
         for zone in ("US-CAL-CISO", "DE-LU") for kind in ("fifo", "carbon-aware")}),
+    "philly-power": ("scenarios/philly_carbon.yaml", [], {
+        "fifo, no budget": ["scheduler.kind=fifo"],
+        "fifo, 400 kW": ["scheduler.kind=fifo", "power.budget_kw=400"],
+        "power-capped, 400 kW": ["scheduler.kind=power-capped", "power.budget_kw=400"]}),
 }
-STUDY_METRICS = {"philly-carbon": CARBON_METRICS}
+STUDY_METRICS = {"philly-carbon": CARBON_METRICS, "philly-power": CARBON_METRICS}
 # the carbon study also splits the jobs with a deadline by run time (hours)
 RUN_BINS_H = (0, 1 / 6, 1, 4, 12, float("inf"))
 BREAKDOWN = {"philly-carbon"}

@@ -84,6 +84,8 @@ class JobState:
     lost_s: float = 0.0
     work_s: float = 0.0
     warmup_due_s: float = 0.0
+    # the power cap (W per GPU) the power-capped scheduler set for this run segment; inf: none
+    power_cap_w: float = math.inf
     history: list[tuple[float, float, Placement]] = field(default_factory=list)
     # view fields fixed by (spec, gpu_types, alone_step_s): see `_static`
     _static_fields: tuple | None = field(default=None, init=False, repr=False)

@@ -14,7 +14,7 @@ from dcsim.energy.grid import HourlyRate
 from dcsim.energy.model import PowerModel, power_catalog
 from dcsim.errors import ScenarioError, SimulationError
 from dcsim.perf.step import StepEstimate
-from tests.conftest import small_job, small_scenario
+from tests.conftest import REPO, small_job, small_scenario
 
 H = 3600.0
 
@@ -446,3 +446,105 @@ def test_a_very_long_run_with_hourly_pue_stays_small_and_exact():
     assert len(res.power) < 10
     assert s["pue_mean"] == pytest.approx(1.2, rel=1e-6)  # the day's mean, over whole days
     assert s["carbon_kg"] == pytest.approx(s["energy_facility_kwh"] * 0.3, rel=1e-9)
+
+
+# ---- GPU power caps and the power-capped scheduler
+
+
+def test_a_power_cap_slows_compute_and_lowers_power_along_the_clock_curve():
+    model = PowerModel()
+    gpu, peak = "a100-sxm4-80gb", 312e12
+    est = StepEstimate(1.0, 0.8, 0.2, 0.0, 1.0, 0.6 * peak * 0.8, 1, peak)
+    full = model.running_w(est, gpu)
+    assert model.capped(est, gpu, 500.0) .iteration_s == est.iteration_s  # above: no change
+    capped = model.capped(est, gpu, 250.0)
+    f = model.clock_at_cap(gpu, model.compute_activity(est), 250.0)
+    g = model.gpu(gpu)
+    # the clock where idle + (tdp - idle) x a x f^3 = cap, and compute x f^-clock_bound
+    assert g.idle_w + (g.tdp_w - g.idle_w) * 1.0 * f ** model.cap_alpha == pytest.approx(250)
+    assert capped.compute_s == pytest.approx(0.8 * f ** -model.clock_bound)
+    assert capped.iteration_s == pytest.approx(1.0 + capped.compute_s - 0.8)
+    assert model.compute_activity(capped) == model.compute_activity(est)  # at full clock
+    assert model.running_w(capped, gpu) < full
+    assert model.running_w(capped, gpu) <= 250.0
+    # the lowest clock bounds the slowdown
+    low = model.capped(est, gpu, g.idle_w + 1.0)
+    assert low.compute_s == pytest.approx(0.8 * model.min_clock ** -model.clock_bound)
+
+
+def test_clock_bound_is_the_fit_to_the_published_v100_cap():
+    """McDonald et al. 2022: V100s capped at 150 W of their 250 W trained 6.8% longer. The
+    catalog's clock_bound is that fit on bert-large on 2 x V100 PCIe 32GB (docs/energy.md)."""
+    est, model = _supercloud_bert()
+    beta = model.fit_clock_bound(est, "v100-pcie-32gb", 150.0, 1.068)
+    assert round(beta, 2) == model.clock_bound
+    capped = model.capped(est, "v100-pcie-32gb", 150.0)
+    assert capped.iteration_s / est.iteration_s == pytest.approx(1.068, abs=0.003)
+
+
+def _supercloud_bert():
+    job = {"name": "bert", "model": "bert-large", "parallelism": {"dp": 2, "micro_batch": 16},
+           "global_batch": 64, "precision": "fp16", "iterations": 100}
+    sc = dcsim.scenario_from_dict(small_scenario([job], cluster={"servers": [
+        {"name": "supercloud", "gpus_per_server": 2, "gpu": "v100-pcie-32gb",
+         "intra_node": "pcie", "count": 1}]}, engine={"network": "isolated"}))
+    world = dcsim.build_world(sc)
+    est, _ = world.estimate_alone(sc.workload.jobs[0])
+    return est, world.power
+
+
+def test_a_gpu_type_cap_applies_to_every_job_on_it():
+    job = [small_job(iterations=2000, parallelism={"dp": 8})]
+    free = run(one_server(job))
+    capped = run(one_server(job, power={"gpus": {"a100-sxm4-80gb": {"cap_w": 150}}}))
+    assert capped.jobs.run_s[0] > free.jobs.run_s[0]
+    assert capped.jobs.energy_kwh[0] * 3.6e6 / capped.jobs.run_s[0] < (
+        free.jobs.energy_kwh[0] * 3.6e6 / free.jobs.run_s[0])
+    with pytest.raises(ScenarioError, match=r"power.gpus.a100-sxm4-80gb: cap_w \(50\) must be "
+                                            r"above idle_w \(60\)"):
+        dcsim.scenario_from_dict(one_server(job, power={"gpus": {"a100-sxm4-80gb": {
+            "cap_w": 50}}}))
+
+
+def test_power_capped_starts_a_job_capped_instead_of_holding_it_then_lifts_the_cap():
+    free = run(_budget_case(None))
+    idle_and_one = free.power.facility_w.iloc[0] / 1e3
+    job_kw = (free.summary()["power_facility_peak_kw"] - idle_and_one) / 2
+    budget = idle_and_one + 1.6 * job_kw  # room for 2.6 jobs
+    held = run(_budget_case(budget))
+    data = _budget_case(budget, scheduler="power-capped")
+    data["scheduler"]["params"] = {"min_cap_fraction": 0.3}
+    capped = run(data)
+    assert held.jobs.queue_s[2] > 0 and capped.jobs.queue_s[2] == 0  # started, capped
+    assert capped.summary()["power_facility_peak_kw"] <= budget * (1 + 1e-9)
+    assert capped.summary()["makespan_s"] < held.summary()["makespan_s"]
+    ev = capped.events[capped.events.event == "power-capped"]
+    assert list(ev.job_id) == [2, 2] and ev.detail.iloc[1] == "lifted"
+    assert capped.jobs.run_s[2] > capped.jobs.run_s[0]  # slower while capped
+
+
+def test_power_capped_needs_a_budget():
+    with pytest.raises(ScenarioError, match=r"scheduler.kind: 'power-capped' caps GPU power"):
+        dcsim.scenario_from_dict(_budget_case(None, scheduler="power-capped"))
+
+
+# ---- validation rows (benchmarks/validate_energy.py; docs/energy.md#validation)
+
+
+def test_bloom_accounting_reproduces_the_published_figures():
+    from benchmarks.validate_energy import bloom
+
+    mwh, tons = bloom(1.0)
+    assert mwh == pytest.approx(1_082_990 * 0.4 / 1e3, rel=1e-6)  # 433,196 kWh
+    assert tons == pytest.approx(24.69, rel=0.02)  # the issue's bound
+    assert tons == pytest.approx(24.69, rel=1e-3)
+    assert bloom(1.2)[1] == pytest.approx(30.0, rel=0.02)  # the comparison table, PUE 1.2
+
+
+def test_docs_quote_the_energy_validation_table():
+    from benchmarks.validate_energy import markdown, measure
+
+    table = markdown(measure())
+    text = (REPO / "docs" / "energy.md").read_text()
+    for line in table.splitlines()[2:]:
+        assert line in text, f"docs/energy.md lacks (or has another number for): {line}"

@@ -42,7 +42,7 @@ def scenarios(draw):
     power = ({"zone": "US-CAL-CISO",
               "start": f"2023-06-01T{draw(st.integers(0, 23)):02d}:00:00+00:00"}
              if scheduler["kind"] == "carbon-aware" else {})
-    return {
+    data = {
         "name": "random",
         "seed": draw(st.integers(0, 2**16)),
         "horizon_s": draw(st.one_of(st.none(), st.floats(10, 5000))),
@@ -56,6 +56,12 @@ def scenarios(draw):
                    "network": draw(st.sampled_from(["shared", "isolated", "timed"])),
                    "preemption_overhead_s": draw(st.sampled_from([0.0, 0.0, 3.0]))},
     }
+    if scheduler["kind"] == "power-capped":
+        # a budget a drawn fraction above the idle cluster's power: jobs start capped or wait
+        idle_w = dcsim.build_world(dcsim.scenario_from_dict(
+            {**data, "scheduler": {"kind": "fifo"}})).idle_it_w()
+        data["power"] = {"budget_kw": idle_w * draw(st.sampled_from([1.05, 1.3, 3.0])) / 1e3}
+    return data
 
 
 @st.composite
@@ -75,6 +81,8 @@ def schedulers(draw):
         params["lease_s"] = draw(st.sampled_from([7.0, 60.0]))
     if kind == "carbon-aware":
         params["max_defer_s"] = draw(st.sampled_from([600.0, 7200.0]))
+    if kind == "power-capped":
+        params["min_cap_fraction"] = draw(st.sampled_from([0.2, 0.5, 1.0]))
     return {"kind": kind, "params": params}
 
 

@@ -68,7 +68,7 @@ def test_unknown_kind_lists_valid_names(write_yaml):
     path = write_yaml(small_scenario(scheduler={"kind": "lottery"}))
     (msg,) = problems(path)
     assert ("scheduler.kind: unknown scheduler 'lottery'; valid: carbon-aware, easy, fifo, "
-            "las, priority, sjf, srtf, themis") in msg
+            "las, power-capped, priority, sjf, srtf, themis") in msg
 
 
 def test_bad_params_are_located(write_yaml):

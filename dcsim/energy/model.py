@@ -22,7 +22,7 @@ draw `host_idle_w`, plus `(host_busy_w - host_idle_w) / GPUs` for each busy GPU;
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dcsim import catalog
 from dcsim.perf.step import StepEstimate
@@ -65,6 +65,10 @@ class PowerModel:
             idle = o.idle_w if o is not None and o.idle_w is not None else float(d["idle_w"])
             if idle > tdp:
                 raise ValueError(f"power.gpus.{name}: idle_w ({idle:g}) above tdp_w ({tdp:g})")
+            cap = o.cap_w if o is not None else None
+            if cap is not None and not idle < cap <= tdp:
+                raise ValueError(f"power.gpus.{name}: cap_w ({cap:g}) must be above idle_w "
+                                 f"({idle:g}) and at most tdp_w ({tdp:g})")
             self._gpus[name] = GpuPower(name, tdp, idle)
         act = data["activity"]
         self.compute_floor = float(act["compute_floor"])
@@ -84,6 +88,11 @@ class PowerModel:
                 raise ValueError(f"power.servers.{name}: host_idle_w ({idle:g}) above "
                                  f"host_busy_w ({busy:g})")
             self._hosts[name] = HostPower(idle, busy)
+        self._caps = {name: o.cap_w for name, o in overrides.items() if o.cap_w is not None}
+        cap = data["power_cap"]
+        self.cap_alpha = float(cap["alpha"])
+        self.clock_bound = float(cap["clock_bound"])
+        self.min_clock = float(cap["min_clock"])
         self._port_w = spec.switch_port_w if spec is not None else None
         default = data["default_host"]
         self._default_host = HostPower(float(default["host_idle_w"]),
@@ -112,21 +121,63 @@ class PowerModel:
                 return watts
         return self._ports[-1][1]
 
+    # ------------------------------------------------------------------ power caps
+    def type_cap_w(self, gpu_name: str) -> float:
+        """The GPU type's power limit (`power.gpus.TYPE.cap_w`; inf: none)."""
+        return self._caps.get(gpu_name, math.inf)
+
+    def clock_at_cap(self, gpu_name: str, activity: float, cap_w: float) -> float:
+        """The clock fraction a GPU settles at in a phase of this activity under `cap_w`:
+        idle + (tdp - idle) x a x f^alpha = cap, f in [min_clock, 1]."""
+        gpu = self.gpu(gpu_name)
+        dynamic = (gpu.tdp_w - gpu.idle_w) * activity
+        if dynamic <= 0 or gpu.idle_w + dynamic <= cap_w:
+            return 1.0
+        f = (max(cap_w - gpu.idle_w, 0.0) / dynamic) ** (1.0 / self.cap_alpha)
+        return min(1.0, max(self.min_clock, f))
+
+    def capped(self, est: StepEstimate, gpu_name: str, cap_w: float) -> StepEstimate:
+        """The step under a power cap (W per GPU): the compute phase runs at the clock the cap
+        allows and its time stretches by clock^-clock_bound; the cap is recorded on the
+        estimate for `running_w`. No cap (inf), or one above the step's power: unchanged."""
+        if not math.isfinite(cap_w) or est.compute_s <= 0:
+            return est if not math.isfinite(cap_w) else replace(est, power_cap_w=cap_w)
+        f = self.clock_at_cap(gpu_name, self.compute_activity(est), cap_w)
+        stretch = f ** -self.clock_bound
+        extra = est.compute_s * (stretch - 1.0)
+        return replace(est, iteration_s=est.iteration_s + extra,
+                       compute_s=est.compute_s + extra, power_cap_w=cap_w,
+                       compute_stretch=est.compute_stretch * stretch)
+
+    def fit_clock_bound(self, est: StepEstimate, gpu_name: str, cap_w: float,
+                        time_ratio: float) -> float:
+        """The `clock_bound` with which this (uncapped) step, capped at `cap_w`, takes
+        `time_ratio` times as long: closed form, s = 1 + (ratio - 1) x step / compute,
+        clock_bound = -ln s / ln f (f: the clock at the cap)."""
+        f = self.clock_at_cap(gpu_name, self.compute_activity(est), cap_w)
+        stretch = 1.0 + (time_ratio - 1.0) * est.iteration_s / est.compute_s
+        if f >= 1.0:
+            raise ValueError(f"a cap of {cap_w:g} W does not bind on this step")
+        return -math.log(stretch) / math.log(f)
+
     # ------------------------------------------------------------------ a job's GPUs
     def waiting_w(self, gpu_name: str) -> float:
         """A held GPU doing nothing (restore, warm-up): clocks up, no kernel."""
         return self.gpu(gpu_name).at(self.waiting)
 
     def compute_activity(self, est: StepEstimate) -> float:
-        """The GPU's activity in the compute phase of this step."""
+        """The GPU's activity in the compute phase of this step at full clock (a capped step's
+        compute time is taken before its stretch)."""
         if est.compute_s <= 0 or est.peak_flop_s <= 0 or est.num_gpus <= 0:
             return self.compute_floor
-        u = est.hardware_flop / (est.num_gpus * est.peak_flop_s * est.compute_s)
+        compute_s = est.compute_s / est.compute_stretch
+        u = est.hardware_flop / (est.num_gpus * est.peak_flop_s * compute_s)
         return min(1.0, self.compute_floor + max(0.0, u) / self.compute_saturation)
 
     def running_w(self, est: StepEstimate, gpu_name: str) -> float:
         """Average watts per GPU over one iteration of this step (docstring table)."""
         gpu = self.gpu(gpu_name)
+        cap = est.power_cap_w
         parts = ((est.compute_s, self.compute_activity(est)),
                  (est.optimizer_s, self.memory_bound),
                  (est.tp_comm_s + est.dp_comm_s, self.communication),
@@ -135,8 +186,10 @@ class PowerModel:
         busy = sum(max(0.0, t) for t, _ in parts)
         step = est.iteration_s
         if not (math.isfinite(step) and step > 0):
-            return gpu.at(self.waiting)
-        energy = sum(max(0.0, t) * gpu.at(a) for t, a in parts)
+            return min(cap, gpu.at(self.waiting))
+        # under a cap each phase draws at most the cap (the compute phase exactly the cap when
+        # it binds: its clock is set so; `capped`)
+        energy = sum(max(0.0, t) * min(cap, gpu.at(a)) for t, a in parts)
         if busy > step:  # parts that overlap in time: each counts for its share
             return energy / busy
-        return (energy + (step - busy) * gpu.at(self.waiting)) / step
+        return (energy + (step - busy) * min(cap, gpu.at(self.waiting))) / step

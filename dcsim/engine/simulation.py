@@ -96,7 +96,9 @@ class Simulation:
             assert world.grid.carbon is not None
             self.scheduler.bind_carbon(world.grid.carbon)
         budget_kw = scenario.power.budget_kw
-        self.budget = PowerBudget(world, budget_kw) if budget_kw is not None else None
+        self.budget = (PowerBudget(world, budget_kw, getattr(
+            self.scheduler.params, "min_cap_fraction", None) if sched_cls.caps_power else None)
+            if budget_kw is not None else None)
         self.rounds = Rounds(self.env, self.cluster, self.scheduler, self.placement,
                              self._running, self._launch, self._stop,
                              self._power_ok if self.budget is not None else None)
@@ -146,7 +148,7 @@ class Simulation:
             job.spec = job.spec.model_copy(update={
                 "iterations": self.world.reference_iterations(job.spec, types, key)})
         if types and self.budget is not None and (why := self.budget.never_fits(job.spec,
-                                                                                types)):
+                                                                                types, key)):
             types, reason = (), why
         if not types:
             job.status, job.reason = Status.REJECTED, reason
@@ -166,7 +168,7 @@ class Simulation:
         """Start a queued job on `placement` (the rounds took it off the queue)."""
         self.cluster.allocate(placement)
         if self.budget is not None:
-            self.budget.started(job.job_id, job.spec, placement)
+            self.budget.started(job.job_id, job.spec, placement, job.power_cap_w)
         self._running[job.job_id] = job
         job.placement, job.status = placement, Status.RUNNING
         job.waiting = False  # until its new runner starts: nothing may interrupt an old one
@@ -235,6 +237,7 @@ class Simulation:
         self.cluster.release(job.placement)
         if self.budget is not None:
             self.budget.stopped(job.job_id)
+        job.power_cap_w = math.inf  # a restart is capped anew
         start, _, placement = job.history[-1]
         job.history[-1] = (start, self.env.now, placement)
         for server_id, gpus in placement.allocations:
@@ -246,6 +249,22 @@ class Simulation:
         self.shares.left(job.job_id)
         job.progress_cap = math.inf
         self._level()
+        if self.budget is not None and self.budget.min_cap_fraction is not None:
+            self._raise_caps()
+
+    def _raise_caps(self) -> None:
+        """Power was freed: capped running jobs get the highest caps that now fit."""
+        assert self.budget is not None
+        capped = sorted((j for j in self._running.values() if math.isfinite(j.power_cap_w)),
+                        key=lambda j: (j.last_start_s, j.job_id))
+        raised = self.budget.raise_caps([(j.job_id, j.spec, j.placement, j.power_cap_w)
+                                         for j in capped], self.env.now)
+        for job_id, cap in raised:
+            job = self._running[job_id]
+            job.power_cap_w = cap
+            detail = f"raised to {cap:.0f} W per GPU" if math.isfinite(cap) else "lifted"
+            self._event(job, "power-capped", detail)
+            self.respeed(job, f"power cap {detail}")
 
     # ------------------------------------------------------------------ speed
     def _estimate(self, job: JobState) -> StepEstimate:
@@ -258,12 +277,20 @@ class Simulation:
         slowdown = self.faults.slowdown(placement) if self.faults is not None else 1.0
         return pace(self.step_model, job.spec, gpu, ring, ring_share=ring_share,
                     p2p_share=p2p_share, slowdown=slowdown,
-                    storage=self.shares.storage_terms(job, job.spec, placement))
+                    storage=self.shares.storage_terms(job, job.spec, placement),
+                    cap=self.world.cap_of(gpu.name, job.power_cap_w))
 
     def _power_ok(self, view: JobView, placement: Placement) -> bool:
         """The facility power budget lets this job start now on `placement`."""
         assert self.budget is not None
-        return self.budget.fits(self.jobs[view.job_id].spec, placement, self.env.now)
+        job = self.jobs[view.job_id]
+        cap = self.budget.fits(job.spec, placement, self.env.now)
+        if cap is None:
+            return False
+        job.power_cap_w = cap  # (inf: uncapped) read by its launch, just after
+        if math.isfinite(cap):
+            self._event(job, "power-capped", f"{cap:.0f} W per GPU")
+        return True
 
     def respeed(self, job: JobState, reason: str) -> None:
         """A running job's speed may have changed (network or storage share, stragglers):

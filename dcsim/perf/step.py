@@ -11,6 +11,7 @@ dcsim.perf.calibrated.CalibratedStepModel (the default) implements the same inte
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +43,10 @@ class StepEstimate:
     # where the iteration time came from: "model" (a step-time model), "measured" (a
     # throughput table entry) or "interpolated" (between entries; dcsim/perf/measured.py)
     source: str = "model"
+    # a GPU power cap (W per GPU; inf: none) and how much it stretched compute_s (>= 1): the
+    # power model reads both (dcsim/energy/model.py `PowerModel.capped`)
+    power_cap_w: float = math.inf
+    compute_stretch: float = 1.0
 
     @property
     def model_flop_s_per_gpu(self) -> float:

@@ -31,6 +31,8 @@ class SeriesSpec(Strict):
 class GpuPowerSpec(Strict):
     tdp_w: Watts | None = None
     idle_w: Watts | None = None
+    # a power limit for every GPU of the type (nvidia-smi -pl): above idle, at most the TDP
+    cap_w: Annotated[float, Field(gt=0, le=1e6)] | None = None
 
 
 class HostPowerSpec(Strict):

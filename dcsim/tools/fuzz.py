@@ -62,7 +62,8 @@ workload:
     - {name: gpt, arrival_s: 0, model: llama2-7b, parallelism: {tp: 2, dp: 4, micro_batch: 1},
        global_batch: 64, precision: bf16, iterations: 50, priority: 1, user: a}
     - {name: cnn, arrival_s: 30, model: resnet50, parallelism: {dp: 8, micro_batch: 64},
-       global_batch: 512, precision: fp16, iterations: 200, user: b}
+       global_batch: 512, precision: fp16, iterations: 200, user: b, deadline_s: 3600,
+       deferrable: true}
     - {name: custom, arrival_s: 60, model: {kind: custom, params: 1.0e8,
        forward_flop_per_sample: 1.0e11}, parallelism: {dp: 2}, global_batch: 16,
        iterations: 300}
@@ -70,8 +71,10 @@ scheduler: {kind: las, params: {thresholds_gpu_s: [100.0, 1000.0]}}
 placement: {kind: topology-aware}
 engine: {fidelity: steady, network: shared, preemption_overhead_s: 5, max_events: 20000}
 power: {pue: 1.3, carbon_g_per_kwh: 350, price_usd_per_mwh: -10, storage_w: 500,
-        gpus: {a100-sxm4-80gb: {tdp_w: 380, idle_w: 55}},
+        gpus: {a100-sxm4-80gb: {tdp_w: 380, idle_w: 55, cap_w: 300}},
         servers: {dgx-a100-80gb: {host_idle_w: 1500}}, switch_port_w: 10}
+cost: {servers: {dgx-a100-80gb: 250000}, lifetime_years: {servers: 4},
+       maintenance_per_year: 0.08, facility_usd_per_w: 10}
 """,
     "faults": """\
 name: fuzz-faults
@@ -88,6 +91,7 @@ workload:
                           global_batch: 256, iterations: 400}}
       - {weight: 1, job: {name: big, model: llama2-7b, parallelism: {tp: 2, dp: 4},
                           global_batch: 64, iterations: 100}}
+  deadlines: {fraction: 0.5, slack: 3}
 scheduler: {kind: srtf, params: {estimate_sigma: 0.5}}
 faults:
   components:
@@ -103,6 +107,7 @@ engine: {network: timed, max_events: 20000}
 power: {zone: DE-LU, carbon_basis: lca, start: "2023-12-31T20:00:00+00:00",
         pue: [1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.3, 1.3, 1.3, 1.3, 1.3, 1.3, 1.4, 1.4, 1.4, 1.4,
               1.4, 1.4, 1.3, 1.3, 1.3, 1.3, 1.2, 1.2]}
+cost: {storage_usd_per_tb: {pfs: 300}}
 """,
     "philly": """\
 name: fuzz-philly

@@ -144,15 +144,21 @@ class World:
 
     def idle_it_w(self) -> float:
         """The cluster's IT power with every server in service and nothing running."""
+        return self._idle_it_w
+
+    @cached_property
+    def _idle_it_w(self) -> float:
         return (sum(self.server_idle_w(s.server_id) for s in self.cluster.servers)
                 + self.network_power_w() + self.scenario.power.storage_w)
 
-    def job_power_w(self, spec: JobSpec, placement: Placement) -> float:
+    def job_power_w(self, spec: JobSpec, placement: Placement,
+                    cap_w: float = math.inf) -> float:
         """What a job adds to the cluster's IT power on `placement`, above idle, at its step
-        alone there: its GPUs above their idle power and its hosts' busy increments."""
+        alone there (under a power cap `cap_w` per GPU, if finite): its GPUs above their idle
+        power and its hosts' busy increments."""
         power = self.power
         gpu = self.cluster.servers[placement.server_ids[0]].gpu.name
-        est = self.estimate_on(spec, placement)
+        est = self.estimate_on(spec, placement, cap_w)
         watts = placement.num_gpus * (power.running_w(est, gpu) - power.gpu(gpu).idle_w)
         for sid, gpus in placement.allocations:
             host = power.host(self._server_types[sid])
@@ -195,6 +201,10 @@ class World:
     def network_power_w(self) -> float:
         """The switches' power: each port in use (`switch_ports`) at its speed's
         `switch_port_w`."""
+        return self._network_power_w
+
+    @cached_property
+    def _network_power_w(self) -> float:
         return sum(n * self.power.port_w(bit_s) for bit_s, n in self.switch_ports())
 
     def it_capacity_w(self) -> float:
@@ -320,11 +330,24 @@ class World:
             return None, reason
         return self.estimate_on(spec, self.empty_placement(spec, types)), ""
 
-    def estimate_on(self, spec: JobSpec, placement: Placement) -> StepEstimate:
+    def estimate_on(self, spec: JobSpec, placement: Placement,
+                    cap_w: float = math.inf) -> StepEstimate:
         """The job's step alone on `placement`: no fabric share, no stragglers, the storage
-        tiers to itself."""
+        tiers to itself; under its GPU type's power cap and `cap_w` (W per GPU), if any."""
         gpu, ring = self.links_of(placement)
-        return pace(self.step_model, spec, gpu, ring, storage=self.storage_alone(spec, placement))
+        return pace(self.step_model, spec, gpu, ring, storage=self.storage_alone(spec, placement),
+                    cap=self.cap_of(gpu.name, cap_w))
+
+    def cap_of(self, gpu_name: str, cap_w: float = math.inf
+               ) -> Callable[[StepEstimate], StepEstimate] | None:
+        """The power cap a step on this GPU type runs under: the lower of the type's
+        (`power.gpus.TYPE.cap_w`) and `cap_w` (a job's, set by the power-capped scheduler);
+        None without either."""
+        power = self.power
+        cap = min(power.type_cap_w(gpu_name), cap_w)
+        if not math.isfinite(cap):
+            return None
+        return lambda est: power.capped(est, gpu_name, cap)
 
     def storage_alone(self, spec: JobSpec, placement: Placement) -> StorageTerms | None:
         """The storage terms of the job alone on `placement` (None: it does no storage I/O)."""

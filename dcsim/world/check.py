@@ -70,6 +70,11 @@ def _check_power(sc: Scenario, doc: Located, world: World) -> list[Problem]:
             "power.carbon (an hourly series) or power.carbon_g_per_kwh")))
     if sc.cost is not None:
         problems += _check_cost(sc, doc, world, grid)
+    if SCHEDULERS.get(sc.scheduler.kind).caps_power and sc.power.budget_kw is None:
+        key = ("scheduler", "kind")
+        problems.append(Problem(*doc.where(key), key_path(key), (
+            f"{sc.scheduler.kind!r} caps GPU power to keep within a facility power budget: "
+            "give power.budget_kw")))
     budget = sc.power.budget_kw
     if budget is not None and not problems:
 

@@ -1,10 +1,11 @@
 """How fast a job runs now: the one place a step time is put together.
 
-    step model (GPU, links)  ->  fabric share  ->  stragglers  ->  storage (stall, checkpoints)
+    step model (GPU, links)  ->  fabric share  ->  power cap  ->  stragglers  ->  storage
 
 `pace` is a function of its arguments: the step model's estimate over the placement's links,
-narrowed to the bandwidth the shared fabric gives the job now; every phase stretched by the
-slowest GPU's straggler factor; then the data stall and the amortized checkpoint pauses that
+narrowed to the bandwidth the shared fabric gives the job now; its compute phase slowed by a
+GPU power cap, if any (`PowerModel.capped`); every phase stretched by the slowest GPU's
+straggler factor; then the data stall and the amortized checkpoint pauses that
 the storage model plans for that step (`StorageTerms`). The engine (a running job) and the
 world (a job placed alone) both call it; a time that is not finite and positive is a
 SimulationError naming the job and the part.
@@ -32,14 +33,18 @@ StorageTerms = Callable[[float], tuple[float, float]]
 
 def pace(model: StepTimeModel, spec: JobSpec, gpu: GpuSpec, ring: RingPath, *,
          ring_share: float | None = None, p2p_share: float | None = None,
-         slowdown: float = 1.0, storage: StorageTerms | None = None) -> StepEstimate:
+         slowdown: float = 1.0, storage: StorageTerms | None = None,
+         cap: Callable[[StepEstimate], StepEstimate] | None = None) -> StepEstimate:
     """The job's step on `gpu` over `ring`, with the fabric's shares (bytes/s; None: alone),
-    the straggler factor (>= 1) and the storage terms (None: no storage I/O)."""
+    the power cap (None: none), the straggler factor (>= 1) and the storage terms (None: no
+    storage I/O)."""
     if ring_share is not None and ring_share < ring.bandwidth_byte_s:
         ring = replace(ring, bandwidth_byte_s=ring_share)
     if p2p_share is not None and p2p_share < ring.p2p_bandwidth:
         ring = replace(ring, p2p_byte_s=p2p_share)
     est = model.estimate(spec, gpu, ring)
+    if cap is not None:
+        est = cap(est)
     if slowdown > 1.0:  # every phase waits for the slowest GPU
         f = slowdown
         est = replace(est, iteration_s=est.iteration_s * f, compute_s=est.compute_s * f,

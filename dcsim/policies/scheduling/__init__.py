@@ -35,5 +35,5 @@ from dcsim.policies.scheduling.base import (
 __all__ = ["SCHEDULERS", "Scheduler", "Gate", "CarbonSignal", "ESTIMATE_STREAM"]
 
 # Register the schedulers, in this order: fifo, priority, sjf, srtf, easy; las, themis;
-# carbon-aware.
-from dcsim.policies.scheduling import classic, fairness, carbon  # noqa: F401,I001
+# carbon-aware; power-capped.
+from dcsim.policies.scheduling import classic, fairness, carbon, power  # noqa: F401,I001

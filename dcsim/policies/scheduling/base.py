@@ -66,6 +66,9 @@ class Scheduler:
     timed_decisions: ClassVar[bool] = False  # `next_decision_s`: rounds at times of its own
     uses_carbon: ClassVar[bool] = False  # `bind_carbon`: reads the grid's carbon intensity
     holds: ClassVar[bool] = False  # `hold_until`: may hold a job back as it enters the queue
+    # under a facility power budget, start a job that does not fit at full power under a GPU
+    # power cap (params.min_cap_fraction) instead of holding it (dcsim/engine/budget.py)
+    caps_power: ClassVar[bool] = False
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
