@@ -227,12 +227,13 @@ def jain_index(values: np.ndarray) -> float:
 
 
 GROUP_COLUMNS = ["group_by", "group", "jobs", "completed", "jct_mean_s", "slowdown_mean",
-                 "queue_mean_s", "gpu_hours"]
+                 "queue_mean_s", "gpu_hours", "energy_kwh", "carbon_kg", "cost_usd"]
 
 
 def group_breakdown(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per user and per virtual cluster (only for a column some job fills): jobs, completed
-    jobs, mean JCT, mean slowdown and mean queueing delay of completed jobs, GPU-hours held."""
+    jobs, mean JCT, mean slowdown and mean queueing delay of completed jobs, GPU-hours held,
+    and the jobs' energy, carbon and cost summed (NaN where the run has none)."""
     rows = []
     for by in ("user", "virtual_cluster"):
         if by not in jobs or not (jobs[by] != "").any():
@@ -243,7 +244,9 @@ def group_breakdown(jobs: pd.DataFrame) -> pd.DataFrame:
                          float(done["jct_s"].mean()) if len(done) else float("nan"),
                          float(done["slowdown"].mean()) if len(done) else float("nan"),
                          float(done["queue_s"].mean()) if len(done) else float("nan"),
-                         float((g["num_gpus"] * g["run_s"]).sum() / 3600.0)))
+                         float((g["num_gpus"] * g["run_s"]).sum() / 3600.0),
+                         *(float(g[c].sum()) if c in g else float("nan")
+                           for c in ("energy_kwh", "carbon_kg", "cost_usd"))))
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 

@@ -548,3 +548,20 @@ def test_docs_quote_the_energy_validation_table():
     text = (REPO / "docs" / "energy.md").read_text()
     for line in table.splitlines()[2:]:
         assert line in text, f"docs/energy.md lacks (or has another number for): {line}"
+
+
+def test_energy_per_sample_per_token_and_per_user():
+    gpt = {"name": "gpt", "model": {"kind": "gpt", "layers": 2, "hidden": 256, "heads": 4,
+                                    "seq_len": 512, "vocab": 1000},
+           "parallelism": {"dp": 4}, "global_batch": 8, "iterations": 50, "user": "ann"}
+    res = run(one_server([gpt, small_job("c", iterations=100, user="bob")],
+                         power={"carbon_g_per_kwh": 200}))
+    jobs = res.jobs.set_index("name")
+    joules = jobs.energy_kwh * 3.6e6
+    assert jobs.energy_j_per_sample["gpt"] == pytest.approx(joules["gpt"] / (50 * 8))
+    assert jobs.energy_j_per_token["gpt"] == pytest.approx(joules["gpt"] / (50 * 8 * 512))
+    assert math.isnan(jobs.energy_j_per_token["c"])  # a custom model has no sequence
+    users = res.groups.set_index("group")
+    assert users.energy_kwh["ann"] == pytest.approx(jobs.energy_kwh["gpt"])
+    assert users.carbon_kg["bob"] == pytest.approx(jobs.carbon_kg["c"])
+    assert users.cost_usd.isna().all()  # no cost section

@@ -55,7 +55,6 @@ def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
     sim.recorder.jobs = [j.record(sim.gpu_of(j) if j.history else "") for j in sim.jobs]
     frames = sim.recorder.frames()
     add_fairness(frames["jobs"], frames["gpu_timeline"], sim.world.cluster.total_gpus)
-    frames["groups"] = group_breakdown(frames["jobs"])
     rows = {(p.source, p.line): p for p in sim.world.workload.skipped}  # one reason per row
     reasons = Counter(p.message if p.column is None else f"{p.column}: {p.message}"
                       for p in rows.values())
@@ -88,6 +87,7 @@ def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
     extra.update(power_summary)
     if sim.world.cost is not None:
         extra.update(cost_frames(sim, frames["jobs"], power_summary, end_s))
+    frames["groups"] = group_breakdown(frames["jobs"])
     summary = summarize(frames["jobs"], frames["gpu_timeline"], sim.world.cluster.total_gpus,
                         end_s, extra, frames["links"])
     run = {
@@ -120,6 +120,14 @@ def power_frames(sim: Finished, frames: dict[str, pd.DataFrame], end_s: float
         sim.scenario.power.storage_w, end_s)
     for name, values in columns.items():
         frames["jobs"][name] = values
+    # per unit of work: each sample (a sequence for transformers) and each token
+    samples = np.array([j.iterations_done * j.spec.global_batch for j in sim.jobs], dtype=float)
+    seq = np.array([float(getattr(j.spec.model, "seq_len", math.nan)) for j in sim.jobs])
+    joules = columns["energy_kwh"] * 3.6e6
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_sample = np.where(samples > 0, joules / samples, math.nan)
+    frames["jobs"]["energy_j_per_sample"] = per_sample
+    frames["jobs"]["energy_j_per_token"] = per_sample / seq
     # what the jobs drew (their held GPUs and their hosts' busy increments), the rest being
     # the idle cluster's, the network's and storage's
     summary["energy_jobs_kwh"] = float(np.nansum(columns["energy_kwh"]))
