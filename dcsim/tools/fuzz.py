@@ -271,7 +271,8 @@ def _accounted(out: Path, source_jobs: int | None) -> str:
     silent = jobs[(jobs.status != "completed") & (jobs.reason == "")]
     if len(silent):
         problems.append(f"{len(silent)} jobs end {silent.status.iloc[0]!r} with no reason")
-    numbers = jobs.select_dtypes("number")
+    # late_s is explicitly infinite for a job with a deadline that did not complete
+    numbers = jobs.select_dtypes("number").drop(columns=["late_s"], errors="ignore")
     if (numbers == math.inf).any().any() or (numbers == -math.inf).any().any():
         problems.append("an infinite number in jobs.csv")
     if (jobs.achieved_tflops_per_gpu < 0).any():
