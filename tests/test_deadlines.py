@@ -162,3 +162,27 @@ def test_carbon_aware_with_a_flat_intensity_holds_nothing():
     aware = run(scenario(jobs, power={"carbon_g_per_kwh": 300},
                          scheduler={"kind": "carbon-aware"}))
     assert np.array_equal(fifo.jobs.start_s, aware.jobs.start_s)
+
+
+# ---- review regressions
+
+
+def test_carbon_aware_plans_within_a_series_that_does_not_wrap(tmp_path):
+    """With beyond_series: error the series' first hours are not reused for planning (the
+    hold would run the job past the series and fail the run)."""
+    rows = [f"2023-01-{1 + h // 24:02d} {h % 24:02d}:00:00,{100 if h == 0 else 500}"
+            for h in range(30)]
+    path = tmp_path / "c.csv"
+    path.write_text("time,carbon_g_per_kwh\n" + "\n".join(rows) + "\n")
+    res = run(scenario([job("a", arrival_s=20 * H, deferrable=True)],
+                       scheduler={"kind": "carbon-aware"},
+                       power={"carbon": {"path": str(path)}, "beyond_series": "error"}))
+    assert res.jobs.start_s[0] == 20 * H and res.jobs.status[0] == "completed"
+
+
+def test_workload_deadlines_keep_a_jobs_own_deferrable():
+    data = scenario([job("a", deferrable=False), job("b")])
+    data["workload"]["deadlines"] = {"slack": 2.0}
+    built = dcsim.build_world(dcsim.scenario_from_dict(data)).workload.jobs
+    assert [(j.name, j.deadline_slack, j.deferrable) for j in built] == [
+        ("a", 2.0, False), ("b", 2.0, True)]

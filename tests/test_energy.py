@@ -565,3 +565,47 @@ def test_energy_per_sample_per_token_and_per_user():
     assert users.energy_kwh["ann"] == pytest.approx(jobs.energy_kwh["gpt"])
     assert users.carbon_kg["bob"] == pytest.approx(jobs.carbon_kg["c"])
     assert users.cost_usd.isna().all()  # no cost section
+
+
+def test_a_job_kept_out_by_the_hours_pue_starts_when_it_falls():
+    """Review: with nothing running, only a lower PUE can let the head start; a round is
+    planned for it (before, the job stayed queued to the end of the run)."""
+    job = small_job("a", arrival_s=100, iterations=2000, parallelism={"dp": 8},
+                    global_batch=64)
+    pue = [1.5] * 12 + [1.1] * 12
+    free = run(one_server([job], power={"pue": 1.5}))
+    need_kw = free.summary()["power_facility_peak_kw"]  # the job on the idle server at 1.5
+    res = run(one_server([job], power={"pue": pue, "budget_kw": need_kw * 1.2 / 1.5}))
+    assert res.jobs.status[0] == "completed" and res.jobs.start_s[0] == 12 * H
+
+
+def test_a_repaired_server_cannot_break_the_budget():
+    """Review: a down server's idle power stays in the plan, so its repair never pushes the
+    facility past the budget."""
+    import random
+
+    rnd = random.Random(3)
+    jobs = [small_job(f"j{i}", arrival_s=rnd.uniform(0, 20000),
+                      iterations=rnd.choice([2000, 20000, 100000]),
+                      parallelism={"dp": rnd.choice([1, 2, 4, 8])}, global_batch=64)
+            for i in range(25)]
+    for kind in ("fifo", "power-capped"):
+        data = small_scenario(jobs, cluster={"servers": [{"type": "dgx-a100-80gb", "count": 4}]},
+                              scheduler={"kind": kind}, power={"pue": 1.2, "budget_kw": 16},
+                              faults={"components": {"gpu": {"mtbf_hours": 0.5}},
+                                      "max_retries": 3,
+                                      "repair": {"distribution": "fixed", "mean_hours": 0.2}})
+        if kind == "power-capped":
+            data["scheduler"]["params"] = {"min_cap_fraction": 0.3}
+        s = run(data).summary()
+        assert s["power_facility_peak_kw"] <= 16 * (1 + 1e-9), kind
+
+
+def test_restores_and_the_lowest_clock_are_priced_under_the_cap():
+    model, gpu = PowerModel(), "a100-sxm4-80gb"
+    g = model.gpu(gpu)
+    assert model.waiting_w(gpu, 70.0) <= 70.0 < model.waiting_w(gpu)
+    # a cap just above idle: the clock stops at min_clock, and the power is what it draws there
+    low = model.phase_w(gpu, 1.0, g.idle_w + 1.0)
+    assert low == pytest.approx(g.idle_w + (g.tdp_w - g.idle_w) * model.min_clock ** 3)
+    assert model.phase_w(gpu, 1.0, 250.0) == pytest.approx(250.0)  # binding: the cap

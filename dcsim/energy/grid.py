@@ -161,6 +161,11 @@ class HourlyRate:
     def _hours(self, t: np.ndarray) -> np.ndarray:
         return (np.asarray(t, dtype=float) + self.offset_s) / HOUR
 
+    @property
+    def end_s(self) -> float:
+        """The run time at which the series ends (inf when it wraps)."""
+        return math.inf if self.wrap else self.n * HOUR - self.offset_s
+
     def check_covers(self, end_s: float) -> None:
         """Without wrap, a run past the series' end is an error naming both."""
         if not self.wrap and self._hours(np.array([end_s]))[0] > self.n + 1e-9:

@@ -161,9 +161,19 @@ class PowerModel:
         return -math.log(stretch) / math.log(f)
 
     # ------------------------------------------------------------------ a job's GPUs
-    def waiting_w(self, gpu_name: str) -> float:
+    def phase_w(self, gpu_name: str, activity: float, cap_w: float = math.inf) -> float:
+        """Watts in a phase of this activity under a cap (inf: none): idle + (tdp - idle) x
+        a x f^alpha at the clock f the cap allows; the cap itself when it binds, more only
+        where the clock is already at `min_clock`."""
+        gpu = self.gpu(gpu_name)
+        if not math.isfinite(cap_w):
+            return gpu.at(activity)
+        f = self.clock_at_cap(gpu_name, activity, cap_w)
+        return gpu.at(activity * f ** self.cap_alpha)
+
+    def waiting_w(self, gpu_name: str, cap_w: float = math.inf) -> float:
         """A held GPU doing nothing (restore, warm-up): clocks up, no kernel."""
-        return self.gpu(gpu_name).at(self.waiting)
+        return self.phase_w(gpu_name, self.waiting, cap_w)
 
     def compute_activity(self, est: StepEstimate) -> float:
         """The GPU's activity in the compute phase of this step at full clock (a capped step's
@@ -176,7 +186,6 @@ class PowerModel:
 
     def running_w(self, est: StepEstimate, gpu_name: str) -> float:
         """Average watts per GPU over one iteration of this step (docstring table)."""
-        gpu = self.gpu(gpu_name)
         cap = est.power_cap_w
         parts = ((est.compute_s, self.compute_activity(est)),
                  (est.optimizer_s, self.memory_bound),
@@ -186,10 +195,10 @@ class PowerModel:
         busy = sum(max(0.0, t) for t, _ in parts)
         step = est.iteration_s
         if not (math.isfinite(step) and step > 0):
-            return min(cap, gpu.at(self.waiting))
-        # under a cap each phase draws at most the cap (the compute phase exactly the cap when
-        # it binds: its clock is set so; `capped`)
-        energy = sum(max(0.0, t) * min(cap, gpu.at(a)) for t, a in parts)
+            return self.phase_w(gpu_name, self.waiting, cap)
+        # under a cap each phase draws at most the cap (exactly the cap where it binds: the
+        # clock is set so), unless its clock is already at min_clock (`phase_w`)
+        energy = sum(max(0.0, t) * self.phase_w(gpu_name, a, cap) for t, a in parts)
         if busy > step:  # parts that overlap in time: each counts for its share
             return energy / busy
-        return (energy + (step - busy) * min(cap, gpu.at(self.waiting))) / step
+        return (energy + (step - busy) * self.phase_w(gpu_name, self.waiting, cap)) / step

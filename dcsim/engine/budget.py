@@ -1,14 +1,16 @@
 """The facility power budget (`power.budget_kw`): a queued job starts only if the facility's
 power with it stays within the budget (docs/energy.md).
 
-Facility power is counted as planned: the cluster's idle IT power (every server in service),
-plus what each running job added when it started (its GPUs above idle and its hosts' busy
-increments at its step alone on its placement, `World.job_power_w`), times the PUE of the
-hour. A job that could not start even on the idle cluster is rejected at submission
-(`power-budget: ...`), so a strict queue never waits on it forever. The rounds ask `fits`
-(dcsim/engine/rounds.py) before each launch; a job kept out waits like one without GPUs (a
-strict order stops at it, a backfilling one goes on), and a round after the next completion
-looks again.
+Facility power is counted as planned: the cluster's idle IT power (every server, one that is
+down included: its repair must never break the budget), plus what each running job added when
+it started (its GPUs above idle and its hosts' busy increments at its step alone on its
+placement, `World.job_power_w`), times the PUE of the hour. A job that could not start even on
+the idle cluster at the lowest PUE is rejected at submission (`power-budget: ...`), so a strict
+queue never waits on it forever. The rounds ask `fits` (dcsim/engine/rounds.py) before each
+launch; a job kept out waits like one without GPUs (a strict order stops at it, a backfilling
+one goes on), and a round after the next completion looks again, as does one at the next
+hour whose PUE is lower (`next_lower_pue_s`), so a job kept out by the hour's PUE starts when
+it falls even if nothing else happens.
 
 With a scheduler that caps power (`power-capped`, POLCA-style: Patel et al., "POLCA: Power
 Oversubscription in LLM Cloud Providers", arXiv:2308.12908), a job that does not fit at full
@@ -42,7 +44,7 @@ class PowerBudget:
         self.world = world
         self.budget_w = budget_kw * 1e3
         self.min_cap_fraction = min_cap_fraction  # None: jobs wait, never capped
-        self.idle_w = world.idle_it_w()  # servers in service, switches, storage
+        self.idle_w = world.idle_it_w()  # every server, switches, storage
         self.in_use_w = 0.0
         self._jobs: dict[int, float] = {}
         # a job's planned power by (spec, placement, cap): a blocked head is asked again at
@@ -136,8 +138,14 @@ class PowerBudget:
     def stopped(self, job_id: int) -> None:
         self.in_use_w -= self._jobs.pop(job_id, 0.0)
 
-    def server_down(self, server_id: int) -> None:
-        self.idle_w -= self.world.server_idle_w(server_id)
-
-    def server_up(self, server_id: int) -> None:
-        self.idle_w += self.world.server_idle_w(server_id)
+    def next_lower_pue_s(self, now: float) -> float | None:
+        """The next hour boundary after `now` from which the PUE is lower than now's (None:
+        it never is)."""
+        pue, n = self._pue, len(self._pue)
+        if n == 1:
+            return None
+        here = int((now + self._offset) // HOUR)
+        for k in range(1, n):
+            if pue[(here + k) % n] < pue[here % n]:
+                return (here + k) * HOUR - self._offset
+        return None

@@ -71,7 +71,7 @@ class Records:
             if running is None:
                 running = priced[key] = model.running_w(est, gpu_type)
             out.append(PowerSpan(job_id, start, hold_end, end, n, model.gpu(gpu_type).idle_w,
-                                 model.waiting_w(gpu_type), running))
+                                 model.waiting_w(gpu_type, est.power_cap_w), running))
         return out
 
     def event(self, now: float, job_id: int, event: str, detail: str) -> None:

@@ -216,9 +216,10 @@ class Rounds:
     def _plan_decision(self, now: float) -> None:
         """Plan a round at the scheduler's next decision time, unless one is planned no later
         (one timer at a time: a later plan waits for the earlier round to re-plan)."""
-        at = self.scheduler.next_decision_s(self._running_now(now),
-                                            [j.view(now) for j in self.queue.values()
-                                             if j.job_id not in self._held], now)
+        queued = [j.view(now) for j in self.queue.values() if j.job_id not in self._held]
+        if not queued:  # (every queued job is held: its release brings a round)
+            return
+        at = self.scheduler.next_decision_s(self._running_now(now), queued, now)
         if at is None or not at > now + EPS:
             return
         if now < self._decision_at <= at + EPS:

@@ -96,6 +96,7 @@ class Simulation:
             assert world.grid.carbon is not None
             self.scheduler.bind_carbon(world.grid.carbon)
         budget_kw = scenario.power.budget_kw
+        self._pue_wake_s = math.inf  # a round planned at a lower PUE (budget), if any
         self.budget = (PowerBudget(world, budget_kw, getattr(
             self.scheduler.params, "min_cap_fraction", None) if sched_cls.caps_power else None)
             if budget_kw is not None else None)
@@ -252,6 +253,20 @@ class Simulation:
         if self.budget is not None and self.budget.min_cap_fraction is not None:
             self._raise_caps()
 
+    def _wake_at_lower_pue(self) -> None:
+        """A job was kept out by the budget: look again when the PUE next falls (one timer)."""
+        assert self.budget is not None
+        at = self.budget.next_lower_pue_s(self.env.now)
+        if at is None or self._pue_wake_s <= at:
+            return
+        self._pue_wake_s = at
+        timer = self.env.timeout(at - self.env.now)
+        timer.callbacks.append(lambda _e: self._pue_woke())
+
+    def _pue_woke(self) -> None:
+        self._pue_wake_s = math.inf
+        self.rounds.request()
+
     def _raise_caps(self) -> None:
         """Power was freed: capped running jobs get the highest caps that now fit."""
         assert self.budget is not None
@@ -286,6 +301,7 @@ class Simulation:
         job = self.jobs[view.job_id]
         cap = self.budget.fits(job.spec, placement, self.env.now)
         if cap is None:
+            self._wake_at_lower_pue()
             return False
         job.power_cap_w = cap  # (inf: uncapped) read by its launch, just after
         if math.isfinite(cap):
@@ -381,8 +397,6 @@ class Simulation:
         """A server leaves service (its jobs already interrupted): its GPUs are unavailable."""
         self.cluster.down(server_id)
         self.records.server_down(self.env.now, server_id)
-        if self.budget is not None:
-            self.budget.server_down(server_id)
         self.rounds.servers_changed()
         self.records.event(self.env.now, -1, "server-down", self.cluster.servers[server_id].name)
         self._level()
@@ -391,8 +405,6 @@ class Simulation:
         """A repaired (or replaced) server is back in service."""
         self.cluster.up(server_id)
         self.records.server_up(self.env.now, server_id)
-        if self.budget is not None:
-            self.budget.server_up(server_id)
         self.records.event(self.env.now, -1, "server-up", self.cluster.servers[server_id].name)
         self._level()
         self.rounds.request()

@@ -74,10 +74,12 @@ def build_workload(scenario: Scenario, streams: RandomStreams,
 def _with_deadlines(jobs: list[JobSpec], spec: DeadlineSpec,
                     streams: RandomStreams) -> list[JobSpec]:
     """`workload.deadlines`: a deadline (and `deferrable`) for a `fraction` of the jobs, drawn
-    in arrival order; jobs with their own deadline keep it."""
+    in arrival order; jobs with their own deadline keep it, and a job that says whether it is
+    deferrable keeps that."""
     draws = streams.stream("workload.deadlines").random(len(jobs))
     update = {"deadline_s": spec.deadline_s, "deadline_slack": spec.slack,
               "deferrable": spec.deferrable}
-    return [job.model_copy(update=update)
+    return [job.model_copy(update=update if "deferrable" not in job.model_fields_set
+                           else {k: v for k, v in update.items() if k != "deferrable"})
             if u < spec.fraction and job.deadline_s is None and job.deadline_slack is None
             else job for job, u in zip(jobs, draws, strict=True)]

@@ -27,6 +27,11 @@ class CarbonSignal(Protocol):
 
     offset_s: float  # the series' hours start at run time -offset_s + k x 3600
 
+    @property
+    def end_s(self) -> float:
+        """Where the series ends in run time (inf: it wraps around)."""
+        ...
+
     def cumulative(self, t: Any) -> Any:
         """The intensity integrated over run time [0, t] (an array of times)."""
         ...

@@ -10,7 +10,8 @@ When a deferrable job (`deferrable: true`) is first seen in the queue, before it
 its release time is planned once:
 
     run    = its remaining run time alone (iterations left x its step time alone)
-    latest = min(now + max_defer_s, due - (1 + margin) x run)       (due = inf: no deadline)
+    latest = min(now + max_defer_s, due - (1 + margin) x run,       (due = inf: no deadline)
+                 the series' end - run)          (`beyond_series: error`: it does not wrap)
     start  = argmin over t in {now} + {each hour boundary of the series in (now, latest]}
              of mean intensity over [t, t + run]        (ties: the earliest; latest <= now: now)
 
@@ -75,9 +76,10 @@ class CarbonAware(Scheduler):
         latest = now_s + self.params.max_defer_s
         if math.isfinite(job.due_s):
             latest = min(latest, job.due_s - (1.0 + self.params.margin) * run)
+        carbon = self._carbon
+        latest = min(latest, carbon.end_s - run)  # a series that does not wrap: within it
         if not latest > now_s:
             return now_s
-        carbon = self._carbon
         first = now_s + (-(now_s + carbon.offset_s)) % HOUR  # the next hour boundary
         if first <= now_s + EPS:
             first += HOUR
