@@ -609,3 +609,20 @@ def test_restores_and_the_lowest_clock_are_priced_under_the_cap():
     low = model.phase_w(gpu, 1.0, g.idle_w + 1.0)
     assert low == pytest.approx(g.idle_w + (g.tdp_w - g.idle_w) * model.min_clock ** 3)
     assert model.phase_w(gpu, 1.0, 250.0) == pytest.approx(250.0)  # binding: the cap
+
+
+def test_a_falling_pue_lifts_caps():
+    """A job capped in a high-PUE hour gets its cap raised when the PUE falls."""
+    job = small_job("a", arrival_s=100, iterations=4_000_000, parallelism={"dp": 8},
+                    global_batch=64)
+    free = run(one_server([job], power={"pue": 1.1}))
+    need_kw = free.summary()["power_facility_peak_kw"]
+    pue = [1.5] * 12 + [1.1] * 12
+    data = one_server([job], scheduler={"kind": "power-capped",
+                                        "params": {"min_cap_fraction": 0.2}},
+                      power={"pue": pue, "budget_kw": need_kw * 1.01})
+    res = run(data)
+    ev = res.events[res.events.event == "power-capped"]
+    assert res.jobs.start_s[0] == 100  # capped at once, in a PUE 1.5 hour
+    assert len(ev) >= 2 and ev.time_s.iloc[1] == 12 * H  # raised when the PUE falls
+    assert res.summary()["power_facility_peak_kw"] <= need_kw * 1.01 * (1 + 1e-9)

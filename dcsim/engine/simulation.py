@@ -254,7 +254,8 @@ class Simulation:
             self._raise_caps()
 
     def _wake_at_lower_pue(self) -> None:
-        """A job was kept out by the budget: look again when the PUE next falls (one timer)."""
+        """A job was kept out by the budget, or runs capped: look again when the PUE next
+        falls (one timer): raise caps, then a round."""
         assert self.budget is not None
         at = self.budget.next_lower_pue_s(self.env.now)
         if at is None or self._pue_wake_s <= at:
@@ -264,7 +265,10 @@ class Simulation:
         timer.callbacks.append(lambda _e: self._pue_woke())
 
     def _pue_woke(self) -> None:
+        assert self.budget is not None
         self._pue_wake_s = math.inf
+        if self.budget.min_cap_fraction is not None:
+            self._raise_caps()
         self.rounds.request()
 
     def _raise_caps(self) -> None:
@@ -280,6 +284,8 @@ class Simulation:
             detail = f"raised to {cap:.0f} W per GPU" if math.isfinite(cap) else "lifted"
             self._event(job, "power-capped", detail)
             self.respeed(job, f"power cap {detail}")
+        if any(math.isfinite(j.power_cap_w) for j in self._running.values()):
+            self._wake_at_lower_pue()
 
     # ------------------------------------------------------------------ speed
     def _estimate(self, job: JobState) -> StepEstimate:
@@ -306,6 +312,7 @@ class Simulation:
         job.power_cap_w = cap  # (inf: uncapped) read by its launch, just after
         if math.isfinite(cap):
             self._event(job, "power-capped", f"{cap:.0f} W per GPU")
+            self._wake_at_lower_pue()  # a lower PUE may lift its cap
         return True
 
     def respeed(self, job: JobState, reason: str) -> None:
