@@ -116,3 +116,14 @@ def test_bad_cost_settings_are_located_errors(cost, power, message):
         data["power"] = power
     with pytest.raises(ScenarioError, match=message):
         dcsim.scenario_from_dict(data)
+
+
+def test_dcsim_run_prints_the_cost_and_deadline_lines():
+    from dcsim.cli.run import format_summary
+
+    data = dgx(1)
+    data["workload"]["jobs"][0]["deadline_s"] = 1.0  # missed
+    text = format_summary("t", run(data).summary())
+    cost = next(x for x in text.splitlines() if x.startswith("  cost:"))
+    assert "capex $" in cost and "/year" in cost and "per GPU-hour used" in cost
+    assert "  deadlines: 1 job with one, 1 missed" in text

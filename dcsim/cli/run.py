@@ -71,6 +71,20 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
             energy += f"; ${usd:,.0f} electricity" if abs(usd) >= 100 else (
                 f"; ${usd:,.2f} electricity")
         lines.append(energy)
+    if _finite(s.get("tco_usd_per_year")):
+        per_job = s.get("cost_per_job_mean_usd")
+        lines.append(f"  cost: capex ${s['capex_usd']:,.0f}, TCO ${s['tco_usd_per_year']:,.0f}"
+                     f"/year; this run ${s['cost_run_usd']:,.2f}, "
+                     f"${s['usd_per_gpu_hour']:,.2f} per GPU-hour used"
+                     if _finite(s.get("usd_per_gpu_hour")) else
+                     f"  cost: capex ${s['capex_usd']:,.0f}, TCO ${s['tco_usd_per_year']:,.0f}"
+                     f"/year; this run ${s['cost_run_usd']:,.2f}")
+        if _finite(per_job):
+            lines[-1] += f", ${per_job:,.2f} per completed job"
+    if s.get("deadline_jobs"):
+        n = s["deadline_jobs"]
+        lines.append(f"  deadlines: {n:,} job{'s' if n != 1 else ''} with one, "
+                     f"{s['deadline_misses']:,} missed")
     lines.append(f"  {s['events_processed']:,} events in {s['wall_s']:.2f} s wall "
                  f"({s['events_per_s']:,.0f} events/s)")
     return "\n".join(lines)
