@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dcsim import catalog
+from dcsim.energy.model import by_line_rate
 from dcsim.scenario.cost import CostSpec
 
 __all__ = ["CostModel", "Capex", "tco_results", "YEAR_S"]
@@ -90,10 +91,7 @@ class CostModel:
     def port_usd(self, line_rate_bit_s: float) -> float:
         if self._port_usd is not None:
             return self._port_usd
-        for up_to, usd in self._ports:
-            if line_rate_bit_s <= up_to:
-                return usd
-        return self._ports[-1][1]
+        return by_line_rate(self._ports, line_rate_bit_s)
 
     def capex(self, servers: Sequence, server_types: Sequence[str],
               ports: Sequence[tuple[float, int]], storage_tb: Mapping[str, float],

@@ -28,8 +28,17 @@ from dcsim import catalog
 from dcsim.perf.step import StepEstimate
 from dcsim.scenario.power import PowerSpec
 
-__all__ = ["GpuPower", "HostPower", "PowerModel", "power_catalog"]
+__all__ = ["GpuPower", "HostPower", "PowerModel", "power_catalog", "by_line_rate"]
 
+
+
+def by_line_rate(table: list[tuple[float, float]], line_rate_bit_s: float) -> float:
+    """A per-port figure from a table of (up to this line rate in bit/s, value), in order;
+    past its last row, the last value."""
+    for up_to, value in table:
+        if line_rate_bit_s <= up_to:
+            return value
+    return table[-1][1]
 
 
 def power_catalog() -> dict:
@@ -116,10 +125,7 @@ class PowerModel:
         """A switch port's power at this line rate (bit/s)."""
         if self._port_w is not None:
             return self._port_w
-        for up_to, watts in self._ports:
-            if line_rate_bit_s <= up_to:
-                return watts
-        return self._ports[-1][1]
+        return by_line_rate(self._ports, line_rate_bit_s)
 
     # ------------------------------------------------------------------ power caps
     def type_cap_w(self, gpu_name: str) -> float:
