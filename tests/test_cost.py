@@ -127,3 +127,14 @@ def test_dcsim_run_prints_the_cost_and_deadline_lines():
     cost = next(x for x in text.splitlines() if x.startswith("  cost:"))
     assert "capex $" in cost and "/year" in cost and "per GPU-hour used" in cost
     assert "  deadlines: 1 job with one, 1 missed" in text
+
+
+def test_dcsim_catalog_lists_prices_and_power(capsys):
+    from dcsim.cli import main
+
+    assert main(["catalog", "prices"]) == 0
+    out = capsys.readouterr().out
+    assert "dgx-a100-80gb" in out and "300,000" in out and "USD/W" in out
+    assert main(["catalog", "power"]) == 0
+    out = capsys.readouterr().out
+    assert "h100-sxm5-80gb" in out and "700" in out and "host busy W" in out

@@ -113,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
 
     cat = sub.add_parser("catalog", help="list the hardware and model catalog")
     cat.add_argument("what", choices=["gpus", "servers", "nics", "models", "nets", "schedulers",
-                                      "placements", "topologies", "step-models", "flow-fabrics"],
+                                      "placements", "topologies", "step-models", "flow-fabrics",
+                                      "power", "prices"],
                      nargs="?", default="gpus")
     return p
 

@@ -140,7 +140,44 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                                .items())
             print(f"{name:<20}{builder.description}\n{'':<20}params: {fields}")
         return EXIT_OK
+    if args.what in ("power", "prices"):
+        return _power_or_prices(args.what)
     table = {"gpus": catalog.gpus, "servers": catalog.servers, "nics": catalog.nics}[args.what]()
     for name, spec in table.items():
         print(f"{name:<18}{spec.description}")
+    return EXIT_OK
+
+
+def _power_or_prices(what: str) -> int:
+    """`dcsim catalog power`: each GPU's board and idle power, each server's host power;
+    `dcsim catalog prices`: each server's and GPU's price (sources: catalog/power.yaml and
+    catalog/cost.yaml; docs/energy.md)."""
+    from dcsim import catalog
+    from dcsim.energy.cost import CostModel
+    from dcsim.energy.model import PowerModel
+
+    if what == "power":
+        model = PowerModel()
+        print(f"{'GPU':<18}{'board W':>9}{'idle W':>8}")
+        for name in catalog.gpus():
+            g = model.gpu(name)
+            print(f"{name:<18}{g.tdp_w:>9,.0f}{g.idle_w:>8,.0f}")
+        print(f"\n{'server':<18}{'host idle W':>12}{'host busy W':>12}")
+        for name in catalog.servers():
+            h = model.host(name)
+            print(f"{name:<18}{h.idle_w:>12,.0f}{h.busy_w:>12,.0f}")
+        return EXIT_OK
+    cost = CostModel()
+    print(f"{'server':<18}{'USD':>10}  GPUs")
+    for name, spec in catalog.servers().items():
+        usd = cost.server_usd(name, spec.gpu, spec.gpus_per_server)
+        print(f"{name:<18}{usd:>10,.0f}  {spec.gpus_per_server} x {spec.gpu}")
+    figures = catalog.cost_figures()
+    print(f"\n{'GPU board':<18}{'USD':>10}")
+    for name, usd in figures["gpus"].items():
+        print(f"{name:<18}{float(usd):>10,.0f}")
+    life = cost.lifetime_years
+    print(f"\nfacility {cost.facility_usd_per_w:g} USD/W of IT capacity; lifetimes (years): "
+          + ", ".join(f"{k} {v:g}" for k, v in life.items())
+          + f"; maintenance {cost.maintenance_per_year:.0%} of hardware a year")
     return EXIT_OK
