@@ -166,7 +166,10 @@ def gpu_seconds(timeline: pd.DataFrame, end_s: float) -> float:
     if timeline.empty:
         return 0.0
     t = timeline["time_s"].to_numpy()
-    widths = np.diff(np.append(t, max(end_s, t[-1])))
+    # each level holds until the next change or end_s, whichever is first (levels after
+    # end_s, e.g. a service that outlives the jobs' makespan, count nothing)
+    ends = np.minimum(np.append(t[1:], max(end_s, t[-1])), end_s)
+    widths = np.maximum(ends - t, 0.0)
     return float(np.sum(timeline["allocated_gpus"].to_numpy() * widths))
 
 

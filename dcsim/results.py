@@ -16,15 +16,20 @@ __all__ = ["Results", "load_results", "compare", "flatten_summary", "FILES"]
 FILES = {"jobs": "jobs.csv", "gpu_timeline": "gpu_timeline.csv", "segments": "segments.csv",
          "events": "events.csv", "training": "training.csv", "executions": "executions.csv",
          "links": "links.csv", "groups": "groups.csv", "failures": "failures.csv",
-         "power": "power.csv"}
+         "power": "power.csv", "requests": "requests.csv", "services": "services.csv",
+         "service_timeline": "service_timeline.csv"}
 # absent from folders saved before them: groups rebuilt from jobs.csv, failures and power empty
-OPTIONAL_FILES = {"groups", "failures", "power"}
+OPTIONAL_FILES = {"groups", "failures", "power", "requests", "services", "service_timeline"}
+SERVING_FILES = {"requests", "services", "service_timeline"}
 # columns that are text even when every value looks like a number or is empty
 TEXT_COLUMNS = {"jobs": {c: str for c in ("name", "model", "user", "virtual_cluster",
                                           "gpu_type", "precision", "status", "reason",
                                           "step_source")},
                 "events": {"event": str, "detail": str}, "training": {"phase": str},
                 "links": {"link": str}, "groups": {"group_by": str, "group": str},
+                "requests": {"service": str, "status": str, "reason": str},
+                "services": {"service": str, "model": str, "gpu_type": str},
+                "service_timeline": {"service": str},
                 "failures": {"component": str, "cause": str, "target": str, "jobs": str,
                              "source": str}}
 
@@ -63,6 +68,11 @@ class Results:
     failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per failure
     # cluster power (W) by component from each time on (docs/energy.md)
     power: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # inference services (docs/serving.md): one row per request, per service, and each
+    # service's sampled timeline; empty without services
+    requests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    services: pd.DataFrame = field(default_factory=pd.DataFrame)
+    service_timeline: pd.DataFrame = field(default_factory=pd.DataFrame)
     run: dict[str, Any] = field(default_factory=dict)
     _summary: dict[str, Any] = field(default_factory=dict)
 
@@ -74,7 +84,10 @@ class Results:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for attr, name in FILES.items():
-            getattr(self, attr).to_csv(out / name, index=False, float_format="%.9g")
+            frame = getattr(self, attr)
+            if attr in SERVING_FILES and frame.columns.empty:
+                continue  # a run without services writes no serving tables
+            frame.to_csv(out / name, index=False, float_format="%.9g")
         for name, data in (("summary.json", self._summary), ("run.json", self.run)):
             text = json.dumps(_json_safe(data), indent=2, sort_keys=False, allow_nan=False)
             (out / name).write_text(text + "\n", encoding="utf-8")
@@ -103,8 +116,9 @@ def load_results(out_dir: str | Path) -> Results:
         from dcsim.metrics import FAILURE_COLUMNS
 
         frames["failures"] = pd.DataFrame(columns=FAILURE_COLUMNS)
-    if "power" not in frames:
-        frames["power"] = pd.DataFrame()
+    for optional in ("power", "requests", "services", "service_timeline"):
+        if optional not in frames:
+            frames[optional] = pd.DataFrame()
     summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
     summary = {k: (float("nan") if v is None else v) for k, v in summary.items()}
     run = json.loads((d / "run.json").read_text(encoding="utf-8"))

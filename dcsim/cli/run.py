@@ -20,6 +20,10 @@ def _fmt_kwh(kwh: float) -> str:
     return f"{kwh / 1e3:,.2f} MWh" if kwh >= 1e3 else f"{kwh:,.1f} kWh"
 
 
+def _fmt_ms(v: Any) -> str:
+    return f"{v * 1e3:.1f} ms" if _finite(v) else "-"
+
+
 def format_summary(name: str, s: dict[str, Any]) -> str:
     lines = [
         f"dcsim {__version__}: scenario {name!r}",
@@ -85,6 +89,18 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
         n = s["deadline_jobs"]
         lines.append(f"  deadlines: {n:,} job{'s' if n != 1 else ''} with one, "
                      f"{s['deadline_misses']:,} missed")
+    for name, v in (s.get("service_results") or {}).items():
+        slo = (f", SLO attained by {_fmt_pct(v['slo_attainment'])}"
+               if _finite(v.get("slo_attainment")) else "")
+        lines.append(f"  service {name}: {v['requests']:,} requests, {v['served']:,} served, "
+                     f"{v['dropped']:,} dropped, {v['in_flight']:,} in flight; TTFT p50 "
+                     f"{_fmt_s(v['ttft_p50_s'])} p99 {_fmt_s(v['ttft_p99_s'])}, TPOT p50 "
+                     f"{_fmt_ms(v['tpot_p50_s'])} p99 {_fmt_ms(v['tpot_p99_s'])}{slo}")
+    if s.get("services"):
+        lines.append(f"  GPU-hours: {s['serving_gpu_hours']:,.1f} serving, "
+                     f"{s['training_gpu_hours']:,.1f} training")
+    for note in s.get("serving_notes") or []:
+        lines.append(f"  note: {note}")
     lines.append(f"  {s['events_processed']:,} events in {s['wall_s']:.2f} s wall "
                  f"({s['events_per_s']:,.0f} events/s)")
     return "\n".join(lines)

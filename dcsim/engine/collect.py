@@ -88,6 +88,11 @@ def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
     if sim.world.cost is not None:
         extra.update(cost_frames(sim, frames["jobs"], power_summary, end_s))
     frames["groups"] = group_breakdown(frames["jobs"])
+    serving = getattr(sim, "serving", None)
+    if serving is not None:
+        serving_frames, serving_summary = serving.frames(frames["jobs"])
+        frames.update(serving_frames)
+        extra.update(serving_summary)
     summary = summarize(frames["jobs"], frames["gpu_timeline"], sim.world.cluster.total_gpus,
                         end_s, extra, frames["links"])
     run = {

@@ -36,6 +36,7 @@ from dcsim.engine.ledger import Ledger
 from dcsim.engine.record import Records
 from dcsim.engine.rounds import Rounds
 from dcsim.engine.runner import Runner, close_segment, roll_back
+from dcsim.engine.serve import Serving
 from dcsim.engine.shares import Shares
 from dcsim.errors import UsageError
 from dcsim.fabric.sharing import SharedFabric
@@ -114,15 +115,23 @@ class Simulation:
         # failures, repairs, spares, stragglers (scenario `faults`; dcsim/faults/model.py)
         self.faults = FaultModel(self, scenario.faults) if scenario.faults is not None else None
         world.job_mtbf_s = self._job_mtbf_s
+        # inference services: their replicas take GPUs now, before any job (engine/serve.py)
+        self.serving = (Serving(self.env, scenario, self.cluster, self.network, self.streams,
+                                self._gpus_returned) if scenario.services else None)
 
     # ------------------------------------------------------------------ run
     def run(self, progress: ProgressFn | None = None) -> Results:
         wall0 = time.perf_counter()
+        if self.serving is not None:
+            self.serving.start()
+            self._level()
         self.env.process(self._arrivals())
         if self.faults is not None:
             self.faults.start()
         events = self._loop(progress)
         end_s = self._close_open_jobs()
+        if self.serving is not None:
+            self.serving.finish(end_s)
         return collect(self, events, end_s, time.perf_counter() - wall0)
 
     def _loop(self, progress: ProgressFn | None) -> int:
@@ -420,6 +429,11 @@ class Simulation:
     def _event(self, job: JobState, event: str, detail: str) -> None:
         self.records.event(self.env.now, job.job_id, event, detail)
 
+    def _gpus_returned(self) -> None:
+        """A service gave its GPUs back: the timeline changes and the queue may start."""
+        self._level()
+        self.rounds.request()
+
     def _level(self) -> None:
         self.records.level(self.env.now, len(self._running), len(self.rounds.queue))
 
@@ -430,7 +444,8 @@ class Simulation:
             return self.env.now
         horizon = self.scenario.horizon_s
         if horizon is not None and (self._running or self.rounds.queue or any(
-                j.status is Status.SUBMITTED for j in self.jobs)):
+                j.status is Status.SUBMITTED for j in self.jobs) or (
+                self.serving is not None and self.serving.open())):
             return horizon
         return None
 

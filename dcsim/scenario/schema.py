@@ -60,6 +60,7 @@ from dcsim.scenario.models import (  # noqa: F401
 )
 from dcsim.scenario.options import Engine, Outputs, ThroughputSource  # noqa: F401
 from dcsim.scenario.power import PowerSpec
+from dcsim.scenario.serving import ServiceSpec
 from dcsim.scenario.workload import (  # noqa: F401
     DLRM_KAGGLE,
     NATIVE_TRACE_FORMATS,
@@ -121,6 +122,8 @@ class Scenario(Strict):
     power: PowerSpec = PowerSpec()
     # total cost of ownership and price overrides (dcsim/energy/cost.py); None: not reported
     cost: CostSpec | None = None
+    # inference services sharing the cluster with the training jobs (docs/serving.md)
+    services: list[ServiceSpec] = Field(default_factory=list)
     # where relative paths (traces) resolve: the scenario file's folder; not a YAML key, set
     # once while validating (`base_dir` in the validation context, see model_post_init)
     _base_dir: str = PrivateAttr(default=".")

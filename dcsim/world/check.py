@@ -16,6 +16,7 @@ from dcsim.scenario.load import pydantic_problems
 from dcsim.scenario.models import NetModel
 from dcsim.scenario.schema import Scenario
 from dcsim.world.build import World, build_world
+from dcsim.world.serving import check_services
 from dcsim.yamlsrc import Located, key_path
 
 __all__ = ["check_world"]
@@ -39,7 +40,43 @@ def check_world(sc: Scenario, doc: Located) -> list[Problem]:
     problems += _check_storage(sc, doc, world)
     problems += _check_faults(sc, doc, world) if not problems else []
     problems += _check_power(sc, doc, world) if not problems else []
+    problems += _check_services(sc, doc, world) if not problems else []
     return problems
+
+
+def _check_services(sc: Scenario, doc: Located, world: World) -> list[Problem]:
+    """Services (docs/serving.md): models that fit their replicas, replicas that fit the
+    cluster, request traces that read cleanly (each bad row located in its file). Runs last:
+    it takes the replicas' GPUs from this check's own cluster."""
+    if not sc.services:
+        return []
+    from dcsim.rng import RandomStreams
+    from dcsim.scenario.serving import TraceStream
+    from dcsim.serving.requests import make_requests
+
+    problems = []
+    for i, spec in enumerate(sc.services):
+        if isinstance(spec.requests, TraceStream):
+            path = sc.resolve_path(spec.requests.path)
+            if not path.is_file():
+                problems.append(Problem(*doc.where(("services", i, "requests", "path")),
+                                        f"services.{i}.requests.path",
+                                        f"no such file: {path}"))
+                continue
+            try:
+                make_requests(spec.requests, RandomStreams(sc.seed).stream("check"),
+                              sc.base_dir, f"services.{i}.requests")
+            except ScenarioError as exc:
+                problems += exc.problems
+    names = [s.name for s in sc.services]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append(Problem(*doc.where(("services", i, "name")),
+                                    f"services.{i}.name", f"{name!r} is used by another "
+                                    f"service; names must be unique"))
+    if problems:
+        return problems
+    return check_services(sc, world.cluster, doc.where)
 
 
 def _check_power(sc: Scenario, doc: Located, world: World) -> list[Problem]:

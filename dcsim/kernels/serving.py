@@ -1,0 +1,282 @@
+"""Continuous batching of one LLM service's replicas, request by request and iteration by
+iteration, compiled with numba (imported lazily: only a run with services loads it).
+
+`advance` moves a service from its current time to `until`: it routes each arrival to a replica
+(round robin or least outstanding requests), and runs each replica's iterations. An iteration
+takes, in order:
+1. every running request whose prompt is in the KV cache: one decode token each; when the cache
+   cannot hold one more token for each, the newest running request is preempted (its KV freed;
+   it goes back to the head of the queue and recomputes prompt + generated tokens later: vLLM's
+   recompute preemption);
+2. requests part-way through their prefill: the next chunk of their prompt, within the token
+   budget left (`max_tokens`);
+3. new requests from the queue, in arrival order, while the budget, `max_seqs` and the KV cache
+   (which must hold the whole prompt) allow.
+Without chunked prefill an iteration either prefills whole prompts (as many as fit the budget,
+at least one) or decodes, prefills first (vLLM's default before chunked prefill).
+
+The iteration's time is a function of its shape (serving/llm.py builds the tables from the
+calibrated device profiles): linear layers by the tokens it processes (interpolated in
+`lin_tokens` / `lin_s`), the output layer by the sequences that produce a token (`head_seqs` /
+`head_s`), attention by its prefill work and the KV it reads, plus a fixed overhead. A request's
+first token comes at the end of the iteration that completes its prefill, each later token at
+the end of a decode iteration.
+
+State lives in arrays the caller owns (serving/service.py), so `advance` can be called again
+from where it stopped; it keeps no Python objects and makes no SimPy events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# request status
+NOT_ARRIVED, QUEUED, RUNNING, DONE, DROPPED = 0, 1, 2, 3, 4
+# why a request was dropped
+NO_DROP, TOO_LONG, QUEUE_FULL = 0, 1, 2
+ROUND_ROBIN, LEAST_OUTSTANDING = 0, 1
+
+# per-replica integer state columns
+R_HEAD, R_TAIL, R_QLEN, R_NRUN, R_KV, R_ITERS, R_PREEMPT = range(7)
+R_INT_COLS = 7
+
+
+@njit(cache=True)
+def _interp(x, xs, ys):
+    n = xs.shape[0]
+    if x <= xs[0]:
+        return ys[0] * x / xs[0] if xs[0] > 0 else ys[0]
+    if x >= xs[n - 1]:
+        return ys[n - 1] * x / xs[n - 1]
+    lo, hi = 0, n - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xs[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    f = (x - xs[lo]) / (xs[hi] - xs[lo])
+    return ys[lo] + f * (ys[hi] - ys[lo])
+
+
+@njit(cache=True)
+def _enqueue_front(r, i, rint, nxt):
+    nxt[i] = rint[r, R_HEAD]
+    rint[r, R_HEAD] = i
+    if rint[r, R_TAIL] < 0:
+        rint[r, R_TAIL] = i
+    rint[r, R_QLEN] += 1
+
+
+@njit(cache=True)
+def _enqueue_back(r, i, rint, nxt):
+    nxt[i] = -1
+    if rint[r, R_TAIL] < 0:
+        rint[r, R_HEAD] = i
+    else:
+        nxt[rint[r, R_TAIL]] = i
+    rint[r, R_TAIL] = i
+    rint[r, R_QLEN] += 1
+
+
+@njit(cache=True)
+def _pop_front(r, rint, nxt):
+    i = rint[r, R_HEAD]
+    rint[r, R_HEAD] = nxt[i]
+    if rint[r, R_HEAD] < 0:
+        rint[r, R_TAIL] = -1
+    rint[r, R_QLEN] -= 1
+    nxt[i] = -1
+    return i
+
+
+@njit(cache=True)
+def _start(r, t, rint, run, end_t, status, prompt, generated, prefilled, target, ctx, chunk,
+           nxt, preempts, max_tokens, max_seqs, kv_cap, chunked, lin_tokens, lin_s, head_seqs,
+           head_s, attn_flop_s, kv_read_s, overhead_s):
+    """Form replica r's next batch at time t and set its end; idle if there is nothing to do."""
+    budget = max_tokens
+    # 1. decodes: one token each; preempt the newest while the cache cannot grow by one each
+    while True:
+        decodes = 0
+        for j in range(rint[r, R_NRUN]):
+            i = run[r, j]
+            if prefilled[i] >= target[i]:
+                decodes += 1
+        if rint[r, R_KV] + decodes <= kv_cap or rint[r, R_NRUN] == 0:
+            break
+        j = rint[r, R_NRUN] - 1
+        i = run[r, j]
+        rint[r, R_NRUN] -= 1
+        rint[r, R_KV] -= ctx[i]
+        ctx[i] = 0
+        prefilled[i] = 0
+        target[i] = prompt[i] + generated[i]
+        status[i] = QUEUED
+        preempts[i] += 1
+        rint[r, R_PREEMPT] += 1
+        _enqueue_front(r, i, rint, nxt)
+    prefilling = False
+    for j in range(rint[r, R_NRUN]):
+        if prefilled[run[r, j]] < target[run[r, j]]:
+            prefilling = True
+    can_admit = (rint[r, R_QLEN] > 0 and rint[r, R_NRUN] < max_seqs
+                 and rint[r, R_KV] + target[rint[r, R_HEAD]] <= kv_cap)
+    prefill_only = (not chunked) and (prefilling or can_admit)
+    tokens = 0
+    seqs = 0
+    attn = 0.0
+    kv_read = 0.0
+    for j in range(rint[r, R_NRUN]):
+        i = run[r, j]
+        chunk[i] = -1
+        if prefilled[i] >= target[i] and not prefill_only:
+            chunk[i] = 0
+            tokens += 1
+            seqs += 1
+            kv_read += ctx[i]
+            ctx[i] += 1
+            rint[r, R_KV] += 1
+    # 2. prefills under way
+    for j in range(rint[r, R_NRUN]):
+        i = run[r, j]
+        left = target[i] - prefilled[i]
+        if left > 0 and (budget - tokens > 0 or (prefill_only and tokens == 0)):
+            c = left if not chunked else min(left, budget - tokens)
+            chunk[i] = c
+            tokens += c
+            attn += c * (prefilled[i] + 0.5 * c)
+            kv_read += prefilled[i]
+            if prefilled[i] + c >= target[i]:
+                seqs += 1
+    # 3. admissions
+    while (rint[r, R_QLEN] > 0 and rint[r, R_NRUN] < max_seqs
+           and (budget - tokens > 0 or (prefill_only and tokens == 0))):
+        i = rint[r, R_HEAD]
+        if rint[r, R_KV] + target[i] > kv_cap:
+            break
+        if not chunked and tokens > 0 and tokens + target[i] > budget:
+            break
+        _pop_front(r, rint, nxt)
+        run[r, rint[r, R_NRUN]] = i
+        rint[r, R_NRUN] += 1
+        status[i] = RUNNING
+        ctx[i] = target[i]
+        rint[r, R_KV] += target[i]
+        prefilled[i] = 0
+        c = target[i] if not chunked else min(target[i], budget - tokens)
+        chunk[i] = c
+        tokens += c
+        attn += c * 0.5 * c
+        if c >= target[i]:
+            seqs += 1
+    if tokens == 0:
+        end_t[r] = np.inf
+        return
+    dt = (overhead_s + _interp(float(tokens), lin_tokens, lin_s)
+          + _interp(float(seqs), head_seqs, head_s)
+          + max(attn * attn_flop_s, kv_read * kv_read_s))
+    end_t[r] = t + dt
+    rint[r, R_ITERS] += 1
+
+
+@njit(cache=True)
+def _finish(r, t, rint, run, status, output, generated, prefilled, target, ctx, chunk,
+            first_t, last_t, done_t, max_itl, counts):
+    """Apply replica r's iteration that ends at t: prefill progress and tokens."""
+    j = 0
+    while j < rint[r, R_NRUN]:
+        i = run[r, j]
+        c = chunk[i]
+        made = False
+        if c > 0:
+            prefilled[i] += c
+            made = prefilled[i] >= target[i]
+        elif c == 0:
+            made = True
+        chunk[i] = -1
+        if made:
+            generated[i] += 1
+            if first_t[i] != first_t[i]:  # NaN: the first token
+                first_t[i] = t
+            else:
+                gap = t - last_t[i]
+                if gap > max_itl[i]:
+                    max_itl[i] = gap
+            last_t[i] = t
+            if generated[i] >= output[i]:
+                status[i] = DONE
+                done_t[i] = t
+                counts[DONE] += 1
+                rint[r, R_KV] -= ctx[i]
+                ctx[i] = 0
+                for k in range(j, rint[r, R_NRUN] - 1):
+                    run[r, k] = run[r, k + 1]
+                rint[r, R_NRUN] -= 1
+                continue
+        j += 1
+
+
+@njit(cache=True)
+def advance(until, cursor, arr_t, prompt, output, replica, status, reason, generated, prefilled,
+            target, ctx, chunk, nxt, preempts, first_t, last_t, done_t, max_itl, rint, run,
+            end_t, counts, routing, rr, max_tokens, max_seqs, kv_cap, max_len, max_queue, chunked,
+            lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s):
+    """Run the service to time `until`; returns (next arrival index, round-robin counter).
+    `counts[DONE]` and `counts[DROPPED]` count the requests served and dropped so far.
+    Iteration ends are handled before arrivals at the same instant, replicas in index order."""
+    n = arr_t.shape[0]
+    replicas = end_t.shape[0]
+    a = cursor
+    while True:
+        na = arr_t[a] if a < n else np.inf
+        r_best = -1
+        ne = np.inf
+        for r in range(replicas):
+            if end_t[r] < ne:
+                ne = end_t[r]
+                r_best = r
+        if ne <= na:
+            if ne > until:
+                break
+            _finish(r_best, ne, rint, run, status, output, generated, prefilled, target, ctx,
+                    chunk, first_t, last_t, done_t, max_itl, counts)
+            _start(r_best, ne, rint, run, end_t, status, prompt, generated, prefilled, target,
+                   ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked,
+                   lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
+            continue
+        if na > until:
+            break
+        i = a
+        a += 1
+        target[i] = prompt[i]
+        if prompt[i] + output[i] > max_len or prompt[i] + output[i] > kv_cap:
+            status[i] = DROPPED
+            reason[i] = TOO_LONG
+            counts[DROPPED] += 1
+            continue
+        if routing == ROUND_ROBIN:
+            r = rr % replicas
+            rr += 1
+        else:
+            r = 0
+            best = rint[0, R_QLEN] + rint[0, R_NRUN]
+            for q in range(1, replicas):
+                load = rint[q, R_QLEN] + rint[q, R_NRUN]
+                if load < best:
+                    best = load
+                    r = q
+        replica[i] = r
+        if max_queue >= 0 and rint[r, R_QLEN] >= max_queue:
+            status[i] = DROPPED
+            reason[i] = QUEUE_FULL
+            counts[DROPPED] += 1
+            continue
+        status[i] = QUEUED
+        _enqueue_back(r, i, rint, nxt)
+        if end_t[r] == np.inf:
+            _start(r, na, rint, run, end_t, status, prompt, generated, prefilled, target, ctx,
+                   chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked, lin_tokens,
+                   lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
+    return a, rr

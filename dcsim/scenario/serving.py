@@ -1,0 +1,158 @@
+"""The `services:` section: LLM inference services that share the cluster with training jobs
+(docs/serving.md). Each service is a model on replicas of `tp` GPUs, a request stream, a
+batching policy, a routing policy and its SLOs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dcsim import catalog
+from dcsim.scenario.base import NonNegFloat, PosFloat, Precision, Sigma, Strict
+from dcsim.scenario.models import GptModel
+
+__all__ = ["ServiceSpec", "TokenDist", "PoissonStream", "GammaStream", "DiurnalStream",
+           "TraceStream", "RequestStream", "Batching", "Slo", "MAX_TOKENS_PER_REQUEST",
+           "MAX_REQUESTS"]
+
+MAX_TOKENS_PER_REQUEST = 10_000_000
+MAX_REQUESTS = 50_000_000  # requests one service's stream may produce (memory: ~100 B each)
+TokenCount = Annotated[int, Field(gt=0, le=MAX_TOKENS_PER_REQUEST)]
+Rate = Annotated[float, Field(gt=0, le=1e6)]  # requests per second
+
+
+class TokenDist(Strict):
+    """Tokens per request: log-normal with this mean (sigma 0: always the mean), rounded,
+    clipped to [1, max]."""
+
+    mean: Annotated[float, Field(ge=1, le=MAX_TOKENS_PER_REQUEST)]
+    sigma: Sigma = 0.0
+    max: TokenCount | None = None
+
+
+class _Synthetic(Strict):
+    rate_per_s: Rate
+    duration_s: PosFloat
+    prompt_tokens: TokenDist
+    output_tokens: TokenDist
+    start_s: NonNegFloat = 0.0
+
+
+class PoissonStream(_Synthetic):
+    kind: Literal["poisson"]
+
+
+class GammaStream(_Synthetic):
+    """Bursty: Gamma-distributed gaps with coefficient of variation `cv` (1: Poisson)."""
+
+    kind: Literal["gamma"]
+    cv: Annotated[float, Field(gt=0, le=100)]
+
+
+class DiurnalStream(_Synthetic):
+    """A Poisson stream whose rate follows a sine: rate_per_s x (1 + a sin(...)), highest at
+    `peak_s` into each `period_s`, with a = peak_to_mean - 1 (<= 1: the trough is >= 0)."""
+
+    kind: Literal["diurnal"]
+    peak_to_mean: Annotated[float, Field(ge=1, le=2)] = 1.5
+    period_s: PosFloat = 86_400.0
+    peak_s: NonNegFloat = 14 * 3600.0
+
+
+class TraceStream(Strict):
+    """Requests read from a file: `format` azure-llm (TIMESTAMP, ContextTokens,
+    GeneratedTokens; the Azure LLM inference trace 2023). Gaps are multiplied by `time_scale`
+    (0.5: twice the rate) and the trace is replayed `loops` times back to back."""
+
+    kind: Literal["trace"]
+    path: Annotated[str, Field(min_length=1)]
+    format: Literal["azure-llm"] = "azure-llm"
+    time_scale: Annotated[float, Field(gt=0, le=1e6)] = 1.0
+    loops: Annotated[int, Field(ge=1, le=100_000)] = 1
+    start_s: NonNegFloat = 0.0
+    limit: Annotated[int, Field(gt=0, le=MAX_REQUESTS)] | None = None  # the first N rows
+
+
+RequestStream = Annotated[PoissonStream | GammaStream | DiurnalStream | TraceStream,
+                          Field(discriminator="kind")]
+
+
+class Batching(Strict):
+    """Continuous batching (vLLM-style): per iteration at most `max_tokens` tokens and
+    `max_seqs` running requests; prompts split into chunks (`chunked_prefill`) or prefilled
+    whole in prefill-only iterations; the KV cache gets what `memory_fraction` of each GPU's
+    memory leaves after the weights and activations; `max_queue` waiting requests per replica
+    (None: unbounded; more are dropped)."""
+
+    max_tokens: Annotated[int, Field(ge=16, le=1_048_576)] = 8192
+    max_seqs: Annotated[int, Field(ge=1, le=65_536)] = 256
+    chunked_prefill: bool = True
+    memory_fraction: Annotated[float, Field(gt=0, le=1)] = 0.9
+    iteration_overhead_s: Annotated[float, Field(ge=0, le=10)] | None = None
+    max_queue: Annotated[int, Field(ge=0, le=MAX_REQUESTS)] | None = None
+    # the longest prompt + output the service accepts (None: the model's seq_len)
+    max_len: TokenCount | None = None
+
+
+class Slo(Strict):
+    """Latency targets met at `percentile` (a request meets the SLO when it meets every target
+    given); at least one target."""
+
+    ttft_s: PosFloat | None = None
+    tpot_s: PosFloat | None = None
+    e2e_s: PosFloat | None = None
+    percentile: Annotated[float, Field(gt=0, le=100)] = 99.0
+
+    @model_validator(mode="after")
+    def _some_target(self) -> Slo:
+        if self.ttft_s is None and self.tpot_s is None and self.e2e_s is None:
+            raise ValueError("give at least one of ttft_s, tpot_s, e2e_s")
+        return self
+
+
+class ServiceSpec(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f,]+$")]
+    model: GptModel  # a preset name (dcsim catalog models) or a gpt model
+    gpu_type: str
+    replicas: Annotated[int, Field(ge=1, le=100_000)]
+    tp: Annotated[int, Field(ge=1, le=64)] = 1
+    precision: Precision = "bf16"
+    batching: Batching = Batching()
+    routing: Literal["round-robin", "least-outstanding"] = "least-outstanding"
+    requests: RequestStream
+    slo: Slo | None = None
+    # after the last arrival, how long requests may still finish; those that do not are
+    # reported in flight
+    drain_s: NonNegFloat = 3600.0
+    # how often the service's timeline (load, queue, KV use) is sampled
+    sample_s: Annotated[float, Field(ge=1, le=1e7)] = 60.0
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _preset(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            presets = catalog.model_presets()
+            if v not in presets:
+                raise ValueError(f"unknown model preset {v!r}; valid: {', '.join(presets)}")
+            if presets[v].get("kind") != "gpt":
+                llms = [k for k, p in presets.items() if p.get("kind") == "gpt"]
+                raise ValueError(f"{v!r} is not a decoder-only LLM (kind "
+                                 f"{presets[v].get('kind')}); LLM presets: {', '.join(llms)}")
+            return {**presets[v], "name": v}
+        return v
+
+    @field_validator("gpu_type")
+    @classmethod
+    def _known_gpu(cls, v: str) -> str:
+        if v not in catalog.gpus():
+            raise ValueError(f"unknown GPU type {v!r}; valid: {', '.join(catalog.gpus())}")
+        return v
+
+    @property
+    def num_gpus(self) -> int:
+        return self.replicas * self.tp
+
+    @property
+    def max_len(self) -> int:
+        return self.batching.max_len or self.model.seq_len

@@ -1,0 +1,235 @@
+"""One service's run: its requests' state arrays, advanced by the continuous-batching kernel
+(dcsim/kernels/serving.py) window by window, its sampled timeline, and its results: one row
+per request, one row per service, and the summary's serving keys (docs/serving.md).
+
+Every request ends in exactly one state: served, dropped (with a reason) or in flight (arrived,
+not finished when the service stopped), or not arrived (the run ended before its arrival):
+requests = served + dropped + in flight + not arrived.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dcsim.scenario.serving import ServiceSpec
+from dcsim.serving.llm import LlmCost
+from dcsim.serving.requests import Requests
+
+__all__ = ["ServiceRun", "REQUEST_COLUMNS", "SERVICE_COLUMNS", "TIMELINE_COLUMNS",
+           "service_summary"]
+
+NOT_ARRIVED, QUEUED, RUNNING, DONE, DROPPED = range(5)
+STATUS_NAMES = np.array(["not_arrived", "in_flight", "in_flight", "served", "dropped"],
+                        dtype=object)
+REASONS = np.array(["", "longer than max_len or the KV cache", "queue full"], dtype=object)
+REQUEST_COLUMNS = ["service", "request_id", "arrival_s", "prompt_tokens", "output_tokens",
+                   "replica", "status", "reason", "ttft_s", "tpot_s", "e2e_s", "max_itl_s",
+                   "preemptions", "slo_met"]
+TIMELINE_COLUMNS = ["service", "time_s", "arrived", "served", "dropped", "queued", "running",
+                    "replicas", "kv_used_fraction", "arrival_rate_per_s",
+                    "output_tokens_per_s"]
+SERVICE_COLUMNS = [
+    "service", "model", "gpu_type", "replicas", "tp", "gpus", "kv_capacity_tokens",
+    "requests", "served", "dropped", "in_flight", "not_arrived", "preemptions",
+    "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s",
+    "e2e_p99_s", "max_itl_p99_s", "slo_percentile", "slo_attainment", "slo_met",
+    "goodput_per_s", "throughput_per_s", "output_tokens_per_s", "tokens_per_s_per_gpu",
+    "start_s", "end_s", "gpu_hours"]
+
+
+@dataclass
+class _Sample:
+    time_s: float
+    arrived: int
+    served: int
+    dropped: int
+    queued: int
+    running: int
+    kv_used: float
+    tokens: int
+
+
+class ServiceRun:
+    """A service's state between calls of the kernel."""
+
+    def __init__(self, index: int, spec: ServiceSpec, cost: LlmCost, requests: Requests) -> None:
+        from dcsim.kernels.serving import R_INT_COLS  # numba: only when a service runs
+
+        self.index, self.spec, self.cost, self.requests = index, spec, cost, requests
+        n, r = len(requests), spec.replicas
+        self.replica = np.full(n, -1, np.int64)
+        self.status = np.zeros(n, np.int8)
+        self.reason = np.zeros(n, np.int8)
+        self.generated = np.zeros(n, np.int64)
+        self.prefilled = np.zeros(n, np.int64)
+        self.target = np.zeros(n, np.int64)
+        self.ctx = np.zeros(n, np.int64)
+        self.chunk = np.full(n, -1, np.int64)
+        self.nxt = np.full(n, -1, np.int64)
+        self.preempts = np.zeros(n, np.int64)
+        self.first_t = np.full(n, np.nan)
+        self.last_t = np.full(n, np.nan)
+        self.done_t = np.full(n, np.nan)
+        self.max_itl = np.zeros(n)
+        self.rint = np.zeros((r, R_INT_COLS), np.int64)
+        self.rint[:, 0] = -1  # queue heads
+        self.rint[:, 1] = -1  # queue tails
+        self.run = np.full((r, spec.batching.max_seqs), -1, np.int64)
+        self.end_t = np.full(r, np.inf)
+        self.counts = np.zeros(5, np.int64)
+        self.cursor = 0
+        self.rr = 0
+        self.now = 0.0
+        self.start_s = 0.0
+        self.stop_s = math.nan  # when it stopped serving (drained or cut short)
+        self.samples: list[_Sample] = []
+        self.placements: list = []  # the engine's Placement per replica
+
+    @property
+    def last_arrival_s(self) -> float:
+        return float(self.requests.arrival_s[-1]) if len(self.requests) else 0.0
+
+    @property
+    def drained(self) -> bool:
+        """Every request has arrived and none is queued or running."""
+        return (self.cursor == len(self.requests)
+                and self.counts[DONE] + self.counts[DROPPED] == len(self.requests))
+
+    def advance(self, until: float) -> None:
+        from dcsim.kernels.serving import LEAST_OUTSTANDING, ROUND_ROBIN, advance
+
+        spec, c, b, q = self.spec, self.cost, self.spec.batching, self.requests
+        self.cursor, self.rr = advance(
+            until, self.cursor, q.arrival_s, q.prompt, q.output, self.replica, self.status,
+            self.reason, self.generated, self.prefilled, self.target, self.ctx, self.chunk,
+            self.nxt, self.preempts, self.first_t, self.last_t, self.done_t, self.max_itl,
+            self.rint, self.run, self.end_t, self.counts,
+            LEAST_OUTSTANDING if spec.routing == "least-outstanding" else ROUND_ROBIN, self.rr,
+            b.max_tokens, b.max_seqs, c.kv_capacity_tokens, spec.max_len,
+            -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.lin_tokens,
+            c.lin_s, c.head_seqs, c.head_s, c.attn_flop_s, c.kv_read_s, c.overhead_s)
+        self.now = until
+
+    def sample(self, t: float) -> None:
+        from dcsim.kernels.serving import R_KV, R_NRUN, R_QLEN
+
+        self.samples.append(_Sample(
+            t, self.cursor, int(self.counts[DONE]), int(self.counts[DROPPED]),
+            int(self.rint[:, R_QLEN].sum()), int(self.rint[:, R_NRUN].sum()),
+            float(self.rint[:, R_KV].sum()) / (self.cost.kv_capacity_tokens * self.spec.replicas),
+            int(self.generated.sum())))
+
+    # ------------------------------------------------------------------ results
+    def _slo_met(self, ttft: np.ndarray, tpot: np.ndarray, e2e: np.ndarray,
+                 served: np.ndarray) -> np.ndarray:
+        slo = self.spec.slo
+        met = served.copy()
+        if slo is None:
+            return met
+        with np.errstate(invalid="ignore"):
+            if slo.ttft_s is not None:
+                met &= ttft <= slo.ttft_s
+            if slo.tpot_s is not None:
+                met &= np.isnan(tpot) | (tpot <= slo.tpot_s)
+            if slo.e2e_s is not None:
+                met &= e2e <= slo.e2e_s
+        return met
+
+    def request_frame(self) -> pd.DataFrame:
+        q = self.requests
+        served = self.status == DONE
+        ttft = self.first_t - q.arrival_s
+        e2e = self.done_t - q.arrival_s
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpot = np.where(q.output > 1, (self.done_t - self.first_t) / (q.output - 1), np.nan)
+        tpot = np.where(served, tpot, np.nan)
+        itl = np.where(served & (q.output > 1), self.max_itl, np.nan)
+        return pd.DataFrame({
+            "service": self.spec.name, "request_id": np.arange(len(q)),
+            "arrival_s": q.arrival_s, "prompt_tokens": q.prompt, "output_tokens": q.output,
+            "replica": self.replica, "status": STATUS_NAMES[self.status],
+            "reason": REASONS[self.reason], "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
+            "max_itl_s": itl, "preemptions": self.preempts,
+            "slo_met": self._slo_met(ttft, tpot, e2e, served)}, columns=REQUEST_COLUMNS)
+
+    def timeline_frame(self) -> pd.DataFrame:
+        rows = []
+        prev: _Sample | None = None
+        for s in self.samples:
+            dt = s.time_s - prev.time_s if prev is not None else 0.0
+            rate = (s.arrived - prev.arrived) / dt if prev is not None and dt > 0 else math.nan
+            tok = (s.tokens - prev.tokens) / dt if prev is not None and dt > 0 else math.nan
+            rows.append((self.spec.name, s.time_s, s.arrived, s.served, s.dropped, s.queued,
+                         s.running, self.spec.replicas, s.kv_used, rate, tok))
+            prev = s
+        return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
+
+    def service_row(self, requests: pd.DataFrame) -> dict:
+        spec, q = self.spec, self.requests
+        served = requests["status"] == "served"
+        status = requests["status"]
+
+        def pct(col: str, p: float) -> float:
+            v = requests.loc[served, col].dropna().to_numpy()
+            return float(np.percentile(v, p)) if v.size else math.nan
+
+        ended = int(served.sum() + (status == "dropped").sum())
+        met = int(requests["slo_met"].sum())
+        span = max(self.stop_s - self.start_s, 1e-9)
+        window = max(min(self.stop_s, self.last_arrival_s) - (float(q.arrival_s[0])
+                                                              if len(q) else 0.0), 1e-9)
+        slo = spec.slo
+        p = slo.percentile if slo else 99.0
+        row = {
+            "service": spec.name, "model": spec.model.name or "gpt", "gpu_type": spec.gpu_type,
+            "replicas": spec.replicas, "tp": spec.tp, "gpus": spec.num_gpus,
+            "kv_capacity_tokens": self.cost.kv_capacity_tokens,
+            "requests": len(q), "served": int(served.sum()),
+            "dropped": int((status == "dropped").sum()),
+            "in_flight": int((status == "in_flight").sum()),
+            "not_arrived": int((status == "not_arrived").sum()),
+            "preemptions": int(self.preempts.sum()),
+            "ttft_p50_s": pct("ttft_s", 50), "ttft_p90_s": pct("ttft_s", 90),
+            "ttft_p99_s": pct("ttft_s", 99), "tpot_p50_s": pct("tpot_s", 50),
+            "tpot_p99_s": pct("tpot_s", 99), "e2e_p50_s": pct("e2e_s", 50),
+            "e2e_p99_s": pct("e2e_s", 99), "max_itl_p99_s": pct("max_itl_s", 99),
+            "slo_percentile": p,
+            "slo_attainment": met / ended if (slo and ended) else math.nan,
+            "slo_met": bool(slo and ended and met / ended >= p / 100.0),
+            "goodput_per_s": met / window if slo else math.nan,
+            "throughput_per_s": float(served.sum()) / window,
+            "output_tokens_per_s": float(self.generated.sum()) / span,
+            "tokens_per_s_per_gpu": float(self.generated.sum()) / span / spec.num_gpus,
+            "start_s": self.start_s, "end_s": self.stop_s,
+            "gpu_hours": spec.num_gpus * span / 3600.0,
+        }
+        return row
+
+
+def service_summary(services: pd.DataFrame, jobs: pd.DataFrame) -> dict:
+    """The summary's serving keys (all services together), with the GPU-hours split between
+    serving and training."""
+    if services.empty:
+        return {}
+    total = int(services["requests"].sum())
+    attain = services["slo_attainment"].dropna()
+    return {
+        "services": len(services),
+        "requests_total": total,
+        "requests_served": int(services["served"].sum()),
+        "requests_dropped": int(services["dropped"].sum()),
+        "requests_in_flight": int(services["in_flight"].sum()),
+        "requests_not_arrived": int(services["not_arrived"].sum()),
+        "serving_gpu_hours": float(services["gpu_hours"].sum()),
+        "training_gpu_hours": float((jobs["num_gpus"] * jobs["run_s"]).sum() / 3600.0),
+        "serving_slo_attainment_min": float(attain.min()) if len(attain) else math.nan,
+        # per service: the headline latencies (services.csv has them all)
+        "service_results": {str(r["service"]): {k: r[k] for k in (
+            "requests", "served", "dropped", "in_flight", "ttft_p50_s", "ttft_p99_s",
+            "tpot_p50_s", "tpot_p99_s", "e2e_p99_s", "slo_attainment", "goodput_per_s",
+            "output_tokens_per_s")} for r in services.to_dict("records")},
+    }
