@@ -1,0 +1,313 @@
+"""Inference services (docs/serving.md): the LLM replica's costs, the continuous-batching
+kernel's semantics against hand-computed timings, conservation of requests, request streams,
+the Azure trace reader, bad input, and services beside training jobs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dcsim import catalog, scenario_from_dict, simulate
+from dcsim.errors import ScenarioError
+from dcsim.rng import RandomStreams
+from dcsim.scenario import GptModel
+from dcsim.scenario.serving import ServiceSpec
+from dcsim.serving.llm import ServingFitError, llm_cost, params_of
+from dcsim.serving.requests import Requests, make_requests, read_azure_llm
+from dcsim.serving.service import ServiceRun
+from tests.conftest import REPO
+
+AZURE = REPO / "data" / "traces" / "azure_llm_2023"
+H100 = catalog.gpus()["h100-sxm5-80gb"]
+
+
+def _model(name: str) -> GptModel:
+    return GptModel(**catalog.model_presets()[name], name=name)
+
+
+def _cost(name="llama3-8b", tp=1, max_tokens=8192, max_seqs=256, fraction=0.9, overhead=None):
+    return llm_cost(_model(name), H100, tp, "bf16", max_tokens, max_seqs, fraction, 450e9,
+                    2e-6, overhead)
+
+
+def _spec(**kw) -> ServiceSpec:
+    d = {"name": "s", "model": "llama3-8b", "gpu_type": "h100-sxm5-80gb", "replicas": 1,
+         "requests": {"kind": "poisson", "rate_per_s": 1, "duration_s": 10,
+                      "prompt_tokens": {"mean": 100}, "output_tokens": {"mean": 10}}}
+    d.update(kw)
+    return ServiceSpec.model_validate(d)
+
+
+def _run(spec: ServiceSpec, arrivals, prompts, outputs, until=1e6, cost=None) -> ServiceRun:
+    req = Requests(np.asarray(arrivals, float), np.asarray(prompts, np.int64),
+                   np.asarray(outputs, np.int64), len(arrivals))
+    b = spec.batching
+    run = ServiceRun(0, spec, cost or _cost(max_tokens=b.max_tokens, max_seqs=b.max_seqs,
+                                            fraction=b.memory_fraction), req)
+    run.advance(until)
+    run.stop_s = until
+    return run
+
+
+# ---------------------------------------------------------------- the replica's costs
+def test_published_parameter_counts_and_kv_bytes():
+    for name, billions in (("llama3-8b", 8.03), ("llama3-70b", 70.55), ("llama2-7b", 6.74),
+                           ("llama2-70b", 68.98)):
+        assert sum(params_of(_model(name))) / 1e9 == pytest.approx(billions, abs=0.01)
+    # Llama 3 8B in bf16: 2 x 32 layers x 8 KV heads x 128 x 2 bytes = 128 KiB per token
+    assert _cost().memory.kv_bytes_per_token == 131072
+    # tp 8 over 8 KV heads: one head per GPU
+    assert _cost("llama3-70b", tp=8).memory.kv_bytes_per_token == 2 * 80 * 128 * 2
+
+
+def test_decode_is_bound_by_streaming_the_weights_and_prefill_by_compute():
+    c = _cost(overhead=0.0)
+    weights_s = c.memory.weights / (H100.hbm_bandwidth_byte_s * 0.85)
+    one = c.decode_s(1, 100)
+    assert weights_s <= one <= 1.3 * weights_s  # batch 1: the weights once per token
+    assert c.decode_s(32, 100) < 1.3 * one  # a batch shares the weights
+    # a long prefill runs at most at peak: >= 2 x params x tokens / peak
+    assert c.prefill_s(4096, 8192) >= 2 * c.params * 4096 / H100.peak_flop_s["bf16"]
+    assert c.prefill_s(4096, 8192) > 3 * c.prefill_s(1024, 8192)  # and grows with it
+
+
+def test_kv_capacity_follows_memory_and_a_model_that_does_not_fit_says_why():
+    assert _cost(fraction=0.9).kv_capacity_tokens > 2 * _cost(fraction=0.5).kv_capacity_tokens
+    with pytest.raises(ServingFitError, match=r"weights 141\.1 GB"):
+        _cost("llama3-70b", tp=1)
+    assert _cost("llama3-70b", tp=4).kv_capacity_tokens > 100_000
+
+
+# ---------------------------------------------------------------- the kernel
+def test_a_lone_request_takes_its_prefill_then_one_decode_per_token():
+    spec = _spec(batching={"max_tokens": 512})
+    c = _cost(max_tokens=512)
+    run = _run(spec, [1.0], [1200], [5], cost=c)
+    f = run.request_frame().iloc[0]
+    prefill = c.prefill_s(1200, 512)  # three chunks: 512, 512, 176
+    assert f.ttft_s == pytest.approx(prefill, rel=1e-12)
+    decodes = sum(c.decode_s(1, 1200 + k) for k in range(4))
+    assert f.e2e_s == pytest.approx(prefill + decodes, rel=1e-12)
+    assert f.tpot_s == pytest.approx(decodes / 4, rel=1e-12)
+    assert f.status == "served" and run.counts[3] == 1
+
+
+def test_requests_in_one_batch_share_iterations():
+    run = _run(_spec(), [0.0, 0.0, 0.0], [100, 100, 100], [20, 20, 20])
+    f = run.request_frame()
+    # the first starts the idle replica at once; the two behind it join the next iteration
+    # together: their first tokens and completions come at the same instants
+    assert f.ttft_s[1] == f.ttft_s[2] > f.ttft_s[0] and f.e2e_s[1] == f.e2e_s[2]
+
+
+def test_round_robin_and_least_outstanding_routing():
+    t = np.arange(12) * 1e-3
+    rr = _run(_spec(replicas=3, routing="round-robin"), t, [50] * 12, [400] * 12)
+    assert list(rr.replica) == [i % 3 for i in range(12)]
+    lo = _run(_spec(replicas=3, routing="least-outstanding"), t, [50] * 12, [400] * 12)
+    assert np.bincount(lo.replica, minlength=3).tolist() == [4, 4, 4]
+
+
+def test_a_full_kv_cache_preempts_and_recomputes_and_every_request_is_served():
+    c = _cost(fraction=0.25)  # a small cache (~20k tokens)
+    n = 40
+    run = _run(_spec(batching={"memory_fraction": 0.25}), np.zeros(n), [2000] * n, [600] * n,
+               cost=c)
+    f = run.request_frame()
+    assert (f.status == "served").all()
+    assert f.preemptions.sum() > 0
+    assert run.rint[:, 4].sum() == 0  # the cache is empty again
+
+
+def test_queue_limits_and_too_long_requests_are_dropped_with_reasons():
+    run = _run(_spec(batching={"max_queue": 2, "max_seqs": 1}), np.zeros(6), [100] * 6,
+               [50] * 6)
+    f = run.request_frame()
+    # one runs, two wait, the rest find the queue full
+    assert (f.status == "dropped").sum() == 3 and set(f.reason[f.status == "dropped"]) == {
+        "queue full"}
+    long = _run(_spec(), [0.0, 1.0], [9000, 10], [10, 10])  # llama3-8b: 8,192 tokens
+    g = long.request_frame()
+    assert g.status.tolist() == ["dropped", "served"]
+    assert g.reason[0] == "longer than max_len or the KV cache"
+
+
+def test_without_chunked_prefill_prompts_are_prefilled_whole():
+    spec = _spec(batching={"chunked_prefill": False, "max_tokens": 512})
+    c = _cost(max_tokens=512)
+    run = _run(spec, [0.0], [1200], [2], cost=c)
+    one_pass = c.iteration_s(1200, 1, 1200 * 600, 0)
+    assert run.request_frame().ttft_s[0] == pytest.approx(one_pass, rel=1e-12)
+
+
+def test_conservation_when_cut_short():
+    rng = np.random.default_rng(0)
+    n = 3000
+    t = np.sort(rng.uniform(0, 100, n))
+    run = _run(_spec(replicas=2), t, rng.integers(10, 3000, n), rng.integers(1, 500, n),
+               until=60.0)
+    f = run.request_frame()
+    counts = f.status.value_counts()
+    assert counts.sum() == n
+    assert counts["served"] + counts.get("dropped", 0) + counts["in_flight"] \
+        + counts["not_arrived"] == n
+    assert (f.arrival_s[f.status == "not_arrived"] > 60).all()
+    assert counts["served"] == run.counts[3]
+
+
+# ---------------------------------------------------------------- request streams
+def test_synthetic_streams_have_their_rates_and_spreads():
+    rng = RandomStreams(3).stream("x")
+    base = {"rate_per_s": 50, "duration_s": 2000, "prompt_tokens": {"mean": 500, "sigma": 1},
+            "output_tokens": {"mean": 100, "max": 300}}
+    p = make_requests(_spec(requests={"kind": "poisson", **base}).requests, rng, ".", "s")
+    assert len(p) == pytest.approx(100_000, rel=0.02)
+    assert p.prompt.mean() == pytest.approx(500, rel=0.05) and p.output.max() == 100
+    g = make_requests(_spec(requests={"kind": "gamma", "cv": 3, **base}).requests, rng, ".", "s")
+    gaps = np.diff(g.arrival_s)
+    assert gaps.std() / gaps.mean() == pytest.approx(3, rel=0.1)
+    d = make_requests(_spec(requests={"kind": "diurnal", "period_s": 1000, "peak_s": 250,
+                                      "peak_to_mean": 1.8, **base}).requests, rng, ".", "s")
+    phase = d.arrival_s % 1000
+    peak, trough = ((phase > 200) & (phase < 300)).sum(), ((phase > 700) & (phase < 800)).sum()
+    assert peak / trough == pytest.approx(1.8 / 0.2, rel=0.15)
+
+
+def test_the_azure_trace_as_its_source_counts_it():
+    for name, rows, median_prompt, median_output in (("code", 8819, 1469, 13),
+                                                     ("conv", 19366, 1020, 129)):
+        path = AZURE / f"AzureLLMInferenceTrace_{name}.csv"
+        raw = pd.read_csv(path)  # an independent reading
+        q = read_azure_llm(path)
+        assert len(q) == rows == len(raw)
+        assert int(np.median(q.prompt)) == median_prompt == int(raw.ContextTokens.median())
+        assert int(np.median(q.output)) == median_output
+        span = (pd.to_datetime(raw.TIMESTAMP).iloc[-1]
+                - pd.to_datetime(raw.TIMESTAMP).iloc[0]).total_seconds()
+        assert q.arrival_s[-1] == pytest.approx(span, abs=1e-6)
+    scaled = read_azure_llm(AZURE / "AzureLLMInferenceTrace_code.csv", time_scale=0.5, loops=3)
+    assert len(scaled) == 3 * 8819 and np.all(np.diff(scaled.arrival_s) >= 0)
+    assert scaled.arrival_s[8819] > scaled.arrival_s[8818]
+
+
+def test_bad_trace_rows_are_located(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6,374,44\n"
+                 "2023-11-16 18:15:45.0,396,109\n2023-11-16 18:15:51.2,-5,55\n"
+                 "yesterday,1,1\n2023-11-16 18:15:52,91,0\n")
+    with pytest.raises(ScenarioError) as err:
+        read_azure_llm(p)
+    text = str(err.value)
+    assert f"{p}:3:TIMESTAMP: 2023-11-16 18:15:45.0 is before the previous row" in text
+    assert f"{p}:4:ContextTokens" in text and f"{p}:5:TIMESTAMP: not a time" in text
+    assert f"{p}:6:GeneratedTokens" in text
+    p.write_text("time,prompt\n1,2\n")
+    with pytest.raises(ScenarioError, match="missing columns TIMESTAMP, ContextTokens"):
+        read_azure_llm(p)
+
+
+# ---------------------------------------------------------------- in a scenario
+def _scenario(services, jobs=None, **kw):
+    return {"name": "serve", "seed": 4,
+            "cluster": {"servers": [{"type": "dgx-h100", "count": 2}]},
+            "workload": {"jobs": jobs if jobs is not None else [
+                {"name": "t", "model": "llama2-7b", "global_batch": 64, "iterations": 200,
+                 "parallelism": {"dp": 16, "micro_batch": 1, "zero": 1}}]},
+            "services": services, **kw}
+
+
+CHAT = {"name": "chat", "model": "llama3-8b", "gpu_type": "h100-sxm5-80gb", "replicas": 4,
+        "requests": {"kind": "gamma", "cv": 2, "rate_per_s": 8, "duration_s": 600,
+                     "prompt_tokens": {"mean": 1000, "sigma": 0.8, "max": 6000},
+                     "output_tokens": {"mean": 200, "sigma": 0.8, "max": 1000}},
+        "slo": {"ttft_s": 0.5, "tpot_s": 0.05}, "sample_s": 30}
+
+
+def test_a_service_beside_a_training_job_takes_its_gpus_first_and_gives_them_back():
+    res = simulate(scenario_from_dict(_scenario([CHAT])))
+    s = res.summary()
+    svc = res.services.iloc[0]
+    assert svc.requests == s["requests_total"] == len(res.requests)
+    assert svc.served + svc.dropped + svc.in_flight + svc.not_arrived == svc.requests
+    assert svc.served == svc.requests  # drained
+    assert 0 < svc.ttft_p50_s <= svc.ttft_p99_s and svc.slo_attainment > 0.9
+    # the 16-GPU job waits for the service's 4 GPUs
+    job = res.jobs.iloc[0]
+    assert job.start_s == pytest.approx(svc.end_s)
+    assert s["serving_gpu_hours"] == pytest.approx(4 * svc.end_s / 3600)
+    tl = res.service_timeline
+    assert tl.time_s.is_monotonic_increasing and tl.served.iloc[-1] == svc.served
+    assert s["gpu_utilization"] <= 1.0
+
+
+def test_same_seed_same_bytes_and_the_tables_round_trip(tmp_path):
+    from dcsim import load_results
+
+    sc = scenario_from_dict(_scenario([CHAT], jobs=[]))
+    a, b = simulate(sc), simulate(sc)
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    for name in ("requests.csv", "services.csv", "service_timeline.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    back = load_results(tmp_path / "a")
+    assert len(back.requests) == len(a.requests) and back.services.service[0] == "chat"
+
+
+def test_the_horizon_leaves_requests_in_flight_and_not_arrived():
+    res = simulate(scenario_from_dict(_scenario([CHAT], jobs=[], horizon_s=300)))
+    svc = res.services.iloc[0]
+    assert svc.not_arrived > 0 and svc.end_s == 300
+    assert svc.served + svc.dropped + svc.in_flight + svc.not_arrived == svc.requests
+
+
+def test_a_run_without_services_writes_no_serving_tables(tmp_path):
+    from tests.conftest import small_scenario
+
+    simulate(scenario_from_dict(small_scenario())).save(tmp_path)
+    assert not (tmp_path / "requests.csv").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"model": "llama3-70b"}, "services.0.model: llama3-70b on 1 x h100-sxm5-80gb in bf16: does "
+                              "not fit"),
+    ({"gpu_type": "a100-sxm4-80gb"}, "the cluster has no a100-sxm4-80gb servers"),
+    ({"tp": 16}, "tp 16 is more than the 8 GPUs of one h100-sxm5-80gb server"),
+    ({"replicas": 17}, "17 replicas of 1 x h100-sxm5-80gb do not fit"),
+    ({"model": "resnet50"}, "is not a decoder-only LLM"),
+    ({"slo": {"percentile": 90}}, "give at least one of ttft_s, tpot_s, e2e_s"),
+    ({"requests": {"kind": "trace", "path": "nowhere.csv"}}, "services.0.requests.path: no such "
+                                                             "file"),
+])
+def test_bad_services_are_located_errors(write_yaml, change, message):
+    from dcsim import load_scenario
+
+    path = write_yaml(_scenario([{**CHAT, **change}]))
+    with pytest.raises(ScenarioError, match=message.replace("(", r"\(")):
+        load_scenario(path)
+
+
+def test_an_unreachable_ttft_is_reported_before_the_requests_miss_it():
+    tight = {**CHAT, "slo": {"ttft_s": 0.05}}
+    res = simulate(scenario_from_dict(_scenario([tight], jobs=[])))
+    notes = res.summary()["serving_notes"]
+    assert len(notes) == 1 and "cannot meet ttft_s 0.05 s even alone" in notes[0]
+    assert res.services.slo_attainment[0] < 1
+
+
+def test_failures_with_services_are_refused_for_now(write_yaml):
+    from dcsim import load_scenario
+
+    path = write_yaml(_scenario([CHAT], faults={"components": {"gpu": {"mtbf_hours": 1000}}}))
+    with pytest.raises(ScenarioError, match="failures with services are not modelled yet"):
+        load_scenario(path)
+
+
+def test_fp8_needs_a_gpu_with_fp8():
+    with pytest.raises(ServingFitError, match="no fp8 math"):
+        llm_cost(_model("llama3-8b"), catalog.gpus()["a100-sxm4-80gb"], 1, "fp8", 8192, 256,
+                 0.9, 3e11, 2e-6)
+    assert math.isfinite(llm_cost(_model("llama3-8b"), H100, 1, "fp8", 8192, 256, 0.9, 3e11,
+                                  2e-6).decode_s(1, 10))
