@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # policies decide over (plain data, no logic), shared with the state that makes them
     ("domain", ("dcsim.perf", "dcsim.fabric", "dcsim.storage", "dcsim.faults",
                 "dcsim.workload", "dcsim.hardware", "dcsim.metrics", "dcsim.results",
-                "dcsim.execute", "dcsim.policies.views", "dcsim.jobs", "dcsim.energy")),
+                "dcsim.execute", "dcsim.policies.views", "dcsim.jobs", "dcsim.energy",
+                "dcsim.serving")),
     ("policies", ("dcsim.policies",)),
     ("world", ("dcsim.world",)),
     ("engine", ("dcsim.engine",)),

@@ -4,8 +4,8 @@ does not track, so writing files leaves no global state behind.
 
 The functions live in modules by family: `timelines` (utilization, queue length, runs compared
 over time, Gantt, failures), `distributions` (JCT CDFs), `breakdowns` (iteration time, training
-curves), `network` (topology, link heatmap), `power` (cluster power by component),
-`accuracy` (parity), `save` (save_plots) and
+curves), `network` (topology, link heatmap), `power` (cluster power by component), `serving`
+(request latency CDFs, service load), `accuracy` (parity), `save` (save_plots) and
 `common` (axes and job colours); all are importable from here. matplotlib is imported inside
 the functions, never at import time."""
 
@@ -20,6 +20,7 @@ from dcsim.plotting.network import MAX_NODE_LABELS as MAX_NODE_LABELS
 from dcsim.plotting.network import link_heatmap, topology
 from dcsim.plotting.power import power
 from dcsim.plotting.save import save_plots
+from dcsim.plotting.serving import latency_cdf, service_load
 from dcsim.plotting.timelines import LEGEND_JOBS as LEGEND_JOBS
 from dcsim.plotting.timelines import TIMELINE_LABELS as TIMELINE_LABELS
 from dcsim.plotting.timelines import (
@@ -32,4 +33,5 @@ from dcsim.plotting.timelines import (
 
 __all__ = ["utilization", "queue_length", "timeline_compare", "jct_cdf", "jct_cdf_compare",
            "gantt", "breakdown", "training_curves", "topology", "link_heatmap",
-           "failure_timeline", "parity", "save_plots", "job_colors", "power"]
+           "failure_timeline", "parity", "save_plots", "job_colors", "power", "latency_cdf",
+           "service_load"]

@@ -10,6 +10,7 @@ from dcsim.plotting.common import _new_axes
 from dcsim.plotting.distributions import jct_cdf
 from dcsim.plotting.network import link_heatmap
 from dcsim.plotting.power import power
+from dcsim.plotting.serving import latency_cdf, service_load
 from dcsim.plotting.timelines import failure_timeline, gantt, queue_length, utilization
 
 if TYPE_CHECKING:
@@ -39,6 +40,10 @@ def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
     if len(results.training):
         drawings["training.png"] = lambda: training_curves(results.training, results.jobs,
                                                            ax=_new_axes())
+    if len(results.requests):
+        drawings["latency_cdf.png"] = lambda: latency_cdf(results.requests, ax=_new_axes())
+        drawings["service_load.png"] = lambda: service_load(results.service_timeline,
+                                                            ax=_new_axes())
     paths = []
     for name, draw in drawings.items():
         ax = draw()
