@@ -1,0 +1,61 @@
+"""Inference serving speed (docs/serving.md, docs/performance.md#serving).
+
+- `conv_hour_8_replicas_s`: the Azure LLM inference trace 2023's conversation hour (19,366
+  requests) on 8 Llama 3 8B replicas on H100s, `Simulation.run` in process after one warm-up
+  run (numba's cached kernel loaded); target 10 s.
+- `day_1000rps_64_replicas_s`: 1,000 Poisson requests/s on 64 replicas for a simulated day,
+  estimated from a measured stretch (quick: 60 s; full: 600 s) scaled to 86,400 s: the kernel's
+  work grows with the requests and iterations served, so linearly in the simulated time at a
+  steady load; target 60 s.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from benchmarks.bench_reference import ROOT, Figure, References
+
+__all__ = ["serving"]
+
+TRACE = ROOT / "data" / "traces" / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
+
+
+def _scenario(replicas: int, requests: dict) -> dict:
+    return {"name": "bench-serving", "seed": 0,
+            "cluster": {"servers": [{"type": "dgx-h100", "count": -(-replicas // 8)}]},
+            "workload": {"jobs": []},
+            "services": [{"name": "chat", "model": "llama3-8b", "gpu_type": "h100-sxm5-80gb",
+                          "replicas": replicas, "requests": requests,
+                          "slo": {"ttft_s": 0.5, "tpot_s": 0.05}, "drain_s": 120}]}
+
+
+def _run_s(data: dict) -> tuple[float, int]:
+    from dcsim import scenario_from_dict
+    from dcsim.engine.simulation import Simulation
+
+    sim = Simulation(scenario_from_dict(data))
+    t = time.perf_counter()
+    res = sim.run()
+    return time.perf_counter() - t, int(res.summary()["requests_total"])
+
+
+def serving(refs: References, quick: bool, out_dir: Path) -> list[Figure]:
+    conv = _scenario(8, {"kind": "trace", "path": str(TRACE), **({"limit": 2000} if quick
+                                                                  else {})})
+    _run_s(conv)  # warm-up: loads the compiled kernel
+    hour_s, n = _run_s(conv)
+    stretch = 60.0 if quick else 600.0
+    steady = _scenario(64, {"kind": "poisson", "rate_per_s": 1000, "duration_s": stretch,
+                            "prompt_tokens": {"mean": 1000, "sigma": 0.8, "max": 6000},
+                            "output_tokens": {"mean": 200, "sigma": 0.8, "max": 1500}})
+    part_s, m = _run_s(steady)
+    day_s = part_s * 86_400 / stretch
+    return [
+        Figure("serving", "conv_hour_8_replicas_s", hour_s, "s", hour_s / refs.cpu_s, "cpu",
+               target=None if quick else 10.0,
+               counts=f"{n:,} requests, Simulation.run, warm"),
+        Figure("serving", "day_1000rps_64_replicas_s", day_s, "s", day_s / refs.cpu_s, "cpu",
+               target=None if quick else 60.0,
+               counts=f"{m:,} requests in {stretch:g} s simulated, x {86_400 / stretch:g}"),
+    ]
