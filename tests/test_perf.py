@@ -159,8 +159,9 @@ def test_validation_meets_the_target_and_the_doc_is_current():
     nccl = [abs(r.error) for r in collectives]
     assert sum(nccl) / len(nccl) <= 0.10  # issue 4's target for the collectives
     from dcsim.tools.jobreport import job_markdown, job_rows
+    from dcsim.tools.serving_validation import serving_markdown
 
-    extra = job_markdown(job_rows(), "img/parity_jobs.png")
+    extra = job_markdown(job_rows(), "img/parity_jobs.png") + serving_markdown()
     assert (REPO / "docs/validation.md").read_text() == markdown(rows, collectives, extra)
 
 

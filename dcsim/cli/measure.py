@@ -98,6 +98,8 @@ def cmd_reference(args: argparse.Namespace) -> int:
         plot = out.parent / "img" / "parity_jobs.png"
         plot.parent.mkdir(parents=True, exist_ok=True)
         parity_plot(jobs, plot)
-        extra = job_markdown(jobs, f"img/{plot.name}")
+        from dcsim.tools.serving_validation import serving_markdown
+
+        extra = job_markdown(jobs, f"img/{plot.name}") + serving_markdown()
         out.write_text(markdown(rows, collectives, extra), encoding="utf-8")
     return EXIT_OK

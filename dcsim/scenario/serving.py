@@ -118,6 +118,8 @@ class ServiceSpec(Strict):
     replicas: Annotated[int, Field(ge=1, le=100_000)]
     tp: Annotated[int, Field(ge=1, le=64)] = 1
     precision: Precision = "bf16"
+    # the KV cache's element type: 16-bit, or 8-bit (FP8 KV caches of vLLM and TensorRT-LLM)
+    kv_precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
     batching: Batching = Batching()
     routing: Literal["round-robin", "least-outstanding"] = "least-outstanding"
     requests: RequestStream

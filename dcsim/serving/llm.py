@@ -15,8 +15,9 @@ token per decoding request) of which S sequences produce a token; its time is
 - head(S): the output layer for the S sequences that sample a token (vocab / tp columns each,
   and with tp > 1 an all-gather of the logits).
 - attention: A = the prefill work (query tokens x the context each attends to, causal), at the
-  large-product rate; K = the context tokens whose keys and values are read from HBM (every
-  decoding request's whole context, and a chunked prefill's earlier chunks). FlashAttention-
+  16-bit large-product rate (attention runs on 16-bit activations even with 8-bit weights);
+  K = the context tokens whose keys and values are read from HBM (every decoding request's
+  whole context, and a chunked prefill's earlier chunks). FlashAttention-
   and PagedAttention-style kernels are compute-bound in prefill and bandwidth-bound in
   decode, so the slower of the two sets the time.
 - overhead: the serving engine's own time per iteration (scheduling, sampling, the Python
@@ -53,7 +54,10 @@ __all__ = ["LlmCost", "llm_cost", "MemoryPlan", "params_of", "ITERATION_OVERHEAD
 ITERATION_OVERHEAD_S = 2e-3
 ELEMENTWISE_PASSES = 10  # bytes-per-element passes over T x hidden per layer (2 norms, 2 adds,
 # the activation, rotary embeddings), inference: no dropout
-ACTIVATION_COPIES = 8  # live T x hidden-sized buffers at the peak of a layer's forward
+# live T x hidden buffers at the peak of one layer's forward (inference keeps no activations
+# across layers): the residual stream, its normalized copy, the attention output and the
+# projection's output; the MLP's T x ffn / tp buffers are counted beside them
+ACTIVATION_COPIES = 4
 CUDA_CONTEXT_BYTES = 1e9  # the CUDA context, cuBLAS workspaces and allocator slack per GPU
 # Serving reads big contiguous tensors (weights, KV blocks) once per iteration: a streaming
 # read, which reaches ~85-90% of the HBM data-sheet bandwidth (STREAM-like copies: A100 80GB
@@ -152,8 +156,10 @@ def _grid(top: int) -> np.ndarray:
 
 def llm_cost(m: GptModel, gpu: GpuSpec, tp: int, precision: str, max_tokens: int,
              max_seqs: int, memory_fraction: float, intra_byte_s: float,
-             intra_latency_s: float, overhead_s: float | None = None) -> LlmCost:
-    """The cost tables of a `tp`-GPU replica of `m` on `gpu` in `precision` (weights and KV),
+             intra_latency_s: float, overhead_s: float | None = None,
+             kv_precision: str = "bf16") -> LlmCost:
+    """The cost tables of a `tp`-GPU replica of `m` on `gpu` in `precision` (its weights and
+    products), with its KV cache in `kv_precision` (8-bit: fp8 or int8),
     batching up to `max_tokens` tokens and `max_seqs` sequences. Raises ServingFitError when
     the weights and activations leave no room for one full-length sequence's KV cache."""
     if m.moe_experts is not None:
@@ -167,7 +173,7 @@ def llm_cost(m: GptModel, gpu: GpuSpec, tp: int, precision: str, max_tokens: int
                    memory_efficiency=max(prof.memory_efficiency, STREAM_EFFICIENCY))
     dev = Device(gpu, prof, precision)
     w = DTYPE_BYTES[precision]
-    act = 2  # activations in 16-bit (fp8 recipes keep activations and KV in bf16 here)
+    act = 2  # activations in 16-bit
     h, layers = m.hidden, m.layers
     head_dim = h // m.heads
     kv_heads = m.kv_heads or m.heads
@@ -194,7 +200,7 @@ def llm_cost(m: GptModel, gpu: GpuSpec, tp: int, precision: str, max_tokens: int
     head_seqs = _grid(max_seqs)
     layer_params, embed_params = params_of(m)
     weights = (layer_params + embed_params) / tp * w
-    kv_per_token = 2.0 * layers * max(kv_heads // tp, 1) * head_dim * act
+    kv_per_token = 2.0 * layers * max(kv_heads // tp, 1) * head_dim * DTYPE_BYTES[kv_precision]
     activations = (max_tokens * h * act * ACTIVATION_COPIES
                    + max_tokens * (up + 2 * kv_dim) / tp * act
                    + max_seqs * m.vocab / tp * 4)
@@ -205,7 +211,10 @@ def llm_cost(m: GptModel, gpu: GpuSpec, tp: int, precision: str, max_tokens: int
     capacity = int(kv // kv_per_token) if kv > 0 else 0
     if capacity < 16:  # less than one 16-token block
         raise ServingFitError(f"does not fit {tp} x {gpu.name}: {plan.describe()}")
-    rate = dev.peak * dev.profile.gemm_efficiency * dev.tensor_scale
+    # attention runs on 16-bit activations whatever the weights' type (an 8-bit KV cache is
+    # widened as it is read): the 16-bit tensor-core rate
+    attn_dev = Device(gpu, prof, "bf16" if "bf16" in gpu.peak_flop_s else "fp16")
+    rate = attn_dev.peak * prof.gemm_efficiency * attn_dev.tensor_scale
     return LlmCost(
         lin_tokens=lin_tokens, lin_s=np.array([lin(t) for t in lin_tokens]),
         head_seqs=head_seqs, head_s=np.array([head(s) for s in head_seqs]),

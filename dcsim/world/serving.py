@@ -38,7 +38,7 @@ def service_cost(spec: ServiceSpec, intra_byte_s: float, intra_latency_s: float)
     b = spec.batching
     return llm_cost(spec.model, catalog.gpus()[spec.gpu_type], spec.tp, spec.precision,
                     b.max_tokens, b.max_seqs, b.memory_fraction, intra_byte_s, intra_latency_s,
-                    b.iteration_overhead_s)
+                    b.iteration_overhead_s, spec.kv_precision)
 
 
 def check_services(sc: Scenario, cluster: Cluster, where: Callable[[tuple], tuple]
