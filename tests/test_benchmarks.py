@@ -19,6 +19,7 @@ EXPECTED = {
                "per_job_lifecycle_ms"},
     "philly": {"wall_s", "peak_rss_gb", "sim_wall_s", "events_per_s"},
     "scaling": {"jobs.per_event_spread", "gpus.per_event_spread"},
+    "serving": {"conv_hour_8_replicas_s", "day_1000rps_64_replicas_s"},
 }
 
 
