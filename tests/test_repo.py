@@ -31,6 +31,15 @@ SCALED = {"llama3_like.yaml": ["cluster.servers.0.count=256", "workload.jobs.0.p
                                "workload.jobs.0.global_batch=256", "horizon_s=864000"]}
 
 
+# a day of serving beside training (benchmarks/study_colocation.py runs it whole): two hours
+# of it, load rising from the night's trough, with its first 12 jobs
+REDUCED = {"colocation.yaml": ["services.0.requests.duration_s=7200",
+                               "services.0.requests.peak_s=7200",
+                               "services.0.requests.period_s=14400",
+                               "workload.generator.num_jobs=12",
+                               "workload.generator.mean_interarrival_s=600"]}
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
 def test_scenario_validates_and_runs(path):
     if path.name in SCALED:
@@ -38,7 +47,11 @@ def test_scenario_validates_and_runs(path):
         assert (res.jobs.status == "running").all() and res.summary()["failures"] > 0
         return
     days = FIRST_DAYS.get(path.name)
-    res = dcsim.simulate(dcsim.load_scenario(path, [f"horizon_s={days * 86400}"] if days else []))
+    overrides = [f"horizon_s={days * 86400}"] if days else REDUCED.get(path.name, [])
+    res = dcsim.simulate(dcsim.load_scenario(path, overrides))
+    if path.name in REDUCED:  # it scales up and lends
+        svc = res.services.iloc[0]
+        assert svc.replicas_max > svc.replicas_min and svc.served == svc.requests
     s = res.summary()
     assert s["jobs_read"] > 0 and s["jobs_submitted"] > 0
     if days is None:

@@ -5,6 +5,7 @@ the Azure trace reader, bad input, and services beside training jobs."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -280,12 +281,16 @@ def test_a_run_without_services_writes_no_serving_tables(tmp_path):
     ({"slo": {"percentile": 90}}, "give at least one of ttft_s, tpot_s, e2e_s"),
     ({"requests": {"kind": "trace", "path": "nowhere.csv"}}, "services.0.requests.path: no such "
                                                              "file"),
+    ({"autoscale": {"min_replicas": 3, "max_replicas": 2}},
+     "min_replicas (3) must be <= max_replicas (2)"),
+    ({"autoscale": {"max_replicas": 2}}, "replicas (4, the start) must be within autoscale's"),
+    ({"autoscale": {"max_replicas": 4, "target_per_replica": 0}}, "target_per_replica"),
 ])
 def test_bad_services_are_located_errors(write_yaml, change, message):
     from dcsim import load_scenario
 
     path = write_yaml(_scenario([{**CHAT, **change}]))
-    with pytest.raises(ScenarioError, match=message.replace("(", r"\(")):
+    with pytest.raises(ScenarioError, match=re.escape(message)):
         load_scenario(path)
 
 
@@ -311,3 +316,162 @@ def test_fp8_needs_a_gpu_with_fp8():
                  0.9, 3e11, 2e-6)
     assert math.isfinite(llm_cost(_model("llama3-8b"), H100, 1, "fp8", 8192, 256, 0.9, 3e11,
                                   2e-6).decode_s(1, 10))
+
+
+# ---------------------------------------------------------------- autoscaling and lending
+def test_a_starting_replica_queues_requests_and_serves_them_once_loaded():
+    from dcsim.kernels.serving import ACTIVE, OFF, STARTING
+
+    spec = _spec(replicas=1, autoscale={"max_replicas": 2})
+    req = Requests(np.array([1.0, 2.0]), np.array([100, 100]), np.array([10, 10]), 2)
+    run = ServiceRun(0, spec, _cost(), req)
+    run.state[:] = [OFF, STARTING]
+    run.ready_s[1] = 5.0
+    run.advance(5.0)
+    assert (run.status == 1).all() and (run.replica == 1).all()  # queued on the loading one
+    run.ready(5.0)
+    assert run.state[1] == ACTIVE
+    run.advance(100.0)
+    run.stop_s = 100.0
+    f = run.request_frame()
+    assert (f.status == "served").all() and f.ttft_s[0] > 4.0 and f.ttft_s[1] > 3.0
+
+
+def test_with_no_replica_serving_or_starting_requests_are_dropped_with_that_reason():
+    from dcsim.kernels.serving import OFF
+
+    spec = _spec(replicas=1, autoscale={"max_replicas": 2})
+    req = Requests(np.array([1.0]), np.array([100]), np.array([10]), 1)
+    run = ServiceRun(0, spec, _cost(), req)
+    run.state[:] = OFF
+    run.advance(10.0)
+    run.stop_s = 10.0
+    f = run.request_frame()
+    assert f.status[0] == "dropped" and f.reason[0] == "no replica serving or starting"
+
+
+def _lending(autoscale: bool, reclaim: bool = True, seed: int = 3) -> dict:
+    """One DGX H100: a chat service whose load rises and falls twice in 40 minutes, beside seven
+    1-GPU training jobs that want ~26 minutes each."""
+    svc = {"name": "chat", "model": "llama3-8b", "gpu_type": "h100-sxm5-80gb", "replicas": 1,
+           "requests": {"kind": "diurnal", "rate_per_s": 6, "duration_s": 2400,
+                        "period_s": 1200, "peak_s": 600, "peak_to_mean": 2,
+                        "prompt_tokens": {"mean": 1000, "sigma": 0.5, "max": 4000},
+                        "output_tokens": {"mean": 200, "sigma": 0.5, "max": 800}},
+           "slo": {"ttft_s": 1.0}, "sample_s": 10}
+    if autoscale:
+        svc["autoscale"] = {"max_replicas": 4, "target_per_replica": 8,
+                            "scale_down_after_s": 60, "reclaim": reclaim}
+    else:
+        svc["replicas"] = 4
+    jobs = [{"name": f"t{i}", "model": "gpt2-1.5b", "global_batch": 16, "iterations": 3000,
+             "parallelism": {"dp": 1, "micro_batch": 4}} for i in range(7)]
+    return {"name": "lend", "seed": seed,
+            "cluster": {"servers": [{"type": "dgx-h100", "count": 1}]},
+            "workload": {"jobs": jobs}, "services": [svc]}
+
+
+def test_autoscaling_follows_the_load_reclaims_gpus_and_lends_them_back():
+    res = simulate(scenario_from_dict(_lending(autoscale=True)))
+    svc, tl, s = res.services.iloc[0], res.service_timeline, res.summary()
+    assert svc.replicas_min == 1 and svc.replicas_max == 4 and svc.replica_starts >= 3
+    # up with the first peak, down in the trough, up again with the second
+    r = tl.replicas.to_numpy()
+    first_top = int(np.argmax(r == 4))
+    assert r[0] == 1 and first_top > 0 and (r[first_top:] == 1).any()
+    assert (r[first_top:][np.argmax(r[first_top:] == 1):] == 4).any()
+    assert (tl.gpus == tl.replicas + tl.starting + tl.draining).all()  # tp 1
+    # the GPUs came from training jobs: each preemption is an event that says so
+    reclaimed = res.events[res.events.detail == "GPUs reclaimed by service chat"]
+    assert svc.jobs_preempted == len(reclaimed) > 0
+    assert (reclaimed.event == "preempted").all()
+    assert s["jobs_completed"] == 7 and svc.served == svc.requests  # nothing lost either side
+    # the service's GPU-hours are what it held: less than 4 replicas for its whole life
+    assert s["serving_gpu_hours"] == pytest.approx(svc.gpu_hours)
+    assert svc.gpu_hours < 4 * svc.end_s / 3600 * 0.8
+    assert s["gpu_utilization"] <= 1.0
+
+
+def test_lending_shortens_training_and_without_reclaim_the_service_waits():
+    fixed = simulate(scenario_from_dict(_lending(autoscale=False)))
+    lent = simulate(scenario_from_dict(_lending(autoscale=True)))
+    polite = simulate(scenario_from_dict(_lending(autoscale=True, reclaim=False)))
+    # four fixed replicas leave four GPUs: three jobs wait a whole job's time
+    assert fixed.summary()["queue_mean_s"] > 500
+    assert lent.summary()["makespan_s"] < 0.8 * fixed.summary()["makespan_s"]
+    assert lent.services.gpu_hours[0] < 0.7 * fixed.services.gpu_hours[0]
+    # without reclaim no job is preempted and the service stays at one replica while the
+    # seven jobs hold the other GPUs
+    p = polite.services.iloc[0]
+    assert p.jobs_preempted == 0 and not (polite.events.event == "preempted").any()
+    first_job_end = polite.jobs.end_s.min()
+    tl = polite.service_timeline
+    assert (tl.replicas[tl.time_s < first_job_end] == 1).all() and p.replicas_max > 1
+    assert p.served + p.dropped + p.in_flight + p.not_arrived == p.requests
+
+
+def test_autoscaling_is_deterministic(tmp_path):
+    sc = scenario_from_dict(_lending(autoscale=True))
+    a, b = simulate(sc), simulate(sc)
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    for name in ("requests.csv", "services.csv", "service_timeline.csv", "jobs.csv",
+                 "events.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_cold_start_reads_the_weights_from_its_storage_tier():
+    from dcsim import Simulation
+
+    data = _lending(autoscale=True)
+    data["services"][0]["autoscale"]["weights_from"] = "pfs"
+    data["storage"] = {"pfs": {"read_gbyte_s": 10, "latency_s": 0.001}}
+    sim = Simulation(scenario_from_dict(data))
+    spec = sim.serving.runs[0].spec
+    # a shared tier: its read bandwidth divided among the loads in progress
+    assert sim.serving._load_s(spec, 0, 0.0, 20e9) == pytest.approx(0.001 + 2.0)
+    assert sim.serving._load_s(spec, 0, 1.0, 20e9) == pytest.approx(0.001 + 4.0)
+    assert sim.serving._load_s(spec, 0, 100.0, 20e9) == pytest.approx(0.001 + 2.0)
+    # a local tier: the replica's server's NVMe (DGX H100: 8 x 7 GB/s)
+    spec = spec.model_copy(update={"autoscale": spec.autoscale.model_copy(
+        update={"weights_from": "nvme"})})
+    nvme = sim.storage.system.local("nvme", 0)
+    assert nvme.read_byte_s == pytest.approx(56e9)
+    assert sim.serving._load_s(spec, 0, 0.0, 56e9) == pytest.approx(nvme.latency_s + 1.0)
+
+
+def test_weights_from_a_disabled_tier_is_a_located_error(write_yaml):
+    from dcsim import load_scenario
+
+    data = _lending(autoscale=True)
+    data["storage"] = {"object": {"enabled": False}}
+    data["services"][0]["autoscale"]["weights_from"] = "object"
+    with pytest.raises(ScenarioError, match=r"services\.0\.autoscale\.weights_from: storage "
+                                            r"tier object is disabled"):
+        load_scenario(write_yaml(data))
+
+
+def test_the_plots_of_a_lending_run(tmp_path):
+    from dcsim.plotting import gpu_split, save_plots
+
+    res = simulate(scenario_from_dict(_lending(autoscale=True)))
+    names = {p.name for p in save_plots(res, tmp_path)}
+    assert {"latency_cdf.png", "service_load.png", "gpu_split.png"} <= names
+    ax = gpu_split(res.service_timeline, res.gpu_timeline)
+    service, training, idle = ax.collections  # one band each, stacked
+    tops = [np.max(c.get_paths()[0].vertices[:, 1]) for c in ax.collections]
+    assert tops[-1] == pytest.approx(8)  # the stack reaches the cluster's 8 GPUs
+    assert 4 <= tops[0] <= 4 + 1e-9  # the service held at most its 4 replicas' GPUs
+
+
+def test_lent_gpu_hours_are_training_inside_the_reserve():
+    from benchmarks.study_colocation import lent_gpu_hours
+
+    # reserve 4; the service holds 4, then 1 (at 1 h), then 4 (at 3 h); training runs 4 GPUs
+    # from 0 and 6 from 2 h: inside the reserve min(training, 4 - held) = 0, 3 (1-2 h), 3
+    # (2-3 h), 0: 2 GPU-hours x 3
+    st = pd.DataFrame({"service": "s", "time_s": [0.0, 3600, 10800, 14400],
+                       "gpus": [4, 1, 4, 0]})
+    gt = pd.DataFrame({"time_s": [0.0, 3600, 7200, 10800, 14400],
+                       "allocated_gpus": [8, 5, 7, 10, 0]})
+    assert lent_gpu_hours(st, gt, 4) == pytest.approx(6.0)

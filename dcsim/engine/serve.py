@@ -3,9 +3,16 @@ GPUs at time 0, before any training job, and keep them until the service has dra
 last request finished, or `drain_s` after its last arrival); then the GPUs go back to the
 training jobs' rounds.
 
-A service is one SimPy process that wakes every `sample_s` (and at its end): the
-continuous-batching kernel advances all its replicas' iterations up to that time in one call,
-and the timeline is sampled. No SimPy event is made per request, iteration or token.
+A service is one SimPy process that wakes every `sample_s` (and at its end, and when a
+starting replica is ready): the continuous-batching kernel advances all its replicas'
+iterations up to that time in one call, and the timeline is sampled. No SimPy event is made
+per request, iteration or token.
+
+With `autoscale`, a service's replica count follows its load at each sample. Services come
+first: a replica that finds no free GPU of its type preempts training jobs for one
+(`reclaim`, the fewest jobs, then the fewest GPUs; they restart from their last progress like
+any preempted job). A replica scaled down drains and gives its GPUs back: training jobs use
+them until the service wants them again (GPU lending).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dcsim.errors import Problem, ScenarioError
 from dcsim.hardware import Cluster
 from dcsim.rng import RandomStreams
 from dcsim.scenario import Scenario
+from dcsim.scenario.serving import ServiceSpec
 from dcsim.serving.requests import make_requests
 from dcsim.serving.service import (
     REQUEST_COLUMNS,
@@ -29,6 +37,7 @@ from dcsim.serving.service import (
     ServiceRun,
     service_summary,
 )
+from dcsim.storage.tiers import SHARED_TIERS, StorageSystem
 from dcsim.world.serving import replica_placements, service_cost
 
 __all__ = ["Serving"]
@@ -38,8 +47,14 @@ class Serving:
     """The services of one simulation."""
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, cluster: Cluster,
-                 network, streams: RandomStreams, changed: Callable[[], None]) -> None:
-        self.env, self.cluster, self.changed = env, cluster, changed
+                 network, storage: StorageSystem, streams: RandomStreams,
+                 changed: Callable[[], None], reclaim: Callable[[str, int, str], int]) -> None:
+        """`changed()`: the services took or gave back GPUs. `reclaim(gpu_type, gpus, why)`:
+        preempt training jobs to free `gpus` GPUs of `gpu_type` in one server; returns how
+        many jobs it preempted (0: it could not)."""
+        self.env, self.cluster, self.changed, self.reclaim = env, cluster, changed, reclaim
+        self.storage = storage
+        self.loads: dict[str, list[float]] = {}  # shared tier -> when its loads in progress end
         self.runs: list[ServiceRun] = []
         self.notes: list[str] = []
         for i, spec in enumerate(scenario.services):
@@ -49,12 +64,12 @@ class Serving:
             if placements is None:  # (check_world refuses this)
                 raise ScenarioError([Problem("scenario", None, f"services.{i}.replicas",
                                              "the replicas do not fit the cluster")])
-            for p in placements:
-                cluster.allocate(p)
             ring = network.ring({placements[0].server_ids[0]: spec.tp})
             cost = service_cost(spec, ring.intra_bandwidth, ring.intra_latency_s)
             run = ServiceRun(i, spec, cost, requests)
-            run.placements = placements
+            for r, p in enumerate(placements):
+                cluster.allocate(p)
+                run.hold(r, p, env.now)
             self.runs.append(run)
             self._note_slo(run)
 
@@ -93,20 +108,117 @@ class Serving:
         spec = run.spec
         end = run.last_arrival_s + spec.drain_s
         run.sample(self.env.now)
+        sample_at = self.env.now + spec.sample_s
         while True:
-            t = min(self.env.now + spec.sample_s, end)
+            t = min(sample_at, end, float(run.ready_s.min()))
             yield self.env.timeout(t - self.env.now)
             run.advance(t)
-            run.sample(t)
-            if run.drained or t >= end:
-                break
+            run.ready(t)
+            if t >= sample_at or t >= end:
+                if t >= sample_at:
+                    sample_at += spec.sample_s
+                if spec.autoscale is not None:
+                    self._scale(run, t)
+                self._release_drained(run, t)
+                run.sample(t)
+                if run.drained or t >= end:
+                    break
         self._stop(run)
 
+    # ------------------------------------------------------------------ autoscaling
+    def _scale(self, run: ServiceRun, t: float) -> None:
+        """Replicas for the load now: up at once, down after `scale_down_after_s` of less."""
+        from dcsim.kernels.serving import ACTIVE, DRAINING, OFF, STARTING
+
+        a = run.spec.autoscale
+        assert a is not None
+        want = min(max(math.ceil(run.in_system() / a.target_per_replica), a.min_replicas),
+                   a.max_replicas)
+        up = np.flatnonzero((run.state == ACTIVE) | (run.state == STARTING))
+        if want > len(up):
+            run.low_since = math.nan
+            need = want - len(up)
+            for r in np.flatnonzero(run.state == DRAINING)[:need]:  # loaded: back at once
+                run.state[r] = ACTIVE
+                need -= 1
+            for r in np.flatnonzero(run.state == OFF)[:need]:
+                if not self._start_replica(run, int(r), t):
+                    break
+        elif want < len(up):
+            if math.isnan(run.low_since):
+                run.low_since = t
+            if t - run.low_since >= a.scale_down_after_s:
+                # the highest-numbered active replicas drain; one stays active
+                active = np.flatnonzero(run.state == ACTIVE)
+                drain = min(len(up) - want, len(active) - 1)
+                if drain > 0:
+                    run.state[active[len(active) - drain:]] = DRAINING
+                run.low_since = math.nan
+        else:
+            run.low_since = math.nan
+
+    def _start_replica(self, run: ServiceRun, r: int, t: float) -> bool:
+        """Replica r takes GPUs (preempting training jobs if need be and allowed) and starts
+        loading its weights; False if no GPUs could be had."""
+        from dcsim.kernels.serving import STARTING
+
+        spec = run.spec
+        a = spec.autoscale
+        assert a is not None
+        got = replica_placements(spec, self.cluster, 1)
+        if got is None and a.reclaim:
+            run.jobs_preempted += self.reclaim(spec.gpu_type, spec.tp,
+                                               f"GPUs reclaimed by service {spec.name}")
+            got = replica_placements(spec, self.cluster, 1)
+        if got is None:
+            return False
+        self.cluster.allocate(got[0])
+        run.hold(r, got[0], t)
+        run.state[r] = STARTING
+        run.ready_s[r] = t + a.startup_s + self._load_s(spec, got[0].server_ids[0], t,
+                                                        run.cost.memory.weights * spec.tp)
+        run.replica_starts += 1
+        self.changed()
+        return True
+
+    def _load_s(self, spec: ServiceSpec, server_id: int, t: float, nbytes: float) -> float:
+        """Seconds to read a replica's `nbytes` of weights from its `weights_from` tier: the
+        tier's latency plus the bytes at the read bandwidth of the server's own tier, or of a
+        shared tier divided among the loads from it still in progress at `t` (this one
+        included; later loads do not slow it). Reads are not flows on the fabric."""
+        assert spec.autoscale is not None
+        name = spec.autoscale.weights_from
+        if name in SHARED_TIERS:
+            tier = self.storage.shared[name]
+            busy = [end for end in self.loads.get(name, []) if end > t]
+            seconds = tier.latency_s + nbytes * (len(busy) + 1) / tier.read_byte_s
+            self.loads[name] = [*busy, t + seconds]
+            return seconds
+        tier = self.storage.local(name, server_id)
+        return tier.latency_s + nbytes / tier.read_byte_s
+
+    def _release_drained(self, run: ServiceRun, t: float) -> None:
+        """Draining replicas with nothing left give their GPUs back."""
+        from dcsim.kernels.serving import DRAINING, OFF, R_NRUN, R_QLEN
+
+        empty = (run.state == DRAINING) & (run.rint[:, R_QLEN] + run.rint[:, R_NRUN] == 0)
+        if not empty.any():
+            return
+        for r in np.flatnonzero(empty):
+            run.state[r] = OFF
+            self.cluster.release(run.free(int(r), t))
+        self.changed()
+
     def _stop(self, run: ServiceRun) -> None:
+        from dcsim.kernels.serving import OFF
+
         run.stop_s = self.env.now
-        for p in run.placements:
-            self.cluster.release(p)
-        run.placements = []
+        for r, p in enumerate(run.held):
+            if p is not None:
+                self.cluster.release(run.free(r, self.env.now))
+        run.state[:] = OFF
+        run.ready_s[:] = np.inf
+        run.sample(self.env.now)  # the timeline's last row: no replicas, no GPUs
         self.changed()
 
     def open(self) -> bool:
@@ -121,6 +233,9 @@ class Serving:
                     run.advance(end_s)
                     run.sample(end_s)
                 run.stop_s = end_s
+                for r, p in enumerate(run.held):
+                    if p is not None:
+                        run.free(r, end_s)
 
     def frames(self, jobs: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict]:
         requests = [r.request_frame() for r in self.runs]

@@ -116,8 +116,10 @@ class Simulation:
         self.faults = FaultModel(self, scenario.faults) if scenario.faults is not None else None
         world.job_mtbf_s = self._job_mtbf_s
         # inference services: their replicas take GPUs now, before any job (engine/serve.py)
-        self.serving = (Serving(self.env, scenario, self.cluster, self.network, self.streams,
-                                self._gpus_returned) if scenario.services else None)
+        self.serving = (Serving(self.env, scenario, self.cluster, self.network,
+                                self.storage.system, self.streams, self._gpus_changed,
+                                self._reclaim)
+                        if scenario.services else None)
 
     # ------------------------------------------------------------------ run
     def run(self, progress: ProgressFn | None = None) -> Results:
@@ -429,10 +431,42 @@ class Simulation:
     def _event(self, job: JobState, event: str, detail: str) -> None:
         self.records.event(self.env.now, job.job_id, event, detail)
 
-    def _gpus_returned(self) -> None:
-        """A service gave its GPUs back: the timeline changes and the queue may start."""
+    def _gpus_changed(self) -> None:
+        """A service took GPUs or gave them back: the timeline changes, the queue may start."""
         self._level()
         self.rounds.request()
+
+    def _reclaim(self, gpu_type: str, gpus: int, why: str) -> int:
+        """Preempt running training jobs so that one `gpu_type` server has `gpus` free GPUs
+        for a service replica: on the server where that takes the fewest jobs, then the
+        fewest of their GPUs, then the lowest server id; on a server, the jobs with the most
+        GPUs there go first (then the lowest job id). Returns how many jobs it preempted: 0
+        if no server can free enough."""
+        views = self.cluster.views()
+        on: dict[int, list[tuple[int, int]]] = {}  # server -> (GPUs there, job id) per job
+        for job in self._running.values():
+            assert job.placement is not None
+            for sid, held in job.placement.allocations:
+                on.setdefault(sid, []).append((len(held), job.job_id))
+        best: tuple[tuple[int, int, int], list[int]] | None = None
+        for sid, jobs in on.items():
+            if views[sid].gpu_type != gpu_type or sid in self.cluster.out:
+                continue
+            free, take = len(views[sid].free), []
+            for held, job_id in sorted(jobs, key=lambda x: (-x[0], x[1])):
+                if free >= gpus:
+                    break
+                free += held
+                take.append(job_id)
+            if free >= gpus:
+                key = (len(take), sum(self._running[j].spec.num_gpus for j in take), sid)
+                if best is None or key < best[0]:
+                    best = (key, take)
+        if best is None:
+            return 0
+        for job_id in best[1]:
+            self._stop(self._running[job_id], why)
+        return len(best[1])
 
     def _level(self) -> None:
         self.records.level(self.env.now, len(self._running), len(self.rounds.queue))

@@ -33,9 +33,13 @@ from numba import njit
 
 # request status
 NOT_ARRIVED, QUEUED, RUNNING, DONE, DROPPED = 0, 1, 2, 3, 4
-# why a request was dropped
+# why a request was dropped (and NO_REPLICA below)
 NO_DROP, TOO_LONG, QUEUE_FULL = 0, 1, 2
 ROUND_ROBIN, LEAST_OUTSTANDING = 0, 1
+NO_REPLICA = 3  # (a drop reason) no replica serving or starting
+# replica states: off (no GPUs), starting (GPUs held, loading: requests may queue), active
+# (routed to and iterating), draining (iterating, not routed to; off once empty)
+OFF, STARTING, ACTIVE, DRAINING = 0, 1, 2, 3
 
 # per-replica integer state columns
 R_HEAD, R_TAIL, R_QLEN, R_NRUN, R_KV, R_ITERS, R_PREEMPT = range(7)
@@ -92,10 +96,14 @@ def _pop_front(r, rint, nxt):
 
 
 @njit(cache=True)
-def _start(r, t, rint, run, end_t, status, prompt, generated, prefilled, target, ctx, chunk,
-           nxt, preempts, max_tokens, max_seqs, kv_cap, chunked, lin_tokens, lin_s, head_seqs,
-           head_s, attn_flop_s, kv_read_s, overhead_s):
-    """Form replica r's next batch at time t and set its end; idle if there is nothing to do."""
+def _start(r, t, state, rint, run, end_t, status, prompt, generated, prefilled, target, ctx,
+           chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked, lin_tokens, lin_s,
+           head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s):
+    """Form replica r's next batch at time t and set its end; idle if there is nothing to do
+    (or it is not serving yet)."""
+    if state[r] != ACTIVE and state[r] != DRAINING:
+        end_t[r] = np.inf
+        return
     budget = max_tokens
     # 1. decodes: one token each; preempt the newest while the cache cannot grow by one each
     while True:
@@ -219,16 +227,50 @@ def _finish(r, t, rint, run, status, output, generated, prefilled, target, ctx, 
 
 
 @njit(cache=True)
-def advance(until, cursor, arr_t, prompt, output, replica, status, reason, generated, prefilled,
-            target, ctx, chunk, nxt, preempts, first_t, last_t, done_t, max_itl, rint, run,
-            end_t, counts, routing, rr, max_tokens, max_seqs, kv_cap, max_len, max_queue, chunked,
-            lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s):
-    """Run the service to time `until`; returns (next arrival index, round-robin counter).
+def _route(state, rint, routing, rr):
+    """The replica for the next request: among active replicas (else starting ones), the
+    next in round-robin order from `rr`, or the one with the fewest queued and running
+    requests (lowest index on ties); -1 if none is active or starting."""
+    replicas = state.shape[0]
+    for want in (ACTIVE, STARTING):
+        if routing == ROUND_ROBIN:
+            for k in range(replicas):
+                q = (rr + k) % replicas
+                if state[q] == want:
+                    return q
+        else:
+            r = -1
+            best = 0
+            for q in range(replicas):
+                if state[q] == want:
+                    load = rint[q, R_QLEN] + rint[q, R_NRUN]
+                    if r < 0 or load < best:
+                        best = load
+                        r = q
+            if r >= 0:
+                return r
+    return -1
+
+
+@njit(cache=True)
+def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason, generated,
+            prefilled, target, ctx, chunk, nxt, preempts, first_t, last_t, done_t, max_itl, rint,
+            run, end_t, counts, state, routing, rr, max_tokens, max_seqs, kv_cap, max_len,
+            max_queue, chunked, lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s,
+            overhead_s):
+    """Run the service from `t_now` to time `until`; returns (next arrival index, round-robin
+    counter). Replicas route and iterate by `state` (OFF, STARTING, ACTIVE, DRAINING).
     `counts[DONE]` and `counts[DROPPED]` count the requests served and dropped so far.
     Iteration ends are handled before arrivals at the same instant, replicas in index order."""
     n = arr_t.shape[0]
     replicas = end_t.shape[0]
     a = cursor
+    # replicas that became active since the last call start on their queues now
+    for r in range(replicas):
+        if state[r] == ACTIVE and end_t[r] == np.inf and rint[r, R_QLEN] > 0:
+            _start(r, t_now, state, rint, run, end_t, status, prompt, generated, prefilled,
+                   target, ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked,
+                   lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
     while True:
         na = arr_t[a] if a < n else np.inf
         r_best = -1
@@ -242,8 +284,8 @@ def advance(until, cursor, arr_t, prompt, output, replica, status, reason, gener
                 break
             _finish(r_best, ne, rint, run, status, output, generated, prefilled, target, ctx,
                     chunk, first_t, last_t, done_t, max_itl, counts)
-            _start(r_best, ne, rint, run, end_t, status, prompt, generated, prefilled, target,
-                   ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked,
+            _start(r_best, ne, state, rint, run, end_t, status, prompt, generated, prefilled,
+                   target, ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked,
                    lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
             continue
         if na > until:
@@ -256,17 +298,14 @@ def advance(until, cursor, arr_t, prompt, output, replica, status, reason, gener
             reason[i] = TOO_LONG
             counts[DROPPED] += 1
             continue
+        r = _route(state, rint, routing, rr)
+        if r < 0:
+            status[i] = DROPPED
+            reason[i] = NO_REPLICA
+            counts[DROPPED] += 1
+            continue
         if routing == ROUND_ROBIN:
-            r = rr % replicas
-            rr += 1
-        else:
-            r = 0
-            best = rint[0, R_QLEN] + rint[0, R_NRUN]
-            for q in range(1, replicas):
-                load = rint[q, R_QLEN] + rint[q, R_NRUN]
-                if load < best:
-                    best = load
-                    r = q
+            rr = r + 1
         replica[i] = r
         if max_queue >= 0 and rint[r, R_QLEN] >= max_queue:
             status[i] = DROPPED
@@ -276,7 +315,7 @@ def advance(until, cursor, arr_t, prompt, output, replica, status, reason, gener
         status[i] = QUEUED
         _enqueue_back(r, i, rint, nxt)
         if end_t[r] == np.inf:
-            _start(r, na, rint, run, end_t, status, prompt, generated, prefilled, target, ctx,
-                   chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked, lin_tokens,
+            _start(r, na, state, rint, run, end_t, status, prompt, generated, prefilled, target,
+                   ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked, lin_tokens,
                    lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
     return a, rr

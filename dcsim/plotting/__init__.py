@@ -20,7 +20,7 @@ from dcsim.plotting.network import MAX_NODE_LABELS as MAX_NODE_LABELS
 from dcsim.plotting.network import link_heatmap, topology
 from dcsim.plotting.power import power
 from dcsim.plotting.save import save_plots
-from dcsim.plotting.serving import latency_cdf, service_load
+from dcsim.plotting.serving import gpu_split, latency_cdf, service_load
 from dcsim.plotting.timelines import LEGEND_JOBS as LEGEND_JOBS
 from dcsim.plotting.timelines import TIMELINE_LABELS as TIMELINE_LABELS
 from dcsim.plotting.timelines import (
@@ -34,4 +34,4 @@ from dcsim.plotting.timelines import (
 __all__ = ["utilization", "queue_length", "timeline_compare", "jct_cdf", "jct_cdf_compare",
            "gantt", "breakdown", "training_curves", "topology", "link_heatmap",
            "failure_timeline", "parity", "save_plots", "job_colors", "power", "latency_cdf",
-           "service_load"]
+           "service_load", "gpu_split"]

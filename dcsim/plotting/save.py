@@ -10,7 +10,7 @@ from dcsim.plotting.common import _new_axes
 from dcsim.plotting.distributions import jct_cdf
 from dcsim.plotting.network import link_heatmap
 from dcsim.plotting.power import power
-from dcsim.plotting.serving import latency_cdf, service_load
+from dcsim.plotting.serving import gpu_split, latency_cdf, service_load
 from dcsim.plotting.timelines import failure_timeline, gantt, queue_length, utilization
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ def save_plots(results: Results, out_dir: str | Path) -> list[Path]:
         drawings["latency_cdf.png"] = lambda: latency_cdf(results.requests, ax=_new_axes())
         drawings["service_load.png"] = lambda: service_load(results.service_timeline,
                                                             ax=_new_axes())
+        drawings["gpu_split.png"] = lambda: gpu_split(results.service_timeline,
+                                                      results.gpu_timeline, ax=_new_axes())
     paths = []
     for name, draw in drawings.items():
         ax = draw()

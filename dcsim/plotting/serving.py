@@ -70,3 +70,34 @@ def service_load(timeline: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize="small", loc="upper right")
     ax.set_title("Service load")
     return ax
+
+
+def gpu_split(timeline: pd.DataFrame, gpu_timeline: pd.DataFrame,
+              ax: Axes | None = None) -> Axes:
+    """The cluster's GPUs over time, stacked: held by each service (its replicas, starting
+    and draining ones included), running training jobs (the rest of the allocated GPUs), and
+    idle. With autoscaling, the training band grows into the GPUs a service lends."""
+    ax = _axes(ax)
+    if not len(timeline) or not len(gpu_timeline):
+        ax.text(0.5, 0.5, "no services", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    held = timeline.pivot_table(index="time_s", columns="service", values="gpus",
+                                aggfunc="last")
+    alloc = gpu_timeline.drop_duplicates("time_s", keep="last").set_index("time_s")
+    t = np.union1d(held.index.to_numpy(float), alloc.index.to_numpy(float))
+    held = held.reindex(t, method="ffill").fillna(0)
+    allocated = alloc["allocated_gpus"].reindex(t, method="ffill").fillna(0).to_numpy(float)
+    total = alloc["total_gpus"].reindex(t, method="ffill").fillna(0).to_numpy(float)
+    serving = held.sum(axis=1).to_numpy(float)
+    training = np.clip(allocated - serving, 0, None)
+    idle = np.clip(total - allocated, 0, None)
+    bands = [held[name].to_numpy(float) for name in held.columns] + [training, idle]
+    labels = [f"{name} (service)" for name in held.columns] + ["training", "idle"]
+    colors = [f"C{i}" for i in range(len(held.columns))] + ["0.55", "0.9"]
+    ax.stackplot(t / 3600.0, *bands, labels=labels, colors=colors, step="post")
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("GPUs")
+    ax.set_ylim(0, max(float(total.max()), 1.0) * 1.02)
+    ax.legend(fontsize="small", loc="upper right")
+    ax.set_title("GPUs: services, training, idle")
+    return ax

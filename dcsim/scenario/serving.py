@@ -13,7 +13,7 @@ from dcsim.scenario.base import NonNegFloat, PosFloat, Precision, Sigma, Strict
 from dcsim.scenario.models import GptModel
 
 __all__ = ["ServiceSpec", "TokenDist", "PoissonStream", "GammaStream", "DiurnalStream",
-           "TraceStream", "RequestStream", "Batching", "Slo", "MAX_TOKENS_PER_REQUEST",
+           "TraceStream", "RequestStream", "Batching", "Slo", "Autoscale", "MAX_TOKENS_PER_REQUEST",
            "MAX_REQUESTS"]
 
 MAX_TOKENS_PER_REQUEST = 10_000_000
@@ -111,6 +111,32 @@ class Slo(Strict):
         return self
 
 
+class Autoscale(Strict):
+    """Replicas follow the load: at each `sample_s` the service wants ceil(requests queued or
+    running / `target_per_replica`) replicas, within [min_replicas, max_replicas]. It adds
+    replicas at once; each serves after a cold start: `startup_s` (the engine's own start)
+    plus reading the replica's weights from the storage tier `weights_from` (a local tier of
+    its server, or a shared tier's aggregate read bandwidth divided among the replicas loading
+    from it). It removes replicas after the load has allowed fewer for `scale_down_after_s`
+    (a removed replica drains, then frees its GPUs for training jobs). With `reclaim`, a
+    replica that finds no free GPUs preempts training jobs for them."""
+
+    min_replicas: Annotated[int, Field(ge=1, le=100_000)] = 1  # (a request needs a replica)
+    max_replicas: Annotated[int, Field(ge=1, le=100_000)]
+    target_per_replica: Annotated[float, Field(gt=0, le=1e6)] = 16.0
+    scale_down_after_s: NonNegFloat = 300.0
+    startup_s: NonNegFloat = 20.0
+    weights_from: Literal["nvme", "dram", "pfs", "object"] = "nvme"
+    reclaim: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) must be <= max_replicas "
+                             f"({self.max_replicas})")
+        return self
+
+
 class ServiceSpec(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f,]+$")]
     model: GptModel  # a preset name (dcsim catalog models) or a gpt model
@@ -122,6 +148,7 @@ class ServiceSpec(Strict):
     kv_precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
     batching: Batching = Batching()
     routing: Literal["round-robin", "least-outstanding"] = "least-outstanding"
+    autoscale: Autoscale | None = None  # None: `replicas` for the service's whole life
     requests: RequestStream
     slo: Slo | None = None
     # after the last arrival, how long requests may still finish; those that do not are
@@ -151,8 +178,21 @@ class ServiceSpec(Strict):
             raise ValueError(f"unknown GPU type {v!r}; valid: {', '.join(catalog.gpus())}")
         return v
 
+    @model_validator(mode="after")
+    def _replicas_in_bounds(self) -> ServiceSpec:
+        a = self.autoscale
+        if a is not None and not a.min_replicas <= self.replicas <= a.max_replicas:
+            raise ValueError(f"replicas ({self.replicas}, the start) must be within "
+                             f"autoscale's [{a.min_replicas}, {a.max_replicas}]")
+        return self
+
+    @property
+    def max_replicas(self) -> int:
+        return self.autoscale.max_replicas if self.autoscale else self.replicas
+
     @property
     def num_gpus(self) -> int:
+        """GPUs at the start."""
         return self.replicas * self.tp
 
     @property

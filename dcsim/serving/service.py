@@ -25,20 +25,22 @@ __all__ = ["ServiceRun", "REQUEST_COLUMNS", "SERVICE_COLUMNS", "TIMELINE_COLUMNS
 NOT_ARRIVED, QUEUED, RUNNING, DONE, DROPPED = range(5)
 STATUS_NAMES = np.array(["not_arrived", "in_flight", "in_flight", "served", "dropped"],
                         dtype=object)
-REASONS = np.array(["", "longer than max_len or the KV cache", "queue full"], dtype=object)
+REASONS = np.array(["", "longer than max_len or the KV cache", "queue full",
+                    "no replica serving or starting"], dtype=object)
 REQUEST_COLUMNS = ["service", "request_id", "arrival_s", "prompt_tokens", "output_tokens",
                    "replica", "status", "reason", "ttft_s", "tpot_s", "e2e_s", "max_itl_s",
                    "preemptions", "slo_met"]
 TIMELINE_COLUMNS = ["service", "time_s", "arrived", "served", "dropped", "queued", "running",
-                    "replicas", "kv_used_fraction", "arrival_rate_per_s",
-                    "output_tokens_per_s"]
+                    "replicas", "starting", "draining", "gpus", "kv_used_fraction",
+                    "arrival_rate_per_s", "output_tokens_per_s"]
 SERVICE_COLUMNS = [
     "service", "model", "gpu_type", "replicas", "tp", "gpus", "kv_capacity_tokens",
     "requests", "served", "dropped", "in_flight", "not_arrived", "preemptions",
     "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s",
     "e2e_p99_s", "max_itl_p99_s", "slo_percentile", "slo_attainment", "slo_met",
     "goodput_per_s", "throughput_per_s", "output_tokens_per_s", "tokens_per_s_per_gpu",
-    "start_s", "end_s", "gpu_hours"]
+    "replicas_min", "replicas_max", "replica_starts", "jobs_preempted", "start_s", "end_s",
+    "gpu_hours"]
 
 
 @dataclass
@@ -51,16 +53,21 @@ class _Sample:
     running: int
     kv_used: float
     tokens: int
+    active: int
+    starting: int
+    draining: int
+    gpus: int
 
 
 class ServiceRun:
     """A service's state between calls of the kernel."""
 
     def __init__(self, index: int, spec: ServiceSpec, cost: LlmCost, requests: Requests) -> None:
-        from dcsim.kernels.serving import R_INT_COLS  # numba: only when a service runs
+        from dcsim.kernels.serving import ACTIVE, R_INT_COLS  # numba: only when a service runs
 
         self.index, self.spec, self.cost, self.requests = index, spec, cost, requests
-        n, r = len(requests), spec.replicas
+
+        n, r = len(requests), spec.max_replicas
         self.replica = np.full(n, -1, np.int64)
         self.status = np.zeros(n, np.int8)
         self.reason = np.zeros(n, np.int8)
@@ -81,13 +88,21 @@ class ServiceRun:
         self.run = np.full((r, spec.batching.max_seqs), -1, np.int64)
         self.end_t = np.full(r, np.inf)
         self.counts = np.zeros(5, np.int64)
+        self.state = np.zeros(r, np.int64)  # kernels/serving.py: OFF, STARTING, ACTIVE, ...
+        self.state[:spec.replicas] = ACTIVE
+        self.held: list = [None] * r  # each replica's placement while it holds GPUs
+        self.held_since = np.full(r, np.nan)
+        self.ready_s = np.full(r, np.inf)  # when a starting replica serves
+        self.gpu_seconds = 0.0
+        self.replica_starts = 0
+        self.jobs_preempted = 0
+        self.low_since = math.nan  # since when the load has allowed fewer replicas
         self.cursor = 0
         self.rr = 0
         self.now = 0.0
         self.start_s = 0.0
         self.stop_s = math.nan  # when it stopped serving (drained or cut short)
         self.samples: list[_Sample] = []
-        self.placements: list = []  # the engine's Placement per replica
 
     @property
     def last_arrival_s(self) -> float:
@@ -104,24 +119,52 @@ class ServiceRun:
 
         spec, c, b, q = self.spec, self.cost, self.spec.batching, self.requests
         self.cursor, self.rr = advance(
-            until, self.cursor, q.arrival_s, q.prompt, q.output, self.replica, self.status,
-            self.reason, self.generated, self.prefilled, self.target, self.ctx, self.chunk,
-            self.nxt, self.preempts, self.first_t, self.last_t, self.done_t, self.max_itl,
-            self.rint, self.run, self.end_t, self.counts,
+            self.now, until, self.cursor, q.arrival_s, q.prompt, q.output, self.replica,
+            self.status, self.reason, self.generated, self.prefilled, self.target, self.ctx,
+            self.chunk, self.nxt, self.preempts, self.first_t, self.last_t, self.done_t,
+            self.max_itl, self.rint, self.run, self.end_t, self.counts, self.state,
             LEAST_OUTSTANDING if spec.routing == "least-outstanding" else ROUND_ROBIN, self.rr,
             b.max_tokens, b.max_seqs, c.kv_capacity_tokens, spec.max_len,
             -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.lin_tokens,
             c.lin_s, c.head_seqs, c.head_s, c.attn_flop_s, c.kv_read_s, c.overhead_s)
         self.now = until
 
-    def sample(self, t: float) -> None:
-        from dcsim.kernels.serving import R_KV, R_NRUN, R_QLEN
+    def ready(self, t: float) -> None:
+        """Starting replicas whose weights have loaded by t serve from now."""
+        from dcsim.kernels.serving import ACTIVE
 
+        done = self.ready_s <= t
+        self.state[done] = ACTIVE
+        self.ready_s[done] = np.inf
+
+    def hold(self, r: int, placement, t: float) -> None:
+        """Replica r takes `placement`'s GPUs at t."""
+        self.held[r], self.held_since[r] = placement, t
+
+    def free(self, r: int, t: float):
+        """Replica r gives its GPUs back at t; returns its placement."""
+        placement, self.held[r] = self.held[r], None
+        self.gpu_seconds += (t - self.held_since[r]) * self.spec.tp
+        self.held_since[r] = math.nan
+        return placement
+
+    def in_system(self) -> int:
+        from dcsim.kernels.serving import R_NRUN, R_QLEN
+
+        return int(self.rint[:, R_QLEN].sum() + self.rint[:, R_NRUN].sum())
+
+    def sample(self, t: float) -> None:
+        from dcsim.kernels.serving import ACTIVE, DRAINING, R_KV, R_NRUN, R_QLEN, STARTING
+
+        serving = int(np.count_nonzero((self.state == ACTIVE) | (self.state == DRAINING)))
         self.samples.append(_Sample(
             t, self.cursor, int(self.counts[DONE]), int(self.counts[DROPPED]),
             int(self.rint[:, R_QLEN].sum()), int(self.rint[:, R_NRUN].sum()),
-            float(self.rint[:, R_KV].sum()) / (self.cost.kv_capacity_tokens * self.spec.replicas),
-            int(self.generated.sum())))
+            float(self.rint[:, R_KV].sum()) / (self.cost.kv_capacity_tokens * max(serving, 1)),
+            int(self.generated.sum()), int(np.count_nonzero(self.state == ACTIVE)),
+            int(np.count_nonzero(self.state == STARTING)),
+            int(np.count_nonzero(self.state == DRAINING)),
+            sum(p is not None for p in self.held) * self.spec.tp))
 
     # ------------------------------------------------------------------ results
     def _slo_met(self, ttft: np.ndarray, tpot: np.ndarray, e2e: np.ndarray,
@@ -164,7 +207,8 @@ class ServiceRun:
             rate = (s.arrived - prev.arrived) / dt if prev is not None and dt > 0 else math.nan
             tok = (s.tokens - prev.tokens) / dt if prev is not None and dt > 0 else math.nan
             rows.append((self.spec.name, s.time_s, s.arrived, s.served, s.dropped, s.queued,
-                         s.running, self.spec.replicas, s.kv_used, rate, tok))
+                         s.running, s.active, s.starting, s.draining, s.gpus, s.kv_used, rate,
+                         tok))
             prev = s
         return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
 
@@ -203,9 +247,16 @@ class ServiceRun:
             "goodput_per_s": met / window if slo else math.nan,
             "throughput_per_s": float(served.sum()) / window,
             "output_tokens_per_s": float(self.generated.sum()) / span,
-            "tokens_per_s_per_gpu": float(self.generated.sum()) / span / spec.num_gpus,
+            "tokens_per_s_per_gpu": float(self.generated.sum()) / max(self.gpu_seconds,
+                                                                      1e-9),
+            # (while serving: not the last row, after it stopped)
+            "replicas_min": min((x.active for x in self.samples if x.gpus),
+                                default=spec.replicas),
+            "replicas_max": max((x.active for x in self.samples if x.gpus),
+                                default=spec.replicas),
+            "replica_starts": self.replica_starts, "jobs_preempted": self.jobs_preempted,
             "start_s": self.start_s, "end_s": self.stop_s,
-            "gpu_hours": spec.num_gpus * span / 3600.0,
+            "gpu_hours": self.gpu_seconds / 3600.0,
         }
         return row
 

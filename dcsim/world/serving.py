@@ -16,14 +16,15 @@ from dcsim.serving.llm import LlmCost, ServingFitError, llm_cost
 __all__ = ["replica_placements", "service_cost", "check_services"]
 
 
-def replica_placements(spec: ServiceSpec, cluster: Cluster) -> list[Placement] | None:
-    """`spec.replicas` placements of `spec.tp` GPUs, each inside one server of its GPU type,
-    packed onto the lowest-numbered servers with room; None if the free GPUs cannot hold
-    them."""
+def replica_placements(spec: ServiceSpec, cluster: Cluster, count: int | None = None
+                       ) -> list[Placement] | None:
+    """`count` (default `spec.replicas`) placements of `spec.tp` GPUs, each inside one server
+    of its GPU type, packed onto the lowest-numbered servers with room; None if the free GPUs
+    cannot hold them."""
     free = {v.server_id: list(v.free) for v in cluster.views()
             if v.gpu_type == spec.gpu_type and v.server_id not in cluster.out}
     out = []
-    for _ in range(spec.replicas):
+    for _ in range(spec.replicas if count is None else count):
         sid = next((s for s in sorted(free) if len(free[s]) >= spec.tp), None)
         if sid is None:
             return None
@@ -65,6 +66,12 @@ def check_services(sc: Scenario, cluster: Cluster, where: Callable[[tuple], tupl
                                     f"one {spec.gpu_type} server (a replica stays in one "
                                     f"server)"))
             continue
+        tier = spec.autoscale.weights_from if spec.autoscale else None
+        if tier and sc.storage is not None and not getattr(sc.storage, tier).enabled:
+            problems.append(Problem(*where((*key, "autoscale", "weights_from")),
+                                    f"services.{i}.autoscale.weights_from",
+                                    f"storage tier {tier} is disabled (storage.{tier}.enabled: "
+                                    f"false); cold starts read the weights from it"))
         try:
             service_cost(spec, 1e11, 1e-6)
         except ServingFitError as exc:
