@@ -277,7 +277,11 @@ def test_a_run_without_services_writes_no_serving_tables(tmp_path):
     ({"gpu_type": "a100-sxm4-80gb"}, "the cluster has no a100-sxm4-80gb servers"),
     ({"tp": 16}, "tp 16 is more than the 8 GPUs of one h100-sxm5-80gb server"),
     ({"replicas": 17}, "17 replicas of 1 x h100-sxm5-80gb do not fit"),
-    ({"model": "resnet50"}, "is not a decoder-only LLM"),
+    ({"model": "resnet50"}, "requests: a DNN service's request is one sample: remove "
+                            "prompt_tokens and output_tokens (cnn model)"),
+    ({"dynamic_batching": {"max_batch": 8}}, "dynamic_batching is for DNN services"),
+    ({"requests": {"kind": "poisson", "rate_per_s": 1, "duration_s": 10}},
+     "requests.prompt_tokens: an LLM service's requests need prompt_tokens and output_tokens"),
     ({"slo": {"percentile": 90}}, "give at least one of ttft_s, tpot_s, e2e_s"),
     ({"requests": {"kind": "trace", "path": "nowhere.csv"}}, "services.0.requests.path: no such "
                                                              "file"),
@@ -475,3 +479,148 @@ def test_lent_gpu_hours_are_training_inside_the_reserve():
     gt = pd.DataFrame({"time_s": [0.0, 3600, 7200, 10800, 14400],
                        "allocated_gpus": [8, 5, 7, 10, 0]})
     assert lent_gpu_hours(st, gt, 4) == pytest.approx(6.0)
+
+
+# ---------------------------------------------------------------- DNN services
+def _dnn_spec(**kw) -> ServiceSpec:
+    d = {"name": "img", "model": "resnet50", "gpu_type": "h100-sxm5-80gb", "replicas": 1,
+         "precision": "int8", "requests": {"kind": "poisson", "rate_per_s": 1, "duration_s": 10}}
+    d.update(kw)
+    return ServiceSpec.model_validate(d)
+
+
+def test_a_dnn_batch_takes_the_step_models_forward_pass():
+    from dcsim.perf.calibrated import CalibratedStepModel
+    from dcsim.serving.dnn import _job, batch_grid, dnn_cost
+
+    spec = _dnn_spec(dynamic_batching={"max_batch": 64, "batch_overhead_s": 1e-4})
+    c = dnn_cost(spec, H100)
+    from dcsim.fabric.network import RingPath
+
+    ring = RingPath(1e11, 1e-6, 1e11, 1e-6, 1, 1)
+    for b in (1, 8, 48, 64):  # on the grid: exactly the forward pass + the overhead
+        assert b in batch_grid(64)
+        want = CalibratedStepModel().forward_s(_job(spec, b), H100, ring, True) + 1e-4
+        assert c.batch_s[b] == pytest.approx(want, rel=1e-12)
+    assert c.batch_s[0] == 0 and np.all(np.diff(c.batch_s) > 0)  # a bigger batch takes longer
+    per_sample = c.batch_s[1:] / np.arange(1, 65)
+    assert per_sample[-1] < per_sample[0] / 4  # ... and less per sample
+    # ResNet-50 holds 25.6 M parameters: int8 weights ~26 MB
+    assert c.memory.weights == pytest.approx(25.6e6, rel=0.02)
+
+
+def test_a_dnn_that_does_not_fit_says_why():
+    from dcsim.serving.dnn import dnn_cost
+
+    # the Criteo DLRM's embedding tables (~26 G parameters) in fp32: ~105 GB of weights
+    with pytest.raises(ServingFitError, match=r"does not fit at max_batch 32: per GPU: 85\.5 GB"
+                                              r".*weights 104\.\d\d GB"):
+        dnn_cost(_dnn_spec(model="dlrm-criteo", precision="fp32"), H100)
+    assert dnn_cost(_dnn_spec(model="dlrm-criteo", precision="int8"), H100).memory.weights < 30e9
+
+
+def _dnn_run(spec, arrivals, until=1e6):
+    from dcsim.serving.dnn import dnn_cost
+
+    n = len(arrivals)
+    req = Requests(np.asarray(arrivals, float), np.ones(n, np.int64), np.ones(n, np.int64), n)
+    run = ServiceRun(0, spec, dnn_cost(spec, H100), req)
+    run.advance(until)
+    run.stop_s = until
+    return run
+
+
+def test_dynamic_batching_waits_for_a_full_batch_or_the_timeout():
+    spec = _dnn_spec(dynamic_batching={"max_batch": 4, "timeout_s": 0.01})
+    t = [0.0, 0.001, 0.002,  # three: the oldest's timeout starts them at 0.01
+         1.0, 1.0, 1.0, 1.0,  # a full batch: at once
+         2.0, 2.0, 2.0, 2.0, 2.0, 2.0]  # four at once; two wait for the batch, then time out
+    run = _dnn_run(spec, t)
+    c, f = run.cost, run.request_frame()
+    b = c.batch_s
+    done = f.arrival_s + f.e2e_s
+    assert done[:3].tolist() == pytest.approx([0.01 + b[3]] * 3, rel=1e-12)
+    assert done[3:7].tolist() == pytest.approx([1.0 + b[4]] * 4, rel=1e-12)
+    assert done[7:11].tolist() == pytest.approx([2.0 + b[4]] * 4, rel=1e-12)
+    # the last two: the replica frees at 2 + b[4]; they have waited since 2.0
+    start = max(2.0 + b[4], 2.0 + 0.01)
+    assert done[11:].tolist() == pytest.approx([start + b[2]] * 2, rel=1e-12)
+    assert (f.ttft_s == f.e2e_s).all() and f.tpot_s.isna().all()
+    assert run.rint[0, 5] == 4  # four batches
+
+
+def test_dnn_conservation_with_a_full_queue_and_a_cut():
+    spec = _dnn_spec(replicas=2, routing="round-robin",
+                     dynamic_batching={"max_batch": 8, "max_queue": 3, "timeout_s": 0.0})
+    t = np.sort(np.random.default_rng(1).uniform(0, 0.05, 400))
+    run = _dnn_run(spec, t, until=0.03)
+    f = run.request_frame()
+    counts = f.status.value_counts()
+    assert counts.sum() == 400 and counts["dropped"] > 0 and counts["not_arrived"] > 0
+    assert set(f.reason[f.status == "dropped"]) == {"queue full"}
+    assert (f.status == "in_flight").sum() == run.rint[:, 2].sum() + run.rint[:, 3].sum()
+
+
+DNN = {"name": "img", "model": "resnet50", "gpu_type": "h100-sxm5-80gb", "replicas": 2,
+       "precision": "int8", "dynamic_batching": {"max_batch": 64, "timeout_s": 0.002},
+       "requests": {"kind": "gamma", "cv": 2, "rate_per_s": 3000, "duration_s": 60},
+       "slo": {"e2e_s": 0.05}, "sample_s": 10}
+
+
+def test_llm_and_dnn_services_beside_training():
+    res = simulate(scenario_from_dict(_scenario([CHAT, DNN])))
+    sv = res.services.set_index("service")
+    img = sv.loc["img"]
+    assert img.served == img.requests > 150_000 and img.slo_attainment > 0.99
+    assert math.isnan(img.tpot_p99_s) and img.kv_capacity_tokens == 0
+    assert sv.loc["chat"].served == sv.loc["chat"].requests
+    s = res.summary()
+    assert s["requests_total"] == sv.requests.sum() == len(res.requests)
+    assert res.jobs.iloc[0].start_s == pytest.approx(max(sv.end_s))  # 16 GPUs: after both
+    tl = res.service_timeline[res.service_timeline.service == "img"]
+    assert tl.kv_used_fraction.isna().all() and tl.served.iloc[-1] == img.served
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"batching": {"max_tokens": 512}}, "batching is for LLM services; this cnn model is a DNN"),
+    ({"tp": 2}, "tp 2: a DNN service's replica is one GPU"),
+    ({"model": "dlrm-criteo", "precision": "fp32"}, "services.1.model: dlrm-criteo on 1 x "
+                                                    "h100-sxm5-80gb in fp32: does not fit"),
+    ({"precision": "fp8", "gpu_type": "a100-sxm4-80gb"}, "the cluster has no a100-sxm4-80gb"),
+])
+def test_bad_dnn_services_are_located_errors(write_yaml, change, message):
+    from dcsim import load_scenario
+
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        load_scenario(write_yaml(_scenario([CHAT, {**DNN, **change}])))
+
+
+def test_a_dnn_slo_no_batch_can_meet_is_reported():
+    res = simulate(scenario_from_dict(_scenario([{**DNN, "slo": {"e2e_s": 1e-4}}], jobs=[])))
+    notes = res.summary()["serving_notes"]
+    assert len(notes) == 1 and "no request can meet its SLO (0.0001 s)" in notes[0]
+
+
+def test_an_inference_engine_forward_pass_is_its_products_at_the_precisions_rate():
+    from dcsim.fabric.network import RingPath
+    from dcsim.perf.calibrated import CalibratedStepModel
+    from dcsim.serving.dnn import _job
+
+    model, ring = CalibratedStepModel(), RingPath(1e11, 1e-6, 1e11, 1e-6, 1, 1)
+    for name in ("resnet50", "bert-large"):
+        spec = {p: _dnn_spec(model=name, precision=p) for p in ("int8", "fp16")}
+        fused = {p: model.forward_s(_job(s, 256), H100, ring, True) for p, s in spec.items()}
+        eager = model.forward_s(_job(spec["fp16"], 256), H100, ring, False)
+        from dcsim.perf.zoo import model_stats
+
+        flop = model_stats(spec["int8"].model).forward_flop_per_sample * 256
+        assert flop / H100.peak_flop_s["int8"] < fused["int8"] < fused["fp16"] < eager
+
+
+def test_mlperf_offline_rows_stay_where_the_docs_say():
+    from dcsim.tools.serving_validation import mlperf_rows
+
+    err = {label.split(" H100")[0]: pred / meas - 1 for label, pred, meas in mlperf_rows()}
+    assert -0.30 < err["resnet50"] < -0.20  # docs/validation.md: -25%
+    assert -0.60 < err["bert-99 padded to 384"] < -0.50
+    assert abs(err["bert-99 at 172 real tokens (assumed)"]) < 0.05

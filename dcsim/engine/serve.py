@@ -29,6 +29,7 @@ from dcsim.hardware import Cluster
 from dcsim.rng import RandomStreams
 from dcsim.scenario import Scenario
 from dcsim.scenario.serving import ServiceSpec
+from dcsim.serving.dnn import DnnCost
 from dcsim.serving.requests import make_requests
 from dcsim.serving.service import (
     REQUEST_COLUMNS,
@@ -60,6 +61,9 @@ class Serving:
         for i, spec in enumerate(scenario.services):
             requests = make_requests(spec.requests, streams.stream(f"services.{spec.name}"),
                                      scenario.base_dir, f"services.{i}.requests")
+            if not spec.is_llm:  # a DNN request is one sample (a trace's tokens do not count)
+                requests.prompt[:] = 1
+                requests.output[:] = 1
             placements = replica_placements(spec, cluster)
             if placements is None:  # (check_world refuses this)
                 raise ScenarioError([Problem("scenario", None, f"services.{i}.replicas",
@@ -74,9 +78,17 @@ class Serving:
             self._note_slo(run)
 
     def _note_slo(self, run: ServiceRun) -> None:
-        """Requests whose prefill alone, on an idle replica, misses the TTFT target."""
+        """Requests whose prefill alone, on an idle replica, misses the TTFT target (DNN
+        services: a batch of one that misses the TTFT or end-to-end target)."""
         spec, q, c = run.spec, run.requests, run.cost
         slo = spec.slo
+        if isinstance(c, DnnCost):
+            targets = [x for x in (slo.ttft_s, slo.e2e_s) if x is not None] if slo else []
+            alone = float(c.batch_s[1])
+            if targets and len(q) and alone > min(targets):
+                self.notes.append(f"service {spec.name}: no request can meet its SLO "
+                                  f"({min(targets):g} s): a batch of one takes {alone:.3g} s")
+            return
         if slo is None or slo.ttft_s is None or not len(q):
             return
         ok = (q.prompt + q.output <= spec.max_len) & (q.prompt + q.output <= c.kv_capacity_tokens)

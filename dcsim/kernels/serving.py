@@ -1,5 +1,6 @@
 """Continuous batching of one LLM service's replicas, request by request and iteration by
-iteration, compiled with numba (imported lazily: only a run with services loads it).
+iteration (and dynamic batching of a DNN service's, batch by batch), compiled with numba
+(imported lazily: only a run with services loads it).
 
 `advance` moves a service from its current time to `until`: it routes each arrival to a replica
 (round robin or least outstanding requests), and runs each replica's iterations. An iteration
@@ -21,6 +22,10 @@ calibrated device profiles): linear layers by the tokens it processes (interpola
 `head_s`), attention by its prefill work and the KV it reads, plus a fixed overhead. A request's
 first token comes at the end of the iteration that completes its prefill, each later token at
 the end of a decode iteration.
+
+`advance_dnn` does the same for a DNN service (one-sample requests, dynamic batching: an idle
+replica starts a batch of up to `max_batch` waiting requests once it has that many or the
+oldest has waited `timeout`; a batch's time is `batch_s[size]`, serving/dnn.py).
 
 State lives in arrays the caller owns (serving/service.py), so `advance` can be called again
 from where it stopped; it keeps no Python objects and makes no SimPy events.
@@ -318,4 +323,96 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
             _start(r, na, state, rint, run, end_t, status, prompt, generated, prefilled, target,
                    ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked, lin_tokens,
                    lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
+    return a, rr
+
+
+# ---------------------------------------------------------------- DNN services
+@njit(cache=True)
+def _try_batch(r, t, state, rint, run, end_t, arr_t, status, nxt, max_batch, timeout,
+               batch_s):
+    """Dynamic batching: idle replica r starts a batch at t of the requests waiting (at most
+    `max_batch`) if it has `max_batch` of them or the oldest has waited `timeout`."""
+    if end_t[r] != np.inf or rint[r, R_QLEN] == 0:
+        return
+    if state[r] != ACTIVE and state[r] != DRAINING:
+        return
+    if rint[r, R_QLEN] < max_batch and t < arr_t[rint[r, R_HEAD]] + timeout:
+        return
+    b = min(rint[r, R_QLEN], max_batch)
+    for k in range(b):
+        i = _pop_front(r, rint, nxt)
+        run[r, k] = i
+        status[i] = RUNNING
+    rint[r, R_NRUN] = b
+    rint[r, R_ITERS] += 1
+    end_t[r] = t + batch_s[b]
+
+
+@njit(cache=True)
+def advance_dnn(t_now, until, cursor, arr_t, replica, status, reason, generated, first_t,
+                done_t, nxt, rint, run, end_t, counts, state, routing, rr, max_batch, timeout,
+                max_queue, batch_s):
+    """Run a DNN service from `t_now` to `until` (dynamic batching of one-sample requests);
+    returns (next arrival index, round-robin counter). Batch ends come before timeouts, and
+    both before arrivals at the same instant, replicas in index order; a request's answer (its
+    first and last token) comes at the end of its batch."""
+    n = arr_t.shape[0]
+    replicas = end_t.shape[0]
+    a = cursor
+    for r in range(replicas):  # replicas that became active since the last call
+        _try_batch(r, t_now, state, rint, run, end_t, arr_t, status, nxt, max_batch, timeout,
+                   batch_s)
+    while True:
+        na = arr_t[a] if a < n else np.inf
+        r_best = -1
+        ne = np.inf
+        for r in range(replicas):
+            if end_t[r] < np.inf:
+                t_r = end_t[r]
+            elif rint[r, R_QLEN] > 0 and (state[r] == ACTIVE or state[r] == DRAINING):
+                t_r = max(arr_t[rint[r, R_HEAD]] + timeout, t_now)
+            else:
+                continue
+            if t_r < ne:
+                ne = t_r
+                r_best = r
+        if r_best >= 0 and ne <= na:
+            if ne > until:
+                break
+            if end_t[r_best] == ne:  # the batch ends: its requests are answered
+                for k in range(rint[r_best, R_NRUN]):
+                    i = run[r_best, k]
+                    run[r_best, k] = -1
+                    status[i] = DONE
+                    generated[i] = 1
+                    first_t[i] = ne
+                    done_t[i] = ne
+                    counts[DONE] += 1
+                rint[r_best, R_NRUN] = 0
+                end_t[r_best] = np.inf
+            _try_batch(r_best, ne, state, rint, run, end_t, arr_t, status, nxt, max_batch,
+                       timeout, batch_s)
+            continue
+        if na > until:
+            break
+        i = a
+        a += 1
+        r = _route(state, rint, routing, rr)
+        if r < 0:
+            status[i] = DROPPED
+            reason[i] = NO_REPLICA
+            counts[DROPPED] += 1
+            continue
+        if routing == ROUND_ROBIN:
+            rr = r + 1
+        replica[i] = r
+        if max_queue >= 0 and rint[r, R_QLEN] >= max_queue:
+            status[i] = DROPPED
+            reason[i] = QUEUE_FULL
+            counts[DROPPED] += 1
+            continue
+        status[i] = QUEUED
+        _enqueue_back(r, i, rint, nxt)
+        _try_batch(r, na, state, rint, run, end_t, arr_t, status, nxt, max_batch, timeout,
+                   batch_s)
     return a, rr

@@ -18,7 +18,7 @@ from dcsim.catalog import GpuSpec
 from dcsim.fabric.network import RingPath
 from dcsim.perf.costs import Collectives, Device
 from dcsim.perf.memory import local_param_split
-from dcsim.perf.netcost import net_cost, optimizer_cost
+from dcsim.perf.netcost import fused_forward_s, net_cost, optimizer_cost
 from dcsim.perf.profile import DeviceProfile, profile_for
 from dcsim.perf.schedule import pipeline_makespan
 from dcsim.perf.step import StepEstimate
@@ -106,6 +106,68 @@ class CalibratedStepModel:
             num_gpus=job.num_gpus, peak_flop_s=dev.peak, tp_comm_s=pipe.tp_comm_s,
             optimizer_s=optimizer_s, overhead_s=overhead)
 
+    def forward_s(self, job: JobSpec, gpu: GpuSpec, ring: RingPath, fused: bool = False
+                  ) -> float:
+        """One micro-batch's forward pass on one GPU, as inference runs it
+        (dcsim/serving/dnn.py). `fused`: as an inference engine (TensorRT-style) runs it
+        (`netcost.fused_forward_s` for layer-by-layer networks, else `_fused_forward`). Else
+        as the training framework runs it: a layer-by-layer network's forward paced by its
+        framework calls; a transformer encoder's layers and embedding without the output
+        layer (a task head is a small fraction of it); other models' forward kernels."""
+        dev = self.device(job, gpu)
+        stats = model_stats(job.model)
+        if fused:
+            if stats.net is not None:
+                return fused_forward_s(stats.net, dev, job.parallelism.micro_batch,
+                                       DTYPE_BYTES[job.precision])
+            return self._fused_forward(job, dev, stats)
+        if stats.net is not None:
+            cost = net_cost(stats.net, dev, job.parallelism.micro_batch, act_bytes(job.precision),
+                            weight_bytes(job))
+            return _paced(cost.forward_s, cost.forward_calls * dev.profile.op_overhead_s)
+        if isinstance(job.model, GptModel):
+            return self._pipeline(job.model, job, dev, ring, head=False).first_forward_s
+        return self._dense_pass(job, dev, stats).first_forward_s
+
+    @staticmethod
+    def _fused_forward(job: JobSpec, dev: Device, stats) -> float:
+        """A forward pass with an inference engine's fusions: normalizations folded into the
+        weights or fused with the residual add, activations fused into the products'
+        epilogues, activations stored in the precision's own bytes (int8 engines keep int8
+        activations), one kernel per product. Convolutions as implicit GEMMs (the input read
+        once, not im2col-expanded); a transformer encoder layer as its four (five, gated)
+        products, one fused attention kernel (scores never leave the chip: FlashAttention,
+        TensorRT's fused MHA) and two passes of residual + layer norm over its tokens."""
+        b = job.parallelism.micro_batch
+        w = DTYPE_BYTES[job.precision]
+        t = 0.0
+        if isinstance(job.model, GptModel):
+            m = job.model
+            tokens = b * m.seq_len
+            h, ffn = m.hidden, m.ffn_hidden or 4 * m.hidden
+            kv = h * (m.kv_heads or m.heads) // m.heads
+            products = [(h, h + 2 * kv), (h, h), (h, ffn * (2 if m.gated_mlp else 1)),
+                        (ffn, h)]
+            layer = 0.0
+            for k, n in products:
+                layer += dev.gemm(2.0 * tokens * k * n, (tokens * (k + n) + k * n) * w,
+                                  sides=(tokens, k, n))
+            # attention: QK^T and PV over each sequence, reading Q, K, V and writing O once
+            layer += dev.gemm(4.0 * b * m.seq_len ** 2 * h, tokens * (2 * h + 2 * kv) * w)
+            layer += 2 * dev.memory(3 * tokens * h * w)  # residual + norm: read 2, write 1
+            return m.layers * layer + dev.memory(tokens * h * w)  # + the embedding lookup
+        for mm, k, n in stats.conv_shapes:  # (the input map taken as large as the output:
+            # within 2x of it through a CNN, where channels grow as the map shrinks)
+            t += dev.gemm(2.0 * b * mm * k * n, (2 * b * mm * n + k * n) * w,
+                          sides=(b * mm, k, n))
+        for n_in, n_out in stats.layer_shapes:
+            t += dev.gemm(2.0 * b * n_in * n_out, (b * (n_in + n_out) + n_in * n_out) * w,
+                          sides=(b, n_in, n_out))
+        if not stats.conv_shapes and not stats.layer_shapes:  # flops only: one roofline
+            t = dev.gemm(stats.forward_flop_per_sample * b,
+                         stats.activation_elems_per_sample * b * w)
+        return t
+
     # ------------------------------------------------------------------ pieces
     def _net_step(self, job: JobSpec, dev: Device, stats, ring: RingPath,
                   model_flop: float) -> StepEstimate:
@@ -162,7 +224,9 @@ class CalibratedStepModel:
             num_gpus=job.num_gpus,
             peak_flop_s=dev.peak, optimizer_s=opt_gpu, overhead_s=overhead)
 
-    def _pipeline(self, m: GptModel, job: JobSpec, dev: Device, ring: RingPath) -> _Pipeline:
+    def _pipeline(self, m: GptModel, job: JobSpec, dev: Device, ring: RingPath,
+                  head: bool = True) -> _Pipeline:
+        """The transformer's pipeline; without `head`, the last stage has no output layer."""
         p = job.parallelism
         if 0 < ring.min_gpus_per_server < p.tp:  # a tp group spans servers: over the network
             tp = Collectives(p.tp, ring.bandwidth_byte_s * dev.profile.network_efficiency,
@@ -178,11 +242,12 @@ class CalibratedStepModel:
         per_chunk = m.layers // chunks
         fwd = layer.forward * per_chunk
         bwd = (layer.backward + layer.recompute) * per_chunk
-        head_f, head_b = head_cost(m, job, dev)
         t_fwd = np.full(chunks, fwd.time_s)
         t_bwd = np.full(chunks, bwd.time_s)
-        t_fwd[-1] += head_f.time_s
-        t_bwd[-1] += head_b.time_s
+        if head:
+            head_f, head_b = head_cost(m, job, dev)
+            t_fwd[-1] += head_f.time_s
+            t_bwd[-1] += head_b.time_s
         embedding = p.micro_batch * m.seq_len * m.hidden * act_bytes(job.precision)
         t_fwd[0] += dev.memory(embedding)  # the lookup, and its gradient scattered back
         t_bwd[0] += dev.memory(2 * embedding)

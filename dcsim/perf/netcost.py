@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from dcsim.perf.costs import Device
 from dcsim.perf.nets import Net, Op
 
-__all__ = ["NetCost", "net_cost", "optimizer_cost", "OPTIMIZERS"]
+__all__ = ["NetCost", "net_cost", "fused_forward_s", "optimizer_cost", "OPTIMIZERS"]
 
 # reading embedding rows at random addresses reaches about half of the streaming bandwidth
 # (rows of 64-512 bytes; an estimate, as DLRM and NCF profiles on GPUs show them memory bound
@@ -92,6 +92,21 @@ def net_cost(net: Net, dev: Device, b: int, act: float, wb: float) -> NetCost:
         fwd, bwd, calls_f = fwd + k * f, bwd + k * g, calls_f + k * c
         calls_b += k * c if op.backward else 0.0
     return NetCost(fwd, bwd, calls_f, calls_b, b * net.forward_flop)
+
+
+def fused_forward_s(net: Net, dev: Device, b: int, w: float) -> float:
+    """GPU seconds of one forward pass of `b` samples as an inference engine runs it
+    (TensorRT-style): its products and embedding lookups only, activations and weights of `w`
+    bytes; normalizations are folded into the weights and the elementwise kernels
+    (activations, residual adds, softmax, pooling) fused into the products' epilogues; the
+    engine replays prebuilt kernels, so no framework call paces it."""
+    total = 0.0
+    for op in net.ops:
+        if op.kind == "memory":
+            continue
+        f, _, _ = _op_cost(op, dev, b, w, w)
+        total += op.count * op.reuse * f
+    return total
 
 
 def optimizer_cost(net: Net, dev: Device, dense_params: float, sparse_rows_elems: float

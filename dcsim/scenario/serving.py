@@ -1,6 +1,8 @@
-"""The `services:` section: LLM inference services that share the cluster with training jobs
+"""The `services:` section: inference services that share the cluster with training jobs
 (docs/serving.md). Each service is a model on replicas of `tp` GPUs, a request stream, a
-batching policy, a routing policy and its SLOs."""
+batching policy, a routing policy and its SLOs. A decoder-only transformer (`kind: gpt`) is
+an LLM service (continuous batching of tokens); any other model is a DNN service (dynamic
+batching of one-sample requests through its forward pass)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from pydantic import Field, field_validator, model_validator
 
 from dcsim import catalog
 from dcsim.scenario.base import NonNegFloat, PosFloat, Precision, Sigma, Strict
-from dcsim.scenario.models import GptModel
+from dcsim.scenario.models import GptModel, ModelSpec
 
 __all__ = ["ServiceSpec", "TokenDist", "PoissonStream", "GammaStream", "DiurnalStream",
-           "TraceStream", "RequestStream", "Batching", "Slo", "Autoscale", "MAX_TOKENS_PER_REQUEST",
-           "MAX_REQUESTS"]
+           "TraceStream", "RequestStream", "Batching", "DynamicBatching", "Slo", "Autoscale",
+           "MAX_TOKENS_PER_REQUEST", "MAX_REQUESTS"]
 
 MAX_TOKENS_PER_REQUEST = 10_000_000
 MAX_REQUESTS = 50_000_000  # requests one service's stream may produce (memory: ~100 B each)
@@ -34,8 +36,9 @@ class TokenDist(Strict):
 class _Synthetic(Strict):
     rate_per_s: Rate
     duration_s: PosFloat
-    prompt_tokens: TokenDist
-    output_tokens: TokenDist
+    # LLM services: required; DNN services: none (a request is one sample)
+    prompt_tokens: TokenDist | None = None
+    output_tokens: TokenDist | None = None
     start_s: NonNegFloat = 0.0
 
 
@@ -95,6 +98,22 @@ class Batching(Strict):
     max_len: TokenCount | None = None
 
 
+class DynamicBatching(Strict):
+    """DNN services (Triton-style dynamic batching): an idle replica starts a batch of the
+    requests waiting, at most `max_batch`, once it has `max_batch` of them or the oldest has
+    waited `timeout_s`; `max_queue` waiting requests per replica (None: unbounded; more are
+    dropped). A batch takes the model's forward pass at that batch size plus
+    `batch_overhead_s` (the server's own time per batch): with `fused_kernels`, as an
+    inference engine runs it (TensorRT-style fusions, activations in the precision's bytes);
+    without, as the training framework's forward pass."""
+
+    max_batch: Annotated[int, Field(ge=1, le=65_536)] = 32
+    timeout_s: Annotated[float, Field(ge=0, le=3600)] = 0.002
+    max_queue: Annotated[int, Field(ge=0, le=MAX_REQUESTS)] | None = None
+    batch_overhead_s: Annotated[float, Field(ge=0, le=10)] = 0.0
+    fused_kernels: bool = True
+
+
 class Slo(Strict):
     """Latency targets met at `percentile` (a request meets the SLO when it meets every target
     given); at least one target."""
@@ -139,14 +158,15 @@ class Autoscale(Strict):
 
 class ServiceSpec(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f,]+$")]
-    model: GptModel  # a preset name (dcsim catalog models) or a gpt model
+    model: ModelSpec  # a preset name (dcsim catalog models) or a model
     gpu_type: str
     replicas: Annotated[int, Field(ge=1, le=100_000)]
     tp: Annotated[int, Field(ge=1, le=64)] = 1
     precision: Precision = "bf16"
     # the KV cache's element type: 16-bit, or 8-bit (FP8 KV caches of vLLM and TensorRT-LLM)
     kv_precision: Literal["bf16", "fp16", "fp8", "int8"] = "bf16"
-    batching: Batching = Batching()
+    batching: Batching = Batching()  # LLM services
+    dynamic_batching: DynamicBatching = DynamicBatching()  # DNN services
     routing: Literal["round-robin", "least-outstanding"] = "least-outstanding"
     autoscale: Autoscale | None = None  # None: `replicas` for the service's whole life
     requests: RequestStream
@@ -164,10 +184,6 @@ class ServiceSpec(Strict):
             presets = catalog.model_presets()
             if v not in presets:
                 raise ValueError(f"unknown model preset {v!r}; valid: {', '.join(presets)}")
-            if presets[v].get("kind") != "gpt":
-                llms = [k for k, p in presets.items() if p.get("kind") == "gpt"]
-                raise ValueError(f"{v!r} is not a decoder-only LLM (kind "
-                                 f"{presets[v].get('kind')}); LLM presets: {', '.join(llms)}")
             return {**presets[v], "name": v}
         return v
 
@@ -177,6 +193,39 @@ class ServiceSpec(Strict):
         if v not in catalog.gpus():
             raise ValueError(f"unknown GPU type {v!r}; valid: {', '.join(catalog.gpus())}")
         return v
+
+    @model_validator(mode="after")
+    def _fits_its_kind(self) -> ServiceSpec:
+        """LLM keys on LLM services, DNN keys on DNN services."""
+        given = self.model_fields_set
+        req = self.requests
+        tokens = [k for k in ("prompt_tokens", "output_tokens")
+                  if not isinstance(req, TraceStream) and getattr(req, k) is None]
+        if self.is_llm:
+            if "dynamic_batching" in given:
+                raise ValueError("dynamic_batching is for DNN services; an LLM service "
+                                 "(a gpt model) batches with `batching`")
+            if tokens:
+                raise ValueError(f"requests.{tokens[0]}: an LLM service's requests need "
+                                 f"prompt_tokens and output_tokens")
+            return self
+        kind = getattr(self.model, "kind", "?")
+        for key in ("batching", "kv_precision"):
+            if key in given:
+                raise ValueError(f"{key} is for LLM services; this {kind} model is a DNN "
+                                 f"service (dynamic_batching)")
+        if len(tokens) < 2 and not isinstance(req, TraceStream):
+            raise ValueError(f"requests: a DNN service's request is one sample: remove "
+                             f"prompt_tokens and output_tokens ({kind} model)")
+        if self.tp != 1:
+            raise ValueError(f"tp {self.tp}: a DNN service's replica is one GPU (replicas "
+                             f"are its data parallelism)")
+        return self
+
+    @property
+    def is_llm(self) -> bool:
+        """A decoder-only transformer: continuous batching of tokens."""
+        return getattr(self.model, "kind", None) == "gpt"
 
     @model_validator(mode="after")
     def _replicas_in_bounds(self) -> ServiceSpec:
@@ -197,4 +246,8 @@ class ServiceSpec(Strict):
 
     @property
     def max_len(self) -> int:
+        """The longest prompt + output accepted (DNN services: 2, one sample in, one out)."""
+        if not self.is_llm:
+            return 2
+        assert isinstance(self.model, GptModel)
         return self.batching.max_len or self.model.seq_len

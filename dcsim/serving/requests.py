@@ -93,6 +93,8 @@ def make_requests(stream: PoissonStream | GammaStream | DiurnalStream | TraceStr
                                                                   n))])
         t = t[t < stream.duration_s]
     n = t.shape[0]
+    if stream.prompt_tokens is None or stream.output_tokens is None:  # DNN: one sample each
+        return Requests(t + stream.start_s, np.ones(n, np.int64), np.ones(n, np.int64), n)
     prompt = _tokens(stream.prompt_tokens, n, rng)
     output = _tokens(stream.output_tokens, n, rng)
     return Requests(t + stream.start_s, prompt, output, n)

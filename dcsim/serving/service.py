@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dcsim.scenario.serving import ServiceSpec
+from dcsim.serving.dnn import DnnCost
 from dcsim.serving.llm import LlmCost
 from dcsim.serving.requests import Requests
 
@@ -62,7 +63,8 @@ class _Sample:
 class ServiceRun:
     """A service's state between calls of the kernel."""
 
-    def __init__(self, index: int, spec: ServiceSpec, cost: LlmCost, requests: Requests) -> None:
+    def __init__(self, index: int, spec: ServiceSpec, cost: LlmCost | DnnCost,
+                 requests: Requests) -> None:
         from dcsim.kernels.serving import ACTIVE, R_INT_COLS  # numba: only when a service runs
 
         self.index, self.spec, self.cost, self.requests = index, spec, cost, requests
@@ -85,7 +87,8 @@ class ServiceRun:
         self.rint = np.zeros((r, R_INT_COLS), np.int64)
         self.rint[:, 0] = -1  # queue heads
         self.rint[:, 1] = -1  # queue tails
-        self.run = np.full((r, spec.batching.max_seqs), -1, np.int64)
+        width = spec.batching.max_seqs if spec.is_llm else spec.dynamic_batching.max_batch
+        self.run = np.full((r, width), -1, np.int64)
         self.end_t = np.full(r, np.inf)
         self.counts = np.zeros(5, np.int64)
         self.state = np.zeros(r, np.int64)  # kernels/serving.py: OFF, STARTING, ACTIVE, ...
@@ -115,15 +118,25 @@ class ServiceRun:
                 and self.counts[DONE] + self.counts[DROPPED] == len(self.requests))
 
     def advance(self, until: float) -> None:
-        from dcsim.kernels.serving import LEAST_OUTSTANDING, ROUND_ROBIN, advance
+        from dcsim.kernels.serving import LEAST_OUTSTANDING, ROUND_ROBIN, advance, advance_dnn
 
         spec, c, b, q = self.spec, self.cost, self.spec.batching, self.requests
+        routing = LEAST_OUTSTANDING if spec.routing == "least-outstanding" else ROUND_ROBIN
+        if isinstance(c, DnnCost):
+            d = spec.dynamic_batching
+            self.cursor, self.rr = advance_dnn(
+                self.now, until, self.cursor, q.arrival_s, self.replica, self.status,
+                self.reason, self.generated, self.first_t, self.done_t, self.nxt, self.rint,
+                self.run, self.end_t, self.counts, self.state, routing, self.rr, d.max_batch,
+                d.timeout_s, -1 if d.max_queue is None else d.max_queue, c.batch_s)
+            self.now = until
+            return
         self.cursor, self.rr = advance(
             self.now, until, self.cursor, q.arrival_s, q.prompt, q.output, self.replica,
             self.status, self.reason, self.generated, self.prefilled, self.target, self.ctx,
             self.chunk, self.nxt, self.preempts, self.first_t, self.last_t, self.done_t,
             self.max_itl, self.rint, self.run, self.end_t, self.counts, self.state,
-            LEAST_OUTSTANDING if spec.routing == "least-outstanding" else ROUND_ROBIN, self.rr,
+            routing, self.rr,
             b.max_tokens, b.max_seqs, c.kv_capacity_tokens, spec.max_len,
             -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.lin_tokens,
             c.lin_s, c.head_seqs, c.head_s, c.attn_flop_s, c.kv_read_s, c.overhead_s)
@@ -160,7 +173,8 @@ class ServiceRun:
         self.samples.append(_Sample(
             t, self.cursor, int(self.counts[DONE]), int(self.counts[DROPPED]),
             int(self.rint[:, R_QLEN].sum()), int(self.rint[:, R_NRUN].sum()),
-            float(self.rint[:, R_KV].sum()) / (self.cost.kv_capacity_tokens * max(serving, 1)),
+            (float(self.rint[:, R_KV].sum()) / (self.cost.kv_capacity_tokens * max(serving, 1))
+             if self.cost.kv_capacity_tokens else math.nan),
             int(self.generated.sum()), int(np.count_nonzero(self.state == ACTIVE)),
             int(np.count_nonzero(self.state == STARTING)),
             int(np.count_nonzero(self.state == DRAINING)),
@@ -229,7 +243,8 @@ class ServiceRun:
         slo = spec.slo
         p = slo.percentile if slo else 99.0
         row = {
-            "service": spec.name, "model": spec.model.name or "gpt", "gpu_type": spec.gpu_type,
+            "service": spec.name, "model": spec.model.name or spec.model.kind,
+            "gpu_type": spec.gpu_type,
             "replicas": spec.replicas, "tp": spec.tp, "gpus": spec.num_gpus,
             "kv_capacity_tokens": self.cost.kv_capacity_tokens,
             "requests": len(q), "served": int(served.sum()),

@@ -11,6 +11,7 @@ from dcsim.hardware import Cluster
 from dcsim.policies import Placement
 from dcsim.scenario import Scenario
 from dcsim.scenario.serving import ServiceSpec
+from dcsim.serving.dnn import DnnCost, dnn_cost
 from dcsim.serving.llm import LlmCost, ServingFitError, llm_cost
 
 __all__ = ["replica_placements", "service_cost", "check_services"]
@@ -33,9 +34,13 @@ def replica_placements(spec: ServiceSpec, cluster: Cluster, count: int | None = 
     return out
 
 
-def service_cost(spec: ServiceSpec, intra_byte_s: float, intra_latency_s: float) -> LlmCost:
+def service_cost(spec: ServiceSpec, intra_byte_s: float, intra_latency_s: float
+                 ) -> LlmCost | DnnCost:
+    """One replica's costs: an LLM's iteration tables, or a DNN's batch latencies."""
     from dcsim import catalog
 
+    if not spec.is_llm:
+        return dnn_cost(spec, catalog.gpus()[spec.gpu_type])
     b = spec.batching
     return llm_cost(spec.model, catalog.gpus()[spec.gpu_type], spec.tp, spec.precision,
                     b.max_tokens, b.max_seqs, b.memory_fraction, intra_byte_s, intra_latency_s,
