@@ -53,6 +53,10 @@ def test_scenario_validates_and_runs(path):
         svc = res.services.iloc[0]
         assert svc.replicas_max > svc.replicas_min and svc.served == svc.requests
     s = res.summary()
+    if s.get("services"):
+        assert s["requests_served"] > 0.9 * s["requests_total"]
+        if s["jobs_read"] == 0:  # a serving-only scenario
+            return
     assert s["jobs_read"] > 0 and s["jobs_submitted"] > 0
     if days is None:
         assert s["jobs_submitted"] == s["jobs_read"] and s["jobs_completed"] > 0

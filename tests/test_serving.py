@@ -624,3 +624,27 @@ def test_mlperf_offline_rows_stay_where_the_docs_say():
     assert -0.30 < err["resnet50"] < -0.20  # docs/validation.md: -25%
     assert -0.60 < err["bert-99 padded to 384"] < -0.50
     assert abs(err["bert-99 at 172 real tokens (assumed)"]) < 0.05
+
+
+def test_a_services_cost_is_its_gpu_hours_at_its_gpu_types_rate():
+    data = _scenario([CHAT], jobs=[], cost={}, power={"price_usd_per_mwh": 80})
+    res = simulate(scenario_from_dict(data))
+    s, svc = res.summary(), res.services.iloc[0]
+    # one server type: the cluster's capital and maintenance per GPU-hour
+    rate = ((s["tco_capital_usd_per_year"] + s["tco_maintenance_usd_per_year"])
+            / (s["total_gpus"] * 8760))
+    assert svc.cost_usd == pytest.approx(svc.gpu_hours * rate)
+    assert svc.usd_per_m_output_tokens == pytest.approx(svc.cost_usd / svc.output_tokens * 1e6)
+    assert s["service_results"]["chat"]["usd_per_m_output_tokens"] == pytest.approx(
+        svc.usd_per_m_output_tokens)
+    # two server types: each GPU type pays for its own servers
+    data["cluster"]["servers"] = [{"type": "dgx-h100", "count": 1},
+                                  {"type": "dgx-a100-80gb", "count": 1}]
+    data["cost"] = {"servers": {"dgx-h100": 600_000}}
+    h100 = simulate(scenario_from_dict(data)).services.iloc[0]
+    data["services"] = [{**CHAT, "gpu_type": "a100-sxm4-80gb"}]
+    a100 = simulate(scenario_from_dict(data)).services.iloc[0]
+    assert h100.cost_usd / h100.gpu_hours > 1.5 * a100.cost_usd / a100.gpu_hours
+    # without a cost section: no cost
+    assert math.isnan(simulate(scenario_from_dict(_scenario([CHAT], jobs=[]))).services
+                      .cost_usd[0])

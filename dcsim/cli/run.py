@@ -92,6 +92,9 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
     for name, v in (s.get("service_results") or {}).items():
         slo = (f", SLO attained by {_fmt_pct(v['slo_attainment'])}"
                if _finite(v.get("slo_attainment")) else "")
+        if _finite(v.get("usd_per_m_output_tokens")):
+            slo += (f"; ${v['cost_usd']:,.2f}, ${v['usd_per_m_output_tokens']:,.2f} per "
+                    f"million output tokens")
         lines.append(f"  service {name}: {v['requests']:,} requests, {v['served']:,} served, "
                      f"{v['dropped']:,} dropped, {v['in_flight']:,} in flight; TTFT p50 "
                      f"{_fmt_s(v['ttft_p50_s'])} p99 {_fmt_s(v['ttft_p99_s'])}, TPOT p50 "

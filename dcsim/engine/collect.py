@@ -13,7 +13,7 @@ import pandas as pd
 
 from dcsim._version import __version__
 from dcsim.energy.account import power_results
-from dcsim.energy.cost import tco_results
+from dcsim.energy.cost import YEAR_S, Capex, tco_results
 from dcsim.engine.ledger import Ledger
 from dcsim.engine.record import Records
 from dcsim.errors import ScenarioError, SimulationError
@@ -91,6 +91,8 @@ def collect(sim: Finished, events: int, end_s: float, wall_s: float) -> Results:
     serving = getattr(sim, "serving", None)
     if serving is not None:
         serving_frames, serving_summary = serving.frames(frames["jobs"])
+        if sim.world.cost is not None:
+            serving_cost(serving_frames["services"], serving_summary, gpu_hour_rates(sim.world))
         frames.update(serving_frames)
         extra.update(serving_summary)
     summary = summarize(frames["jobs"], frames["gpu_timeline"], sim.world.cluster.total_gpus,
@@ -153,6 +155,46 @@ def cost_frames(sim: Finished, jobs: pd.DataFrame, power_summary: dict, end_s: f
         (jobs["status"] == "completed").to_numpy())
     jobs["cost_usd"] = cost
     return summary
+
+
+def gpu_hour_rates(world: World) -> dict[str, float]:
+    """Capital and maintenance per GPU-hour, by GPU type (USD): the servers with that GPU
+    type's (their price over the servers' lifetime, plus maintenance) over their GPUs, plus
+    an equal share per GPU of the network, storage and building."""
+    model = world.cost
+    assert model is not None
+    capex = world.capex()
+    shared, shared_maint = model.fixed_per_year(Capex(0.0, capex.network, capex.storage,
+                                                      capex.facility))
+    total = world.cluster.total_gpus
+    server_usd: dict[str, float] = {}
+    gpus: dict[str, int] = {}
+    for s, kind in zip(world.cluster.servers, world.server_types(), strict=True):
+        g = s.gpu.name
+        server_usd[g] = server_usd.get(g, 0.0) + model.server_usd(kind, g, s.num_gpus)
+        gpus[g] = gpus.get(g, 0) + s.num_gpus
+    hours = YEAR_S / 3600.0
+    out = {}
+    for g, usd in server_usd.items():
+        own, maint = model.fixed_per_year(Capex(usd, 0.0, 0.0, 0.0))
+        out[g] = ((own + maint) / gpus[g] + (shared + shared_maint) / total) / hours
+    return out
+
+
+def serving_cost(services: pd.DataFrame, serving_summary: dict, rates: dict[str, float]
+                 ) -> None:
+    """Each service's `cost_usd` (its GPU-hours at its GPU type's capital and maintenance per
+    GPU-hour, `gpu_hour_rates`; its GPUs' energy is not counted apart: serving power is not
+    modelled) and `usd_per_m_output_tokens`, in services.csv and the summary's
+    service_results (in place)."""
+    services["cost_usd"] = services["gpu_hours"] * services["gpu_type"].map(rates)
+    tokens = services["output_tokens"].astype(float)
+    services["usd_per_m_output_tokens"] = (services["cost_usd"] / (tokens / 1e6)).where(
+        tokens > 0)
+    for row in services.to_dict("records"):
+        entry = serving_summary["service_results"][str(row["service"])]
+        entry["cost_usd"] = row["cost_usd"]
+        entry["usd_per_m_output_tokens"] = row["usd_per_m_output_tokens"]
 
 
 def storage_results(sim: Finished, jobs: pd.DataFrame) -> dict:

@@ -41,7 +41,7 @@ SERVICE_COLUMNS = [
     "e2e_p99_s", "max_itl_p99_s", "slo_percentile", "slo_attainment", "slo_met",
     "goodput_per_s", "throughput_per_s", "output_tokens_per_s", "tokens_per_s_per_gpu",
     "replicas_min", "replicas_max", "replica_starts", "jobs_preempted", "start_s", "end_s",
-    "gpu_hours"]
+    "gpu_hours", "output_tokens", "cost_usd", "usd_per_m_output_tokens"]
 
 
 @dataclass
@@ -272,6 +272,9 @@ class ServiceRun:
             "replica_starts": self.replica_starts, "jobs_preempted": self.jobs_preempted,
             "start_s": self.start_s, "end_s": self.stop_s,
             "gpu_hours": self.gpu_seconds / 3600.0,
+            "output_tokens": int(self.generated.sum()),
+            # with a `cost:` section (engine/collect.py `serving_cost`)
+            "cost_usd": math.nan, "usd_per_m_output_tokens": math.nan,
         }
         return row
 
@@ -297,5 +300,6 @@ def service_summary(services: pd.DataFrame, jobs: pd.DataFrame) -> dict:
         "service_results": {str(r["service"]): {k: r[k] for k in (
             "requests", "served", "dropped", "in_flight", "ttft_p50_s", "ttft_p99_s",
             "tpot_p50_s", "tpot_p99_s", "e2e_p99_s", "slo_attainment", "goodput_per_s",
-            "output_tokens_per_s")} for r in services.to_dict("records")},
+            "output_tokens_per_s", "cost_usd", "usd_per_m_output_tokens")}
+            for r in services.to_dict("records")},
     }
