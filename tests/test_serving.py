@@ -648,3 +648,62 @@ def test_a_services_cost_is_its_gpu_hours_at_its_gpu_types_rate():
     # without a cost section: no cost
     assert math.isnan(simulate(scenario_from_dict(_scenario([CHAT], jobs=[]))).services
                       .cost_usd[0])
+
+
+# ---------------------------------------------------------------- closed-loop clients
+def _closed(c, n, **kw):
+    return {"kind": "closed", "concurrency": c, "requests": n, **kw}
+
+
+def test_a_closed_loop_sends_the_next_request_when_one_is_answered():
+    from dcsim.serving.requests import make_requests
+
+    spec = _spec(replicas=2, requests=_closed(2, 7, prompt_tokens={"mean": 300},
+                                              output_tokens={"mean": 40}))
+    req = make_requests(spec.requests, np.random.default_rng(0), ".", "x")
+    assert req.arrival_s[:2].tolist() == [0, 0] and np.isinf(req.arrival_s[2:]).all()
+    run = ServiceRun(0, spec, _cost(), req)
+    run.advance(1e6)
+    run.stop_s = 1e6
+    f = run.request_frame()
+    assert (f.status == "served").all()
+    done = np.sort(f.arrival_s + f.e2e_s)
+    # every request after the first two is sent the instant an earlier one is answered
+    assert set(f.arrival_s[2:]) <= set(done[:5])
+    # at most two requests in the system at any time
+    for t in f.arrival_s:
+        assert ((f.arrival_s <= t) & (f.arrival_s + f.e2e_s > t)).sum() <= 2
+
+
+def test_a_closed_loop_cut_short_leaves_requests_never_sent():
+    data = _scenario([{**CHAT, "requests": _closed(4, 10_000, prompt_tokens={"mean": 500},
+                                                    output_tokens={"mean": 100})}],
+                     jobs=[], horizon_s=120)
+    res = simulate(scenario_from_dict(data))
+    svc, q = res.services.iloc[0], res.requests
+    assert svc.served > 50 and svc.not_arrived > 0
+    assert q.arrival_s[q.status == "not_arrived"].isna().all()
+    assert svc.served + svc.dropped + svc.in_flight + svc.not_arrived == svc.requests == 10_000
+    assert svc.in_flight <= 4
+
+
+def test_a_dnn_closed_loop_with_drops_still_ends():
+    spec = _dnn_spec(requests=_closed(50, 2000),
+                     dynamic_batching={"max_batch": 8, "max_queue": 10})
+    from dcsim.serving.dnn import dnn_cost
+    from dcsim.serving.requests import make_requests
+
+    req = make_requests(spec.requests, np.random.default_rng(0), ".", "x")
+    run = ServiceRun(0, spec, dnn_cost(spec, H100), req)
+    run.advance(1e6)
+    run.stop_s = 1e6
+    f = run.request_frame()
+    assert (f.status == "dropped").sum() > 0 and f.status.isin(["served", "dropped"]).all()
+
+
+def test_the_nim_curve_saturates_where_the_docs_say():
+    from dcsim.tools.serving_validation import predict_closed
+
+    ttft, itl, tput = predict_closed(150)
+    assert tput == pytest.approx(920.9, rel=0.06) and itl == pytest.approx(0.0929, rel=0.05)
+    assert ttft == pytest.approx(34.8, rel=0.12)

@@ -126,6 +126,7 @@ class Serving:
             yield self.env.timeout(t - self.env.now)
             run.advance(t)
             run.ready(t)
+            end = run.last_arrival_s + spec.drain_s  # (a closed loop's grows as it runs)
             if t >= sample_at or t >= end:
                 if t >= sample_at:
                     sample_at += spec.sample_s

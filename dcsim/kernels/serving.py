@@ -232,6 +232,18 @@ def _finish(r, t, rint, run, status, output, generated, prefilled, target, ctx, 
 
 
 @njit(cache=True)
+def _refill(t, arr_t, counts, wave, fill):
+    """A closed loop (`wave` clients, -1: none): each request that ended (served or dropped)
+    sends the next at t; `fill[0]` requests have been sent (given arrival times)."""
+    if wave < 0:
+        return
+    target = min(arr_t.shape[0], wave + counts[DONE] + counts[DROPPED])
+    while fill[0] < target:
+        arr_t[fill[0]] = t
+        fill[0] += 1
+
+
+@njit(cache=True)
 def _route(state, rint, routing, rr):
     """The replica for the next request: among active replicas (else starting ones), the
     next in round-robin order from `rr`, or the one with the fewest queued and running
@@ -262,7 +274,7 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
             prefilled, target, ctx, chunk, nxt, preempts, first_t, last_t, done_t, max_itl, rint,
             run, end_t, counts, state, routing, rr, max_tokens, max_seqs, kv_cap, max_len,
             max_queue, chunked, lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s,
-            overhead_s):
+            overhead_s, wave, fill):
     """Run the service from `t_now` to time `until`; returns (next arrival index, round-robin
     counter). Replicas route and iterate by `state` (OFF, STARTING, ACTIVE, DRAINING).
     `counts[DONE]` and `counts[DROPPED]` count the requests served and dropped so far.
@@ -276,7 +288,9 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
             _start(r, t_now, state, rint, run, end_t, status, prompt, generated, prefilled,
                    target, ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked,
                    lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
+    last = t_now
     while True:
+        _refill(last, arr_t, counts, wave, fill)  # (a closed loop's next requests)
         na = arr_t[a] if a < n else np.inf
         r_best = -1
         ne = np.inf
@@ -292,11 +306,13 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
             _start(r_best, ne, state, rint, run, end_t, status, prompt, generated, prefilled,
                    target, ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked,
                    lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
+            last = ne
             continue
         if na > until:
             break
         i = a
         a += 1
+        last = na
         target[i] = prompt[i]
         if prompt[i] + output[i] > max_len or prompt[i] + output[i] > kv_cap:
             status[i] = DROPPED
@@ -351,7 +367,7 @@ def _try_batch(r, t, state, rint, run, end_t, arr_t, status, nxt, max_batch, tim
 @njit(cache=True)
 def advance_dnn(t_now, until, cursor, arr_t, replica, status, reason, generated, first_t,
                 done_t, nxt, rint, run, end_t, counts, state, routing, rr, max_batch, timeout,
-                max_queue, batch_s):
+                max_queue, batch_s, wave, fill):
     """Run a DNN service from `t_now` to `until` (dynamic batching of one-sample requests);
     returns (next arrival index, round-robin counter). Batch ends come before timeouts, and
     both before arrivals at the same instant, replicas in index order; a request's answer (its
@@ -362,7 +378,9 @@ def advance_dnn(t_now, until, cursor, arr_t, replica, status, reason, generated,
     for r in range(replicas):  # replicas that became active since the last call
         _try_batch(r, t_now, state, rint, run, end_t, arr_t, status, nxt, max_batch, timeout,
                    batch_s)
+    last = t_now
     while True:
+        _refill(last, arr_t, counts, wave, fill)  # (a closed loop's next requests)
         na = arr_t[a] if a < n else np.inf
         r_best = -1
         ne = np.inf
@@ -392,11 +410,13 @@ def advance_dnn(t_now, until, cursor, arr_t, replica, status, reason, generated,
                 end_t[r_best] = np.inf
             _try_batch(r_best, ne, state, rint, run, end_t, arr_t, status, nxt, max_batch,
                        timeout, batch_s)
+            last = ne
             continue
         if na > until:
             break
         i = a
         a += 1
+        last = na
         r = _route(state, rint, routing, rr)
         if r < 0:
             status[i] = DROPPED

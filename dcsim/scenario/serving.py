@@ -15,8 +15,8 @@ from dcsim.scenario.base import NonNegFloat, PosFloat, Precision, Sigma, Strict
 from dcsim.scenario.models import GptModel, ModelSpec
 
 __all__ = ["ServiceSpec", "TokenDist", "PoissonStream", "GammaStream", "DiurnalStream",
-           "TraceStream", "RequestStream", "Batching", "DynamicBatching", "Slo", "Autoscale",
-           "MAX_TOKENS_PER_REQUEST", "MAX_REQUESTS"]
+           "TraceStream", "ClosedStream", "RequestStream", "Batching", "DynamicBatching", "Slo",
+           "Autoscale", "MAX_TOKENS_PER_REQUEST", "MAX_REQUESTS"]
 
 MAX_TOKENS_PER_REQUEST = 10_000_000
 MAX_REQUESTS = 50_000_000  # requests one service's stream may produce (memory: ~100 B each)
@@ -63,6 +63,19 @@ class DiurnalStream(_Synthetic):
     peak_s: NonNegFloat = 14 * 3600.0
 
 
+class ClosedStream(Strict):
+    """A closed loop, as load generators measure (AIPerf, GenAI-Perf, `--concurrency`):
+    `concurrency` clients each send a request at `start_s`, wait for its answer (served or
+    dropped) and send the next at once, until `requests` have been sent."""
+
+    kind: Literal["closed"]
+    concurrency: Annotated[int, Field(ge=1, le=1_000_000)]
+    requests: Annotated[int, Field(ge=1, le=MAX_REQUESTS)]
+    prompt_tokens: TokenDist | None = None
+    output_tokens: TokenDist | None = None
+    start_s: NonNegFloat = 0.0
+
+
 class TraceStream(Strict):
     """Requests read from a file: `format` azure-llm (TIMESTAMP, ContextTokens,
     GeneratedTokens; the Azure LLM inference trace 2023). Gaps are multiplied by `time_scale`
@@ -77,8 +90,9 @@ class TraceStream(Strict):
     limit: Annotated[int, Field(gt=0, le=MAX_REQUESTS)] | None = None  # the first N rows
 
 
-RequestStream = Annotated[PoissonStream | GammaStream | DiurnalStream | TraceStream,
-                          Field(discriminator="kind")]
+RequestStream = Annotated[
+    PoissonStream | GammaStream | DiurnalStream | ClosedStream | TraceStream,
+    Field(discriminator="kind")]
 
 
 class Batching(Strict):

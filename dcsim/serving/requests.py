@@ -23,6 +23,7 @@ from dcsim.errors import Problem, ScenarioError
 from dcsim.scenario.serving import (
     MAX_REQUESTS,
     MAX_TOKENS_PER_REQUEST,
+    ClosedStream,
     DiurnalStream,
     GammaStream,
     PoissonStream,
@@ -59,7 +60,8 @@ def _tokens(d: TokenDist, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(x), 1, top).astype(np.int64)
 
 
-def make_requests(stream: PoissonStream | GammaStream | DiurnalStream | TraceStream,
+def make_requests(stream: PoissonStream | GammaStream | DiurnalStream | ClosedStream |
+                  TraceStream,
                   rng: np.random.Generator, base_dir: str | Path, where: str) -> Requests:
     """The stream's requests. `where` locates the stream in the scenario for errors."""
     if isinstance(stream, TraceStream):
@@ -67,6 +69,14 @@ def make_requests(stream: PoissonStream | GammaStream | DiurnalStream | TraceStr
         path = path if path.is_absolute() else Path(base_dir) / path
         return read_azure_llm(path, stream.time_scale, stream.loops, stream.start_s,
                               stream.limit)
+    if isinstance(stream, ClosedStream):  # the first wave now, the rest as answers come
+        n = stream.requests
+        t = np.full(n, np.inf)
+        t[:min(stream.concurrency, n)] = stream.start_s
+        if stream.prompt_tokens is None or stream.output_tokens is None:
+            return Requests(t, np.ones(n, np.int64), np.ones(n, np.int64), n)
+        return Requests(t, _tokens(stream.prompt_tokens, n, rng),
+                        _tokens(stream.output_tokens, n, rng), n)
     expected = expected_requests(stream)
     if expected > MAX_REQUESTS:
         raise ScenarioError([Problem(where, None, "rate_per_s", f"rate_per_s x duration_s = "

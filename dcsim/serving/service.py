@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dcsim.scenario.serving import ServiceSpec
+from dcsim.scenario.serving import ClosedStream, ServiceSpec
 from dcsim.serving.dnn import DnnCost
 from dcsim.serving.llm import LlmCost
 from dcsim.serving.requests import Requests
@@ -100,6 +100,10 @@ class ServiceRun:
         self.replica_starts = 0
         self.jobs_preempted = 0
         self.low_since = math.nan  # since when the load has allowed fewer replicas
+        closed = isinstance(spec.requests, ClosedStream)
+        # a closed loop's clients (-1: an open stream) and how many requests they have sent
+        self.wave = spec.requests.concurrency if closed else -1
+        self.fill = np.array([min(self.wave, n) if closed else n], np.int64)
         self.cursor = 0
         self.rr = 0
         self.now = 0.0
@@ -128,7 +132,8 @@ class ServiceRun:
                 self.now, until, self.cursor, q.arrival_s, self.replica, self.status,
                 self.reason, self.generated, self.first_t, self.done_t, self.nxt, self.rint,
                 self.run, self.end_t, self.counts, self.state, routing, self.rr, d.max_batch,
-                d.timeout_s, -1 if d.max_queue is None else d.max_queue, c.batch_s)
+                d.timeout_s, -1 if d.max_queue is None else d.max_queue, c.batch_s, self.wave,
+                self.fill)
             self.now = until
             return
         self.cursor, self.rr = advance(
@@ -139,7 +144,8 @@ class ServiceRun:
             routing, self.rr,
             b.max_tokens, b.max_seqs, c.kv_capacity_tokens, spec.max_len,
             -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.lin_tokens,
-            c.lin_s, c.head_seqs, c.head_s, c.attn_flop_s, c.kv_read_s, c.overhead_s)
+            c.lin_s, c.head_seqs, c.head_s, c.attn_flop_s, c.kv_read_s, c.overhead_s,
+            self.wave, self.fill)
         self.now = until
 
     def ready(self, t: float) -> None:
@@ -207,7 +213,9 @@ class ServiceRun:
         itl = np.where(served & (q.output > 1), self.max_itl, np.nan)
         return pd.DataFrame({
             "service": self.spec.name, "request_id": np.arange(len(q)),
-            "arrival_s": q.arrival_s, "prompt_tokens": q.prompt, "output_tokens": q.output,
+            # (a closed loop's requests never sent: no arrival time)
+            "arrival_s": np.where(np.isfinite(q.arrival_s), q.arrival_s, np.nan),
+            "prompt_tokens": q.prompt, "output_tokens": q.output,
             "replica": self.replica, "status": STATUS_NAMES[self.status],
             "reason": REASONS[self.reason], "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
             "max_itl_s": itl, "preemptions": self.preempts,
