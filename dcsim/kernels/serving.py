@@ -111,16 +111,19 @@ def _start(r, t, state, rint, run, end_t, status, prompt, generated, prefilled, 
         return
     budget = max_tokens
     # 1. decodes: one token each; preempt the newest while the cache cannot grow by one each
-    while True:
-        decodes = 0
-        for j in range(rint[r, R_NRUN]):
-            i = run[r, j]
-            if prefilled[i] >= target[i]:
-                decodes += 1
-        if rint[r, R_KV] + decodes <= kv_cap or rint[r, R_NRUN] == 0:
-            break
+    decodes = 0
+    prefilling = False
+    for j in range(rint[r, R_NRUN]):
+        i = run[r, j]
+        if prefilled[i] >= target[i]:
+            decodes += 1
+        else:
+            prefilling = True
+    while rint[r, R_KV] + decodes > kv_cap and rint[r, R_NRUN] > 0:
         j = rint[r, R_NRUN] - 1
         i = run[r, j]
+        if prefilled[i] >= target[i]:
+            decodes -= 1
         rint[r, R_NRUN] -= 1
         rint[r, R_KV] -= ctx[i]
         ctx[i] = 0
@@ -130,32 +133,31 @@ def _start(r, t, state, rint, run, end_t, status, prompt, generated, prefilled, 
         preempts[i] += 1
         rint[r, R_PREEMPT] += 1
         _enqueue_front(r, i, rint, nxt)
-    prefilling = False
-    for j in range(rint[r, R_NRUN]):
-        if prefilled[run[r, j]] < target[run[r, j]]:
-            prefilling = True
+        prefilling = False
+        for k in range(rint[r, R_NRUN]):
+            if prefilled[run[r, k]] < target[run[r, k]]:
+                prefilling = True
     can_admit = (rint[r, R_QLEN] > 0 and rint[r, R_NRUN] < max_seqs
                  and rint[r, R_KV] + target[rint[r, R_HEAD]] <= kv_cap)
     prefill_only = (not chunked) and (prefilling or can_admit)
-    tokens = 0
+    # 1 and 2 in one pass: the decodes take their tokens first (`decodes` of the budget), the
+    # prefills under way the rest, in running order
+    tokens = 0 if prefill_only else decodes
     seqs = 0
     attn = 0.0
     kv_read = 0.0
     for j in range(rint[r, R_NRUN]):
         i = run[r, j]
         chunk[i] = -1
-        if prefilled[i] >= target[i] and not prefill_only:
-            chunk[i] = 0
-            tokens += 1
-            seqs += 1
-            kv_read += ctx[i]
-            ctx[i] += 1
-            rint[r, R_KV] += 1
-    # 2. prefills under way
-    for j in range(rint[r, R_NRUN]):
-        i = run[r, j]
         left = target[i] - prefilled[i]
-        if left > 0 and (budget - tokens > 0 or (prefill_only and tokens == 0)):
+        if left <= 0:
+            if not prefill_only:
+                chunk[i] = 0
+                seqs += 1
+                kv_read += ctx[i]
+                ctx[i] += 1
+                rint[r, R_KV] += 1
+        elif budget - tokens > 0 or (prefill_only and tokens == 0):
             c = left if not chunked else min(left, budget - tokens)
             chunk[i] = c
             tokens += c
