@@ -707,3 +707,25 @@ def test_the_nim_curve_saturates_where_the_docs_say():
     ttft, itl, tput = predict_closed(150)
     assert tput == pytest.approx(920.9, rel=0.06) and itl == pytest.approx(0.0929, rel=0.05)
     assert ttft == pytest.approx(34.8, rel=0.12)
+
+
+def test_serving_gpus_draw_power_by_how_busy_they_are():
+    from dcsim.energy.model import PowerModel
+
+    gpu = PowerModel().gpu("h100-sxm5-80gb")
+    light = simulate(scenario_from_dict(_scenario([{**CHAT, "requests": {
+        **CHAT["requests"], "rate_per_s": 1}}], jobs=[])))
+    heavy = simulate(scenario_from_dict(_scenario([{**CHAT, "requests": {
+        **CHAT["requests"], "rate_per_s": 16}}], jobs=[])))
+    watts = {}
+    for name, res in (("light", light), ("heavy", heavy)):
+        svc, s = res.services.iloc[0], res.summary()
+        watts[name] = svc.energy_kwh * 1e3 / svc.gpu_hours  # mean W per held GPU
+        assert gpu.idle_w < watts[name] < gpu.tdp_w
+        assert s["energy_serving_kwh"] == pytest.approx(svc.energy_kwh)
+        assert s["energy_gpu_kwh"] >= svc.energy_kwh  # (the idle GPUs beside it)
+    assert watts["heavy"] > watts["light"] + 50
+    # a training job's energy is its own: the same with or without a service beside it
+    alone = simulate(scenario_from_dict(_scenario([], jobs=None) | {"services": []}))
+    beside = simulate(scenario_from_dict(_scenario([CHAT])))
+    assert beside.jobs.energy_kwh[0] == pytest.approx(alone.jobs.energy_kwh[0], rel=1e-9)

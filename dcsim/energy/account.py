@@ -210,6 +210,9 @@ def power_results(spans: Sequence[PowerSpan], segments: pd.DataFrame, jobs: pd.D
     # increments, each weighted by the rate
     job_ids = jobs["job_id"].to_numpy(int)
     index = {j: i for i, j in enumerate(job_ids)}
+    served = sjob < 0  # spans of inference services' GPUs (engine/serve.py): no job's
+    summary["energy_serving_kwh"] = float((n * run * (s2 - s1))[served].sum()) / J_PER_KWH
+    s0, s1, s2, n, wait, run, sjob = (x[~served] for x in (s0, s1, s2, n, wait, run, sjob))
     rows = np.array([index[int(j)] for j in sjob], dtype=np.int64)
     seg_rows = np.array([index[int(j)] for j in segments["job_id"].to_numpy(int)],
                         dtype=np.int64)

@@ -121,8 +121,12 @@ def power_frames(sim: Finished, frames: dict[str, pd.DataFrame], end_s: float
                 rate.check_covers(end_s)
         except ScenarioError as exc:
             raise SimulationError(str(exc.problems[0])) from None
+    spans = sim.records.power_spans(world.power)
+    serving = getattr(sim, "serving", None)
+    if serving is not None:  # the services' GPUs (job ids < 0)
+        spans += serving.power_spans(world.power)
     table, summary, columns = power_results(
-        sim.records.power_spans(world.power), frames["segments"], frames["jobs"], servers,
+        spans, frames["segments"], frames["jobs"], servers,
         world.server_types(), downtime, world.network_power_w(), world.power, world.grid,
         sim.scenario.power.storage_w, end_s)
     for name, values in columns.items():

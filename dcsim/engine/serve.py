@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from dcsim.energy.account import PowerSpan
+from dcsim.energy.model import PowerModel
 from dcsim.errors import Problem, ScenarioError
 from dcsim.hardware import Cluster
 from dcsim.rng import RandomStreams
@@ -249,6 +251,18 @@ class Serving:
                 for r, p in enumerate(run.held):
                     if p is not None:
                         run.free(r, end_s)
+
+    def power_spans(self, model: PowerModel) -> list[PowerSpan]:
+        """Every service's GPUs as power spans (`ServiceRun.power_spans`): FLOPs per token
+        2 x the parameters (the products), per sample the model's forward pass."""
+        from dcsim.perf.zoo import model_stats
+
+        out = []
+        for run in self.runs:
+            per = (2.0 * run.cost.params if run.spec.is_llm
+                   else model_stats(run.spec.model).forward_flop_per_sample)
+            out += run.power_spans(model, per)
+        return out
 
     def frames(self, jobs: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict]:
         requests = [r.request_frame() for r in self.runs]

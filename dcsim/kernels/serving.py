@@ -46,9 +46,10 @@ NO_REPLICA = 3  # (a drop reason) no replica serving or starting
 # (routed to and iterating), draining (iterating, not routed to; off once empty)
 OFF, STARTING, ACTIVE, DRAINING = 0, 1, 2, 3
 
-# per-replica integer state columns
-R_HEAD, R_TAIL, R_QLEN, R_NRUN, R_KV, R_ITERS, R_PREEMPT = range(7)
-R_INT_COLS = 7
+# per-replica integer state columns (R_BUSY_US: microseconds spent iterating, R_WORK: tokens
+# or samples processed; the power model reads both, serving/service.py)
+R_HEAD, R_TAIL, R_QLEN, R_NRUN, R_KV, R_ITERS, R_PREEMPT, R_BUSY_US, R_WORK = range(9)
+R_INT_COLS = 9
 
 
 @njit(cache=True)
@@ -194,6 +195,8 @@ def _start(r, t, state, rint, run, end_t, status, prompt, generated, prefilled, 
           + max(attn * attn_flop_s, kv_read * kv_read_s))
     end_t[r] = t + dt
     rint[r, R_ITERS] += 1
+    rint[r, R_BUSY_US] += int(dt * 1e6 + 0.5)
+    rint[r, R_WORK] += tokens
 
 
 @njit(cache=True)
@@ -363,6 +366,8 @@ def _try_batch(r, t, state, rint, run, end_t, arr_t, status, nxt, max_batch, tim
         status[i] = RUNNING
     rint[r, R_NRUN] = b
     rint[r, R_ITERS] += 1
+    rint[r, R_BUSY_US] += int(batch_s[b] * 1e6 + 0.5)
+    rint[r, R_WORK] += b
     end_t[r] = t + batch_s[b]
 
 

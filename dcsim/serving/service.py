@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dcsim import catalog
+from dcsim.energy.account import PowerSpan
+from dcsim.energy.model import PowerModel
 from dcsim.scenario.serving import ClosedStream, ServiceSpec
 from dcsim.serving.dnn import DnnCost
 from dcsim.serving.llm import LlmCost
@@ -41,7 +44,7 @@ SERVICE_COLUMNS = [
     "e2e_p99_s", "max_itl_p99_s", "slo_percentile", "slo_attainment", "slo_met",
     "goodput_per_s", "throughput_per_s", "output_tokens_per_s", "tokens_per_s_per_gpu",
     "replicas_min", "replicas_max", "replica_starts", "jobs_preempted", "start_s", "end_s",
-    "gpu_hours", "output_tokens", "cost_usd", "usd_per_m_output_tokens"]
+    "gpu_hours", "output_tokens", "energy_kwh", "cost_usd", "usd_per_m_output_tokens"]
 
 
 @dataclass
@@ -58,6 +61,8 @@ class _Sample:
     starting: int
     draining: int
     gpus: int
+    busy_us: int  # all replicas' iterating time so far (microseconds)
+    work: int  # tokens (LLM) or samples (DNN) processed so far
 
 
 class ServiceRun:
@@ -110,6 +115,7 @@ class ServiceRun:
         self.start_s = 0.0
         self.stop_s = math.nan  # when it stopped serving (drained or cut short)
         self.samples: list[_Sample] = []
+        self.energy_kwh = math.nan  # its GPUs' energy, once `power_spans` has priced them
 
     @property
     def last_arrival_s(self) -> float:
@@ -173,7 +179,16 @@ class ServiceRun:
         return int(self.rint[:, R_QLEN].sum() + self.rint[:, R_NRUN].sum())
 
     def sample(self, t: float) -> None:
-        from dcsim.kernels.serving import ACTIVE, DRAINING, R_KV, R_NRUN, R_QLEN, STARTING
+        from dcsim.kernels.serving import (
+            ACTIVE,
+            DRAINING,
+            R_BUSY_US,
+            R_KV,
+            R_NRUN,
+            R_QLEN,
+            R_WORK,
+            STARTING,
+        )
 
         serving = int(np.count_nonzero((self.state == ACTIVE) | (self.state == DRAINING)))
         self.samples.append(_Sample(
@@ -184,7 +199,38 @@ class ServiceRun:
             int(self.generated.sum()), int(np.count_nonzero(self.state == ACTIVE)),
             int(np.count_nonzero(self.state == STARTING)),
             int(np.count_nonzero(self.state == DRAINING)),
-            sum(p is not None for p in self.held) * self.spec.tp))
+            sum(p is not None for p in self.held) * self.spec.tp,
+            int(self.rint[:, R_BUSY_US].sum()), int(self.rint[:, R_WORK].sum())))
+
+    def power_spans(self, model: PowerModel, flop_per_work: float) -> list[PowerSpan]:
+        """The service's GPUs as power spans, one per sample window it held GPUs in: each
+        draws idle power, plus, for the share of its GPU-seconds its replicas spent
+        iterating, the power model's draw at the activity of that work (the larger of the
+        memory-bound activity, as decoding is, and the compute activity of its FLOP rate:
+        `flop_per_work` FLOPs per token or sample). An iteration counts in the window it
+        starts in. Job id -1 - the service's index."""
+        spec = self.spec
+        gpu = spec.gpu_type
+        idle = model.gpu(gpu).idle_w
+        peak = catalog.gpus()[gpu].peak_flop_s[spec.precision]
+        out = []
+        for a, b in zip(self.samples, self.samples[1:], strict=False):
+            dt = b.time_s - a.time_s
+            if dt <= 0 or a.gpus == 0:
+                continue
+            busy = (b.busy_us - a.busy_us) * 1e-6 * spec.tp  # GPU-seconds iterating
+            watts = idle
+            if busy > 0:
+                u = (b.work - a.work) * flop_per_work / (busy * peak)
+                activity = max(model.memory_bound,
+                               min(1.0, model.compute_floor + u / model.compute_saturation))
+                share = min(1.0, busy / (a.gpus * dt))
+                watts = idle + (model.phase_w(gpu, activity) - idle) * share
+            out.append(PowerSpan(-1 - self.index, a.time_s, a.time_s, b.time_s, a.gpus, idle,
+                                 idle, watts))
+        self.energy_kwh = sum(p.num_gpus * p.running_w * (p.end_s - p.start_s)
+                              for p in out) / 3.6e6
+        return out
 
     # ------------------------------------------------------------------ results
     def _slo_met(self, ttft: np.ndarray, tpot: np.ndarray, e2e: np.ndarray,
@@ -281,6 +327,8 @@ class ServiceRun:
             "start_s": self.start_s, "end_s": self.stop_s,
             "gpu_hours": self.gpu_seconds / 3600.0,
             "output_tokens": int(self.generated.sum()),
+            # its GPUs' energy while it held them (`power_spans`; NaN before they are priced)
+            "energy_kwh": self.energy_kwh,
             # with a `cost:` section (engine/collect.py `serving_cost`)
             "cost_usd": math.nan, "usd_per_m_output_tokens": math.nan,
         }
