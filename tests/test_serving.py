@@ -729,3 +729,45 @@ def test_serving_gpus_draw_power_by_how_busy_they_are():
     alone = simulate(scenario_from_dict(_scenario([], jobs=None) | {"services": []}))
     beside = simulate(scenario_from_dict(_scenario([CHAT])))
     assert beside.jobs.energy_kwh[0] == pytest.approx(alone.jobs.energy_kwh[0], rel=1e-9)
+
+
+# ---------------------------------------------------------------- prefill/decode disaggregation
+def test_a_disaggregated_request_prefills_on_one_replica_and_decodes_on_another():
+    c = _cost()
+    together = _run(_spec(replicas=1), [1.0], [1000], [5], cost=c).request_frame().iloc[0]
+    spec = _spec(replicas=2, disaggregation={"prefill_replicas": 1})
+    req = Requests(np.array([1.0]), np.array([1000]), np.array([5]), 1)
+    run = ServiceRun(0, spec, c, req)
+    run.xfer_s_token, run.xfer_s = 2e-6, 1e-3
+    run.advance(1e6)
+    run.stop_s = 1e6
+    apart = run.request_frame().iloc[0]
+    assert apart.status == "served" and apart.replica == 1  # decoded on the decode replica
+    assert apart.ttft_s == pytest.approx(together.ttft_s, rel=1e-12)  # the same prefill
+    # the decodes are the same; the KV transfer of the 1,000-token prompt comes between
+    assert apart.e2e_s - together.e2e_s == pytest.approx(1e-3 + 2e-6 * 1000, rel=1e-9)
+    # the longest gap: the transfer and the first decode
+    assert apart.max_itl_s == pytest.approx(1e-3 + 2e-3 + c.decode_s(1, 1000), rel=1e-9)
+    assert run.rint[:, 4].sum() == 0  # both caches empty
+
+
+def test_disaggregation_in_a_scenario_conserves_requests_and_uses_both_pools():
+    svc = {**CHAT, "replicas": 4, "disaggregation": {"prefill_replicas": 1}}
+    res = simulate(scenario_from_dict(_scenario([svc], jobs=[])))
+    s, q = res.services.iloc[0], res.requests
+    assert s.served == s.requests and set(q.replica) == {1, 2, 3}  # answered by decoders
+    # one prefill replica for four: first tokens wait more than with four that do both
+    both = simulate(scenario_from_dict(_scenario([CHAT], jobs=[]))).services.iloc[0]
+    assert s.ttft_p99_s > both.ttft_p99_s
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"disaggregation": {"prefill_replicas": 4}}, "must leave decode replicas"),
+    ({"disaggregation": {"prefill_replicas": 1}, "autoscale": {"max_replicas": 4}},
+     "disaggregation with autoscale is not modelled yet"),
+])
+def test_bad_disaggregation_is_a_located_error(write_yaml, change, message):
+    from dcsim import load_scenario
+
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        load_scenario(write_yaml(_scenario([{**CHAT, **change}])))

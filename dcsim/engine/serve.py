@@ -73,11 +73,35 @@ class Serving:
             ring = network.ring({placements[0].server_ids[0]: spec.tp})
             cost = service_cost(spec, ring.intra_bandwidth, ring.intra_latency_s)
             run = ServiceRun(i, spec, cost, requests)
+            if spec.disaggregation is not None:
+                self._kv_transfer(run, network, placements)
             for r, p in enumerate(placements):
                 cluster.allocate(p)
                 run.hold(r, p, env.now)
             self.runs.append(run)
             self._note_slo(run)
+
+    @staticmethod
+    def _kv_transfer(run: ServiceRun, network, placements) -> None:
+        """A disaggregated service's KV transfer time: each of a replica's tp GPUs sends its
+        share of the cache (`kv_bytes_per_token` per GPU and token) to its peer on the
+        decode replica at `kv_transfer_gbyte_s`, else over the first prefill and decode
+        replicas' path (NVLink inside a server, else each GPU's share of the NICs), plus that
+        path's latency. The transfer is not a flow on the fabric: it shares no link."""
+        spec = run.spec
+        assert spec.disaggregation is not None
+        pre = placements[0].server_ids[0]
+        dec = placements[spec.disaggregation.prefill_replicas].server_ids[0]
+        if pre == dec:
+            ring = network.ring({pre: spec.tp})
+            bandwidth, latency = ring.intra_bandwidth, ring.intra_latency_s
+        else:
+            ring = network.ring({pre: spec.tp, dec: spec.tp})
+            bandwidth, latency = ring.bandwidth_byte_s, ring.latency_s
+        if spec.disaggregation.kv_transfer_gbyte_s is not None:
+            bandwidth = spec.disaggregation.kv_transfer_gbyte_s * 1e9
+        run.xfer_s_token = run.cost.memory.kv_bytes_per_token / bandwidth
+        run.xfer_s = latency
 
     def _note_slo(self, run: ServiceRun) -> None:
         """Requests whose prefill alone, on an idle replica, misses the TTFT target (DNN

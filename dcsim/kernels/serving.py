@@ -138,8 +138,9 @@ def _start(r, t, state, rint, run, end_t, status, prompt, generated, prefilled, 
         for k in range(rint[r, R_NRUN]):
             if prefilled[run[r, k]] < target[run[r, k]]:
                 prefilling = True
+    head = rint[r, R_HEAD]
     can_admit = (rint[r, R_QLEN] > 0 and rint[r, R_NRUN] < max_seqs
-                 and rint[r, R_KV] + target[rint[r, R_HEAD]] <= kv_cap)
+                 and rint[r, R_KV] + target[head] <= kv_cap and prefilled[head] < target[head])
     prefill_only = (not chunked) and (prefilling or can_admit)
     # 1 and 2 in one pass: the decodes take their tokens first (`decodes` of the budget), the
     # prefills under way the rest, in running order
@@ -170,9 +171,12 @@ def _start(r, t, state, rint, run, end_t, status, prompt, generated, prefilled, 
     while (rint[r, R_QLEN] > 0 and rint[r, R_NRUN] < max_seqs
            and (budget - tokens > 0 or (prefill_only and tokens == 0))):
         i = rint[r, R_HEAD]
-        if rint[r, R_KV] + target[i] > kv_cap:
+        handed = prefilled[i] >= target[i]  # (from a prefill replica, with its KV cache)
+        if rint[r, R_KV] + target[i] + handed > kv_cap:
             break
-        if not chunked and tokens > 0 and tokens + target[i] > budget:
+        if handed and prefill_only:
+            break
+        if not chunked and tokens > 0 and tokens + (1 if handed else target[i]) > budget:
             break
         _pop_front(r, rint, nxt)
         run[r, rint[r, R_NRUN]] = i
@@ -180,6 +184,14 @@ def _start(r, t, state, rint, run, end_t, status, prompt, generated, prefilled, 
         status[i] = RUNNING
         ctx[i] = target[i]
         rint[r, R_KV] += target[i]
+        if prefilled[i] >= target[i]:  # handed over with its KV cache: it decodes now
+            chunk[i] = 0
+            tokens += 1
+            seqs += 1
+            kv_read += ctx[i]
+            ctx[i] += 1
+            rint[r, R_KV] += 1
+            continue
         prefilled[i] = 0
         c = target[i] if not chunked else min(target[i], budget - tokens)
         chunk[i] = c
@@ -201,8 +213,12 @@ def _start(r, t, state, rint, run, end_t, status, prompt, generated, prefilled, 
 
 @njit(cache=True)
 def _finish(r, t, rint, run, status, output, generated, prefilled, target, ctx, chunk,
-            first_t, last_t, done_t, max_itl, counts):
-    """Apply replica r's iteration that ends at t: prefill progress and tokens."""
+            first_t, last_t, done_t, max_itl, counts, role, prompt, xfer_s_token, xfer_s,
+            ht, hi, hn):
+    """Apply replica r's iteration that ends at t: prefill progress and tokens. On a prefill
+    replica (role 1) a request whose first token this made leaves for a decode replica: its KV
+    cache is freed here and it arrives there after the transfer (`xfer_s` + `xfer_s_token`
+    x its context), on the heap ht/hi."""
     j = 0
     while j < rint[r, R_NRUN]:
         i = run[r, j]
@@ -223,10 +239,18 @@ def _finish(r, t, rint, run, status, output, generated, prefilled, target, ctx, 
                 if gap > max_itl[i]:
                     max_itl[i] = gap
             last_t[i] = t
-            if generated[i] >= output[i]:
-                status[i] = DONE
-                done_t[i] = t
-                counts[DONE] += 1
+            done = generated[i] >= output[i]
+            if done or role[r] == 1:
+                if done:
+                    status[i] = DONE
+                    done_t[i] = t
+                    counts[DONE] += 1
+                else:  # to a decode replica, with the KV cache it has (the first
+                    # token's is written by the decode that reads it, as on one replica)
+                    context = prompt[i] + generated[i] - 1
+                    target[i] = context
+                    prefilled[i] = context
+                    _heap_push(ht, hi, hn, t + xfer_s + xfer_s_token * context, i)
                 rint[r, R_KV] -= ctx[i]
                 ctx[i] = 0
                 for k in range(j, rint[r, R_NRUN] - 1):
@@ -249,22 +273,58 @@ def _refill(t, arr_t, counts, wave, fill):
 
 
 @njit(cache=True)
-def _route(state, rint, routing, rr):
-    """The replica for the next request: among active replicas (else starting ones), the
-    next in round-robin order from `rr`, or the one with the fewest queued and running
-    requests (lowest index on ties); -1 if none is active or starting."""
+def _heap_push(ht, hi, hn, t, i):
+    """Push (t, i) on the binary min-heap ht/hi of hn[0] entries."""
+    k = hn[0]
+    hn[0] += 1
+    while k > 0:
+        parent = (k - 1) // 2
+        if ht[parent] <= t:
+            break
+        ht[k], hi[k] = ht[parent], hi[parent]
+        k = parent
+    ht[k], hi[k] = t, i
+
+
+@njit(cache=True)
+def _heap_pop(ht, hi, hn):
+    """Pop the entry with the smallest t; returns its i."""
+    top = hi[0]
+    hn[0] -= 1
+    last_t, last_i = ht[hn[0]], hi[hn[0]]
+    k = 0
+    while True:
+        child = 2 * k + 1
+        if child >= hn[0]:
+            break
+        if child + 1 < hn[0] and ht[child + 1] < ht[child]:
+            child += 1
+        if ht[child] >= last_t:
+            break
+        ht[k], hi[k] = ht[child], hi[child]
+        k = child
+    ht[k], hi[k] = last_t, last_i
+    return top
+
+
+@njit(cache=True)
+def _route(state, rint, routing, rr, role, want_role):
+    """The replica of role `want_role` (0: a replica that does both; 1: prefill; 2: decode)
+    for the next request: among active replicas (else starting ones), the next in
+    round-robin order from `rr`, or the one with the fewest queued and running requests
+    (lowest index on ties); -1 if none is active or starting."""
     replicas = state.shape[0]
     for want in (ACTIVE, STARTING):
         if routing == ROUND_ROBIN:
             for k in range(replicas):
                 q = (rr + k) % replicas
-                if state[q] == want:
+                if state[q] == want and role[q] == want_role:
                     return q
         else:
             r = -1
             best = 0
             for q in range(replicas):
-                if state[q] == want:
+                if state[q] == want and role[q] == want_role:
                     load = rint[q, R_QLEN] + rint[q, R_NRUN]
                     if r < 0 or load < best:
                         best = load
@@ -279,11 +339,14 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
             prefilled, target, ctx, chunk, nxt, preempts, first_t, last_t, done_t, max_itl, rint,
             run, end_t, counts, state, routing, rr, max_tokens, max_seqs, kv_cap, max_len,
             max_queue, chunked, lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s,
-            overhead_s, wave, fill):
+            overhead_s, wave, fill, role, xfer_s_token, xfer_s, ht, hi, hn):
     """Run the service from `t_now` to time `until`; returns (next arrival index, round-robin
     counter). Replicas route and iterate by `state` (OFF, STARTING, ACTIVE, DRAINING).
     `counts[DONE]` and `counts[DROPPED]` count the requests served and dropped so far.
-    Iteration ends are handled before arrivals at the same instant, replicas in index order."""
+    With disaggregation (`role` 1: prefill, 2: decode replicas; 0 everywhere: none) arrivals
+    go to prefill replicas and requests whose KV transfer has ended (the heap ht/hi) to
+    decode replicas, least outstanding first. At one instant: iteration ends (replicas in
+    index order), then transfers, then arrivals."""
     n = arr_t.shape[0]
     replicas = end_t.shape[0]
     a = cursor
@@ -303,11 +366,33 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
             if end_t[r] < ne:
                 ne = end_t[r]
                 r_best = r
+        nh = ht[0] if hn[0] > 0 else np.inf
+        if nh < ne and nh <= na:  # a KV transfer ends: to a decode replica
+            if nh > until:
+                break
+            i = _heap_pop(ht, hi, hn)
+            last = nh
+            r = _route(state, rint, LEAST_OUTSTANDING, 0, role, 2)
+            if r < 0:
+                status[i] = DROPPED
+                reason[i] = NO_REPLICA
+                counts[DROPPED] += 1
+                continue
+            replica[i] = r
+            status[i] = QUEUED
+            _enqueue_back(r, i, rint, nxt)
+            if end_t[r] == np.inf:
+                _start(r, nh, state, rint, run, end_t, status, prompt, generated, prefilled,
+                       target, ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap,
+                       chunked, lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s,
+                       overhead_s)
+            continue
         if ne <= na:
             if ne > until:
                 break
             _finish(r_best, ne, rint, run, status, output, generated, prefilled, target, ctx,
-                    chunk, first_t, last_t, done_t, max_itl, counts)
+                    chunk, first_t, last_t, done_t, max_itl, counts, role, prompt,
+                    xfer_s_token, xfer_s, ht, hi, hn)
             _start(r_best, ne, state, rint, run, end_t, status, prompt, generated, prefilled,
                    target, ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked,
                    lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
@@ -324,7 +409,7 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
             reason[i] = TOO_LONG
             counts[DROPPED] += 1
             continue
-        r = _route(state, rint, routing, rr)
+        r = _route(state, rint, routing, rr, role, role.min())  # (1 when disaggregated)
         if r < 0:
             status[i] = DROPPED
             reason[i] = NO_REPLICA
@@ -374,7 +459,7 @@ def _try_batch(r, t, state, rint, run, end_t, arr_t, status, nxt, max_batch, tim
 @njit(cache=True)
 def advance_dnn(t_now, until, cursor, arr_t, replica, status, reason, generated, first_t,
                 done_t, nxt, rint, run, end_t, counts, state, routing, rr, max_batch, timeout,
-                max_queue, batch_s, wave, fill):
+                max_queue, batch_s, wave, fill, role):
     """Run a DNN service from `t_now` to `until` (dynamic batching of one-sample requests);
     returns (next arrival index, round-robin counter). Batch ends come before timeouts, and
     both before arrivals at the same instant, replicas in index order; a request's answer (its
@@ -424,7 +509,7 @@ def advance_dnn(t_now, until, cursor, arr_t, replica, status, reason, generated,
         i = a
         a += 1
         last = na
-        r = _route(state, rint, routing, rr)
+        r = _route(state, rint, routing, rr, role, 0)
         if r < 0:
             status[i] = DROPPED
             reason[i] = NO_REPLICA

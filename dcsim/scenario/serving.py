@@ -15,8 +15,8 @@ from dcsim.scenario.base import NonNegFloat, PosFloat, Precision, Sigma, Strict
 from dcsim.scenario.models import GptModel, ModelSpec
 
 __all__ = ["ServiceSpec", "TokenDist", "PoissonStream", "GammaStream", "DiurnalStream",
-           "TraceStream", "ClosedStream", "RequestStream", "Batching", "DynamicBatching", "Slo",
-           "Autoscale", "MAX_TOKENS_PER_REQUEST", "MAX_REQUESTS"]
+           "TraceStream", "ClosedStream", "RequestStream", "Batching", "DynamicBatching",
+           "Disaggregation", "Slo", "Autoscale", "MAX_TOKENS_PER_REQUEST", "MAX_REQUESTS"]
 
 MAX_TOKENS_PER_REQUEST = 10_000_000
 MAX_REQUESTS = 50_000_000  # requests one service's stream may produce (memory: ~100 B each)
@@ -128,6 +128,17 @@ class DynamicBatching(Strict):
     fused_kernels: bool = True
 
 
+class Disaggregation(Strict):
+    """Prefill and decode on separate replicas (Splitwise, Patel et al., ISCA 2024;
+    DistServe, OSDI 2024): the first `prefill_replicas` replicas take the arrivals and
+    prefill them; a request's first token done, its KV cache goes to the decode replica with
+    the fewest requests, over the network at `kv_transfer_gbyte_s` per GPU (None: the
+    servers' NIC bandwidth per GPU, or NVLink when both replicas share a server)."""
+
+    prefill_replicas: Annotated[int, Field(ge=1, le=100_000)]
+    kv_transfer_gbyte_s: Annotated[float, Field(gt=0, le=1e5)] | None = None
+
+
 class Slo(Strict):
     """Latency targets met at `percentile` (a request meets the SLO when it meets every target
     given); at least one target."""
@@ -183,6 +194,7 @@ class ServiceSpec(Strict):
     dynamic_batching: DynamicBatching = DynamicBatching()  # DNN services
     routing: Literal["round-robin", "least-outstanding"] = "least-outstanding"
     autoscale: Autoscale | None = None  # None: `replicas` for the service's whole life
+    disaggregation: Disaggregation | None = None  # None: each replica prefills and decodes
     requests: RequestStream
     slo: Slo | None = None
     # after the last arrival, how long requests may still finish; those that do not are
@@ -215,6 +227,17 @@ class ServiceSpec(Strict):
         req = self.requests
         tokens = [k for k in ("prompt_tokens", "output_tokens")
                   if not isinstance(req, TraceStream) and getattr(req, k) is None]
+        d = self.disaggregation
+        if d is not None:
+            if not self.is_llm:
+                raise ValueError("disaggregation is for LLM services (prefill and decode)")
+            if self.autoscale is not None:
+                raise ValueError("disaggregation with autoscale is not modelled yet: give "
+                                 "fixed replicas")
+            if d.prefill_replicas >= self.replicas:
+                raise ValueError(f"disaggregation.prefill_replicas ({d.prefill_replicas}) "
+                                 f"must leave decode replicas: fewer than replicas "
+                                 f"({self.replicas})")
         if self.is_llm:
             if "dynamic_batching" in given:
                 raise ValueError("dynamic_batching is for DNN services; an LLM service "

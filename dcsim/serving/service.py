@@ -109,6 +109,17 @@ class ServiceRun:
         # a closed loop's clients (-1: an open stream) and how many requests they have sent
         self.wave = spec.requests.concurrency if closed else -1
         self.fill = np.array([min(self.wave, n) if closed else n], np.int64)
+        # disaggregation: each replica's role (0: both; 1: prefill; 2: decode), the KV
+        # transfer's time (set by engine/serve.py) and the transfers under way (a heap)
+        self.role = np.zeros(r, np.int64)
+        if spec.disaggregation is not None:
+            self.role[:spec.disaggregation.prefill_replicas] = 1
+            self.role[spec.disaggregation.prefill_replicas:] = 2
+        self.xfer_s_token = 0.0
+        self.xfer_s = 0.0
+        self.heap_t = np.zeros(n if spec.disaggregation is not None else 1)
+        self.heap_i = np.zeros(self.heap_t.shape[0], np.int64)
+        self.heap_n = np.zeros(1, np.int64)
         self.cursor = 0
         self.rr = 0
         self.now = 0.0
@@ -139,7 +150,7 @@ class ServiceRun:
                 self.reason, self.generated, self.first_t, self.done_t, self.nxt, self.rint,
                 self.run, self.end_t, self.counts, self.state, routing, self.rr, d.max_batch,
                 d.timeout_s, -1 if d.max_queue is None else d.max_queue, c.batch_s, self.wave,
-                self.fill)
+                self.fill, self.role)
             self.now = until
             return
         self.cursor, self.rr = advance(
@@ -151,7 +162,8 @@ class ServiceRun:
             b.max_tokens, b.max_seqs, c.kv_capacity_tokens, spec.max_len,
             -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.lin_tokens,
             c.lin_s, c.head_seqs, c.head_s, c.attn_flop_s, c.kv_read_s, c.overhead_s,
-            self.wave, self.fill)
+            self.wave, self.fill, self.role, self.xfer_s_token, self.xfer_s, self.heap_t,
+            self.heap_i, self.heap_n)
         self.now = until
 
     def ready(self, t: float) -> None:
