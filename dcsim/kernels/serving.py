@@ -219,6 +219,7 @@ def _finish(r, t, rint, run, status, output, generated, prefilled, target, ctx, 
     replica (role 1) a request whose first token this made leaves for a decode replica: its KV
     cache is freed here and it arrives there after the transfer (`xfer_s` + `xfer_s_token`
     x its context), on the heap ht/hi."""
+    handoff = role[r] == 1
     j = 0
     while j < rint[r, R_NRUN]:
         i = run[r, j]
@@ -240,7 +241,7 @@ def _finish(r, t, rint, run, status, output, generated, prefilled, target, ctx, 
                     max_itl[i] = gap
             last_t[i] = t
             done = generated[i] >= output[i]
-            if done or role[r] == 1:
+            if done or handoff:
                 if done:
                     status[i] = DONE
                     done_t[i] = t
@@ -358,7 +359,8 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
                    lin_tokens, lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
     last = t_now
     while True:
-        _refill(last, arr_t, counts, wave, fill)  # (a closed loop's next requests)
+        if wave >= 0:  # a closed loop's next requests
+            _refill(last, arr_t, counts, wave, fill)
         na = arr_t[a] if a < n else np.inf
         r_best = -1
         ne = np.inf
@@ -472,7 +474,8 @@ def advance_dnn(t_now, until, cursor, arr_t, replica, status, reason, generated,
                    batch_s)
     last = t_now
     while True:
-        _refill(last, arr_t, counts, wave, fill)  # (a closed loop's next requests)
+        if wave >= 0:  # a closed loop's next requests
+            _refill(last, arr_t, counts, wave, fill)
         na = arr_t[a] if a < n else np.inf
         r_best = -1
         ne = np.inf
