@@ -289,6 +289,8 @@ def test_a_run_without_services_writes_no_serving_tables(tmp_path):
      "min_replicas (3) must be <= max_replicas (2)"),
     ({"autoscale": {"max_replicas": 2}}, "replicas (4, the start) must be within autoscale's"),
     ({"autoscale": {"max_replicas": 4, "target_per_replica": 0}}, "target_per_replica"),
+    ({"autoscale": {"max_replicas": 17}}, "services.0.autoscale.max_replicas: 17 replicas of 1 "
+                                          "GPUs are more than the cluster's 16 h100-sxm5-80gb"),
 ])
 def test_bad_services_are_located_errors(write_yaml, change, message):
     from dcsim import load_scenario

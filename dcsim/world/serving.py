@@ -71,6 +71,12 @@ def check_services(sc: Scenario, cluster: Cluster, where: Callable[[tuple], tupl
                                     f"one {spec.gpu_type} server (a replica stays in one "
                                     f"server)"))
             continue
+        have = sum(s.num_gpus for s in cluster.servers if s.gpu.name == spec.gpu_type)
+        if spec.autoscale is not None and spec.autoscale.max_replicas * spec.tp > have:
+            problems.append(Problem(*where((*key, "autoscale", "max_replicas")),
+                                    f"services.{i}.autoscale.max_replicas",
+                                    f"{spec.autoscale.max_replicas} replicas of {spec.tp} GPUs "
+                                    f"are more than the cluster's {have} {spec.gpu_type} GPUs"))
         tier = spec.autoscale.weights_from if spec.autoscale else None
         if tier and sc.storage is not None and not getattr(sc.storage, tier).enabled:
             problems.append(Problem(*where((*key, "autoscale", "weights_from")),
