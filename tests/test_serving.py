@@ -773,3 +773,28 @@ def test_bad_disaggregation_is_a_located_error(write_yaml, change, message):
 
     with pytest.raises(ScenarioError, match=re.escape(message)):
         load_scenario(write_yaml(_scenario([{**CHAT, **change}])))
+
+
+def test_kv_transfers_are_flows_on_the_shared_fabric_beside_training():
+    def run(disaggregated: bool):
+        svc = {**CHAT, "replicas": 12,
+               "requests": {**CHAT["requests"], "rate_per_s": 40, "duration_s": 300}}
+        if disaggregated:  # prefill on server 0, decode on server 1
+            svc["disaggregation"] = {"prefill_replicas": 8}
+        data = {"name": "kv", "seed": 1,
+                "cluster": {"servers": [{"type": "dgx-h100", "count": 3,
+                                         "nics": [{"type": "eth100", "count": 1}]}]},
+                # 12 GPUs: the rest of server 1 and server 2, its ring through server 1's link
+                "workload": {"jobs": [{"name": "t", "model": "gpt2-1.5b", "global_batch": 96,
+                                       "iterations": 200,
+                                       "parallelism": {"dp": 12, "micro_batch": 8}}]},
+                "services": [svc]}
+        return simulate(scenario_from_dict(data))
+
+    alone, shared = run(False), run(True)
+    busiest = shared.links.groupby("link").utilization.max()
+    assert busiest["server0->switch"] > 0.05  # the KV cache going to server 1
+    assert "server0->switch" not in set(alone.links.link)
+    # both sides feel it: the job's ring shares server 1's link with the KV flows
+    assert shared.jobs.run_s[0] > 1.03 * alone.jobs.run_s[0]
+    assert shared.services.max_itl_p99_s[0] > alone.services.max_itl_p99_s[0]

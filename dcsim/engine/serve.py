@@ -26,6 +26,7 @@ import simpy
 
 from dcsim.energy.account import PowerSpan
 from dcsim.energy.model import PowerModel
+from dcsim.engine.shares import Shares
 from dcsim.errors import Problem, ScenarioError
 from dcsim.hardware import Cluster
 from dcsim.rng import RandomStreams
@@ -51,12 +52,17 @@ class Serving:
 
     def __init__(self, env: simpy.Environment, scenario: Scenario, cluster: Cluster,
                  network, storage: StorageSystem, streams: RandomStreams,
-                 changed: Callable[[], None], reclaim: Callable[[str, int, str], int]) -> None:
+                 changed: Callable[[], None], reclaim: Callable[[str, int, str], int],
+                 shares: Shares | None = None) -> None:
         """`changed()`: the services took or gave back GPUs. `reclaim(gpu_type, gpus, why)`:
         preempt training jobs to free `gpus` GPUs of `gpu_type` in one server; returns how
         many jobs it preempted (0: it could not)."""
         self.env, self.cluster, self.changed, self.reclaim = env, cluster, changed, reclaim
         self.storage = storage
+        # the shared fabric (engine.network: shared): disaggregated services' KV transfers
+        # are flows on it, re-demanded each sample
+        self.shares = shares
+        self._kv_sent: dict[int, int] = {}  # service -> KV tokens sent at the last sample
         self.loads: dict[str, list[float]] = {}  # shared tier -> when its loads in progress end
         self.runs: list[ServiceRun] = []
         self.notes: list[str] = []
@@ -74,7 +80,7 @@ class Serving:
             cost = service_cost(spec, ring.intra_bandwidth, ring.intra_latency_s)
             run = ServiceRun(i, spec, cost, requests)
             if spec.disaggregation is not None:
-                self._kv_transfer(run, network, placements)
+                self._kv_transfer(run, network, cluster, placements)
             for r, p in enumerate(placements):
                 cluster.allocate(p)
                 run.hold(r, p, env.now)
@@ -82,7 +88,7 @@ class Serving:
             self._note_slo(run)
 
     @staticmethod
-    def _kv_transfer(run: ServiceRun, network, placements) -> None:
+    def _kv_transfer(run: ServiceRun, network, cluster: Cluster, placements) -> None:
         """A disaggregated service's KV transfer time: each of a replica's tp GPUs sends its
         share of the cache (`kv_bytes_per_token` per GPU and token) to its peer on the
         decode replica at `kv_transfer_gbyte_s`, else over the first prefill and decode
@@ -96,12 +102,54 @@ class Serving:
             ring = network.ring({pre: spec.tp})
             bandwidth, latency = ring.intra_bandwidth, ring.intra_latency_s
         else:
-            ring = network.ring({pre: spec.tp, dec: spec.tp})
+            # every GPU of the two servers sending at once: each its share of the NICs
+            width = min(cluster.servers[pre].num_gpus, cluster.servers[dec].num_gpus)
+            ring = network.ring({pre: width, dec: width})
             bandwidth, latency = ring.bandwidth_byte_s, ring.latency_s
         if spec.disaggregation.kv_transfer_gbyte_s is not None:
             bandwidth = spec.disaggregation.kv_transfer_gbyte_s * 1e9
-        run.xfer_s_token = run.cost.memory.kv_bytes_per_token / bandwidth
+        run.xfer_s_token = run.xfer_s_token_alone = (run.cost.memory.kv_bytes_per_token
+                                                     / bandwidth)
         run.xfer_s = latency
+
+    def _kv_flows(self, run: ServiceRun, window_s: float) -> None:
+        """Under `engine.network: shared`, a disaggregated service's KV transfers are flows
+        on the fabric: from each prefill replica's server to each decode replica's server
+        (those on another server), the KV bytes sent over the last `window_s` (0: none, the
+        service stops) spread evenly over them, as a demand the max-min sharing caps beside
+        the training jobs' rings. The next window's transfers run at the fraction of the
+        demand the fabric gave (at most the path's own bandwidth): a feedback per sample, not
+        per transfer."""
+        fabric = self.shares.shared if self.shares is not None else None
+        if fabric is None:
+            return
+        from dcsim.fabric.topology import server_node
+
+        spec = run.spec
+        assert spec.disaggregation is not None
+        sent = int(run.heap_n[1])
+        tokens = sent - self._kv_sent.get(run.index, 0)
+        self._kv_sent[run.index] = sent
+        demand = (tokens * run.cost.memory.kv_bytes_per_token * spec.tp / window_s
+                  if window_s > 0 else 0.0)
+        split = spec.disaggregation.prefill_replicas
+        pre = sorted({p.server_ids[0] for p in run.held[:split] if p is not None})
+        dec = sorted({p.server_ids[0] for p in run.held[split:] if p is not None})
+        flows = {}
+        for s in pre:
+            to = [d for d in dec if d != s]
+            flows[s] = {d: demand / (len(pre) * len(to)) for d in to} if to else {}
+        ids = [-(run.index + 1) * 10_000_000 - s for s in pre]
+        changed = False
+        for s, job_id in zip(pre, ids, strict=True):
+            changed |= fabric.set_reads(job_id, server_node(s), flows[s])
+        if changed:
+            self.shares.share_network()
+        fractions = [fabric.read_rate(j) / sum(flows[s].values())
+                     for s, j in zip(pre, ids, strict=True)
+                     if flows[s] and fabric.read_rate(j) is not None]
+        got = min(fractions, default=1.0)
+        run.xfer_s_token = run.xfer_s_token_alone / max(min(got, 1.0), 1e-6)
 
     def _note_slo(self, run: ServiceRun) -> None:
         """Requests whose prefill alone, on an idle replica, misses the TTFT target (DNN
@@ -159,6 +207,8 @@ class Serving:
                 if spec.autoscale is not None:
                     self._scale(run, t)
                 self._release_drained(run, t)
+                if spec.disaggregation is not None:
+                    self._kv_flows(run, spec.sample_s)
                 run.sample(t)
                 if run.drained or t >= end:
                     break
@@ -252,6 +302,8 @@ class Serving:
         from dcsim.kernels.serving import OFF
 
         run.stop_s = self.env.now
+        if run.spec.disaggregation is not None:
+            self._kv_flows(run, 0.0)  # its flows leave the fabric
         for r, p in enumerate(run.held):
             if p is not None:
                 self.cluster.release(run.free(r, self.env.now))

@@ -118,7 +118,7 @@ class Simulation:
         # inference services: their replicas take GPUs now, before any job (engine/serve.py)
         self.serving = (Serving(self.env, scenario, self.cluster, self.network,
                                 self.storage.system, self.streams, self._gpus_changed,
-                                self._reclaim)
+                                self._reclaim, self.shares)
                         if scenario.services else None)
 
     # ------------------------------------------------------------------ run

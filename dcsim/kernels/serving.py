@@ -252,6 +252,7 @@ def _finish(r, t, rint, run, status, output, generated, prefilled, target, ctx, 
                     target[i] = context
                     prefilled[i] = context
                     _heap_push(ht, hi, hn, t + xfer_s + xfer_s_token * context, i)
+                    hn[1] += context  # (tokens of KV sent, for the fabric's demand)
                 rint[r, R_KV] -= ctx[i]
                 ctx[i] = 0
                 for k in range(j, rint[r, R_NRUN] - 1):

@@ -116,10 +116,11 @@ class ServiceRun:
             self.role[:spec.disaggregation.prefill_replicas] = 1
             self.role[spec.disaggregation.prefill_replicas:] = 2
         self.xfer_s_token = 0.0
+        self.xfer_s_token_alone = 0.0  # (on an unshared path)
         self.xfer_s = 0.0
         self.heap_t = np.zeros(n if spec.disaggregation is not None else 1)
         self.heap_i = np.zeros(self.heap_t.shape[0], np.int64)
-        self.heap_n = np.zeros(1, np.int64)
+        self.heap_n = np.zeros(2, np.int64)  # transfers under way; KV tokens sent so far
         self.cursor = 0
         self.rr = 0
         self.now = 0.0
