@@ -337,6 +337,31 @@ def _route(state, rint, routing, rr, role, want_role):
 
 
 @njit(cache=True)
+def _admit(i, state, rint, routing, rr, role, want_role, replica, status, reason, counts,
+           max_queue, nxt):
+    """Request i arrives: to a replica of `want_role` (`_route`), queued at its back, or
+    dropped with its reason (no replica serving or starting; the queue full). Returns (the
+    replica or -1, the round-robin counter)."""
+    r = _route(state, rint, routing, rr, role, want_role)
+    if r < 0:
+        status[i] = DROPPED
+        reason[i] = NO_REPLICA
+        counts[DROPPED] += 1
+        return -1, rr
+    if routing == ROUND_ROBIN:
+        rr = r + 1
+    replica[i] = r
+    if max_queue >= 0 and rint[r, R_QLEN] >= max_queue:
+        status[i] = DROPPED
+        reason[i] = QUEUE_FULL
+        counts[DROPPED] += 1
+        return -1, rr
+    status[i] = QUEUED
+    _enqueue_back(r, i, rint, nxt)
+    return r, rr
+
+
+@njit(cache=True)
 def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason, generated,
             prefilled, target, ctx, chunk, nxt, preempts, first_t, last_t, done_t, max_itl, rint,
             run, end_t, counts, state, routing, rr, max_tokens, max_seqs, kv_cap, max_len,
@@ -412,23 +437,9 @@ def advance(t_now, until, cursor, arr_t, prompt, output, replica, status, reason
             reason[i] = TOO_LONG
             counts[DROPPED] += 1
             continue
-        r = _route(state, rint, routing, rr, role, role.min())  # (1 when disaggregated)
-        if r < 0:
-            status[i] = DROPPED
-            reason[i] = NO_REPLICA
-            counts[DROPPED] += 1
-            continue
-        if routing == ROUND_ROBIN:
-            rr = r + 1
-        replica[i] = r
-        if max_queue >= 0 and rint[r, R_QLEN] >= max_queue:
-            status[i] = DROPPED
-            reason[i] = QUEUE_FULL
-            counts[DROPPED] += 1
-            continue
-        status[i] = QUEUED
-        _enqueue_back(r, i, rint, nxt)
-        if end_t[r] == np.inf:
+        r, rr = _admit(i, state, rint, routing, rr, role, role.min(),  # (1: disaggregated)
+                       replica, status, reason, counts, max_queue, nxt)
+        if r >= 0 and end_t[r] == np.inf:
             _start(r, na, state, rint, run, end_t, status, prompt, generated, prefilled, target,
                    ctx, chunk, nxt, preempts, max_tokens, max_seqs, kv_cap, chunked, lin_tokens,
                    lin_s, head_seqs, head_s, attn_flop_s, kv_read_s, overhead_s)
@@ -513,22 +524,9 @@ def advance_dnn(t_now, until, cursor, arr_t, replica, status, reason, generated,
         i = a
         a += 1
         last = na
-        r = _route(state, rint, routing, rr, role, 0)
-        if r < 0:
-            status[i] = DROPPED
-            reason[i] = NO_REPLICA
-            counts[DROPPED] += 1
-            continue
-        if routing == ROUND_ROBIN:
-            rr = r + 1
-        replica[i] = r
-        if max_queue >= 0 and rint[r, R_QLEN] >= max_queue:
-            status[i] = DROPPED
-            reason[i] = QUEUE_FULL
-            counts[DROPPED] += 1
-            continue
-        status[i] = QUEUED
-        _enqueue_back(r, i, rint, nxt)
-        _try_batch(r, na, state, rint, run, end_t, arr_t, status, nxt, max_batch, timeout,
-                   batch_s)
+        r, rr = _admit(i, state, rint, routing, rr, role, 0, replica, status, reason, counts,
+                       max_queue, nxt)
+        if r >= 0:
+            _try_batch(r, na, state, rint, run, end_t, arr_t, status, nxt, max_batch,
+                       timeout, batch_s)
     return a, rr

@@ -220,10 +220,7 @@ def serving_markdown() -> list[str]:
         errors[kind].append(err)
         lines.append(f"| {case} | {unit} | {meas:,.1f} | {pred:,.1f} | {err:+.1%} |")
     lines.append("")
-    for kind, e in errors.items():
-        a = np.abs(e)
-        lines.append(f"{kind.capitalize()}: median absolute error {np.median(a):.1%}, max "
-                     f"{a.max():.1%}, mean signed {np.mean(e):+.1%} over {a.size} rows.")
+    lines += [_error_summary(kind.capitalize(), e) for kind, e in errors.items()]
     lines += ["", "The Llama 2 7B throughputs are within 16%. The Llama 2 70B decode-heavy rows",
               "are 2.2-2.5x faster in dcsim: there a decode iteration of the measured engine took",
               "~58 ms (B64, TP2) where streaming the weights and the KV cache at 85% of HBM",
@@ -232,6 +229,12 @@ def serving_markdown() -> list[str]:
               "request (input copies, the engine's launch, the first sampling; for 70B the",
               "ranks' synchronisation) that the 2 ms iteration overhead under-counts."]
     return lines + nim_markdown() + mlperf_markdown()
+
+
+def _error_summary(name: str, errors: list[float]) -> str:
+    a = np.abs(errors)
+    return (f"{name}: median absolute error {np.median(a):.1%}, max {a.max():.1%}, mean signed "
+            f"{np.mean(errors):+.1%} over {a.size} rows.")
 
 
 def nim_markdown() -> list[str]:
@@ -256,9 +259,7 @@ def nim_markdown() -> list[str]:
             cells.append(f"{meas:,.1f} | {pred:,.1f} | {pred / meas - 1:+.1%}")
         lines.append(f"| {rows_[i][0]} | " + " | ".join(cells) + " |")
     lines.append("")
-    for metric, e in errors.items():
-        a = np.abs(e)
-        lines.append(f"{metric}: median absolute error {np.median(a):.1%}, max {a.max():.1%}.")
+    lines += [_error_summary(metric, e) for metric, e in errors.items()]
     lines += ["", *NIM_NOTES]
     return lines
 
