@@ -308,12 +308,41 @@ def test_an_unreachable_ttft_is_reported_before_the_requests_miss_it():
     assert res.services.slo_attainment[0] < 1
 
 
-def test_failures_with_services_are_refused_for_now(write_yaml):
-    from dcsim import load_scenario
+def _failing(tmp_path, service, jobs=None, when=100.0, repair=300.0):
+    """Two DGX H100s; server 0 (the service's replicas are packed there) fails at `when`."""
+    trace = tmp_path / "failures.csv"
+    trace.write_text(f"time_s,component,target,repair_s\n{when},host,0,{repair}\n")
+    data = _scenario([service], jobs=jobs if jobs is not None else [],
+                     faults={"trace": {"path": str(trace)}})
+    return simulate(scenario_from_dict(data))
 
-    path = write_yaml(_scenario([CHAT], faults={"components": {"gpu": {"mtbf_hours": 1000}}}))
-    with pytest.raises(ScenarioError, match="failures with services are not modelled yet"):
-        load_scenario(path)
+
+def test_a_failed_server_drops_its_replicas_requests_and_they_restart_elsewhere(tmp_path):
+    res = _failing(tmp_path, CHAT)
+    svc, q, tl = res.services.iloc[0], res.requests, res.service_timeline
+    lost = q[q.reason == "replica failed"]
+    # the four replicas were on server 0: what they held is dropped at the failure, no later
+    assert svc.replica_failures == 4 and len(lost) > 0 and (lost.arrival_s <= 100).all()
+    assert svc.served + svc.dropped + svc.in_flight + svc.not_arrived == svc.requests
+    # they restart on server 1 at the next sample (a cold start), and serve again
+    assert svc.replica_starts == 4
+    after = tl[tl.time_s > 100]
+    assert after.replicas.iloc[0] == 0 and after.replicas.iloc[-2] == 4
+    assert (q.status == "served").sum() > 0.9 * len(q)
+    # requests arriving before the restart are dropped with that reason; from the restart
+    # on they queue on the starting replicas
+    restart = after.time_s[after.starting > 0].min()
+    down = q[(q.arrival_s > 100) & (q.arrival_s < restart)]
+    assert len(down) > 0 and (down.reason == "no replica serving or starting").all()
+    assert (q[q.arrival_s > restart].status == "served").all()
+
+
+def test_an_autoscaled_service_replaces_its_failed_replicas(tmp_path):
+    svc = {**CHAT, "replicas": 2, "autoscale": {"min_replicas": 2, "max_replicas": 4}}
+    res = _failing(tmp_path, svc)
+    s = res.services.iloc[0]
+    assert s.replica_failures >= 2 and s.replica_starts >= 2
+    assert s.served + s.dropped + s.in_flight + s.not_arrived == s.requests
 
 
 def test_fp8_needs_a_gpu_with_fp8():

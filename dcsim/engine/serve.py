@@ -31,7 +31,7 @@ from dcsim.errors import Problem, ScenarioError
 from dcsim.hardware import Cluster
 from dcsim.rng import RandomStreams
 from dcsim.scenario import Scenario
-from dcsim.scenario.serving import ServiceSpec
+from dcsim.scenario.serving import Autoscale, ServiceSpec
 from dcsim.serving.dnn import DnnCost
 from dcsim.serving.requests import make_requests
 from dcsim.serving.service import (
@@ -45,6 +45,13 @@ from dcsim.storage.tiers import SHARED_TIERS, StorageSystem
 from dcsim.world.serving import replica_placements, service_cost
 
 __all__ = ["Serving"]
+
+
+def _starts(spec: ServiceSpec) -> Autoscale:
+    """How a replica of `spec` starts after time 0 (a cold start, and whether it may reclaim
+    GPUs): its `autoscale`, else the defaults (a fixed service's replica restarting after a
+    failure)."""
+    return spec.autoscale or Autoscale(max_replicas=spec.replicas)
 
 
 class Serving:
@@ -206,6 +213,8 @@ class Serving:
                     sample_at += spec.sample_s
                 if spec.autoscale is not None:
                     self._scale(run, t)
+                else:
+                    self._restore(run, t)
                 self._release_drained(run, t)
                 if spec.disaggregation is not None:
                     self._kv_flows(run, spec.sample_s)
@@ -246,14 +255,40 @@ class Serving:
         else:
             run.low_since = math.nan
 
+    def _restore(self, run: ServiceRun, t: float) -> None:
+        """A fixed service restarts the replicas a failure took, on any free GPUs of its type
+        (reclaiming them from training jobs if need be), with a cold start."""
+        from dcsim.kernels.serving import OFF
+
+        for r in np.flatnonzero(run.state[:run.spec.replicas] == OFF):
+            if not self._start_replica(run, int(r), t):
+                break
+
+    def server_down(self, server_id: int) -> None:
+        """A server fails (before the cluster takes it out): every replica on it fails now,
+        its queued and running requests are dropped (reason `replica failed`), and its GPUs
+        are released. The service restarts replicas elsewhere at its next sample (`_scale` or
+        `_restore`)."""
+        now = self.env.now
+        for run in self.runs:
+            hit = [r for r, p in enumerate(run.held)
+                   if p is not None and server_id in p.server_ids]
+            if not hit or not math.isnan(run.stop_s):
+                continue
+            run.advance(now)
+            for r in hit:
+                run.fail_replica(r)
+                self.cluster.release(run.free(r, now))
+            run.advance(now)  # (a closed loop sends its next requests now)
+        self.changed()
+
     def _start_replica(self, run: ServiceRun, r: int, t: float) -> bool:
         """Replica r takes GPUs (preempting training jobs if need be and allowed) and starts
         loading its weights; False if no GPUs could be had."""
         from dcsim.kernels.serving import STARTING
 
         spec = run.spec
-        a = spec.autoscale
-        assert a is not None
+        a = _starts(spec)
         got = replica_placements(spec, self.cluster, 1)
         if got is None and a.reclaim:
             run.jobs_preempted += self.reclaim(spec.gpu_type, spec.tp,
@@ -275,8 +310,7 @@ class Serving:
         tier's latency plus the bytes at the read bandwidth of the server's own tier, or of a
         shared tier divided among the loads from it still in progress at `t` (this one
         included; later loads do not slow it). Reads are not flows on the fabric."""
-        assert spec.autoscale is not None
-        name = spec.autoscale.weights_from
+        name = _starts(spec).weights_from
         if name in SHARED_TIERS:
             tier = self.storage.shared[name]
             busy = [end for end in self.loads.get(name, []) if end > t]

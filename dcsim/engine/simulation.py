@@ -376,7 +376,9 @@ class Simulation:
         return list(self._running.values())
 
     def all_finished(self) -> bool:
-        return self._finished >= len(self.jobs)
+        """Every job has ended and no service is still serving (failures stop then)."""
+        return self._finished >= len(self.jobs) and not (self.serving is not None
+                                                         and self.serving.open())
 
     def flow_routes(self) -> SharedFabric | TimedFabric | None:
         return self.fabric or self.timed
@@ -412,7 +414,10 @@ class Simulation:
         self.rounds.request()
 
     def server_down(self, server_id: int) -> None:
-        """A server leaves service (its jobs already interrupted): its GPUs are unavailable."""
+        """A server leaves service (its jobs already interrupted; its service replicas fail
+        here): its GPUs are unavailable."""
+        if self.serving is not None:
+            self.serving.server_down(server_id)
         self.cluster.down(server_id)
         self.records.server_down(self.env.now, server_id)
         self.rounds.servers_changed()

@@ -30,7 +30,8 @@ NOT_ARRIVED, QUEUED, RUNNING, DONE, DROPPED = range(5)
 STATUS_NAMES = np.array(["not_arrived", "in_flight", "in_flight", "served", "dropped"],
                         dtype=object)
 REASONS = np.array(["", "longer than max_len or the KV cache", "queue full",
-                    "no replica serving or starting"], dtype=object)
+                    "no replica serving or starting", "replica failed"], dtype=object)
+REPLICA_FAILED = 4  # (a drop reason, set here: kernels/serving.py has the others)
 REQUEST_COLUMNS = ["service", "request_id", "arrival_s", "prompt_tokens", "output_tokens",
                    "replica", "status", "reason", "ttft_s", "tpot_s", "e2e_s", "max_itl_s",
                    "preemptions", "slo_met"]
@@ -43,8 +44,9 @@ SERVICE_COLUMNS = [
     "ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s",
     "e2e_p99_s", "max_itl_p99_s", "slo_percentile", "slo_attainment", "slo_met",
     "goodput_per_s", "throughput_per_s", "output_tokens_per_s", "tokens_per_s_per_gpu",
-    "replicas_min", "replicas_max", "replica_starts", "jobs_preempted", "start_s", "end_s",
-    "gpu_hours", "output_tokens", "energy_kwh", "cost_usd", "usd_per_m_output_tokens"]
+    "replicas_min", "replicas_max", "replica_starts", "replica_failures", "jobs_preempted",
+    "start_s", "end_s", "gpu_hours", "output_tokens", "energy_kwh", "cost_usd",
+    "usd_per_m_output_tokens"]
 
 
 @dataclass
@@ -103,6 +105,7 @@ class ServiceRun:
         self.ready_s = np.full(r, np.inf)  # when a starting replica serves
         self.gpu_seconds = 0.0
         self.replica_starts = 0
+        self.replica_failures = 0
         self.jobs_preempted = 0
         self.low_since = math.nan  # since when the load has allowed fewer replicas
         closed = isinstance(spec.requests, ClosedStream)
@@ -185,6 +188,30 @@ class ServiceRun:
         self.gpu_seconds += (t - self.held_since[r]) * self.spec.tp
         self.held_since[r] = math.nan
         return placement
+
+    def fail_replica(self, r: int) -> None:
+        """Replica r fails (its server went down): the requests it was running or held queued
+        are dropped (`replica failed`: the answer they had is lost), and it is off."""
+        from dcsim.kernels.serving import OFF, R_HEAD, R_KV, R_NRUN, R_QLEN, R_TAIL
+
+        lost = [int(i) for i in self.run[r, :self.rint[r, R_NRUN]]]
+        i = int(self.rint[r, R_HEAD])
+        while i >= 0:
+            lost.append(i)
+            i = int(self.nxt[i])
+        for i in lost:
+            self.status[i] = DROPPED
+            self.reason[i] = REPLICA_FAILED
+            self.ctx[i] = 0
+            self.nxt[i] = -1
+        self.counts[DROPPED] += len(lost)
+        self.run[r, :] = -1
+        self.rint[r, R_NRUN] = self.rint[r, R_QLEN] = self.rint[r, R_KV] = 0
+        self.rint[r, R_HEAD] = self.rint[r, R_TAIL] = -1
+        self.end_t[r] = np.inf
+        self.state[r] = OFF
+        self.ready_s[r] = np.inf
+        self.replica_failures += 1
 
     def in_system(self) -> int:
         from dcsim.kernels.serving import R_NRUN, R_QLEN
@@ -336,7 +363,8 @@ class ServiceRun:
                                 default=spec.replicas),
             "replicas_max": max((x.active for x in self.samples if x.gpus),
                                 default=spec.replicas),
-            "replica_starts": self.replica_starts, "jobs_preempted": self.jobs_preempted,
+            "replica_starts": self.replica_starts,
+            "replica_failures": self.replica_failures, "jobs_preempted": self.jobs_preempted,
             "start_s": self.start_s, "end_s": self.stop_s,
             "gpu_hours": self.gpu_seconds / 3600.0,
             "output_tokens": int(self.generated.sum()),

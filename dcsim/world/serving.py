@@ -49,14 +49,9 @@ def service_cost(spec: ServiceSpec, intra_byte_s: float, intra_latency_s: float
 
 def check_services(sc: Scenario, cluster: Cluster, where: Callable[[tuple], tuple]
                    ) -> list[Problem]:
-    """Each service's model fits its replica (else the memory breakdown), its replicas fit
-    the cluster's GPUs of its type (all services together), and services do not meet
-    failures (not modelled for replicas yet)."""
+    """Each service's model fits its replica (else the memory breakdown), and its replicas
+    fit the cluster's GPUs of its type (all services together)."""
     problems = []
-    if sc.services and sc.faults is not None:
-        problems.append(Problem(*where(("faults",)), "faults", "failures with services are not "
-                                "modelled yet: a failed server would hold a replica; remove "
-                                "faults or services"))
     for i, spec in enumerate(sc.services):
         key = ("services", i)
         per_server = {s.num_gpus for s in cluster.servers if s.gpu.name == spec.gpu_type}
