@@ -100,7 +100,8 @@ class Serving:
         share of the cache (`kv_bytes_per_token` per GPU and token) to its peer on the
         decode replica at `kv_transfer_gbyte_s`, else over the first prefill and decode
         replicas' path (NVLink inside a server, else each GPU's share of the NICs), plus that
-        path's latency. The transfer is not a flow on the fabric: it shares no link."""
+        path's latency: the rate on an unshared path (`_kv_flows` slows it by the share the
+        fabric gives the service's transfers)."""
         spec = run.spec
         assert spec.disaggregation is not None
         pre = placements[0].server_ids[0]
@@ -280,6 +281,7 @@ class Serving:
                 run.fail_replica(r)
                 self.cluster.release(run.free(r, now))
             run.advance(now)  # (a closed loop sends its next requests now)
+            run.sample(now)  # a timeline row (and power window) at the failure
         self.changed()
 
     def _start_replica(self, run: ServiceRun, r: int, t: float) -> bool:
