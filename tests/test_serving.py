@@ -96,6 +96,63 @@ def test_a_lone_request_takes_its_prefill_then_one_decode_per_token():
     assert f.status == "served" and run.counts[3] == 1
 
 
+def _gap_stack(capacity: int):
+    from dcsim.kernels import serving as k
+
+    rint = np.zeros((1, k.R_INT_COLS), np.int64)
+    lst = np.full((1, k.LISTS, 4), -1, np.int64)
+    qi = np.full((4, k.QI_COLS), -1, np.int64)
+    return k, rint, lst, qi, np.zeros((1, 2, capacity))
+
+
+def test_the_gap_stack_answers_the_largest_gap_since_any_iteration():
+    k, rint, lst, qi, stk = _gap_stack(8)
+    rng = np.random.default_rng(1)
+    gaps = {}
+    # one request decodes, from five iterations back: older entries may go (it asks from its
+    # second decode on), and the rest fit
+    rint[0, k.R_NRUN] = 1
+    lst[0, k.L_RUN, 0] = 0
+    for m in range(2, 400):
+        qi[0, k.Q_DK0] = max(0, m - 5)
+        gaps[m] = float(rng.choice([rng.uniform(0, 1), 1 - m / 400]))  # noise and a decline
+        k._gap_push(0, m, gaps[m], stk, rint, lst, qi)
+        for a in range(max(2, m - 3), m + 1):
+            assert k._gap_max(0, a, stk, rint) == max(gaps[j] for j in range(a, m + 1))
+    assert k._gap_max(0, 400, stk, rint) == -1.0  # none yet
+
+
+def test_a_full_gap_stack_merges_and_never_underestimates():
+    k, rint, lst, qi, stk = _gap_stack(4)
+    rint[0, k.R_NRUN] = 1
+    lst[0, k.L_RUN, 0] = 0
+    qi[0, k.Q_DK0] = 0  # decoding since the start: nothing may go, so entries merge
+    gaps = {m: 1.0 / m for m in range(2, 40)}  # each smaller than the last
+    for m, g in gaps.items():
+        k._gap_push(0, m, g, stk, rint, lst, qi)
+        for a in range(2, m + 1):
+            true = max(gaps[j] for j in range(a, m + 1))
+            assert true <= k._gap_max(0, a, stk, rint) <= gaps[max(2, a - 4 * 40)]
+    assert rint[0, k.R_NSTK] == 4
+
+
+def test_inter_token_gaps_match_between_a_full_and_a_small_gap_stack():
+    arrivals = np.sort(np.random.default_rng(2).uniform(0, 30, 400))
+    outputs = np.random.default_rng(3).integers(2, 400, 400)
+    spec = _spec()
+    full = _run(spec, arrivals, [300] * 400, outputs)
+
+    small = ServiceRun(0, spec, _cost(), Requests(arrivals, np.full(400, 300, np.int64),
+                                                 outputs.astype(np.int64), 400))
+    small.stk = np.zeros((1, 2, 16))
+    small.advance(1e6)
+    a, b = full.request_frame(), small.request_frame()
+    assert (a.status == "served").all() and a.e2e_s.equals(b.e2e_s)
+    # the small stack drops or merges entries: never below the true largest gap
+    assert (b.max_itl_s >= a.max_itl_s).all()
+    assert (b.max_itl_s == a.max_itl_s).mean() > 0.5
+
+
 def test_requests_in_one_batch_share_iterations():
     run = _run(_spec(), [0.0, 0.0, 0.0], [100, 100, 100], [20, 20, 20])
     f = run.request_frame()

@@ -135,7 +135,9 @@ class Serving:
 
         spec = run.spec
         assert spec.disaggregation is not None
-        sent = int(run.heap_n[1])
+        from dcsim.kernels.serving import C_SENT
+
+        sent = int(run.ctr[C_SENT])
         tokens = sent - self._kv_sent.get(run.index, 0)
         self._kv_sent[run.index] = sent
         demand = (tokens * run.cost.memory.kv_bytes_per_token * spec.tp / window_s

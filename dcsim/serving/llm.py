@@ -109,6 +109,14 @@ class LlmCost:
     memory: MemoryPlan
     params: float
 
+    @property
+    def table(self) -> np.ndarray:
+        """The two tables as the kernel reads them (kernels/serving.py T_LIN_X...): one row
+        each, the shorter padded by repeating its last point (which changes no value)."""
+        n = max(len(self.lin_tokens), len(self.head_seqs))
+        rows = [self.lin_tokens, self.lin_s, self.head_seqs, self.head_s]
+        return np.array([np.concatenate([x, np.repeat(x[-1:], n - len(x))]) for x in rows])
+
     def iteration_s(self, tokens: float, seqs: float, attn: float = 0.0,
                     kv_read: float = 0.0) -> float:
         """One iteration's time (the kernel's formula, for reports and tests)."""

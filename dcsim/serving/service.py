@@ -10,7 +10,7 @@ requests = served + dropped + in flight + not arrived.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -72,34 +72,40 @@ class ServiceRun:
 
     def __init__(self, index: int, spec: ServiceSpec, cost: LlmCost | DnnCost,
                  requests: Requests) -> None:
-        from dcsim.kernels.serving import ACTIVE, R_INT_COLS  # numba: only when a service runs
+        from dcsim.kernels import serving as k  # numba: only when a service runs
 
-        self.index, self.spec, self.cost, self.requests = index, spec, cost, requests
+        self.index, self.spec, self.cost = index, spec, cost
 
         n, r = len(requests), spec.max_replicas
-        self.replica = np.full(n, -1, np.int64)
-        self.status = np.zeros(n, np.int8)
-        self.reason = np.zeros(n, np.int8)
-        self.generated = np.zeros(n, np.int64)
-        self.prefilled = np.zeros(n, np.int64)
-        self.target = np.zeros(n, np.int64)
-        self.ctx = np.zeros(n, np.int64)
-        self.chunk = np.full(n, -1, np.int64)
-        self.nxt = np.full(n, -1, np.int64)
-        self.preempts = np.zeros(n, np.int64)
-        self.first_t = np.full(n, np.nan)
-        self.last_t = np.full(n, np.nan)
-        self.done_t = np.full(n, np.nan)
-        self.max_itl = np.zeros(n)
-        self.rint = np.zeros((r, R_INT_COLS), np.int64)
-        self.rint[:, 0] = -1  # queue heads
-        self.rint[:, 1] = -1  # queue tails
+        # the kernel's packed state (kernels/serving.py), with a named view of each column
+        self.qi = np.zeros((n, k.QI_COLS), np.int64)
+        self.qf = np.full((n, k.QF_COLS), np.nan)
+        qi, qf = self.qi, self.qf
+        qi[:, k.Q_PROMPT], qi[:, k.Q_OUTPUT] = requests.prompt, requests.output
+        qf[:, k.F_ARR] = requests.arrival_s
+        qf[:, k.F_ITL] = 0.0
+        for col in (k.Q_REPLICA, k.Q_CHUNK, k.Q_NXT, k.Q_DK0, k.Q_HPOS):
+            qi[:, col] = -1
+        # (views: a closed loop's arrival times are set as its requests are sent)
+        self.requests = replace(requests, arrival_s=qf[:, k.F_ARR], prompt=qi[:, k.Q_PROMPT],
+                                output=qi[:, k.Q_OUTPUT])
+        self.replica, self.status, self.reason = (qi[:, k.Q_REPLICA], qi[:, k.Q_STATUS],
+                                                  qi[:, k.Q_REASON])
+        self.generated, self.preempts = qi[:, k.Q_GEN], qi[:, k.Q_PREEMPTS]
+        self.first_t, self.done_t, self.max_itl = (qf[:, k.F_FIRST], qf[:, k.F_DONE],
+                                                   qf[:, k.F_ITL])
+        self.rint = np.zeros((r, k.R_INT_COLS), np.int64)
+        self.rint[:, k.R_HEAD] = self.rint[:, k.R_TAIL] = -1  # empty queues
+        self.rf = np.zeros((r, k.RF_COLS))
+        self.rf[:, k.RF_END] = np.inf
         width = spec.batching.max_seqs if spec.is_llm else spec.dynamic_batching.max_batch
-        self.run = np.full((r, width), -1, np.int64)
-        self.end_t = np.full(r, np.inf)
-        self.counts = np.zeros(5, np.int64)
-        self.state = np.zeros(r, np.int64)  # kernels/serving.py: OFF, STARTING, ACTIVE, ...
-        self.state[:spec.replicas] = ACTIVE
+        self.lst = np.full((r, k.LISTS, width), -1, np.int64)
+        self.stk = np.zeros((r, 2, k.GAPS if spec.is_llm else 1))  # inter-token gap stacks
+        self.ctr = np.zeros(k.COUNTS, np.int64)
+        self.counts = self.ctr[:k.C_TOKENS]  # requests by status
+        self.state = self.rint[:, k.R_STATE]  # OFF, STARTING, ACTIVE, ...
+        self.state[:spec.replicas] = k.ACTIVE
+        self.end_t, self.run = self.rf[:, k.RF_END], self.lst[:, k.L_RUN, :]
         self.held: list = [None] * r  # each replica's placement while it holds GPUs
         self.held_since = np.full(r, np.nan)
         self.ready_s = np.full(r, np.inf)  # when a starting replica serves
@@ -111,19 +117,18 @@ class ServiceRun:
         closed = isinstance(spec.requests, ClosedStream)
         # a closed loop's clients (-1: an open stream) and how many requests they have sent
         self.wave = spec.requests.concurrency if closed else -1
-        self.fill = np.array([min(self.wave, n) if closed else n], np.int64)
+        self.ctr[k.C_FILL] = min(self.wave, n) if closed else n
         # disaggregation: each replica's role (0: both; 1: prefill; 2: decode), the KV
-        # transfer's time (set by engine/serve.py) and the transfers under way (a heap)
-        self.role = np.zeros(r, np.int64)
+        # transfer's time (set by engine/serve.py) and the transfers under way (a heap; the
+        # KV tokens sent so far are ctr[C_SENT])
+        self.role = self.rint[:, k.R_ROLE]
         if spec.disaggregation is not None:
             self.role[:spec.disaggregation.prefill_replicas] = 1
             self.role[spec.disaggregation.prefill_replicas:] = 2
         self.xfer_s_token = 0.0
         self.xfer_s_token_alone = 0.0  # (on an unshared path)
         self.xfer_s = 0.0
-        self.heap_t = np.zeros(n if spec.disaggregation is not None else 1)
-        self.heap_i = np.zeros(self.heap_t.shape[0], np.int64)
-        self.heap_n = np.zeros(2, np.int64)  # transfers under way; KV tokens sent so far
+        self.xh = np.zeros((n if spec.disaggregation is not None else 1, 2))
         self.cursor = 0
         self.rr = 0
         self.now = 0.0
@@ -145,29 +150,22 @@ class ServiceRun:
     def advance(self, until: float) -> None:
         from dcsim.kernels.serving import LEAST_OUTSTANDING, ROUND_ROBIN, advance, advance_dnn
 
-        spec, c, b, q = self.spec, self.cost, self.spec.batching, self.requests
+        spec, c, b = self.spec, self.cost, self.spec.batching
         routing = LEAST_OUTSTANDING if spec.routing == "least-outstanding" else ROUND_ROBIN
         if isinstance(c, DnnCost):
             d = spec.dynamic_batching
             self.cursor, self.rr = advance_dnn(
-                self.now, until, self.cursor, q.arrival_s, self.replica, self.status,
-                self.reason, self.generated, self.first_t, self.done_t, self.nxt, self.rint,
-                self.run, self.end_t, self.counts, self.state, routing, self.rr, d.max_batch,
-                d.timeout_s, -1 if d.max_queue is None else d.max_queue, c.batch_s, self.wave,
-                self.fill, self.role)
+                self.now, until, self.cursor, self.qi, self.qf, self.rint, self.rf, self.lst,
+                self.ctr, routing, self.rr, d.max_batch, d.timeout_s,
+                -1 if d.max_queue is None else d.max_queue, c.batch_s, self.wave)
             self.now = until
             return
         self.cursor, self.rr = advance(
-            self.now, until, self.cursor, q.arrival_s, q.prompt, q.output, self.replica,
-            self.status, self.reason, self.generated, self.prefilled, self.target, self.ctx,
-            self.chunk, self.nxt, self.preempts, self.first_t, self.last_t, self.done_t,
-            self.max_itl, self.rint, self.run, self.end_t, self.counts, self.state,
-            routing, self.rr,
-            b.max_tokens, b.max_seqs, c.kv_capacity_tokens, spec.max_len,
-            -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.lin_tokens,
-            c.lin_s, c.head_seqs, c.head_s, c.attn_flop_s, c.kv_read_s, c.overhead_s,
-            self.wave, self.fill, self.role, self.xfer_s_token, self.xfer_s, self.heap_t,
-            self.heap_i, self.heap_n)
+            self.now, until, self.cursor, self.qi, self.qf, self.rint, self.rf, self.lst,
+            self.stk, self.ctr, self.xh, c.table, routing, self.rr, b.max_tokens, b.max_seqs,
+            c.kv_capacity_tokens, spec.max_len, -1 if b.max_queue is None else b.max_queue,
+            b.chunked_prefill, c.attn_flop_s, c.kv_read_s, c.overhead_s, self.wave,
+            self.xfer_s_token, self.xfer_s)
         self.now = until
 
     def ready(self, t: float) -> None:
@@ -192,24 +190,29 @@ class ServiceRun:
     def fail_replica(self, r: int) -> None:
         """Replica r fails (its server went down): the requests it was running or held queued
         are dropped (`replica failed`: the answer they had is lost), and it is off."""
-        from dcsim.kernels.serving import OFF, R_HEAD, R_KV, R_NRUN, R_QLEN, R_TAIL
+        from dcsim.kernels import serving as k
 
-        lost = [int(i) for i in self.run[r, :self.rint[r, R_NRUN]]]
-        i = int(self.rint[r, R_HEAD])
+        qi, rint = self.qi, self.rint
+        lost = [int(i) for i in self.run[r, :rint[r, k.R_NRUN]]]
+        i = int(rint[r, k.R_HEAD])
         while i >= 0:
             lost.append(i)
-            i = int(self.nxt[i])
+            i = int(qi[i, k.Q_NXT])
         for i in lost:
-            self.status[i] = DROPPED
-            self.reason[i] = REPLICA_FAILED
-            self.ctx[i] = 0
-            self.nxt[i] = -1
+            if qi[i, k.Q_DK0] >= 0:  # decoding: the tokens it made count
+                qi[i, k.Q_GEN] += rint[r, k.R_DK] - qi[i, k.Q_DK0]
+            qi[i, k.Q_STATUS] = DROPPED
+            qi[i, k.Q_REASON] = REPLICA_FAILED
+            qi[i, [k.Q_CTX, k.Q_PREF]] = 0
+            qi[i, [k.Q_NXT, k.Q_CHUNK, k.Q_DK0, k.Q_HPOS]] = -1
         self.counts[DROPPED] += len(lost)
-        self.run[r, :] = -1
-        self.rint[r, R_NRUN] = self.rint[r, R_QLEN] = self.rint[r, R_KV] = 0
-        self.rint[r, R_HEAD] = self.rint[r, R_TAIL] = -1
+        self.lst[r] = -1
+        for col in (k.R_NRUN, k.R_QLEN, k.R_KV, k.R_DEC, k.R_SCTX, k.R_DECNOW, k.R_NPF,
+                    k.R_NPEND, k.R_NHEAP, k.R_NSTK):
+            rint[r, col] = 0
+        rint[r, k.R_HEAD] = rint[r, k.R_TAIL] = -1
         self.end_t[r] = np.inf
-        self.state[r] = OFF
+        self.state[r] = k.OFF
         self.ready_s[r] = np.inf
         self.replica_failures += 1
 
@@ -221,6 +224,7 @@ class ServiceRun:
     def sample(self, t: float) -> None:
         from dcsim.kernels.serving import (
             ACTIVE,
+            C_TOKENS,
             DRAINING,
             R_BUSY_US,
             R_KV,
@@ -236,7 +240,7 @@ class ServiceRun:
             int(self.rint[:, R_QLEN].sum()), int(self.rint[:, R_NRUN].sum()),
             (float(self.rint[:, R_KV].sum()) / (self.cost.kv_capacity_tokens * max(serving, 1))
              if self.cost.kv_capacity_tokens else math.nan),
-            int(self.generated.sum()), int(np.count_nonzero(self.state == ACTIVE)),
+            int(self.ctr[C_TOKENS]), int(np.count_nonzero(self.state == ACTIVE)),
             int(np.count_nonzero(self.state == STARTING)),
             int(np.count_nonzero(self.state == DRAINING)),
             sum(p is not None for p in self.held) * self.spec.tp,
@@ -329,6 +333,7 @@ class ServiceRun:
             v = requests.loc[served, col].dropna().to_numpy()
             return float(np.percentile(v, p)) if v.size else math.nan
 
+        tokens = float(self.ctr[5])  # (kernels/serving.py C_TOKENS: made so far)
         ended = int(served.sum() + (status == "dropped").sum())
         met = int(requests["slo_met"].sum())
         span = max(self.stop_s - self.start_s, 1e-9)
@@ -355,9 +360,8 @@ class ServiceRun:
             "slo_met": bool(slo and ended and met / ended >= p / 100.0),
             "goodput_per_s": met / window if slo else math.nan,
             "throughput_per_s": float(served.sum()) / window,
-            "output_tokens_per_s": float(self.generated.sum()) / span,
-            "tokens_per_s_per_gpu": float(self.generated.sum()) / max(self.gpu_seconds,
-                                                                      1e-9),
+            "output_tokens_per_s": tokens / span,
+            "tokens_per_s_per_gpu": tokens / max(self.gpu_seconds, 1e-9),
             # (while serving: not the last row, after it stopped)
             "replicas_min": min((x.active for x in self.samples if x.gpus),
                                 default=spec.replicas),
@@ -367,7 +371,7 @@ class ServiceRun:
             "replica_failures": self.replica_failures, "jobs_preempted": self.jobs_preempted,
             "start_s": self.start_s, "end_s": self.stop_s,
             "gpu_hours": self.gpu_seconds / 3600.0,
-            "output_tokens": int(self.generated.sum()),
+            "output_tokens": int(tokens),
             # its GPUs' energy while it held them (`power_spans`; NaN before they are priced)
             "energy_kwh": self.energy_kwh,
             # with a `cost:` section (engine/collect.py `serving_cost`)
