@@ -379,7 +379,8 @@ class Serving:
         return out
 
     def frames(self, jobs: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict]:
-        requests = [r.request_frame() for r in self.runs]
+        names = [r.spec.name for r in self.runs]
+        requests = [r.request_frame(names) for r in self.runs]
         rows = [r.service_row(f) for r, f in zip(self.runs, requests, strict=True)]
         services = pd.DataFrame(rows, columns=SERVICE_COLUMNS)
         frames = {

@@ -37,9 +37,12 @@ oldest has waited `timeout`; a batch's time is `batch_s[size]`, serving/dnn.py).
 
 State lives in a few packed arrays the caller owns (serving/service.py keeps named views of
 their columns), so `advance` can be called again from where it stopped; it keeps no Python
-objects and makes no SimPy events. (Packed, because each array handed to a compiled function
-costs two atomic reference-count updates per call: with one array per field they were most
-of an iteration's time.)
+objects and makes no SimPy events. Speed: each array a compiled function takes costs two
+atomic reference-count updates per call, and with one array per field those were most of an
+iteration's time. So the state is packed, the functions here are compiled without numba's
+reference counting (`_nrt=False`: they allocate nothing and only borrow the caller's arrays),
+and the per-iteration ones are inlined (`_start` at a single call site, as each copy adds
+compile time).
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ COUNTS = 9
 T_LIN_X, T_LIN_Y, T_HEAD_X, T_HEAD_Y = range(4)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _interp(x, tab, row):
     """Piecewise-linear in tab[row] -> tab[row + 1] (proportional outside it)."""
     n = tab.shape[1]
@@ -113,7 +116,7 @@ def _interp(x, tab, row):
     return tab[row + 1, lo] + f * (tab[row + 1, hi] - tab[row + 1, lo])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _enqueue_front(r, i, rint, qi):
     qi[i, Q_NXT] = rint[r, R_HEAD]
     rint[r, R_HEAD] = i
@@ -122,7 +125,7 @@ def _enqueue_front(r, i, rint, qi):
     rint[r, R_QLEN] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _enqueue_back(r, i, rint, qi):
     qi[i, Q_NXT] = -1
     if rint[r, R_TAIL] < 0:
@@ -133,7 +136,7 @@ def _enqueue_back(r, i, rint, qi):
     rint[r, R_QLEN] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _pop_front(r, rint, qi):
     i = rint[r, R_HEAD]
     rint[r, R_HEAD] = qi[i, Q_NXT]
@@ -144,7 +147,7 @@ def _pop_front(r, rint, qi):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _unlist(r, row, n, i, lst):
     """Take i out of replica r's list `row` of n entries (the others keep their order)."""
     j = 0
@@ -156,7 +159,7 @@ def _unlist(r, row, n, i, lst):
 
 
 # ------------------------------------------- a replica's decode ends: an indexed min-heap
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _hplace(r, lst, qi, n, k, key, i):
     """Put (key, i) into the hole at k of replica r's heap of n entries, sifting it up or
     down (ties: the lower request index first); qi[i, Q_HPOS] is i's place."""
@@ -186,7 +189,7 @@ def _hplace(r, lst, qi, n, k, key, i):
     qi[i, Q_HPOS] = k
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _hremove(r, lst, rint, qi, k):
     """Remove the entry at place k of replica r's heap."""
     n = rint[r, R_NHEAP] - 1
@@ -197,7 +200,7 @@ def _hremove(r, lst, rint, qi, k):
 
 
 # ------------------------------------------- a replica's inter-token gaps: a record stack
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _gap_push(r, m, g, stk, rint, lst, qi):
     """Decode iteration m of replica r came g after the one before. The stack keeps the gaps
     no later gap equals or exceeds (decreasing from the bottom), so the largest gap from
@@ -214,7 +217,7 @@ def _gap_push(r, m, g, stk, rint, lst, qi):
     rint[r, R_NSTK] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _gap_room(r, m, n, stk, rint, lst, qi):
     """Make room in replica r's full gap stack (`_gap_push`); returns its new length."""
     lo = m
@@ -241,7 +244,7 @@ def _gap_room(r, m, n, stk, rint, lst, qi):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _gap_max(r, a, stk, rint):
     """The largest gap of replica r's decode iterations a, a + 1, ... (-1: none yet)."""
     lo, hi = 0, rint[r, R_NSTK]
@@ -254,7 +257,7 @@ def _gap_max(r, a, stk, rint):
     return stk[r, 1, lo] if lo < rint[r, R_NSTK] else -1.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _join(r, i, rint, lst, qi):
     """Request i (its prompt in the KV cache) decodes on replica r from its next decode
     iteration: its tokens made and context are as of decode iteration Q_DK0; it ends in
@@ -270,7 +273,7 @@ def _join(r, i, rint, lst, qi):
     rint[r, R_NPEND] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _settle(r, i, rint, qi, qf, rf, stk):
     """Bring decoding request i's counts, last token time and largest gap up to date with
     replica r's decode iterations; it no longer decodes."""
@@ -285,7 +288,7 @@ def _settle(r, i, rint, qi, qf, rf, stk):
     qi[i, Q_DK0] = -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _start(r, t, rint, rf, lst, qi, qf, stk, tab, max_tokens, max_seqs, kv_cap, chunked,
            attn_flop_s, kv_read_s, overhead_s):
     """Form replica r's next batch at time t and set its end; idle if there is nothing to do
@@ -395,7 +398,7 @@ def _start(r, t, rint, rf, lst, qi, qf, stk, tab, max_tokens, max_seqs, kv_cap, 
     rint[r, R_WORK] += tokens
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _finish(r, t, rint, rf, lst, qi, qf, stk, ctr, xh, xfer_s_token, xfer_s):
     """Apply replica r's iteration that ends at t: a token for each decoding request, prefill
     progress. On a prefill replica (role 1) a request whose first token this made leaves for
@@ -471,7 +474,7 @@ def _finish(r, t, rint, rf, lst, qi, qf, stk, ctr, xh, xfer_s_token, xfer_s):
     rint[r, R_NPF] = kept
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _refill(t, qf, ctr, wave):
     """A closed loop (`wave` clients, -1: none): each request that ended (served or dropped)
     sends the next at t; ctr[C_FILL] requests have been sent (given arrival times)."""
@@ -483,7 +486,7 @@ def _refill(t, qf, ctr, wave):
         ctr[C_FILL] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _xpush(xh, ctr, t, i):
     """Push (t, i) on the binary min-heap xh of ctr[C_XN] entries."""
     k = ctr[C_XN]
@@ -497,7 +500,7 @@ def _xpush(xh, ctr, t, i):
     xh[k, 0], xh[k, 1] = t, i
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _xpop(xh, ctr):
     """Pop the entry with the smallest t; returns its i."""
     top = int(xh[0, 1])
@@ -519,7 +522,7 @@ def _xpop(xh, ctr):
     return top
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _route(rint, routing, rr, want_role):
     """The replica of role `want_role` (0: a replica that does both; 1: prefill; 2: decode)
     for the next request: among active replicas (else starting ones), the next in
@@ -546,14 +549,14 @@ def _route(rint, routing, rr, want_role):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _drop(i, why, qi, ctr):
     qi[i, Q_STATUS] = DROPPED
     qi[i, Q_REASON] = why
     ctr[DROPPED] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _admit(i, rint, routing, rr, want_role, qi, ctr, max_queue):
     """Request i arrives: to a replica of `want_role` (`_route`), queued at its back, or
     dropped with its reason (no replica serving or starting; the queue full). Returns (the
@@ -573,20 +576,22 @@ def _admit(i, rint, routing, rr, want_role, qi, ctr, max_queue):
     return r, rr
 
 
-@njit(cache=True, inline="always")
-def _next_end(rf):
-    """The replica whose iteration ends first (-1: none) and when."""
-    r_best = -1
-    ne = np.inf
-    for r in range(rf.shape[0]):
-        if rf[r, RF_END] < ne:
-            ne = rf[r, RF_END]
-            r_best = r
-    return r_best, ne
+@njit(cache=True, _nrt=False, inline="always")
+def _tree_fix(tree, rf, r):
+    """Replica r's iteration end changed: update the tournament tree above it. `tree` holds,
+    at each node, the replica (-1: none) whose iteration ends first below it, the lower index
+    on ties; leaves are at p + r (p = tree.shape[0] // 2), so tree[1] is the next to end."""
+    k = (tree.shape[0] // 2 + r) // 2
+    while k >= 1:
+        a, b = tree[2 * k], tree[2 * k + 1]
+        if a < 0 or (b >= 0 and rf[b, RF_END] < rf[a, RF_END]):
+            a = b
+        tree[k] = a
+        k //= 2
 
 
-@njit(cache=True)
-def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tab, routing, rr,
+@njit(cache=True, _nrt=False)
+def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tree, tab, routing, rr,
             max_tokens, max_seqs, kv_cap, max_len, max_queue, chunked, attn_flop_s, kv_read_s,
             overhead_s, wave, xfer_s_token, xfer_s):
     """Run the service from `t_now` to time `until`; returns (next arrival index, round-robin
@@ -601,6 +606,8 @@ def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tab, rout
     first_role = rint[0, R_ROLE]  # (1 with disaggregation: arrivals go to prefill replicas)
     for r in range(1, replicas):
         first_role = min(first_role, rint[r, R_ROLE])
+    for r in range(replicas):  # (the caller may have changed iteration ends)
+        _tree_fix(tree, rf, r)
     a = cursor
     last = t_now
     boot = 0  # first, replicas that became active since the last call start on their queues
@@ -615,7 +622,8 @@ def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tab, rout
             if wave >= 0:  # a closed loop's next requests
                 _refill(last, qf, ctr, wave)
             na = qf[a, F_ARR] if a < n else np.inf
-            r_best, ne = _next_end(rf)
+            r_best = tree[1]
+            ne = rf[r_best, RF_END] if r_best >= 0 else np.inf
             nh = xh[0, 0] if ctr[C_XN] > 0 else np.inf
             if nh < ne and nh <= na:  # a KV transfer ends: to a decode replica
                 if nh > until:
@@ -654,11 +662,12 @@ def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tab, rout
         # (one call site: _start is inlined, and each copy costs compile time)
         _start(r, last, rint, rf, lst, qi, qf, stk, tab, max_tokens, max_seqs, kv_cap, chunked,
                attn_flop_s, kv_read_s, overhead_s)
+        _tree_fix(tree, rf, r)
     return a, rr
 
 
 # ---------------------------------------------------------------- DNN services
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _try_batch(r, t, rint, rf, lst, qi, qf, max_batch, timeout, batch_s):
     """Dynamic batching: idle replica r starts a batch at t of the requests waiting (at most
     `max_batch`) if it has `max_batch` of them or the oldest has waited `timeout`."""
@@ -680,7 +689,7 @@ def _try_batch(r, t, rint, rf, lst, qi, qf, max_batch, timeout, batch_s):
     rf[r, RF_END] = t + batch_s[b]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def advance_dnn(t_now, until, cursor, qi, qf, rint, rf, lst, ctr, routing, rr, max_batch,
                 timeout, max_queue, batch_s, wave):
     """Run a DNN service from `t_now` to `until` (dynamic batching of one-sample requests);

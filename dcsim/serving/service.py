@@ -32,6 +32,9 @@ STATUS_NAMES = np.array(["not_arrived", "in_flight", "in_flight", "served", "dro
 REASONS = np.array(["", "longer than max_len or the KV cache", "queue full",
                     "no replica serving or starting", "replica failed"], dtype=object)
 REPLICA_FAILED = 4  # (a drop reason, set here: kernels/serving.py has the others)
+STATUS = pd.Categorical(STATUS_NAMES, categories=["not_arrived", "in_flight", "served",
+                                                  "dropped"])
+REASON = pd.Categorical(REASONS, categories=list(REASONS))
 REQUEST_COLUMNS = ["service", "request_id", "arrival_s", "prompt_tokens", "output_tokens",
                    "replica", "status", "reason", "ttft_s", "tpot_s", "e2e_s", "max_itl_s",
                    "preemptions", "slo_met"]
@@ -102,6 +105,9 @@ class ServiceRun:
         self.lst = np.full((r, k.LISTS, width), -1, np.int64)
         self.stk = np.zeros((r, 2, k.GAPS if spec.is_llm else 1))  # inter-token gap stacks
         self.ctr = np.zeros(k.COUNTS, np.int64)
+        leaves = 1 << max(0, r - 1).bit_length()  # the replicas' tournament tree
+        self.tree = np.full(2 * leaves, -1, np.int64)
+        self.tree[leaves:leaves + r] = np.arange(r)
         self.counts = self.ctr[:k.C_TOKENS]  # requests by status
         self.state = self.rint[:, k.R_STATE]  # OFF, STARTING, ACTIVE, ...
         self.state[:spec.replicas] = k.ACTIVE
@@ -162,10 +168,10 @@ class ServiceRun:
             return
         self.cursor, self.rr = advance(
             self.now, until, self.cursor, self.qi, self.qf, self.rint, self.rf, self.lst,
-            self.stk, self.ctr, self.xh, c.table, routing, self.rr, b.max_tokens, b.max_seqs,
-            c.kv_capacity_tokens, spec.max_len, -1 if b.max_queue is None else b.max_queue,
-            b.chunked_prefill, c.attn_flop_s, c.kv_read_s, c.overhead_s, self.wave,
-            self.xfer_s_token, self.xfer_s)
+            self.stk, self.ctr, self.xh, self.tree, c.table, routing, self.rr, b.max_tokens,
+            b.max_seqs, c.kv_capacity_tokens, spec.max_len,
+            -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.attn_flop_s,
+            c.kv_read_s, c.overhead_s, self.wave, self.xfer_s_token, self.xfer_s)
         self.now = until
 
     def ready(self, t: float) -> None:
@@ -292,7 +298,9 @@ class ServiceRun:
                 met &= e2e <= slo.e2e_s
         return met
 
-    def request_frame(self) -> pd.DataFrame:
+    def request_frame(self, services: list[str] | None = None) -> pd.DataFrame:
+        """One row per request. The text columns are categoricals (`services`: the names the
+        service column may take, so that frames of several services concatenate as one)."""
         q = self.requests
         served = self.status == DONE
         ttft = self.first_t - q.arrival_s
@@ -301,13 +309,17 @@ class ServiceRun:
             tpot = np.where(q.output > 1, (self.done_t - self.first_t) / (q.output - 1), np.nan)
         tpot = np.where(served, tpot, np.nan)
         itl = np.where(served & (q.output > 1), self.max_itl, np.nan)
+        n = len(q)
+        names = services or [self.spec.name]
         return pd.DataFrame({
-            "service": self.spec.name, "request_id": np.arange(len(q)),
+            "service": pd.Categorical.from_codes(np.full(n, names.index(self.spec.name),
+                                                         np.int8), names),
+            "request_id": np.arange(n),
             # (a closed loop's requests never sent: no arrival time)
             "arrival_s": np.where(np.isfinite(q.arrival_s), q.arrival_s, np.nan),
             "prompt_tokens": q.prompt, "output_tokens": q.output,
-            "replica": self.replica, "status": STATUS_NAMES[self.status],
-            "reason": REASONS[self.reason], "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
+            "replica": self.replica, "status": STATUS.take(self.status),
+            "reason": REASON.take(self.reason), "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
             "max_itl_s": itl, "preemptions": self.preempts,
             "slo_met": self._slo_met(ttft, tpot, e2e, served)}, columns=REQUEST_COLUMNS)
 
