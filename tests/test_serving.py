@@ -357,6 +357,21 @@ def test_bad_services_are_located_errors(write_yaml, change, message):
         load_scenario(path)
 
 
+def test_without_the_request_table_the_service_results_are_the_same(tmp_path):
+    data = _scenario([CHAT], jobs=[])
+    full = simulate(scenario_from_dict(data))
+    data["outputs"] = {"requests": False}
+    lean = simulate(scenario_from_dict(data))
+    assert len(full.requests) == full.services.requests[0] > 0
+    assert lean.requests.empty and lean.requests.columns.empty
+    pd.testing.assert_frame_equal(lean.services, full.services)
+    lean.save(tmp_path)
+    assert not (tmp_path / "requests.csv").exists() and (tmp_path / "services.csv").exists()
+    from dcsim import load_results
+
+    assert load_results(tmp_path).services.served[0] == full.services.served[0]
+
+
 def test_an_unreachable_ttft_is_reported_before_the_requests_miss_it():
     tight = {**CHAT, "slo": {"ttft_s": 0.05}}
     res = simulate(scenario_from_dict(_scenario([tight], jobs=[])))

@@ -73,6 +73,7 @@ class Serving:
         self.loads: dict[str, list[float]] = {}  # shared tier -> when its loads in progress end
         self.runs: list[ServiceRun] = []
         self.notes: list[str] = []
+        self.keep_requests = scenario.outputs.requests  # requests.csv: one row per request
         for i, spec in enumerate(scenario.services):
             requests = make_requests(spec.requests, streams.stream(f"services.{spec.name}"),
                                      scenario.base_dir, f"services.{i}.requests")
@@ -380,12 +381,16 @@ class Serving:
 
     def frames(self, jobs: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict]:
         names = [r.spec.name for r in self.runs]
-        requests = [r.request_frame(names) for r in self.runs]
-        rows = [r.service_row(f) for r, f in zip(self.runs, requests, strict=True)]
+        metrics = [r.metrics() for r in self.runs]
+        rows = [r.service_row(m) for r, m in zip(self.runs, metrics, strict=True)]
+        requests = ([r.request_frame(names, m) for r, m in zip(self.runs, metrics, strict=True)]
+                    if self.keep_requests else [])
         services = pd.DataFrame(rows, columns=SERVICE_COLUMNS)
         frames = {
             "requests": (pd.concat(requests, ignore_index=True) if requests
-                         else pd.DataFrame(columns=REQUEST_COLUMNS)),
+                         # (outputs.requests: false: no table, not even its header)
+                         else pd.DataFrame(columns=REQUEST_COLUMNS if self.keep_requests
+                                           else None)),
             "services": services,
             "service_timeline": (pd.concat([r.timeline_frame() for r in self.runs],
                                            ignore_index=True) if self.runs

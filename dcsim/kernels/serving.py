@@ -158,6 +158,22 @@ def _unlist(r, row, n, i, lst):
     lst[r, row, n - 1] = -1
 
 
+@njit(cache=True, _nrt=False)
+def init_requests(qi, qf, arrival_s, prompt, output):
+    """Fill the requests' columns, a row at a time: not arrived, on no replica, nothing made."""
+    for i in range(qi.shape[0]):
+        for c in range(QI_COLS):
+            qi[i, c] = 0
+        qi[i, Q_PROMPT] = prompt[i]
+        qi[i, Q_OUTPUT] = output[i]
+        for c in (Q_REPLICA, Q_CHUNK, Q_NXT, Q_DK0, Q_HPOS):
+            qi[i, c] = -1
+        for c in range(QF_COLS):
+            qf[i, c] = np.nan
+        qf[i, F_ARR] = arrival_s[i]
+        qf[i, F_ITL] = 0.0
+
+
 # ------------------------------------------- a replica's decode ends: an indexed min-heap
 @njit(cache=True, _nrt=False)
 def _hplace(r, lst, qi, n, k, key, i):

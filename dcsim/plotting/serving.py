@@ -26,7 +26,7 @@ def latency_cdf(requests: pd.DataFrame, ax: Axes | None = None) -> Axes:
         ax.text(0.5, 0.5, "no served requests", ha="center", va="center",
                 transform=ax.transAxes)
         return ax
-    for i, (name, rows) in enumerate(served.groupby("service", sort=True)):
+    for i, (name, rows) in enumerate(served.groupby("service", sort=True, observed=True)):
         color = f"C{i}"
         for col, label, style in LATENCIES:
             v = np.sort(rows[col].dropna().to_numpy(float))

@@ -57,3 +57,6 @@ class Outputs(Strict):
     # links.csv rows: links between servers and switches (fabric), also those inside servers
     # (all: GPU, PCIe, NIC links), or none
     link_levels: Literal["fabric", "all", "none"] = "fabric"
+    # requests.csv, one row per inference request (docs/serving.md); false: none (a long run
+    # of a busy service has tens of millions); services.csv has the same numbers either way
+    requests: bool = True

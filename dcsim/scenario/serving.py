@@ -19,7 +19,8 @@ __all__ = ["ServiceSpec", "TokenDist", "PoissonStream", "GammaStream", "DiurnalS
            "Disaggregation", "Slo", "Autoscale", "MAX_TOKENS_PER_REQUEST", "MAX_REQUESTS"]
 
 MAX_TOKENS_PER_REQUEST = 10_000_000
-MAX_REQUESTS = 50_000_000  # requests one service's stream may produce (memory: ~100 B each)
+MAX_REQUESTS = 100_000_000  # requests one service's stream may produce (memory: ~150 B each,
+# ~250 B with outputs.requests, the per-request table)
 TokenCount = Annotated[int, Field(gt=0, le=MAX_TOKENS_PER_REQUEST)]
 Rate = Annotated[float, Field(gt=0, le=1e6)]  # requests per second
 

@@ -18,6 +18,7 @@ import pandas as pd
 from dcsim import catalog
 from dcsim.energy.account import PowerSpan
 from dcsim.energy.model import PowerModel
+from dcsim.errors import SimulationError
 from dcsim.scenario.serving import ClosedStream, ServiceSpec
 from dcsim.serving.dnn import DnnCost
 from dcsim.serving.llm import LlmCost
@@ -81,14 +82,12 @@ class ServiceRun:
 
         n, r = len(requests), spec.max_replicas
         # the kernel's packed state (kernels/serving.py), with a named view of each column
-        self.qi = np.zeros((n, k.QI_COLS), np.int64)
-        self.qf = np.full((n, k.QF_COLS), np.nan)
+        # (int32: 56 bytes a request; every column stays far below 2**31, `advance` checks
+        # the one that grows with time)
+        self.qi = np.empty((n, k.QI_COLS), np.int32)
+        self.qf = np.empty((n, k.QF_COLS))
         qi, qf = self.qi, self.qf
-        qi[:, k.Q_PROMPT], qi[:, k.Q_OUTPUT] = requests.prompt, requests.output
-        qf[:, k.F_ARR] = requests.arrival_s
-        qf[:, k.F_ITL] = 0.0
-        for col in (k.Q_REPLICA, k.Q_CHUNK, k.Q_NXT, k.Q_DK0, k.Q_HPOS):
-            qi[:, col] = -1
+        k.init_requests(qi, qf, requests.arrival_s, requests.prompt, requests.output)
         # (views: a closed loop's arrival times are set as its requests are sent)
         self.requests = replace(requests, arrival_s=qf[:, k.F_ARR], prompt=qi[:, k.Q_PROMPT],
                                 output=qi[:, k.Q_OUTPUT])
@@ -154,7 +153,13 @@ class ServiceRun:
                 and self.counts[DONE] + self.counts[DROPPED] == len(self.requests))
 
     def advance(self, until: float) -> None:
-        from dcsim.kernels.serving import LEAST_OUTSTANDING, ROUND_ROBIN, advance, advance_dnn
+        from dcsim.kernels.serving import (
+            LEAST_OUTSTANDING,
+            R_DK,
+            ROUND_ROBIN,
+            advance,
+            advance_dnn,
+        )
 
         spec, c, b = self.spec, self.cost, self.spec.batching
         routing = LEAST_OUTSTANDING if spec.routing == "least-outstanding" else ROUND_ROBIN
@@ -173,6 +178,9 @@ class ServiceRun:
             -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.attn_flop_s,
             c.kv_read_s, c.overhead_s, self.wave, self.xfer_s_token, self.xfer_s)
         self.now = until
+        if self.rint[:, R_DK].max(initial=0) > 2**31 - 2**20:  # (a request's Q_DK0 is int32)
+            raise SimulationError(f"service {spec.name}: a replica ran more than 2**31 decode "
+                                  f"iterations; run a shorter stretch")
 
     def ready(self, t: float) -> None:
         """Starting replicas whose weights have loaded by t serve from now."""
@@ -298,17 +306,26 @@ class ServiceRun:
                 met &= e2e <= slo.e2e_s
         return met
 
-    def request_frame(self, services: list[str] | None = None) -> pd.DataFrame:
-        """One row per request. The text columns are categoricals (`services`: the names the
-        service column may take, so that frames of several services concatenate as one)."""
+    def metrics(self) -> dict[str, np.ndarray]:
+        """Each request's latencies (NaN where they do not apply), whether it was served and
+        whether it met the SLO: the columns requests.csv and the service row are made of."""
         q = self.requests
         served = self.status == DONE
         ttft = self.first_t - q.arrival_s
         e2e = self.done_t - q.arrival_s
         with np.errstate(invalid="ignore", divide="ignore"):
-            tpot = np.where(q.output > 1, (self.done_t - self.first_t) / (q.output - 1), np.nan)
-        tpot = np.where(served, tpot, np.nan)
+            tpot = np.where(served & (q.output > 1),
+                            (self.done_t - self.first_t) / (q.output - 1), np.nan)
         itl = np.where(served & (q.output > 1), self.max_itl, np.nan)
+        return {"served": served, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
+                "max_itl_s": itl, "slo_met": self._slo_met(ttft, tpot, e2e, served)}
+
+    def request_frame(self, services: list[str] | None = None,
+                      m: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+        """One row per request. The text columns are categoricals (`services`: the names the
+        service column may take, so that frames of several services concatenate as one)."""
+        q = self.requests
+        m = m if m is not None else self.metrics()
         n = len(q)
         names = services or [self.spec.name]
         return pd.DataFrame({
@@ -317,11 +334,12 @@ class ServiceRun:
             "request_id": np.arange(n),
             # (a closed loop's requests never sent: no arrival time)
             "arrival_s": np.where(np.isfinite(q.arrival_s), q.arrival_s, np.nan),
-            "prompt_tokens": q.prompt, "output_tokens": q.output,
-            "replica": self.replica, "status": STATUS.take(self.status),
-            "reason": REASON.take(self.reason), "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
-            "max_itl_s": itl, "preemptions": self.preempts,
-            "slo_met": self._slo_met(ttft, tpot, e2e, served)}, columns=REQUEST_COLUMNS)
+            "prompt_tokens": q.prompt.astype(np.int64), "output_tokens": q.output.astype(np.int64),
+            "replica": self.replica.astype(np.int64), "status": STATUS.take(self.status),
+            "reason": REASON.take(self.reason), "ttft_s": m["ttft_s"], "tpot_s": m["tpot_s"],
+            "e2e_s": m["e2e_s"], "max_itl_s": m["max_itl_s"],
+            "preemptions": self.preempts.astype(np.int64), "slo_met": m["slo_met"]},
+            columns=REQUEST_COLUMNS)
 
     def timeline_frame(self) -> pd.DataFrame:
         rows = []
@@ -336,18 +354,24 @@ class ServiceRun:
             prev = s
         return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
 
-    def service_row(self, requests: pd.DataFrame) -> dict:
+    def service_row(self, m: dict[str, np.ndarray] | None = None) -> dict:
+        """The service's row of services.csv (`m`: its `metrics()`, if already made)."""
         spec, q = self.spec, self.requests
-        served = requests["status"] == "served"
-        status = requests["status"]
-
-        def pct(col: str, p: float) -> float:
-            v = requests.loc[served, col].dropna().to_numpy()
-            return float(np.percentile(v, p)) if v.size else math.nan
-
+        m = m if m is not None else self.metrics()
+        served = m["served"]
+        by_status = np.bincount(self.status, minlength=DROPPED + 1)
         tokens = float(self.ctr[5])  # (kernels/serving.py C_TOKENS: made so far)
-        ended = int(served.sum() + (status == "dropped").sum())
-        met = int(requests["slo_met"].sum())
+        pcts = {}
+        for col, ps in (("ttft_s", (50, 90, 99)), ("tpot_s", (50, 99)), ("e2e_s", (50, 99)),
+                        ("max_itl_s", (99,))):
+            v = m[col][served]
+            v = v[~np.isnan(v)]
+            got = np.percentile(v, ps) if v.size else [math.nan] * len(ps)
+            pcts.update({f"{col[:-2]}_p{p}_s": float(x) for p, x in zip(ps, got, strict=True)})
+        n_served, n_dropped = int(by_status[DONE]), int(by_status[DROPPED])
+        in_flight = int(by_status[QUEUED] + by_status[RUNNING])
+        ended = n_served + n_dropped
+        met = int(m["slo_met"].sum())
         span = max(self.stop_s - self.start_s, 1e-9)
         window = max(min(self.stop_s, self.last_arrival_s) - (float(q.arrival_s[0])
                                                               if len(q) else 0.0), 1e-9)
@@ -358,20 +382,15 @@ class ServiceRun:
             "gpu_type": spec.gpu_type,
             "replicas": spec.replicas, "tp": spec.tp, "gpus": spec.num_gpus,
             "kv_capacity_tokens": self.cost.kv_capacity_tokens,
-            "requests": len(q), "served": int(served.sum()),
-            "dropped": int((status == "dropped").sum()),
-            "in_flight": int((status == "in_flight").sum()),
-            "not_arrived": int((status == "not_arrived").sum()),
+            "requests": len(q), "served": n_served, "dropped": n_dropped,
+            "in_flight": in_flight, "not_arrived": int(by_status[NOT_ARRIVED]),
             "preemptions": int(self.preempts.sum()),
-            "ttft_p50_s": pct("ttft_s", 50), "ttft_p90_s": pct("ttft_s", 90),
-            "ttft_p99_s": pct("ttft_s", 99), "tpot_p50_s": pct("tpot_s", 50),
-            "tpot_p99_s": pct("tpot_s", 99), "e2e_p50_s": pct("e2e_s", 50),
-            "e2e_p99_s": pct("e2e_s", 99), "max_itl_p99_s": pct("max_itl_s", 99),
+            **pcts,
             "slo_percentile": p,
             "slo_attainment": met / ended if (slo and ended) else math.nan,
             "slo_met": bool(slo and ended and met / ended >= p / 100.0),
             "goodput_per_s": met / window if slo else math.nan,
-            "throughput_per_s": float(served.sum()) / window,
+            "throughput_per_s": n_served / window,
             "output_tokens_per_s": tokens / span,
             "tokens_per_s_per_gpu": tokens / max(self.gpu_seconds, 1e-9),
             # (while serving: not the last row, after it stopped)
