@@ -129,7 +129,9 @@ def _mlp_counts(sizes: list[int]) -> tuple[float, float]:
 
 def _dlrm(m: DlrmModel) -> ModelStats:
     ops = dlrm_ops(m.dense_features, tuple(m.embedding_rows), m.embedding_dim,
-                   tuple(m.bottom_mlp), tuple(m.top_mlp))
+                   tuple(m.bottom_mlp), tuple(m.top_mlp),
+                   tuple(m.lookups) if m.lookups else None, m.interaction, m.cross_layers,
+                   m.cross_rank)
     return _from_net(m.kind, Net(tuple(ops), optimizer="sgd"))
 
 

@@ -77,18 +77,37 @@ class CnnModel(ModelBase):
 
 
 class DlrmModel(ModelBase):
+    """DLRM (Naumov et al. 2019): a bottom MLP over the dense features, one embedding table
+    per sparse feature, their interaction, a top MLP. DLRM v1 (`interaction: dot`) looks up
+    one row per table and takes the pairwise dot products; DLRM v2, as MLPerf runs it,
+    sums `lookups` rows per table (multi-hot embedding bags) and crosses the concatenation
+    in a DCNv2 network (Wang et al. 2021): `cross_layers` layers x_{l+1} = x_0 * (U (V^T x_l)
+    + b) + x_l with rank-`cross_rank` U and V."""
+
     kind: Literal["dlrm"]
     dense_features: PosInt
     embedding_rows: Annotated[list[PosInt], Field(min_length=1)]
     embedding_dim: PosInt
     bottom_mlp: Annotated[list[PosInt], Field(min_length=1)]
     top_mlp: Annotated[list[PosInt], Field(min_length=1)]
+    lookups: Annotated[list[Annotated[int, Field(ge=1, le=100_000)]],
+                       Field(min_length=1)] | None = None  # per table (None: one each)
+    interaction: Literal["dot", "dcn"] = "dot"
+    cross_layers: Annotated[int, Field(ge=1, le=64)] = 3  # (dcn)
+    cross_rank: Annotated[int, Field(ge=1, le=65_536)] = 512  # (dcn)
 
     @model_validator(mode="after")
     def _bottom_matches_embeddings(self) -> DlrmModel:
-        if self.bottom_mlp[-1] != self.embedding_dim:
+        if self.interaction == "dot" and self.bottom_mlp[-1] != self.embedding_dim:
             raise ValueError(f"the bottom MLP's last width ({self.bottom_mlp[-1]}) must equal "
                              f"embedding_dim ({self.embedding_dim}) for the dot interaction")
+        if self.lookups is not None and len(self.lookups) != len(self.embedding_rows):
+            raise ValueError(f"lookups has {len(self.lookups)} entries and embedding_rows "
+                             f"{len(self.embedding_rows)}: give one per table")
+        given = self.model_fields_set & {"cross_layers", "cross_rank"}
+        if given and self.interaction != "dcn":
+            raise ValueError(f"{' and '.join(sorted(given))} shape the DCNv2 cross network: "
+                             f"give them with interaction: dcn")
         return self
 
 

@@ -66,8 +66,9 @@ def default_dataset(job: JobSpec) -> tuple[float, float, int] | None:
     if isinstance(m, GptModel | BertModel):  # tokenized text: seq_len tokens of 2 (or 4) bytes
         token = 2 if m.vocab <= 65536 else 4
         return TEXT_DATASET_BYTES, float(m.seq_len * token), TEXT_SAMPLES_PER_FILE
-    if isinstance(m, DlrmModel):  # Criteo 1TB, binary: label, dense and sparse features (4 B)
-        per = 4.0 * (1 + m.dense_features + len(m.embedding_rows))
+    if isinstance(m, DlrmModel):  # Criteo 1TB, binary: label, dense and sparse features (4 B;
+        # multi-hot: each lookup's index)
+        per = 4.0 * (1 + m.dense_features + sum(m.lookups or [1] * len(m.embedding_rows)))
         return CRITEO_TB_SAMPLES * per, per, TEXT_SAMPLES_PER_FILE
     if isinstance(m, MlpModel):  # fp32 feature vectors and a label, 1 GB
         return 1e9, 4.0 * (m.inputs + 1), TEXT_SAMPLES_PER_FILE

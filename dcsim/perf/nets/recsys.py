@@ -87,21 +87,39 @@ class SparseAutoencoder(NetBuilder):
 
 
 def dlrm_ops(dense_features: int, rows: tuple[int, ...], dim: int, bottom: tuple[int, ...],
-             top: tuple[int, ...]) -> list[Op]:
-    """DLRM (Naumov et al. 2019): bottom MLP, one lookup per table (sparse gradients), the
-    pairwise dot interaction, top MLP."""
+             top: tuple[int, ...], lookups: tuple[int, ...] | None = None,
+             interaction: str = "dot", cross_layers: int = 3, cross_rank: int = 512
+             ) -> list[Op]:
+    """DLRM (Naumov et al. 2019): bottom MLP, the embedding lookups (`lookups` rows summed per
+    table, default one; sparse gradients), the interaction, top MLP. `dot`: DLRM v1's
+    pairwise dot products of the bottom output and the embeddings; `dcn`: DLRM v2's DCNv2
+    cross network (Wang et al. 2021) on their concatenation, each layer a rank-`cross_rank`
+    product pair (V then U) and an elementwise x0 * y + x."""
     ops: list[Op] = []
     n_in = dense_features
     for i, w in enumerate(bottom):
         ops += dense(f"bottom{i}", n_in, w, act=True)
         n_in = w
-    ops += [gather(f"table{i}", 1, dim, r, sparse_grad=True) for i, r in enumerate(rows)]
-    vectors = len(rows) + 1
-    ops.append(Op("interaction", "matmul", m=vectors, k=dim, n=vectors, inputs=vectors * dim,
-                  saved=vectors * dim))
-    pairs = vectors * (vectors - 1) // 2
-    ops.append(memory("interaction.tril", vectors * vectors + pairs, passes=2))
-    n_in = bottom[-1] + pairs
+    per_table = lookups or (1,) * len(rows)
+    ops += [gather(f"table{i}", k, dim, r, sparse_grad=True)
+            for i, (r, k) in enumerate(zip(rows, per_table, strict=True))]
+    pooled = [i for i, k in enumerate(per_table) if k > 1]  # embedding bags sum their rows
+    if pooled:
+        ops.append(memory("bags.sum", sum(per_table[i] for i in pooled) * dim, passes=1))
+    if interaction == "dcn":
+        width = bottom[-1] + len(rows) * dim
+        for layer in range(cross_layers):
+            ops += dense(f"cross{layer}.v", width, cross_rank, bias=False)
+            ops += dense(f"cross{layer}.u", cross_rank, width)
+            ops.append(memory(f"cross{layer}.mix", width, passes=4, saved=width))
+        n_in = width
+    else:
+        vectors = len(rows) + 1
+        ops.append(Op("interaction", "matmul", m=vectors, k=dim, n=vectors,
+                      inputs=vectors * dim, saved=vectors * dim))
+        pairs = vectors * (vectors - 1) // 2
+        ops.append(memory("interaction.tril", vectors * vectors + pairs, passes=2))
+        n_in = bottom[-1] + pairs
     for i, w in enumerate(top):
         ops += dense(f"top{i}", n_in, w, act=i < len(top) - 1)
         n_in = w
