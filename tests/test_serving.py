@@ -417,6 +417,25 @@ def test_an_autoscaled_service_replaces_its_failed_replicas(tmp_path):
     assert s.served + s.dropped + s.in_flight + s.not_arrived == s.requests
 
 
+def test_dlrm_v2_has_its_published_size_and_is_served_at_nvidias_batch():
+    from dcsim.perf.zoo import model_stats
+    from dcsim.scenario import DlrmModel
+    from dcsim.tools.serving_validation import DLRM_V2_PAIRS, dlrm_v2_row
+
+    m = DlrmModel(**catalog.model_presets()["dlrm-v2"], name="dlrm-v2")
+    st = model_stats(m)
+    assert sum(m.lookups) == 214
+    # 204,184,588 rows x 128; the dense part: bottom 171,392 + cross 3 x 3,542,400 + top
+    # 5,245,953 parameters, ~2 FLOPs each per user-item pair
+    assert st.sharded_params + st.params == pytest.approx(204_184_588 * 128 + 16_044_545,
+                                                          rel=1e-6)
+    assert 2 * 16.0e6 <= st.forward_flop_per_sample <= 2 * 16.2e6
+    pairs_s, implied = dlrm_v2_row()
+    assert DLRM_V2_PAIRS[0] <= implied <= DLRM_V2_PAIRS[1]  # (docs/validation.md)
+    with pytest.raises(ValueError, match="lookups has 2 entries and embedding_rows 26"):
+        DlrmModel(**{**catalog.model_presets()["dlrm-v2"], "lookups": [1, 2]})
+
+
 def test_fp8_needs_a_gpu_with_fp8():
     with pytest.raises(ServingFitError, match="no fp8 math"):
         llm_cost(_model("llama3-8b"), catalog.gpus()["a100-sxm4-80gb"], 1, "fp8", 8192, 256,

@@ -93,8 +93,8 @@ class DlrmModel(ModelBase):
     lookups: Annotated[list[Annotated[int, Field(ge=1, le=100_000)]],
                        Field(min_length=1)] | None = None  # per table (None: one each)
     interaction: Literal["dot", "dcn"] = "dot"
-    cross_layers: Annotated[int, Field(ge=1, le=64)] = 3  # (dcn)
-    cross_rank: Annotated[int, Field(ge=1, le=65_536)] = 512  # (dcn)
+    cross_layers: Annotated[int, Field(ge=1, le=64)] = 3  # (dcn only)
+    cross_rank: Annotated[int, Field(ge=1, le=65_536)] = 512  # (dcn only)
 
     @model_validator(mode="after")
     def _bottom_matches_embeddings(self) -> DlrmModel:
@@ -104,10 +104,6 @@ class DlrmModel(ModelBase):
         if self.lookups is not None and len(self.lookups) != len(self.embedding_rows):
             raise ValueError(f"lookups has {len(self.lookups)} entries and embedding_rows "
                              f"{len(self.embedding_rows)}: give one per table")
-        given = self.model_fields_set & {"cross_layers", "cross_rank"}
-        if given and self.interaction != "dcn":
-            raise ValueError(f"{' and '.join(sorted(given))} shape the DCNv2 cross network: "
-                             f"give them with interaction: dcn")
         return self
 
 

@@ -122,7 +122,7 @@ class DynamicBatching(Strict):
     inference engine runs it (TensorRT-style fusions, activations in the precision's bytes);
     without, as the training framework's forward pass."""
 
-    max_batch: Annotated[int, Field(ge=1, le=65_536)] = 32
+    max_batch: Annotated[int, Field(ge=1, le=1_048_576)] = 32  # (MLPerf DLRM-v2: 600,000 pairs)
     timeout_s: Annotated[float, Field(ge=0, le=3600)] = 0.002
     max_queue: Annotated[int, Field(ge=0, le=MAX_REQUESTS)] | None = None
     batch_overhead_s: Annotated[float, Field(ge=0, le=10)] = 0.0

@@ -69,13 +69,15 @@ class DnnCost:
 
 def _largest_output(model, stats) -> float:
     """Elements per sample of the model's largest layer output (a transformer's MLP
-    activation; else the largest product or elementwise output)."""
+    activation; else the largest product or elementwise output; an embedding lookup's output
+    is no larger than what follows it, and a bag's is one row however many it reads)."""
     from dcsim.scenario import GptModel
 
     if isinstance(model, GptModel):
         return model.seq_len * max(model.ffn_hidden or 4 * model.hidden, 3 * model.hidden)
     if stats.net is not None:
-        return max((op.m * op.n if op.kind == "matmul" else op.elems) for op in stats.net.ops)
+        return max((op.m * op.n if op.kind == "matmul" else op.elems) for op in stats.net.ops
+                   if op.kind != "gather")
     sizes = [m * n for m, _, n in stats.conv_shapes] + [n for _, n in stats.layer_shapes]
     return max(sizes, default=stats.activation_elems_per_sample)
 

@@ -101,7 +101,7 @@ class ServiceRun:
         self.rf = np.zeros((r, k.RF_COLS))
         self.rf[:, k.RF_END] = np.inf
         width = spec.batching.max_seqs if spec.is_llm else spec.dynamic_batching.max_batch
-        self.lst = np.full((r, k.LISTS, width), -1, np.int64)
+        self.lst = np.full((r, k.LISTS if spec.is_llm else 1, width), -1, np.int64)  # (DNN: L_RUN)
         self.stk = np.zeros((r, 2, k.GAPS if spec.is_llm else 1))  # inter-token gap stacks
         self.ctr = np.zeros(k.COUNTS, np.int64)
         leaves = 1 << max(0, r - 1).bit_length()  # the replicas' tournament tree

@@ -100,12 +100,11 @@ def dlrm_ops(dense_features: int, rows: tuple[int, ...], dim: int, bottom: tuple
     for i, w in enumerate(bottom):
         ops += dense(f"bottom{i}", n_in, w, act=True)
         n_in = w
+    # an embedding bag reads its rows and sums them as it goes (PyTorch's EmbeddingBag,
+    # TensorRT's plugins): the reads are the cost, the output one row per table
     per_table = lookups or (1,) * len(rows)
     ops += [gather(f"table{i}", k, dim, r, sparse_grad=True)
             for i, (r, k) in enumerate(zip(rows, per_table, strict=True))]
-    pooled = [i for i, k in enumerate(per_table) if k > 1]  # embedding bags sum their rows
-    if pooled:
-        ops.append(memory("bags.sum", sum(per_table[i] for i in pooled) * dim, passes=1))
     if interaction == "dcn":
         width = bottom[-1] + len(rows) * dim
         for layer in range(cross_layers):
