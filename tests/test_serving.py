@@ -372,6 +372,53 @@ def test_without_the_request_table_the_service_results_are_the_same(tmp_path):
     assert load_results(tmp_path).services.served[0] == full.services.served[0]
 
 
+@pytest.mark.parametrize("service", [
+    {**CHAT, "routing": "round-robin"},
+    {**CHAT, "disaggregation": {"prefill_replicas": 1}},
+    {"name": "img", "model": "resnet50", "gpu_type": "h100-sxm5-80gb", "replicas": 2,
+     "requests": {"kind": "poisson", "rate_per_s": 2000, "duration_s": 20},
+     "slo": {"e2e_s": 0.05}},
+])
+def test_a_streaming_service_reuses_rows_and_gives_the_same_results(monkeypatch, tmp_path,
+                                                                     service):
+    """Without the request table, a service holds only the requests in flight: 16 rows at
+    first here, doubled as needed, recycled as requests end; a failure drops requests on the
+    way. Every number is the same as with a row per request."""
+    import dcsim.serving.service as svc
+
+    trace = tmp_path / "failures.csv"
+    trace.write_text("time_s,component,target,repair_s\n10,host,0,30\n")
+    data = _scenario([service], jobs=[], faults={"trace": {"path": str(trace)}},
+                     outputs={"requests": False})
+    monkeypatch.setattr(svc, "STREAM_ROWS", 10**9)
+    whole = simulate(scenario_from_dict(data))
+    monkeypatch.setattr(svc, "STREAM_ROWS", 16)
+    streamed = simulate(scenario_from_dict(data))
+    s = streamed.services.iloc[0]
+    assert s.replica_failures > 0 and s.dropped > 0 and s.served > 1000
+    pd.testing.assert_frame_equal(streamed.services, whole.services)
+    pd.testing.assert_frame_equal(streamed.service_timeline, whole.service_timeline)
+
+
+def test_a_streaming_run_holds_only_the_requests_in_flight(monkeypatch):
+    import dcsim.serving.service as svc
+
+    monkeypatch.setattr(svc, "STREAM_ROWS", 4)
+    n = 400
+    t = np.sort(np.random.default_rng(5).uniform(0, 100, n))
+    req = Requests(t, np.full(n, 500, np.int64), np.full(n, 50, np.int64), n)
+    spec = _spec(replicas=2)
+    run = ServiceRun(0, spec, _cost(), req, stream=True)
+    for until in np.arange(10.0, 200.0, 10.0):
+        run.advance(until)
+    whole = _run(spec, t, [500] * n, [50] * n)
+    assert run.stream and run.qi.shape[0] < n / 4 and run.retired == n
+    row, ref = run.service_row(), whole.service_row(whole.metrics())
+    keys = ["served", "dropped", "in_flight", "not_arrived", "preemptions", "ttft_p50_s",
+            "ttft_p99_s", "tpot_p99_s", "e2e_p99_s", "max_itl_p99_s", "output_tokens"]
+    assert row["served"] == n and [row[k] for k in keys] == [ref[k] for k in keys]
+
+
 def test_an_unreachable_ttft_is_reported_before_the_requests_miss_it():
     tight = {**CHAT, "slo": {"ttft_s": 0.05}}
     res = simulate(scenario_from_dict(_scenario([tight], jobs=[])))

@@ -86,7 +86,7 @@ class Serving:
                                              "the replicas do not fit the cluster")])
             ring = network.ring({placements[0].server_ids[0]: spec.tp})
             cost = service_cost(spec, ring.intra_bandwidth, ring.intra_latency_s)
-            run = ServiceRun(i, spec, cost, requests)
+            run = ServiceRun(i, spec, cost, requests, stream=not self.keep_requests)
             if spec.disaggregation is not None:
                 self._kv_transfer(run, network, cluster, placements)
             for r, p in enumerate(placements):
@@ -381,7 +381,7 @@ class Serving:
 
     def frames(self, jobs: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict]:
         names = [r.spec.name for r in self.runs]
-        metrics = [r.metrics() for r in self.runs]
+        metrics = [None if r.stream else r.metrics() for r in self.runs]
         rows = [r.service_row(m) for r, m in zip(self.runs, metrics, strict=True)]
         requests = ([r.request_frame(names, m) for r, m in zip(self.runs, metrics, strict=True)]
                     if self.keep_requests else [])
@@ -399,7 +399,7 @@ class Serving:
         summary = service_summary(services, jobs)
         if self.notes:
             summary["serving_notes"] = list(self.notes)
-        for r in self.runs:
-            kept = int(np.count_nonzero(r.status == 3) + np.count_nonzero(r.status == 4))
-            assert kept == int(r.counts[3] + r.counts[4]), "request accounting"
+        for r, row in zip(self.runs, rows, strict=True):
+            assert row["served"] + row["dropped"] == int(r.counts[3] + r.counts[4]), \
+                "request accounting"
         return frames, summary

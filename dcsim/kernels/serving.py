@@ -159,18 +159,30 @@ def _unlist(r, row, n, i, lst):
 
 
 @njit(cache=True, _nrt=False)
-def init_requests(qi, qf, arrival_s, prompt, output):
-    """Fill the requests' columns, a row at a time: not arrived, on no replica, nothing made."""
-    for i in range(qi.shape[0]):
+def fill_lut(tab, lut):
+    """lut[0, k] and lut[1, k]: the linear layers' time for k tokens and the output layer's
+    for k sequences (`_interp` of the table, precomputed: an iteration looks them up)."""
+    for k in range(lut.shape[1]):
+        lut[0, k] = _interp(float(k), tab, T_LIN_X)
+        lut[1, k] = _interp(float(k), tab, T_HEAD_X)
+
+
+@njit(cache=True, _nrt=False)
+def init_requests(qi, qf, arrival_s, prompt, output, first, count):
+    """Load requests first .. first + count - 1 into their rows (request a: row a % rows):
+    not arrived, on no replica, nothing made."""
+    rows = qi.shape[0]
+    for a in range(first, first + count):
+        i = a % rows
         for c in range(QI_COLS):
             qi[i, c] = 0
-        qi[i, Q_PROMPT] = prompt[i]
-        qi[i, Q_OUTPUT] = output[i]
+        qi[i, Q_PROMPT] = prompt[a]
+        qi[i, Q_OUTPUT] = output[a]
         for c in (Q_REPLICA, Q_CHUNK, Q_NXT, Q_DK0, Q_HPOS):
             qi[i, c] = -1
         for c in range(QF_COLS):
             qf[i, c] = np.nan
-        qf[i, F_ARR] = arrival_s[i]
+        qf[i, F_ARR] = arrival_s[a]
         qf[i, F_ITL] = 0.0
 
 
@@ -305,7 +317,7 @@ def _settle(r, i, rint, qi, qf, rf, stk):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _start(r, t, rint, rf, lst, qi, qf, stk, tab, max_tokens, max_seqs, kv_cap, chunked,
+def _start(r, t, rint, rf, lst, qi, qf, stk, tab, lut, max_tokens, max_seqs, kv_cap, chunked,
            attn_flop_s, kv_read_s, overhead_s):
     """Form replica r's next batch at time t and set its end; idle if there is nothing to do
     (or it is not serving yet)."""
@@ -405,9 +417,10 @@ def _start(r, t, rint, rf, lst, qi, qf, stk, tab, max_tokens, max_seqs, kv_cap, 
         rf[r, RF_END] = np.inf
         return
     rint[r, R_DECNOW] = 1 if (not prefill_only and rint[r, R_DEC] > 0) else 0
-    dt = (overhead_s + _interp(float(tokens), tab, T_LIN_X)
-          + _interp(float(seqs), tab, T_HEAD_X)
-          + max(attn * attn_flop_s, float(kv_read) * kv_read_s))
+    n = lut.shape[1]
+    lin = lut[0, tokens] if tokens < n else _interp(float(tokens), tab, T_LIN_X)
+    head = lut[1, seqs] if seqs < n else _interp(float(seqs), tab, T_HEAD_X)
+    dt = overhead_s + lin + head + max(attn * attn_flop_s, float(kv_read) * kv_read_s)
     rf[r, RF_END] = t + dt
     rint[r, R_ITERS] += 1
     rint[r, R_BUSY_US] += int(dt * 1e6 + 0.5)
@@ -497,7 +510,7 @@ def _refill(t, qf, ctr, wave):
     if wave < 0:
         return
     target = min(qf.shape[0], wave + ctr[DONE] + ctr[DROPPED])
-    while ctr[C_FILL] < target:
+    while ctr[C_FILL] < target:  # (a closed loop's requests each have their own row)
         qf[ctr[C_FILL], F_ARR] = t
         ctr[C_FILL] += 1
 
@@ -607,17 +620,19 @@ def _tree_fix(tree, rf, r):
 
 
 @njit(cache=True, _nrt=False)
-def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tree, tab, routing, rr,
-            max_tokens, max_seqs, kv_cap, max_len, max_queue, chunked, attn_flop_s, kv_read_s,
-            overhead_s, wave, xfer_s_token, xfer_s):
+def advance(t_now, until, cursor, loaded, qi, qf, rint, rf, lst, stk, ctr, xh, tree, tab, lut,
+            routing, rr, max_tokens, max_seqs, kv_cap, max_len, max_queue, chunked, attn_flop_s,
+            kv_read_s, overhead_s, wave, xfer_s_token, xfer_s):
     """Run the service from `t_now` to time `until`; returns (next arrival index, round-robin
-    counter). Replicas route and iterate by their state (OFF, STARTING, ACTIVE, DRAINING).
+    counter). Requests 0 .. `loaded` - 1 are in the slots: request a in row a % the rows
+    (serving/service.py keeps the rows of those in flight; every list and link here holds
+    rows). Replicas route and iterate by their state (OFF, STARTING, ACTIVE, DRAINING).
     ctr[DONE] and ctr[DROPPED] count the requests served and dropped so far. With
     disaggregation (role 1: prefill, 2: decode replicas; 0 everywhere: none) arrivals go to
     prefill replicas and requests whose KV transfer has ended (the heap xh) to decode
     replicas, least outstanding first. At one instant: iteration ends (replicas in index
     order), then transfers, then arrivals."""
-    n = qf.shape[0]
+    rows = qf.shape[0]
     replicas = rint.shape[0]
     first_role = rint[0, R_ROLE]  # (1 with disaggregation: arrivals go to prefill replicas)
     for r in range(1, replicas):
@@ -637,7 +652,7 @@ def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tree, tab
         else:
             if wave >= 0:  # a closed loop's next requests
                 _refill(last, qf, ctr, wave)
-            na = qf[a, F_ARR] if a < n else np.inf
+            na = qf[a % rows, F_ARR] if a < loaded else np.inf
             r_best = tree[1]
             ne = rf[r_best, RF_END] if r_best >= 0 else np.inf
             nh = xh[0, 0] if ctr[C_XN] > 0 else np.inf
@@ -664,7 +679,7 @@ def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tree, tab
             else:
                 if na > until:
                     break
-                i = a
+                i = a % rows
                 a += 1
                 last = na
                 qi[i, Q_TARGET] = qi[i, Q_PROMPT]
@@ -676,8 +691,8 @@ def advance(t_now, until, cursor, qi, qf, rint, rf, lst, stk, ctr, xh, tree, tab
                 if r < 0 or rf[r, RF_END] != np.inf:
                     continue
         # (one call site: _start is inlined, and each copy costs compile time)
-        _start(r, last, rint, rf, lst, qi, qf, stk, tab, max_tokens, max_seqs, kv_cap, chunked,
-               attn_flop_s, kv_read_s, overhead_s)
+        _start(r, last, rint, rf, lst, qi, qf, stk, tab, lut, max_tokens, max_seqs, kv_cap,
+               chunked, attn_flop_s, kv_read_s, overhead_s)
         _tree_fix(tree, rf, r)
     return a, rr
 
@@ -706,13 +721,13 @@ def _try_batch(r, t, rint, rf, lst, qi, qf, max_batch, timeout, batch_s):
 
 
 @njit(cache=True, _nrt=False)
-def advance_dnn(t_now, until, cursor, qi, qf, rint, rf, lst, ctr, routing, rr, max_batch,
-                timeout, max_queue, batch_s, wave):
+def advance_dnn(t_now, until, cursor, loaded, qi, qf, rint, rf, lst, ctr, routing, rr,
+                max_batch, timeout, max_queue, batch_s, wave):
     """Run a DNN service from `t_now` to `until` (dynamic batching of one-sample requests);
     returns (next arrival index, round-robin counter). Batch ends come before timeouts, and
     both before arrivals at the same instant, replicas in index order; a request's answer (its
-    first and last token) comes at the end of its batch."""
-    n = qf.shape[0]
+    first and last token) comes at the end of its batch. Requests and rows as in `advance`."""
+    rows = qf.shape[0]
     replicas = rint.shape[0]
     a = cursor
     for r in range(replicas):  # replicas that became active since the last call
@@ -721,7 +736,7 @@ def advance_dnn(t_now, until, cursor, qi, qf, rint, rf, lst, ctr, routing, rr, m
     while True:
         if wave >= 0:  # a closed loop's next requests
             _refill(last, qf, ctr, wave)
-        na = qf[a, F_ARR] if a < n else np.inf
+        na = qf[a % rows, F_ARR] if a < loaded else np.inf
         r_best = -1
         ne = np.inf
         for r in range(replicas):
@@ -755,10 +770,24 @@ def advance_dnn(t_now, until, cursor, qi, qf, rint, rf, lst, ctr, routing, rr, m
             continue
         if na > until:
             break
-        i = a
+        i = a % rows
         a += 1
         last = na
         r, rr = _admit(i, rint, routing, rr, 0, qi, ctr, max_queue)
         if r >= 0:
             _try_batch(r, na, rint, rf, lst, qi, qf, max_batch, timeout, batch_s)
     return a, rr
+
+
+@njit(cache=True, _nrt=False)
+def first_unfinished(qi, start, end):
+    """The first request from `start` (before `end`) that is neither served nor dropped; `end`
+    if none is."""
+    rows = qi.shape[0]
+    a = start
+    while a < end:
+        st = qi[a % rows, Q_STATUS]
+        if st != DONE and st != DROPPED:
+            return a
+        a += 1
+    return end

@@ -33,6 +33,7 @@ STATUS_NAMES = np.array(["not_arrived", "in_flight", "in_flight", "served", "dro
 REASONS = np.array(["", "longer than max_len or the KV cache", "queue full",
                     "no replica serving or starting", "replica failed"], dtype=object)
 REPLICA_FAILED = 4  # (a drop reason, set here: kernels/serving.py has the others)
+LATENCY_COLUMNS = ("ttft_s", "tpot_s", "e2e_s", "max_itl_s")
 STATUS = pd.Categorical(STATUS_NAMES, categories=["not_arrived", "in_flight", "served",
                                                   "dropped"])
 REASON = pd.Categorical(REASONS, categories=list(REASONS))
@@ -71,31 +72,59 @@ class _Sample:
     work: int  # tokens (LLM) or samples (DNN) processed so far
 
 
+STREAM_ROWS = 1 << 18  # rows a streaming service starts with (~25 MB)
+
+
+class _Ended:
+    """The counts and latencies of requests whose rows were reused (streaming)."""
+
+    def __init__(self) -> None:
+        self.by_status = np.zeros(5, np.int64)
+        self.preemptions = 0
+        self.met = 0
+        self.latencies: dict[str, list[np.ndarray]] = {c: [] for c in LATENCY_COLUMNS}
+
+    def add(self, m: dict[str, np.ndarray], qi: np.ndarray) -> None:
+        self.by_status += np.bincount(qi[:, 3], minlength=5)  # (Q_STATUS)
+        self.preemptions += int(qi[:, 11].sum())  # (Q_PREEMPTS)
+        self.met += int(m["slo_met"].sum())
+        for c in LATENCY_COLUMNS:
+            self.latencies[c].append(m[c][m["served"]])
+
+
 class ServiceRun:
     """A service's state between calls of the kernel."""
 
     def __init__(self, index: int, spec: ServiceSpec, cost: LlmCost | DnnCost,
-                 requests: Requests) -> None:
+                 requests: Requests, stream: bool = False) -> None:
+        """`stream`: hold only the requests in flight (rows recycled as requests end, their
+        results kept as numbers: no per-request table); a closed loop never streams."""
         from dcsim.kernels import serving as k  # numba: only when a service runs
 
         self.index, self.spec, self.cost = index, spec, cost
 
         n, r = len(requests), spec.max_replicas
-        # the kernel's packed state (kernels/serving.py), with a named view of each column
-        # (int32: 56 bytes a request; every column stays far below 2**31, `advance` checks
-        # the one that grows with time)
-        self.qi = np.empty((n, k.QI_COLS), np.int32)
-        self.qf = np.empty((n, k.QF_COLS))
-        qi, qf = self.qi, self.qf
-        k.init_requests(qi, qf, requests.arrival_s, requests.prompt, requests.output)
-        # (views: a closed loop's arrival times are set as its requests are sent)
-        self.requests = replace(requests, arrival_s=qf[:, k.F_ARR], prompt=qi[:, k.Q_PROMPT],
-                                output=qi[:, k.Q_OUTPUT])
-        self.replica, self.status, self.reason = (qi[:, k.Q_REPLICA], qi[:, k.Q_STATUS],
-                                                  qi[:, k.Q_REASON])
-        self.generated, self.preempts = qi[:, k.Q_GEN], qi[:, k.Q_PREEMPTS]
-        self.first_t, self.done_t, self.max_itl = (qf[:, k.F_FIRST], qf[:, k.F_DONE],
-                                                   qf[:, k.F_ITL])
+        closed = isinstance(spec.requests, ClosedStream)
+        self.n = n
+        self.stream = stream and not closed and n > STREAM_ROWS
+        rows = STREAM_ROWS if self.stream else n
+        # the kernel's packed state (kernels/serving.py): request a in row a % rows (int32:
+        # 56 bytes a request; every column stays far below 2**31, `advance` checks the one
+        # that grows with time)
+        self.qi = np.empty((rows, k.QI_COLS), np.int32)
+        self.qf = np.empty((rows, k.QF_COLS))
+        self.src = requests
+        self.loaded = 0  # requests 0 .. loaded - 1 have been given rows
+        self.retired = 0  # (streaming) requests 0 .. retired - 1 ended and were counted
+        self._ended = _Ended()
+        if self.stream:
+            self.requests = requests
+        else:
+            self._load()
+            # (views: a closed loop's arrival times are set as its requests are sent)
+            self.requests = replace(requests, arrival_s=self.qf[:, k.F_ARR],
+                                    prompt=self.qi[:, k.Q_PROMPT],
+                                    output=self.qi[:, k.Q_OUTPUT])
         self.rint = np.zeros((r, k.R_INT_COLS), np.int64)
         self.rint[:, k.R_HEAD] = self.rint[:, k.R_TAIL] = -1  # empty queues
         self.rf = np.zeros((r, k.RF_COLS))
@@ -104,6 +133,10 @@ class ServiceRun:
         self.lst = np.full((r, k.LISTS if spec.is_llm else 1, width), -1, np.int64)  # (DNN: L_RUN)
         self.stk = np.zeros((r, 2, k.GAPS if spec.is_llm else 1))  # inter-token gap stacks
         self.ctr = np.zeros(k.COUNTS, np.int64)
+        if isinstance(cost, LlmCost):  # iteration-time tables, and lookups up to a full batch
+            self.tab = cost.table
+            self.lut = np.zeros((2, spec.batching.max_tokens + spec.batching.max_seqs + 1))
+            k.fill_lut(self.tab, self.lut)
         leaves = 1 << max(0, r - 1).bit_length()  # the replicas' tournament tree
         self.tree = np.full(2 * leaves, -1, np.int64)
         self.tree[leaves:leaves + r] = np.arange(r)
@@ -119,7 +152,6 @@ class ServiceRun:
         self.replica_failures = 0
         self.jobs_preempted = 0
         self.low_since = math.nan  # since when the load has allowed fewer replicas
-        closed = isinstance(spec.requests, ClosedStream)
         # a closed loop's clients (-1: an open stream) and how many requests they have sent
         self.wave = spec.requests.concurrency if closed else -1
         self.ctr[k.C_FILL] = min(self.wave, n) if closed else n
@@ -133,7 +165,7 @@ class ServiceRun:
         self.xfer_s_token = 0.0
         self.xfer_s_token_alone = 0.0  # (on an unshared path)
         self.xfer_s = 0.0
-        self.xh = np.zeros((n if spec.disaggregation is not None else 1, 2))
+        self.xh = np.zeros((rows if spec.disaggregation is not None else 1, 2))
         self.cursor = 0
         self.rr = 0
         self.now = 0.0
@@ -141,6 +173,16 @@ class ServiceRun:
         self.stop_s = math.nan  # when it stopped serving (drained or cut short)
         self.samples: list[_Sample] = []
         self.energy_kwh = math.nan  # its GPUs' energy, once `power_spans` has priced them
+
+    # each request row's columns (streaming: the rows of the requests in flight)
+    replica = property(lambda self: self.qi[:, 2])
+    status = property(lambda self: self.qi[:, 3])
+    reason = property(lambda self: self.qi[:, 4])
+    generated = property(lambda self: self.qi[:, 5])
+    preempts = property(lambda self: self.qi[:, 11])
+    first_t = property(lambda self: self.qf[:, 1])
+    done_t = property(lambda self: self.qf[:, 3])
+    max_itl = property(lambda self: self.qf[:, 4])
 
     @property
     def last_arrival_s(self) -> float:
@@ -153,6 +195,25 @@ class ServiceRun:
                 and self.counts[DONE] + self.counts[DROPPED] == len(self.requests))
 
     def advance(self, until: float) -> None:
+        """Run the kernel to `until`. Streaming, in stretches: each ends at the next arrival
+        without a row (rows of ended requests are counted and reused; when every row is in
+        flight, there are twice as many)."""
+        if not self.stream:
+            self._kernel(until)
+            return
+        arrival = self.src.arrival_s
+        while True:
+            self._retire()
+            self._load()
+            nxt = float(arrival[self.loaded]) if self.loaded < self.n else math.inf
+            self._kernel(min(until, nxt))
+            if nxt > until:
+                return
+            self._retire()
+            if self.loaded - self.retired == self.qi.shape[0]:
+                self._grow()
+
+    def _kernel(self, until: float) -> None:
         from dcsim.kernels.serving import (
             LEAST_OUTSTANDING,
             R_DK,
@@ -166,21 +227,78 @@ class ServiceRun:
         if isinstance(c, DnnCost):
             d = spec.dynamic_batching
             self.cursor, self.rr = advance_dnn(
-                self.now, until, self.cursor, self.qi, self.qf, self.rint, self.rf, self.lst,
-                self.ctr, routing, self.rr, d.max_batch, d.timeout_s,
+                self.now, until, self.cursor, self.loaded, self.qi, self.qf, self.rint, self.rf,
+                self.lst, self.ctr, routing, self.rr, d.max_batch, d.timeout_s,
                 -1 if d.max_queue is None else d.max_queue, c.batch_s, self.wave)
             self.now = until
             return
         self.cursor, self.rr = advance(
-            self.now, until, self.cursor, self.qi, self.qf, self.rint, self.rf, self.lst,
-            self.stk, self.ctr, self.xh, self.tree, c.table, routing, self.rr, b.max_tokens,
-            b.max_seqs, c.kv_capacity_tokens, spec.max_len,
+            self.now, until, self.cursor, self.loaded, self.qi, self.qf, self.rint, self.rf,
+            self.lst, self.stk, self.ctr, self.xh, self.tree, self.tab, self.lut, routing,
+            self.rr, b.max_tokens, b.max_seqs, c.kv_capacity_tokens, spec.max_len,
             -1 if b.max_queue is None else b.max_queue, b.chunked_prefill, c.attn_flop_s,
             c.kv_read_s, c.overhead_s, self.wave, self.xfer_s_token, self.xfer_s)
         self.now = until
         if self.rint[:, R_DK].max(initial=0) > 2**31 - 2**20:  # (a request's Q_DK0 is int32)
             raise SimulationError(f"service {spec.name}: a replica ran more than 2**31 decode "
                                   f"iterations; run a shorter stretch")
+
+    # ------------------------------------------------------------ rows (streaming)
+    def _segments(self, a: int, b: int) -> list[slice]:
+        """The rows of requests a .. b - 1 (at most two runs of rows)."""
+        rows = self.qi.shape[0]
+        if b <= a:
+            return []
+        lo, hi = a % rows, (b - 1) % rows + 1
+        return [slice(lo, hi)] if lo < hi else [slice(lo, rows), slice(0, hi)]
+
+    def _load(self) -> None:
+        """Give rows to the next requests, as many as are free."""
+        from dcsim.kernels.serving import init_requests
+
+        new = min(self.n, self.retired + self.qi.shape[0])
+        if new > self.loaded:
+            q = self.src
+            init_requests(self.qi, self.qf, q.arrival_s, q.prompt, q.output, self.loaded,
+                          new - self.loaded)
+            self.loaded = new
+
+    def _retire(self) -> None:
+        """Count the requests that ended, oldest first up to the first still in flight, and
+        free their rows."""
+        from dcsim.kernels.serving import first_unfinished
+
+        end = first_unfinished(self.qi, self.retired, self.loaded)
+        for rows in self._segments(self.retired, end):
+            self._ended.add(self._row_metrics(self.qi[rows], self.qf[rows]), self.qi[rows])
+        self.retired = end
+
+    def _grow(self) -> None:
+        """Twice the rows: every row holds a request in flight. The requests keep their
+        numbers; their rows, and every reference to them, move."""
+        from dcsim.kernels import serving as k
+
+        old, rows = self.qi.shape[0], 2 * self.qi.shape[0]
+        live = np.arange(self.retired, self.loaded)
+        moved = np.full(old, -1, np.int64)  # old row -> new row
+        moved[live % old] = live % rows
+        qi = np.empty((rows, k.QI_COLS), np.int32)
+        qf = np.empty((rows, k.QF_COLS))
+        qi[live % rows], qf[live % rows] = self.qi[live % old], self.qf[live % old]
+
+        def to_new(v: np.ndarray) -> np.ndarray:
+            return np.where(v >= 0, moved[np.maximum(v, 0)], v)
+
+        qi[live % rows, k.Q_NXT] = to_new(qi[live % rows, k.Q_NXT])
+        for col in (k.R_HEAD, k.R_TAIL):
+            self.rint[:, col] = to_new(self.rint[:, col])
+        for row in (k.L_RUN, k.L_PF, k.L_PEND, k.L_HVAL)[:self.lst.shape[1]]:  # (DNN: L_RUN)
+            self.lst[:, row, :] = to_new(self.lst[:, row, :])
+        xh = np.zeros((rows if self.spec.disaggregation is not None else 1, 2))
+        m = int(self.ctr[k.C_XN])
+        xh[:m, 0] = self.xh[:m, 0]
+        xh[:m, 1] = to_new(self.xh[:m, 1].astype(np.int64))
+        self.qi, self.qf, self.xh = qi, qf, xh
 
     def ready(self, t: float) -> None:
         """Starting replicas whose weights have loaded by t serve from now."""
@@ -308,17 +426,40 @@ class ServiceRun:
 
     def metrics(self) -> dict[str, np.ndarray]:
         """Each request's latencies (NaN where they do not apply), whether it was served and
-        whether it met the SLO: the columns requests.csv and the service row are made of."""
-        q = self.requests
-        served = self.status == DONE
-        ttft = self.first_t - q.arrival_s
-        e2e = self.done_t - q.arrival_s
+        whether it met the SLO: the columns requests.csv and the service row are made of
+        (not streaming: then each request has its row)."""
+        assert not self.stream, "a streaming service keeps no per-request rows"
+        return self._row_metrics(self.qi, self.qf)
+
+    def _row_metrics(self, qi: np.ndarray, qf: np.ndarray) -> dict[str, np.ndarray]:
+        """`metrics` of the requests in these rows (kernels/serving.py's columns)."""
+        arrival, first, done = qf[:, 0], qf[:, 1], qf[:, 3]  # F_ARR, F_FIRST, F_DONE
+        output = qi[:, 1]  # Q_OUTPUT
+        served = qi[:, 3] == DONE  # Q_STATUS
+        ttft = first - arrival
+        e2e = done - arrival
         with np.errstate(invalid="ignore", divide="ignore"):
-            tpot = np.where(served & (q.output > 1),
-                            (self.done_t - self.first_t) / (q.output - 1), np.nan)
-        itl = np.where(served & (q.output > 1), self.max_itl, np.nan)
+            tpot = np.where(served & (output > 1), (done - first) / (output - 1), np.nan)
+        itl = np.where(served & (output > 1), qf[:, 4], np.nan)  # F_ITL
         return {"served": served, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
                 "max_itl_s": itl, "slo_met": self._slo_met(ttft, tpot, e2e, served)}
+
+    def ended(self) -> tuple[np.ndarray, int, int, dict[str, np.ndarray]]:
+        """(requests by status, preemptions, requests that met the SLO, each latency column
+        of the served requests): all requests, with or without their rows."""
+        if not self.stream:
+            m = self.metrics()
+            return (np.bincount(self.status, minlength=5), int(self.preempts.sum()),
+                    int(m["slo_met"].sum()), {c: m[c][m["served"]] for c in LATENCY_COLUMNS})
+        done = _Ended()
+        done.by_status += self._ended.by_status
+        done.preemptions, done.met = self._ended.preemptions, self._ended.met
+        done.latencies = {c: list(v) for c, v in self._ended.latencies.items()}
+        for rows in self._segments(self.retired, self.loaded):  # those with rows
+            done.add(self._row_metrics(self.qi[rows], self.qf[rows]), self.qi[rows])
+        done.by_status[NOT_ARRIVED] += self.n - self.loaded  # (never given a row)
+        return (done.by_status, done.preemptions, done.met,
+                {c: np.concatenate(v) if v else np.zeros(0) for c, v in done.latencies.items()})
 
     def request_frame(self, services: list[str] | None = None,
                       m: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
@@ -357,21 +498,23 @@ class ServiceRun:
     def service_row(self, m: dict[str, np.ndarray] | None = None) -> dict:
         """The service's row of services.csv (`m`: its `metrics()`, if already made)."""
         spec, q = self.spec, self.requests
-        m = m if m is not None else self.metrics()
-        served = m["served"]
-        by_status = np.bincount(self.status, minlength=DROPPED + 1)
+        if m is not None:
+            by_status, preemptions = np.bincount(self.status, minlength=5), int(self.preempts.sum())
+            met = int(m["slo_met"].sum())
+            latencies = {c: m[c][m["served"]] for c in LATENCY_COLUMNS}
+        else:
+            by_status, preemptions, met, latencies = self.ended()
         tokens = float(self.ctr[5])  # (kernels/serving.py C_TOKENS: made so far)
         pcts = {}
         for col, ps in (("ttft_s", (50, 90, 99)), ("tpot_s", (50, 99)), ("e2e_s", (50, 99)),
                         ("max_itl_s", (99,))):
-            v = m[col][served]
+            v = latencies[col]
             v = v[~np.isnan(v)]
             got = np.percentile(v, ps) if v.size else [math.nan] * len(ps)
             pcts.update({f"{col[:-2]}_p{p}_s": float(x) for p, x in zip(ps, got, strict=True)})
         n_served, n_dropped = int(by_status[DONE]), int(by_status[DROPPED])
         in_flight = int(by_status[QUEUED] + by_status[RUNNING])
         ended = n_served + n_dropped
-        met = int(m["slo_met"].sum())
         span = max(self.stop_s - self.start_s, 1e-9)
         window = max(min(self.stop_s, self.last_arrival_s) - (float(q.arrival_s[0])
                                                               if len(q) else 0.0), 1e-9)
@@ -384,7 +527,7 @@ class ServiceRun:
             "kv_capacity_tokens": self.cost.kv_capacity_tokens,
             "requests": len(q), "served": n_served, "dropped": n_dropped,
             "in_flight": in_flight, "not_arrived": int(by_status[NOT_ARRIVED]),
-            "preemptions": int(self.preempts.sum()),
+            "preemptions": preemptions,
             **pcts,
             "slo_percentile": p,
             "slo_attainment": met / ended if (slo and ended) else math.nan,
