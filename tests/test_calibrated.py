@@ -74,6 +74,57 @@ def test_pipeline_bubble_shrinks_with_more_micro_batches_and_interleaving():
     assert inter.bubble_s < many.bubble_s
 
 
+# 10 layers on 4 stages: 2 + 3 + 3 + 2 (the embedding and output layer on the light ends)
+TEN = {"kind": "gpt", "layers": 10, "hidden": 4096, "heads": 32, "seq_len": 2048,
+       "vocab": 50000}
+
+
+def test_uneven_stages_run_as_given_and_the_bubble_follows():
+    even = est(job(tp=1, pp=2, batch=16))  # 4 + 4 of the default 8 layers
+    lopsided = est(job(tp=1, pp=2, batch=16, stage_layers=[2, 6]))
+    # the 6-layer stage paces the pipeline: its 16 micro-batches take 1.5x as long
+    assert lopsided.iteration_s > 1.3 * even.iteration_s
+    ends = est(job(TEN, tp=1, pp=4, batch=32, first_stage_layers=2, last_stage_layers=2))
+    same = est(job(TEN, tp=1, pp=4, batch=32, stage_layers=[2, 3, 3, 2]))
+    assert ends.iteration_s == same.iteration_s
+    # interleaved: virtual stage c x pp + d on stage d
+    inter = job(TEN, tp=1, pp=2, batch=32, virtual_stages=2, stage_layers=[2, 3, 3, 2])
+    assert inter.parallelism.chunk_layers(10) == [2, 3, 3, 2] and est(inter).iteration_s > 0
+
+
+def test_uneven_stage_memory_is_the_fullest_stage():
+    base = dict(tp=1, pp=4, batch=32)
+    even = memory_breakdown(job(**base))  # 2 layers a stage; stage 0 holds 4 micro-batches
+    # 1 + 3 + 2 + 2: stage 1 holds 3 layers x 3 micro-batches in flight (> stage 0's 1 x 4)
+    uneven = memory_breakdown(job(**base, stage_layers=[1, 3, 2, 2]))
+    assert uneven.activations == pytest.approx(even.activations * (3 * 3) / (2 * 4))
+    assert uneven.weights == pytest.approx(even.weights * 3 / 2)
+
+
+@pytest.mark.parametrize(("par", "message"), [
+    ({"pp": 2, "stage_layers": [3, 4, 1]}, r"stage_layers has 3 entries; pp x virtual_stages"
+                                           r" = 2 x 1 = 2"),
+    ({"pp": 2, "stage_layers": [3, 4]}, "stage_layers add up to 7 layers; the model has 8"),
+    ({"pp": 3}, r"layers \(8\) must be divisible by pp x virtual_stages \(3 x 1 = 3\); or "
+                "give stage_layers"),
+    ({"pp": 4, "first_stage_layers": 1}, "first_stage_layers 1 leave 7 of the model's 8 "
+                                         "layers for the other 3 virtual stages"),
+    ({"pp": 2, "first_stage_layers": 2, "stage_layers": [4, 4]}, "not both"),
+    ({"pp": 1, "stage_layers": [4, 4]}, "need pipeline parallelism"),
+])
+def test_stage_layer_counts_that_do_not_add_up_are_refused(par, message):
+    with pytest.raises(ValueError, match=message):
+        job(tp=1, batch=16, **par)
+
+
+def test_llama3_405b_on_16_stages_as_meta_ran_it():
+    j = job("llama3-405b", tp=8, pp=16, dp=64, batch=2048, sequence_parallel=True,
+            first_stage_layers=7, last_stage_layers=7)
+    assert j.parallelism.chunk_layers(126) == [7] + [8] * 14 + [7]
+    e = est(j, gpu=H100)
+    assert 0.2 < e.mfu < 0.7 and e.bubble_s > 0
+
+
 def test_tensor_parallel_pays_collectives_and_overlap_hides_them():
     plain = est(job(tp=4))
     assert plain.tp_comm_s > 0 and est(job(tp=1)).tp_comm_s == 0

@@ -238,12 +238,11 @@ class CalibratedStepModel:
                                          else dev.profile.nvlink_efficiency)
         ep = Collectives(p.ep, ep_bw, ring.latency_s)
         layer = layer_cost(m, job, dev, tp, ep)
-        chunks = p.pp * p.virtual_stages
-        per_chunk = m.layers // chunks
-        fwd = layer.forward * per_chunk
-        bwd = (layer.backward + layer.recompute) * per_chunk
-        t_fwd = np.full(chunks, fwd.time_s)
-        t_bwd = np.full(chunks, bwd.time_s)
+        # each virtual stage's layers (uneven stages: Megatron's first/last-stage counts)
+        layers = p.chunk_layers(m.layers)
+        even = len(set(layers)) == 1
+        t_fwd = np.array([(layer.forward * k).time_s for k in layers])
+        t_bwd = np.array([((layer.backward + layer.recompute) * k).time_s for k in layers])
         if head:
             head_f, head_b = head_cost(m, job, dev)
             t_fwd[-1] += head_f.time_s
@@ -258,12 +257,19 @@ class CalibratedStepModel:
         p2p = p2p_bytes / p2p_bw + ring.latency_s if p.pp > 1 else 0.0
         makespan = pipeline_makespan(p.pipeline_schedule, p.pp, micro, p.virtual_stages,
                                      t_fwd, t_bwd, p2p)
-        # the device with the last virtual stage does the most work: report its split
-        device_chunks = [(p.pp - 1) + c * p.pp for c in range(p.virtual_stages)]
+        # report the split of the device with the most work: with even stages the one with
+        # the last virtual stage (and the output layer)
+        work = [sum(t_fwd[c * p.pp + d] + t_bwd[c * p.pp + d] for c in range(p.virtual_stages))
+                for d in range(p.pp)]
+        busiest = p.pp - 1 if even else max(range(p.pp), key=lambda d: (work[d], d))
+        device_chunks = [busiest + c * p.pp for c in range(p.virtual_stages)]
         compute = float(sum(t_fwd[c] + t_bwd[c] for c in device_chunks)) * micro
-        comm_per_chunk = (layer.forward.comm_s + layer.backward.comm_s
-                          + layer.recompute.comm_s) * per_chunk
-        tp_comm = comm_per_chunk * p.virtual_stages * micro
+        comm_per_layer = (layer.forward.comm_s + layer.backward.comm_s
+                          + layer.recompute.comm_s)
+        if even:
+            tp_comm = comm_per_layer * layers[0] * p.virtual_stages * micro
+        else:
+            tp_comm = comm_per_layer * sum(layers[c] for c in device_chunks) * micro
         last_backward = float(sum(t_bwd[c] for c in device_chunks))
         first_forward = float(sum(t_fwd[c] for c in device_chunks))
         return _Pipeline(makespan, compute - tp_comm, tp_comm, last_backward, first_forward)

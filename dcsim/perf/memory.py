@@ -97,11 +97,29 @@ def local_param_split(job: JobSpec, stats: ModelStats) -> tuple[float, float]:
     ranks) held by one GPU. Without MoE the second is 0."""
     p = job.parallelism
     m = job.model
+    # uneven pipeline stages: the stage that holds the most layers
+    share = _stage_share(job) if isinstance(m, GptModel) else 1.0
     if not (isinstance(m, GptModel) and m.moe_experts):
-        return stats.params / (p.tp * p.pp), 0.0
+        return stats.params / (p.tp * p.pp) * share, 0.0
     f = m.ffn_hidden or 4 * m.hidden
     experts = m.layers * (3 if m.gated_mlp else 2) * m.hidden * f * m.moe_experts
-    return (stats.params - experts) / (p.tp * p.pp), experts / (p.tp * p.pp * p.ep)
+    return ((stats.params - experts) / (p.tp * p.pp) * share,
+            experts / (p.tp * p.pp * p.ep) * share)
+
+
+def _device_layers(job: JobSpec) -> list[int]:
+    """Each pipeline stage's layers (over its virtual stages)."""
+    p = job.parallelism
+    chunks = p.chunk_layers(job.model.layers)
+    return [sum(chunks[c * p.pp + d] for c in range(p.virtual_stages)) for d in range(p.pp)]
+
+
+def _stage_share(job: JobSpec) -> float:
+    """The most layers a pipeline stage holds, over the average (1 with even stages)."""
+    p = job.parallelism
+    if p.stage_layers is None and p.first_stage_layers is None and p.last_stage_layers is None:
+        return 1.0
+    return max(_device_layers(job)) / (job.model.layers / p.pp)
 
 
 def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBreakdown:
@@ -124,8 +142,15 @@ def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBre
     activations, buffers = 0.0, WORKSPACE_BYTES
     if isinstance(job.model, GptModel):
         m = job.model
-        layers = m.layers / p.pp
-        activations = activation_bytes(m, job) * layers * _in_flight(job, micro)
+        if _stage_share(job) == 1.0 and len(set(p.chunk_layers(m.layers))) == 1:
+            layers = m.layers / p.pp
+            activations = activation_bytes(m, job) * layers * _in_flight(job, micro)
+        else:  # uneven stages: the stage whose layers x micro-batches in flight is largest
+            # (1F1B: stage d holds pp - d; the other schedules: as the first, an upper bound)
+            first = _in_flight(job, micro)
+            activations = activation_bytes(m, job) * max(
+                n * (min(p.pp - d, micro) if p.pipeline_schedule == "1f1b" else first)
+                for d, n in enumerate(_device_layers(job)))
         buffers += p.micro_batch * m.seq_len * m.vocab / p.tp * 4.0
     else:  # the layer outputs a backward pass needs, where the model lists them
         activations = stats.activation_elems_per_sample * p.micro_batch * act_bytes(job.precision)

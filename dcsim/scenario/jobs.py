@@ -40,10 +40,60 @@ class Parallelism(Strict):
     overlap_tp_comm: bool = False  # overlap tensor-parallel collectives with matrix products
     grad_reduce_dtype: Literal["fp32", "bf16"] = "fp32"  # dtype of the dp gradient reduction
     ep: PosInt = 1  # expert parallel (MoE): experts split over ep of the dp ranks
+    # uneven pipeline stages (transformers): the layers of each virtual stage, pp x
+    # virtual_stages of them in pipeline order (virtual stage c x pp + d lives on stage d);
+    # or, as Megatron's decoder_first/last_pipeline_num_layers, the first and last virtual
+    # stages' layers, the others sharing the rest evenly. None: all alike.
+    stage_layers: Annotated[list[Annotated[int, Field(ge=0, le=100_000)]],
+                            Field(min_length=2)] | None = None
+    first_stage_layers: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    last_stage_layers: Annotated[int, Field(ge=0, le=100_000)] | None = None
 
     @property
     def num_gpus(self) -> int:
         return self.tp * self.pp * self.dp
+
+    @property
+    def chunks(self) -> int:
+        """Virtual pipeline stages: pp x virtual_stages."""
+        return self.pp * self.virtual_stages
+
+    def chunk_layers(self, layers: int) -> list[int]:
+        """Each virtual stage's layers, in pipeline order, for a model of `layers` layers
+        (ValueError, naming both numbers, when they do not add up)."""
+        n = self.chunks
+        if self.stage_layers is not None:
+            if len(self.stage_layers) != n:
+                raise ValueError(f"stage_layers has {len(self.stage_layers)} entries; pp x "
+                                 f"virtual_stages = {self.pp} x {self.virtual_stages} = {n}")
+            if sum(self.stage_layers) != layers:
+                raise ValueError(f"stage_layers add up to {sum(self.stage_layers)} layers; "
+                                 f"the model has {layers}")
+            return list(self.stage_layers)
+        first, last = self.first_stage_layers, self.last_stage_layers
+        if first is None and last is None:
+            if layers % n:
+                raise ValueError(
+                    f"layers ({layers}) must be divisible by pp x virtual_stages "
+                    f"({self.pp} x {self.virtual_stages} = {n}); or give stage_layers, or "
+                    f"first_stage_layers / last_stage_layers")
+            return [layers // n] * n
+        ends = [x for x in (first, last) if x is not None]
+        middle = n - len(ends)
+        rest = layers - sum(ends)
+        if rest < 0 or (middle == 0 and rest) or (middle and rest % middle):
+            given = " + ".join(f"{k} {v}" for k, v in (("first_stage_layers", first),
+                                                     ("last_stage_layers", last))
+                               if v is not None)
+            raise ValueError(f"{given} leave {rest} of the model's {layers} layers for the "
+                             f"other {middle} virtual stages: not an equal whole number each")
+        each = rest // middle if middle else 0
+        out = [each] * n
+        if first is not None:
+            out[0] = first
+        if last is not None:
+            out[-1] = last
+        return out
 
     @property
     def pipeline_schedule(self) -> str:
@@ -60,6 +110,12 @@ class Parallelism(Strict):
             raise ValueError("sequence_parallel needs tensor parallelism (tp > 1)")
         if self.dp % self.ep:
             raise ValueError(f"ep ({self.ep}) must divide dp ({self.dp})")
+        uneven = self.first_stage_layers is not None or self.last_stage_layers is not None
+        if self.stage_layers is not None and uneven:
+            raise ValueError("give stage_layers or first_stage_layers / last_stage_layers, "
+                             "not both")
+        if (self.stage_layers is not None or uneven) and self.pp == 1:
+            raise ValueError("stage layer counts need pipeline parallelism (pp > 1)")
         return self
 
 
@@ -187,12 +243,7 @@ class JobSpec(Strict):
         if isinstance(m, GptModel):
             if m.heads % p.tp:
                 raise ValueError(f"tp ({p.tp}) must divide the number of heads ({m.heads})")
-            chunks = p.pp * p.virtual_stages
-            if m.layers % chunks:
-                raise ValueError(
-                    f"layers ({m.layers}) must be divisible by pp x virtual_stages "
-                    f"({p.pp} x {p.virtual_stages} = {chunks})"
-                )
+            p.chunk_layers(m.layers)  # (raises when the stages do not add up)
         elif p.tp > 1 or p.pp > 1:  # (net, cnn, dlrm, mlp, custom: data parallel)
             raise ValueError(
                 f"tensor/pipeline parallelism is modelled for transformers, not {m.kind}")
