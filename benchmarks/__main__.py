@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import bench_engine, bench_scale, bench_serving, bench_startup
+from benchmarks import bench_engine, bench_plan, bench_scale, bench_serving, bench_startup
 from benchmarks.bench_reference import Figure, References, measure_references
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "benchmarks.json"
@@ -50,6 +50,7 @@ BENCHMARKS: dict[str, Bench] = {
     "philly": bench_scale.philly,
     "scaling": bench_scale.scaling,
     "serving": bench_serving.serving,
+    "plan": bench_plan.plan,
 }
 
 

@@ -16,7 +16,7 @@ import sys
 from dcsim._version import __version__
 from dcsim.cli.common import DEFAULT_SCENARIO as DEFAULT_SCENARIO
 from dcsim.cli.common import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
-from dcsim.cli.listings import cmd_catalog, cmd_estimate, cmd_topology
+from dcsim.cli.listings import cmd_catalog, cmd_estimate, cmd_plan, cmd_topology
 from dcsim.cli.listings import first_sentence as first_sentence
 from dcsim.cli.listings import memory_fields as memory_fields
 from dcsim.cli.measure import cmd_calibrate, cmd_collective, cmd_reference
@@ -69,6 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     est.add_argument("--seed", type=int, help="override the scenario's seed")
     est.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    pln = sub.add_parser("plan", help="the fastest parallelism settings for a model on N GPUs")
+    pln.add_argument("model", help="a transformer preset (`dcsim catalog models`)")
+    pln.add_argument("--gpus", type=_positive_int, required=True, help="GPUs in all")
+    pln.add_argument("--server", default="dgx-h100", help="server type (default: dgx-h100)")
+    pln.add_argument("--global-batch", type=_positive_int, default=1024,
+                     help="sequences per iteration (default: 1024)")
+    pln.add_argument("--precision", default="bf16", help="training precision (default: bf16)")
+    pln.add_argument("--top", type=_positive_int, default=10, help="rows to show (default: 10)")
+    pln.add_argument("--json", action="store_true", help="print every fitting setting as JSON")
+
     cal = sub.add_parser("calibrate", help="measure a device and write its cost-model profile")
     cal.add_argument("--device", choices=["host", "gpu"], default="host",
                      help="host: this machine's CPU through dcsim's numba kernels; gpu: a CUDA "
@@ -119,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate,
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "estimate": cmd_estimate, "plan": cmd_plan,
             "calibrate": cmd_calibrate, "collective": cmd_collective, "topology": cmd_topology,
             "reference": cmd_reference, "catalog": cmd_catalog, "sweep": cmd_sweep}
 

@@ -59,6 +59,21 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from dcsim.tools.plan import describe, plan
+
+    result = plan(args.model, args.gpus, args.server, args.global_batch, args.precision)
+    if args.json:
+        print(json.dumps({"model": result.model, "gpus": result.gpus, "server": result.server,
+                          "gpu_type": result.gpu_type, "global_batch": result.global_batch,
+                          "precision": result.precision, "considered": result.considered,
+                          "skipped": dict(result.skipped), "rejected": dict(result.rejected),
+                          "fits": result.rows}, indent=2))
+        return EXIT_OK
+    print(describe(result, args.top))
+    return EXIT_OK
+
+
 def cmd_topology(args: argparse.Namespace) -> int:
     from dcsim.world import build_world, load_scenario
 
