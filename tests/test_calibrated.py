@@ -125,6 +125,19 @@ def test_llama3_405b_on_16_stages_as_meta_ran_it():
     assert 0.2 < e.mfu < 0.7 and e.bubble_s > 0
 
 
+def test_mixtral_8x7b_has_its_published_size_and_routes_two_of_eight():
+    from dcsim.perf.zoo import model_stats
+    from dcsim.scenario import GptModel
+
+    m = GptModel(**catalog.model_presets()["mixtral-8x7b"], name="mixtral-8x7b")
+    st = model_stats(m)
+    # 46.7B in all (dcsim ties the output layer to the embedding: + vocab x hidden untied)
+    assert st.params + m.vocab * m.hidden == pytest.approx(46.7e9, rel=0.005)
+    j = job("mixtral-8x7b", tp=2, pp=2, dp=8, ep=8, batch=64, sequence_parallel=True)
+    e = est(j, gpu=H100, ring=TWO_NODES)
+    assert e.tp_comm_s > 0 and 0.1 < e.mfu < 0.8  # the experts' all-to-all is in tp_comm
+
+
 def test_tensor_parallel_pays_collectives_and_overlap_hides_them():
     plain = est(job(tp=4))
     assert plain.tp_comm_s > 0 and est(job(tp=1)).tp_comm_s == 0
