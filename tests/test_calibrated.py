@@ -138,6 +138,48 @@ def test_mixtral_8x7b_has_its_published_size_and_routes_two_of_eight():
     assert e.tp_comm_s > 0 and 0.1 < e.mfu < 0.8  # the experts' all-to-all is in tp_comm
 
 
+# ------------------------------------------------------------------- context parallelism
+LONG = {"kind": "gpt", "layers": 8, "hidden": 4096, "heads": 32, "kv_heads": 8,
+        "seq_len": 65536, "vocab": 50000, "flash_attention": True}
+
+
+def test_context_parallel_splits_the_tokens_and_hides_the_kv_ring_in_a_server():
+    base = est(job(LONG, tp=2, batch=8, sequence_parallel=True), gpu=H100)
+    cp4 = est(job(LONG, tp=2, cp=4, batch=8, sequence_parallel=True), gpu=H100)
+    # 4x the GPUs on the same sequences: each does a quarter of every layer
+    assert cp4.compute_s == pytest.approx(base.compute_s / 4, rel=0.02)
+    # inside one server the KV transfers hide behind the long attention: nothing exposed
+    assert cp4.tp_comm_s == pytest.approx(base.tp_comm_s / 4, rel=0.02)
+    # across a slow network they do not
+    slow = RingPath(1e9, 2e-6, 300e9, 1e-6, 4, 2)
+    across = est(job(LONG, tp=2, cp=4, batch=8, sequence_parallel=True), gpu=H100, ring=slow)
+    assert across.tp_comm_s > 2 * cp4.tp_comm_s
+    mem1 = memory_breakdown(job(LONG, tp=2, batch=8, sequence_parallel=True))
+    mem4 = memory_breakdown(job(LONG, tp=2, cp=4, batch=8, sequence_parallel=True))
+    assert mem4.activations == pytest.approx(mem1.activations / 4)
+
+
+def test_llama3_405b_at_128k_with_cp_16_as_meta_ran_it():
+    model = {**catalog.model_presets()["llama3-405b"], "kind": "gpt", "seq_len": 131072}
+    j = job(model, tp=8, cp=16, pp=16, dp=8, batch=128, sequence_parallel=True,
+            first_stage_layers=7, last_stage_layers=7)
+    assert j.num_gpus == 16384
+    assert memory_breakdown(j).activations < memory_breakdown(
+        job({**model, "seq_len": 8192}, tp=8, pp=16, dp=8, batch=128, sequence_parallel=True,
+            first_stage_layers=7, last_stage_layers=7)).activations * 1.01
+
+
+@pytest.mark.parametrize(("model", "par", "message"), [
+    ({**LONG, "seq_len": 1000}, {"cp": 16}, r"seq_len \(1000\) must be divisible by 2 x cp "
+                                            r"\(2 x 16 = 32\)"),
+    ({"kind": "mlp", "inputs": 4, "hidden": [8], "outputs": 2}, {"cp": 2},
+     "tensor/pipeline/context parallelism is modelled for transformers, not mlp"),
+])
+def test_context_parallel_refuses_what_it_cannot_split(model, par, message):
+    with pytest.raises(ValueError, match=message):
+        job(model, batch=8, **par)
+
+
 def test_tensor_parallel_pays_collectives_and_overlap_hides_them():
     plain = est(job(tp=4))
     assert plain.tp_comm_s > 0 and est(job(tp=1)).tp_comm_s == 0

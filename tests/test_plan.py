@@ -68,3 +68,11 @@ def test_the_plan_command(capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["fits"] and doc["considered"] >= len(doc["fits"])
     assert main(["plan", "llama3-8b", "--gpus", "8", "--server", "nope"]) == 2
+
+
+def test_long_sequences_are_also_split_over_context_parallel_ranks():
+    r = plan("llama3-8b", 16, "dgx-h100", global_batch=16, seq_len=65536)
+    assert r.seq_len == 65536 and {row["cp"] for row in r.rows} > {1}
+    assert all(row["tp"] * row["cp"] * row["pp"] * row["dp"] == 16 for row in r.rows)
+    short = plan("llama3-8b", 16, "dgx-h100", global_batch=256)
+    assert {row["cp"] for row in short.rows} == {1}  # (8K: no context parallelism searched)

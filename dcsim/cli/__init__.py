@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     pln.add_argument("--global-batch", type=_positive_int, default=1024,
                      help="sequences per iteration (default: 1024)")
     pln.add_argument("--precision", default="bf16", help="training precision (default: bf16)")
+    pln.add_argument("--seq-len", type=_positive_int, help="tokens per sequence (default: the "
+                     "preset's; above 16K, context parallelism is searched too)")
     pln.add_argument("--top", type=_positive_int, default=10, help="rows to show (default: 10)")
     pln.add_argument("--json", action="store_true", help="print every fitting setting as JSON")
 

@@ -62,11 +62,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from dcsim.tools.plan import describe, plan
 
-    result = plan(args.model, args.gpus, args.server, args.global_batch, args.precision)
+    result = plan(args.model, args.gpus, args.server, args.global_batch, args.precision,
+                  seq_len=args.seq_len)
     if args.json:
         print(json.dumps({"model": result.model, "gpus": result.gpus, "server": result.server,
                           "gpu_type": result.gpu_type, "global_batch": result.global_batch,
-                          "precision": result.precision, "considered": result.considered,
+                          "precision": result.precision, "seq_len": result.seq_len,
+                          "considered": result.considered,
                           "skipped": dict(result.skipped), "rejected": dict(result.rejected),
                           "fits": result.rows}, indent=2))
         return EXIT_OK

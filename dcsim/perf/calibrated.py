@@ -94,7 +94,8 @@ class CalibratedStepModel:
             hardware_flop = model_flop
         split = local_param_split(job, stats)
         exposed_dp = self._dp_exposed(job, split, ring, dev.profile, pipe)
-        shards = (p.dp, p.dp // p.ep) if p.zero >= 1 else (1, 1)
+        # (the distributed optimizer shards over the data- and context-parallel ranks)
+        shards = (p.dp * p.cp, p.dp * p.cp // p.ep) if p.zero >= 1 else (1, 1)
         updated = (split[0] / shards[0] + split[1] / shards[1]) * (1 - job.prune_fraction)
         optimizer_s = self._optimizer(job, dev, updated, stats)
         overhead = dev.profile.step_overhead_s
@@ -237,7 +238,16 @@ class CalibratedStepModel:
         ep_bw = ring.bandwidth_byte_s * (dev.profile.network_efficiency if ring.servers > 1
                                          else dev.profile.nvlink_efficiency)
         ep = Collectives(p.ep, ep_bw, ring.latency_s)
-        layer = layer_cost(m, job, dev, tp, ep)
+        # context-parallel ranks sit next to the tensor-parallel ones (Megatron's order): in
+        # one server while tp x cp fits it, else across the network
+        cp = None
+        if p.cp > 1:
+            inside = 0 < p.tp * p.cp <= max(ring.min_gpus_per_server, 1) or ring.servers == 1
+            cp = (Collectives(p.cp, ring.intra_bandwidth * dev.profile.nvlink_efficiency,
+                              ring.intra_latency_s) if inside else
+                  Collectives(p.cp, ring.bandwidth_byte_s * dev.profile.network_efficiency,
+                              ring.latency_s))
+        layer = layer_cost(m, job, dev, tp, ep, cp)
         # each virtual stage's layers (uneven stages: Megatron's first/last-stage counts)
         layers = p.chunk_layers(m.layers)
         even = len(set(layers)) == 1
@@ -247,11 +257,12 @@ class CalibratedStepModel:
             head_f, head_b = head_cost(m, job, dev)
             t_fwd[-1] += head_f.time_s
             t_bwd[-1] += head_b.time_s
-        embedding = p.micro_batch * m.seq_len * m.hidden * act_bytes(job.precision)
+        embedding = p.micro_batch * m.seq_len // p.cp * m.hidden * act_bytes(job.precision)
         t_fwd[0] += dev.memory(embedding)  # the lookup, and its gradient scattered back
         t_bwd[0] += dev.memory(2 * embedding)
         micro = job.global_batch // (p.dp * p.micro_batch)
-        p2p_bytes = p.micro_batch * m.seq_len * m.hidden * act_bytes(job.precision) / p.tp
+        p2p_bytes = (p.micro_batch * m.seq_len // p.cp * m.hidden * act_bytes(job.precision)
+                     / p.tp)
         p2p_bw = (ring.p2p_bandwidth * dev.profile.network_efficiency if ring.servers > 1
                   else ring.intra_bandwidth * dev.profile.nvlink_efficiency)
         p2p = p2p_bytes / p2p_bw + ring.latency_s if p.pp > 1 else 0.0
@@ -348,10 +359,13 @@ class CalibratedStepModel:
         bandwidth = ring.bandwidth_byte_s
         if ring.servers > 1 and ring.min_gpus_per_server > 1:
             g = ring.min_gpus_per_server
-            channels = g / min(p.tp * p.pp, g)
+            channels = g / min(p.tp * p.cp * p.pp, g)
             bandwidth = min(ring.intra_bandwidth, bandwidth * channels)
-        groups = [(Collectives(p.dp, bandwidth * eff, ring.latency_s), split[0]),
-                  (Collectives(p.dp // p.ep, bandwidth * eff, ring.latency_s), split[1])]
+        # gradients are reduced over the data- and context-parallel ranks (each cp rank saw a
+        # part of every sequence)
+        ranks = p.dp * p.cp
+        groups = [(Collectives(ranks, bandwidth * eff, ring.latency_s), split[0]),
+                  (Collectives(ranks // p.ep, bandwidth * eff, ring.latency_s), split[1])]
         keep = 1 - job.prune_fraction
         reduce_s = gather_s = 0.0
         for ring_dp, params in groups:

@@ -89,6 +89,12 @@ class Collectives:
     reduce_scatter = all_gather
     all_to_all = all_gather
 
+    def ring_pass(self, nbytes: float) -> float:
+        """One step of a ring exchange: every rank sends `nbytes` to the next at once."""
+        if self.n <= 1 or nbytes <= 0:
+            return 0.0
+        return nbytes / self.bandwidth + self.latency
+
     def _ring(self, nbytes: float, passes: int) -> float:
         if self.n <= 1 or nbytes <= 0:
             return 0.0

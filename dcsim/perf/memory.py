@@ -132,7 +132,8 @@ def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBre
         """ZeRO `stage` and above shard this state over the ranks holding a replica."""
         if p.zero < stage:
             return (shared + experts) * per_param
-        return shared * per_param / p.dp + experts * per_param / (p.dp // p.ep)
+        ranks = p.dp * p.cp  # (the data- and context-parallel ranks hold replicas)
+        return shared * per_param / ranks + experts * per_param / (ranks // p.ep)
 
     sharded = stats.sharded_params / job.num_gpus * 8.0  # embedding tables: fp32 + SGD state
     weights = state(w, 3) + sharded
@@ -151,7 +152,7 @@ def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBre
             activations = activation_bytes(m, job) * max(
                 n * (min(p.pp - d, micro) if p.pipeline_schedule == "1f1b" else first)
                 for d, n in enumerate(_device_layers(job)))
-        buffers += p.micro_batch * m.seq_len * m.vocab / p.tp * 4.0
+        buffers += p.micro_batch * m.seq_len // p.cp * m.vocab / p.tp * 4.0
     else:  # the layer outputs a backward pass needs, where the model lists them
         activations = stats.activation_elems_per_sample * p.micro_batch * act_bytes(job.precision)
         if stats.net is not None:

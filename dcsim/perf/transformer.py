@@ -74,14 +74,15 @@ def _attention(m: GptModel, job: JobSpec, dev: Device) -> tuple[Pass, Pass]:
     """(forward, the part selective recompute repeats) of the attention core."""
     p, t = job.parallelism, job.parallelism.tp
     b, s, h = p.micro_batch, m.seq_len, m.hidden
-    tokens, d = b * s, act_bytes(job.precision)
+    # (context parallel: this rank's tokens, each attending to all s keys of its sequence)
+    tokens, d = b * s // p.cp, act_bytes(job.precision)
     flop = 4.0 * tokens * s * h / t
     kv = h * (m.kv_heads or m.heads) // m.heads
     qkv_bytes = tokens * (h + 2 * kv) / t * d
     if m.flash_attention:
         fwd = Pass(dev.gemm(flop, qkv_bytes + tokens * h / t * d), 0.0, flop)
         return fwd, Pass()
-    scores = b * (m.heads / t) * s * s * d
+    scores = b * (m.heads / t) * s * (s / p.cp) * d
     core = (dev.gemm(flop / 2, qkv_bytes + scores) + dev.gemm(flop / 2, scores + tokens * h / t * d)
             + dev.memory(SOFTMAX_PASSES * scores))
     fwd = Pass(core, 0.0, flop)
@@ -90,7 +91,7 @@ def _attention(m: GptModel, job: JobSpec, dev: Device) -> tuple[Pass, Pass]:
 
 def _mlp(m: GptModel, job: JobSpec, dev: Device, ep_comm: Collectives) -> Pass:
     p = job.parallelism
-    t, h, tokens, d = p.tp, m.hidden, p.micro_batch * m.seq_len, act_bytes(job.precision)
+    t, h, tokens, d = p.tp, m.hidden, p.micro_batch * m.seq_len // p.cp, act_bytes(job.precision)
     f = m.ffn_hidden or 4 * h
     up = 2 if m.gated_mlp else 1
     routed = tokens * (m.moe_top_k if m.moe_experts else 1)
@@ -108,9 +109,15 @@ def _mlp(m: GptModel, job: JobSpec, dev: Device, ep_comm: Collectives) -> Pass:
 
 
 def layer_cost(m: GptModel, job: JobSpec, dev: Device, tp_comm: Collectives,
-               ep_comm: Collectives) -> LayerCost:
+               ep_comm: Collectives, cp_comm: Collectives | None = None) -> LayerCost:
+    """One layer's passes for one micro-batch on one GPU. With context parallelism (cp > 1)
+    the GPU holds micro_batch x seq_len / cp tokens (Megatron's load-balanced split: 2 cp
+    chunks, each rank a pair, so causal work is even) and runs ring attention (Liu et al.
+    2023): cp - 1 steps, each passing its KV chunk to the next rank (`cp_comm`) while it
+    attends to the chunk it holds; only the transfer beyond that step's attention is exposed,
+    twice over backward (the KV and their gradients go round)."""
     p = job.parallelism
-    t, h, tokens, d = p.tp, m.hidden, p.micro_batch * m.seq_len, act_bytes(job.precision)
+    t, h, tokens, d = p.tp, m.hidden, p.micro_batch * m.seq_len // p.cp, act_bytes(job.precision)
     kv = h * (m.kv_heads or m.heads) // m.heads
     w = weight_bytes(job)
     sparse = job.sparsity == "2:4"
@@ -126,10 +133,14 @@ def layer_cost(m: GptModel, job: JobSpec, dev: Device, tp_comm: Collectives,
     compute = attention.compute_s + mlp.compute_s + projections + elementwise
     # overlapped with the projections and MLP products they feed (Wang et al. 2022 style)
     hidden = min(comm, projections + mlp.compute_s) if p.overlap_tp_comm else 0.0
-    forward = Pass(compute, comm - hidden + mlp.comm_s, attention.flop + mlp.flop + flop_qkv
-                   + flop_proj)
+    ring = 0.0  # ring attention's exposed KV transfers, forward
+    if p.cp > 1 and cp_comm is not None:
+        step = cp_comm.ring_pass(tokens * 2 * kv / t * d)
+        ring = (p.cp - 1) * max(0.0, step - attention.compute_s / p.cp)
+    forward = Pass(compute, comm - hidden + mlp.comm_s + ring, attention.flop + mlp.flop
+                   + flop_qkv + flop_proj)
     # backward: a data-gradient and a weight-gradient product per forward product
-    backward = Pass(2 * forward.compute_s, forward.comm_s, 2 * forward.flop)
+    backward = Pass(2 * forward.compute_s, forward.comm_s + ring, 2 * forward.flop)
     recompute = {"none": Pass(), "selective": selective, "full": forward}[p.recompute]
     return LayerCost(forward, backward, recompute)
 
@@ -137,7 +148,8 @@ def layer_cost(m: GptModel, job: JobSpec, dev: Device, tp_comm: Collectives,
 def head_cost(m: GptModel, job: JobSpec, dev: Device) -> tuple[Pass, Pass]:
     """(forward, backward) of the output logits and the loss, on the last pipeline stage."""
     p = job.parallelism
-    tokens, h, v, d = p.micro_batch * m.seq_len, m.hidden, m.vocab, act_bytes(job.precision)
+    tokens, h, v, d = (p.micro_batch * m.seq_len // p.cp, m.hidden, m.vocab,
+                       act_bytes(job.precision))
     flop = 2.0 * tokens * h * v / p.tp
     logits = tokens * v / p.tp * 4  # fp32 logits for the loss
     fwd = Pass(dev.gemm(flop, tokens * h * d + h * v / p.tp * d + logits) + dev.memory(2 * logits),
@@ -154,7 +166,7 @@ def activation_bytes(m: GptModel, job: JobSpec) -> float:
     the 5 a s / h term; full recompute keeps only the layer input, 2 s b h (/ t with sp)."""
     p = job.parallelism
     s, b, h, a, t = m.seq_len, p.micro_batch, m.hidden, m.heads, p.tp
-    scale = act_bytes(job.precision) / 2
+    scale = act_bytes(job.precision) / 2 / p.cp  # (context parallel: s / cp tokens a GPU)
     shard = t if p.sequence_parallel else 1
     if p.recompute == "full":
         return 2.0 * s * b * h / shard * scale

@@ -40,6 +40,9 @@ class Parallelism(Strict):
     overlap_tp_comm: bool = False  # overlap tensor-parallel collectives with matrix products
     grad_reduce_dtype: Literal["fp32", "bf16"] = "fp32"  # dtype of the dp gradient reduction
     ep: PosInt = 1  # expert parallel (MoE): experts split over ep of the dp ranks
+    # context parallel (transformers): each sequence split over cp ranks, attention by ring
+    # attention (KV passed around the cp ranks, overlapped with the attention compute)
+    cp: PosInt = 1
     # uneven pipeline stages (transformers): the layers of each virtual stage, pp x
     # virtual_stages of them in pipeline order (virtual stage c x pp + d lives on stage d);
     # or, as Megatron's decoder_first/last_pipeline_num_layers, the first and last virtual
@@ -51,7 +54,7 @@ class Parallelism(Strict):
 
     @property
     def num_gpus(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.cp * self.pp * self.dp
 
     @property
     def chunks(self) -> int:
@@ -244,9 +247,14 @@ class JobSpec(Strict):
             if m.heads % p.tp:
                 raise ValueError(f"tp ({p.tp}) must divide the number of heads ({m.heads})")
             p.chunk_layers(m.layers)  # (raises when the stages do not add up)
-        elif p.tp > 1 or p.pp > 1:  # (net, cnn, dlrm, mlp, custom: data parallel)
+            if p.cp > 1 and m.seq_len % (2 * p.cp):
+                raise ValueError(
+                    f"seq_len ({m.seq_len}) must be divisible by 2 x cp (2 x {p.cp} = "
+                    f"{2 * p.cp}): ring attention splits each sequence into 2 x cp chunks")
+        elif p.tp > 1 or p.pp > 1 or p.cp > 1:  # (net, cnn, dlrm, mlp, custom: data parallel)
             raise ValueError(
-                f"tensor/pipeline parallelism is modelled for transformers, not {m.kind}")
+                f"tensor/pipeline/context parallelism is modelled for transformers, not "
+                f"{m.kind}")
         return self
 
     def _check_executable(self) -> None:

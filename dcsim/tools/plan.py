@@ -37,6 +37,7 @@ class PlanResult:
     gpu_type: str
     global_batch: int
     precision: str
+    seq_len: int
     rows: list[dict[str, Any]]  # the configurations that fit, fastest first
     considered: int = 0
     skipped: Counter = field(default_factory=Counter)  # why a combination is no configuration
@@ -64,9 +65,11 @@ def _divisors(n: int) -> list[int]:
 
 
 def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
-         precision: str = "bf16", max_pp: int = 64) -> PlanResult:
-    """Every parallelism setting of `model` (a preset name) on `gpus` GPUs of `server` that
-    fits in memory, with its predicted iteration time, MFU and memory; fastest first."""
+         precision: str = "bf16", max_pp: int = 64, seq_len: int | None = None) -> PlanResult:
+    """Every parallelism setting of `model` (a preset name; `seq_len`: its sequences, if not
+    the preset's) on `gpus` GPUs of `server` that fits in memory, with its predicted
+    iteration time, MFU and memory; fastest first. Sequences longer than 16K tokens are also
+    split over context-parallel ranks (cp 2-16)."""
     from dcsim.perf.memory import memory_breakdown
     from dcsim.scenario import GptModel, JobSpec
     from dcsim.world import build_world, scenario_from_dict
@@ -98,17 +101,19 @@ def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
         "cluster": {"servers": [{"type": server, "count": max(1, -(-gpus // per_server))}]},
         "workload": {"jobs": []}}))
     gpu_type = box.gpu
-    m = GptModel(**presets[model], name=model)
-    result = PlanResult(model, gpus, server, gpu_type, global_batch, precision, [])
+    m = GptModel(**{**presets[model], **({"seq_len": seq_len} if seq_len else {})}, name=model)
+    cps = [c for c in (1, 2, 4, 8, 16) if c == 1 or (m.seq_len > 16384
+                                                       and m.seq_len % (2 * c) == 0)]
+    result = PlanResult(model, gpus, server, gpu_type, global_batch, precision, m.seq_len, [])
     t0 = time.perf_counter()
     tps = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= per_server and m.heads % t == 0]
-    for tp in tps:
-        if gpus % tp:
+    for tp, cp in ((t, c) for t in tps for c in cps):
+        if gpus % (tp * cp):
             continue
-        for pp in _divisors(gpus // tp):
+        for pp in _divisors(gpus // (tp * cp)):
             if pp > min(max_pp, m.layers):
                 continue
-            dp = gpus // (tp * pp)
+            dp = gpus // (tp * cp * pp)
             for v in VIRTUAL_STAGES if pp > 1 else (1,):
                 split = stage_split(m.layers, pp * v)
                 if split is None:
@@ -125,7 +130,7 @@ def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
                     for zero in (1, 3) if pp == 1 and dp > 1 else (1,):
                         for rc in RECOMPUTE:
                             _try(result, world, memory_breakdown, JobSpec, m, precision,
-                                 global_batch, {"tp": tp, "pp": pp, "dp": dp,
+                                 global_batch, {"tp": tp, "cp": cp, "pp": pp, "dp": dp,
                                                 "micro_batch": mb, "virtual_stages": v,
                                                 "recompute": rc, "zero": zero,
                                                 "sequence_parallel": tp > 1, **split})
@@ -164,7 +169,7 @@ def _try(result: PlanResult, world, memory_breakdown, job_spec, m, precision: st
         return
     tokens = global_batch * m.seq_len
     result.rows.append({
-        **{k: par[k] for k in ("tp", "pp", "dp", "virtual_stages", "micro_batch",
+        **{k: par[k] for k in ("tp", "cp", "pp", "dp", "virtual_stages", "micro_batch",
                                "recompute", "zero")},
         "stages": "+".join(str(x) for x in _compact(spec.parallelism.chunk_layers(m.layers))),
         "iteration_s": est.iteration_s, "tokens_per_s": tokens / est.iteration_s,
@@ -187,7 +192,7 @@ def _compact(layers: list[int]) -> list[str]:
 def describe(result: PlanResult, top: int = 10) -> str:
     """The table `dcsim plan` prints."""
     lines = [f"{result.model} on {result.gpus:,} x {result.gpu_type} ({result.server}), global "
-             f"batch {result.global_batch:,} sequences, {result.precision}: "
+             f"batch {result.global_batch:,} sequences of {result.seq_len:,}, {result.precision}: "
              f"{result.considered:,} configurations, {len(result.rows):,} fit "
              f"({result.wall_s:.1f} s)"]
     if result.rejected:
@@ -196,11 +201,11 @@ def describe(result: PlanResult, top: int = 10) -> str:
     if not result.rows:
         lines.append("no configuration fits: try more GPUs, a larger GPU, or a smaller batch")
         return "\n".join(lines)
-    head = (f"{'tp':>3}{'pp':>4}{'v':>3}{'dp':>6}{'mb':>4} {'recompute':<10}{'zero':>5}"
+    head = (f"{'tp':>3}{'cp':>4}{'pp':>4}{'v':>3}{'dp':>6}{'mb':>4} {'recompute':<10}{'zero':>5}"
             f" {'stages':<14}{'iter s':>9}{'tokens/s':>12}{'MFU':>7}{'bubble s':>9}{'mem GB':>8}")
     lines.append(head)
     for r in result.rows[:top]:
-        lines.append(f"{r['tp']:>3}{r['pp']:>4}{r['virtual_stages']:>3}{r['dp']:>6}"
+        lines.append(f"{r['tp']:>3}{r['cp']:>4}{r['pp']:>4}{r['virtual_stages']:>3}{r['dp']:>6}"
                      f"{r['micro_batch']:>4} {r['recompute']:<10}{r['zero']:>5} "
                      f"{r['stages']:<14}{r['iteration_s']:>9.3f}{r['tokens_per_s']:>12,.0f}"
                      f"{r['mfu']:>7.1%}{r['bubble_s']:>9.3f}{r['memory_gb']:>8.1f}")
