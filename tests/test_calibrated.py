@@ -180,6 +180,15 @@ def test_context_parallel_refuses_what_it_cannot_split(model, par, message):
         job(model, batch=8, **par)
 
 
+def test_fp8_on_a_gpu_without_it_is_refused_naming_both():
+    bad = {"name": "j", "model": "llama3-8b", "global_batch": 8, "iterations": 1,
+           "precision": "fp8", "gpu_type": "a100-sxm4-80gb"}
+    with pytest.raises(ValueError, match="precision fp8 needs a GPU with fp8 math; gpu_type "
+                                         "a100-sxm4-80gb has fp32, tf32"):
+        JobSpec.model_validate(bad)
+    assert JobSpec.model_validate({**bad, "gpu_type": "h100-sxm5-80gb"}).precision == "fp8"
+
+
 def test_tensor_parallel_pays_collectives_and_overlap_hides_them():
     plain = est(job(tp=4))
     assert plain.tp_comm_s > 0 and est(job(tp=1)).tp_comm_s == 0

@@ -221,6 +221,11 @@ class JobSpec(Strict):
             if not catalog.gpus()[self.reference_gpu].supports(self.precision):
                 raise ValueError(f"reference_gpu {self.reference_gpu} has no {self.precision} "
                                  "support: set a precision it has")
+        if self.gpu_type is not None and not catalog.gpus()[self.gpu_type].supports(
+                self.precision):
+            have = ", ".join(catalog.gpus()[self.gpu_type].peak_flop_s)
+            raise ValueError(f"precision {self.precision} needs a GPU with {self.precision} "
+                             f"math; gpu_type {self.gpu_type} has {have}")
         if self.execute is not None and not isinstance(self.iterations, int):
             raise ValueError("an executed job needs whole iterations (it really trains that "
                              "many)")
