@@ -20,6 +20,7 @@ EXPECTED = {
     "philly": {"wall_s", "peak_rss_gb", "sim_wall_s", "events_per_s"},
     "scaling": {"jobs.per_event_spread", "gpus.per_event_spread"},
     "serving": {"conv_hour_8_replicas_s", "day_1000rps_64_replicas_s"},
+    "plan": {"plan_configs_per_s"},
 }
 
 
