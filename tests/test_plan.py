@@ -56,6 +56,8 @@ def test_plan_refuses_what_it_cannot_search():
         plan("resnet50", 8, "dgx-h100")
     with pytest.raises(ScenarioError, match="not a whole number of dgx-h100 servers"):
         plan("llama3-8b", 12, "dgx-h100")
+    with pytest.raises(ScenarioError, match=r"--gpus: 1000000000000 is outside 1\.\.131,072"):
+        plan("llama3-8b", 10**12, "dgx-h100")
 
 
 def test_the_plan_command(capsys):

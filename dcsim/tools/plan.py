@@ -25,6 +25,7 @@ from dcsim.errors import Problem, ScenarioError
 __all__ = ["PlanResult", "plan", "stage_split"]
 
 MICRO_BATCHES = (1, 2, 4, 8)
+MAX_GPUS = 131_072  # (the search builds a cluster of that many)
 VIRTUAL_STAGES = (1, 2, 4)
 RECOMPUTE = ("none", "selective", "full")
 
@@ -86,9 +87,10 @@ def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
     if server not in servers:
         problems.append(Problem("plan", None, "--server", f"unknown server type {server!r}; "
                                 f"valid: {', '.join(sorted(servers))}"))
-    if gpus < 1 or global_batch < 1:
-        problems.append(Problem("plan", None, "--gpus/--global-batch",
-                                "--gpus and --global-batch must be positive"))
+    for key, value, top in (("--gpus", gpus, MAX_GPUS), ("--global-batch", global_batch, 10**9),
+                            ("--seq-len", seq_len or 1, 10**7)):
+        if not 1 <= value <= top:
+            problems.append(Problem("plan", None, key, f"{value} is outside 1..{top:,}"))
     if problems:
         raise ScenarioError(problems)
     box = servers[server]
