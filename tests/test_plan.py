@@ -19,7 +19,10 @@ def test_stage_split_is_even_or_trims_the_ends_alike():
 
 
 def test_every_listed_setting_fits_and_runs_and_the_fastest_comes_first():
-    r = plan("llama3-8b", 16, "dgx-h100", global_batch=256)
+    calls = []
+    r = plan("llama3-8b", 16, "dgx-h100", global_batch=256,
+             progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (r.considered, r.considered) and len(calls) == r.considered
     memory = catalog.gpus()[r.gpu_type].memory_bytes / 1e9
     assert r.rows and r.considered > 100 and r.rejected["out of memory"] > 0
     assert all(row["memory_gb"] <= memory and row["tp"] * row["pp"] * row["dp"] == 16

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from dcsim.cli.common import EXIT_OK, _scenario_path
@@ -60,10 +61,15 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from dcsim.cli.common import _Progress
     from dcsim.tools.plan import describe, plan
 
-    result = plan(args.model, args.gpus, args.server, args.global_batch, args.precision,
-                  seq_len=args.seq_len)
+    progress = _Progress(enabled=not args.json and sys.stderr.isatty(), unit="configurations")
+    try:
+        result = plan(args.model, args.gpus, args.server, args.global_batch, args.precision,
+                      seq_len=args.seq_len, progress=progress)
+    finally:
+        progress.close()
     if args.json:
         print(json.dumps({"model": result.model, "gpus": result.gpus, "server": result.server,
                           "gpu_type": result.gpu_type, "global_batch": result.global_batch,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,11 +67,13 @@ def _divisors(n: int) -> list[int]:
 
 
 def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
-         precision: str = "bf16", max_pp: int = 64, seq_len: int | None = None) -> PlanResult:
+         precision: str = "bf16", max_pp: int = 64, seq_len: int | None = None,
+         progress: Callable[[int, int], None] | None = None) -> PlanResult:
     """Every parallelism setting of `model` (a preset name; `seq_len`: its sequences, if not
     the preset's) on `gpus` GPUs of `server` that fits in memory, with its predicted
     iteration time, MFU and memory; fastest first. Sequences longer than 16K tokens are also
-    split over context-parallel ranks (cp 2-16)."""
+    split over context-parallel ranks (cp 2-16). `progress(done, total)` after each
+    configuration tried."""
     from dcsim.perf.memory import memory_breakdown
     from dcsim.scenario import GptModel, JobSpec
     from dcsim.world import build_world, scenario_from_dict
@@ -108,6 +111,28 @@ def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
                                                        and m.seq_len % (2 * c) == 0)]
     result = PlanResult(model, gpus, server, gpu_type, global_batch, precision, m.seq_len, [])
     t0 = time.perf_counter()
+    candidates = _candidates(result, m, gpus, per_server, global_batch, cps, max_pp)
+    for k, par in enumerate(candidates):
+        _try(result, world, memory_breakdown, JobSpec, m, precision, global_batch, par)
+        if progress is not None:
+            progress(k + 1, len(candidates))
+    # recomputation that changes nothing (selective, with flash attention) is not listed apart
+    seen, rows = set(), []
+    for r in result.rows:
+        key = tuple(v for k, v in r.items() if k != "recompute")
+        if key not in seen:
+            seen.add(key)
+            rows.append(r)
+    result.rows = sorted(rows, key=lambda r: (r["iteration_s"], r["memory_gb"]))
+    result.wall_s = time.perf_counter() - t0
+    return result
+
+
+def _candidates(result: PlanResult, m, gpus: int, per_server: int, global_batch: int,
+                cps: list[int], max_pp: int) -> list[dict[str, Any]]:
+    """The parallelism settings to try, in search order; what is no configuration at all is
+    counted in `result.skipped`, with why."""
+    out = []
     tps = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= per_server and m.heads % t == 0]
     for tp, cp in ((t, c) for t in tps for c in cps):
         if gpus % (tp * cp):
@@ -125,27 +150,14 @@ def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
                     if global_batch % (dp * mb):
                         result.skipped["global batch not divisible by dp x micro-batch"] += 1
                         continue
-                    micro = global_batch // (dp * mb)
-                    if v > 1 and micro % pp:
+                    if v > 1 and (global_batch // (dp * mb)) % pp:
                         result.skipped["interleaving needs micro-batches a multiple of pp"] += 1
                         continue
                     for zero in (1, 3) if pp == 1 and dp > 1 else (1,):
-                        for rc in RECOMPUTE:
-                            _try(result, world, memory_breakdown, JobSpec, m, precision,
-                                 global_batch, {"tp": tp, "cp": cp, "pp": pp, "dp": dp,
-                                                "micro_batch": mb, "virtual_stages": v,
-                                                "recompute": rc, "zero": zero,
-                                                "sequence_parallel": tp > 1, **split})
-    # recomputation that changes nothing (selective, with flash attention) is not listed apart
-    seen, rows = set(), []
-    for r in result.rows:
-        key = tuple(v for k, v in r.items() if k != "recompute")
-        if key not in seen:
-            seen.add(key)
-            rows.append(r)
-    result.rows = sorted(rows, key=lambda r: (r["iteration_s"], r["memory_gb"]))
-    result.wall_s = time.perf_counter() - t0
-    return result
+                        out += [{"tp": tp, "cp": cp, "pp": pp, "dp": dp, "micro_batch": mb,
+                                 "virtual_stages": v, "recompute": rc, "zero": zero,
+                                 "sequence_parallel": tp > 1, **split} for rc in RECOMPUTE]
+    return out
 
 
 def _try(result: PlanResult, world, memory_breakdown, job_spec, m, precision: str,
