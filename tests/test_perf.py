@@ -160,9 +160,24 @@ def test_validation_meets_the_target_and_the_doc_is_current():
     assert sum(nccl) / len(nccl) <= 0.10  # issue 4's target for the collectives
     from dcsim.tools.jobreport import job_markdown, job_rows
     from dcsim.tools.serving_validation import serving_markdown
+    from dcsim.tools.validation import heldout_llm_markdown
 
-    extra = job_markdown(job_rows(), "img/parity_jobs.png") + serving_markdown()
+    extra = (heldout_llm_markdown() + job_markdown(job_rows(), "img/parity_jobs.png")
+             + serving_markdown())
     assert (REPO / "docs/validation.md").read_text() == markdown(rows, collectives, extra)
+
+
+def test_held_out_llm_rows_are_never_fitted_and_are_reported():
+    """The held-out Llama 3.1 H100 rows are not among the cases the profile fit reads, and each
+    one runs (fits in memory, places) through the simulation's code path."""
+    from dcsim.tools.validation import heldout_llm_cases, reference_cases, reference_table
+
+    held = heldout_llm_cases()
+    fitted = {c.case for c in reference_cases()}
+    assert len(held) == 4 and not fitted & {c.case for c in held}
+    rows = reference_table(cases=held)
+    assert all(0.3 < r.predicted / r.measured < 3 for r in rows)
+    assert {c.job.parallelism.cp for c in held} == {2}
 
 
 def test_readme_quotes_the_current_validation_errors():
