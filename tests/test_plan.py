@@ -61,6 +61,8 @@ def test_plan_refuses_what_it_cannot_search():
         plan("llama3-8b", 12, "dgx-h100")
     with pytest.raises(ScenarioError, match=r"--gpus: 1000000000000 is outside 1\.\.131,072"):
         plan("llama3-8b", 10**12, "dgx-h100")
+    with pytest.raises(ScenarioError, match="a100-sxm4-80gb has no fp8 math; it has fp32"):
+        plan("llama3-8b", 8, "dgx-a100-80gb", precision="fp8")
 
 
 def test_the_plan_command(capsys):

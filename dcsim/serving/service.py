@@ -75,6 +75,14 @@ class _Sample:
 STREAM_ROWS = 1 << 18  # rows a streaming service starts with (~25 MB)
 
 
+def _kernel():
+    """kernels/serving.py, whose constants name the columns of the request rows (imported
+    lazily: numba; any ServiceRun has loaded it already)."""
+    from dcsim.kernels import serving
+
+    return serving
+
+
 class _Ended:
     """The counts and latencies of requests whose rows were reused (streaming)."""
 
@@ -85,8 +93,9 @@ class _Ended:
         self.latencies: dict[str, list[np.ndarray]] = {c: [] for c in LATENCY_COLUMNS}
 
     def add(self, m: dict[str, np.ndarray], qi: np.ndarray) -> None:
-        self.by_status += np.bincount(qi[:, 3], minlength=5)  # (Q_STATUS)
-        self.preemptions += int(qi[:, 11].sum())  # (Q_PREEMPTS)
+        k = _kernel()
+        self.by_status += np.bincount(qi[:, k.Q_STATUS], minlength=5)
+        self.preemptions += int(qi[:, k.Q_PREEMPTS].sum())
         self.met += int(m["slo_met"].sum())
         for c in LATENCY_COLUMNS:
             self.latencies[c].append(m[c][m["served"]])
@@ -130,6 +139,7 @@ class ServiceRun:
         self.rf = np.zeros((r, k.RF_COLS))
         self.rf[:, k.RF_END] = np.inf
         width = spec.batching.max_seqs if spec.is_llm else spec.dynamic_batching.max_batch
+        width = max(1, min(width, n))  # (a batch is never larger than the requests)
         self.lst = np.full((r, k.LISTS if spec.is_llm else 1, width), -1, np.int64)  # (DNN: L_RUN)
         self.stk = np.zeros((r, 2, k.GAPS if spec.is_llm else 1))  # inter-token gap stacks
         self.ctr = np.zeros(k.COUNTS, np.int64)
@@ -175,14 +185,14 @@ class ServiceRun:
         self.energy_kwh = math.nan  # its GPUs' energy, once `power_spans` has priced them
 
     # each request row's columns (streaming: the rows of the requests in flight)
-    replica = property(lambda self: self.qi[:, 2])
-    status = property(lambda self: self.qi[:, 3])
-    reason = property(lambda self: self.qi[:, 4])
-    generated = property(lambda self: self.qi[:, 5])
-    preempts = property(lambda self: self.qi[:, 11])
-    first_t = property(lambda self: self.qf[:, 1])
-    done_t = property(lambda self: self.qf[:, 3])
-    max_itl = property(lambda self: self.qf[:, 4])
+    replica = property(lambda self: self.qi[:, _kernel().Q_REPLICA])
+    status = property(lambda self: self.qi[:, _kernel().Q_STATUS])
+    reason = property(lambda self: self.qi[:, _kernel().Q_REASON])
+    generated = property(lambda self: self.qi[:, _kernel().Q_GEN])
+    preempts = property(lambda self: self.qi[:, _kernel().Q_PREEMPTS])
+    first_t = property(lambda self: self.qf[:, _kernel().F_FIRST])
+    done_t = property(lambda self: self.qf[:, _kernel().F_DONE])
+    max_itl = property(lambda self: self.qf[:, _kernel().F_ITL])
 
     @property
     def last_arrival_s(self) -> float:
@@ -433,22 +443,25 @@ class ServiceRun:
 
     def _row_metrics(self, qi: np.ndarray, qf: np.ndarray) -> dict[str, np.ndarray]:
         """`metrics` of the requests in these rows (kernels/serving.py's columns)."""
-        arrival, first, done = qf[:, 0], qf[:, 1], qf[:, 3]  # F_ARR, F_FIRST, F_DONE
-        output = qi[:, 1]  # Q_OUTPUT
-        served = qi[:, 3] == DONE  # Q_STATUS
+        k = _kernel()
+        arrival, first, done = qf[:, k.F_ARR], qf[:, k.F_FIRST], qf[:, k.F_DONE]
+        output = qi[:, k.Q_OUTPUT]
+        served = qi[:, k.Q_STATUS] == DONE
         ttft = first - arrival
         e2e = done - arrival
         with np.errstate(invalid="ignore", divide="ignore"):
             tpot = np.where(served & (output > 1), (done - first) / (output - 1), np.nan)
-        itl = np.where(served & (output > 1), qf[:, 4], np.nan)  # F_ITL
+        itl = np.where(served & (output > 1), qf[:, k.F_ITL], np.nan)
         return {"served": served, "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
                 "max_itl_s": itl, "slo_met": self._slo_met(ttft, tpot, e2e, served)}
 
-    def ended(self) -> tuple[np.ndarray, int, int, dict[str, np.ndarray]]:
+    def ended(self, m: dict[str, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, int, int, dict[str, np.ndarray]]:
         """(requests by status, preemptions, requests that met the SLO, each latency column
-        of the served requests): all requests, with or without their rows."""
+        of the served requests): all requests, with or without their rows (`m`: their
+        `metrics()`, if already made)."""
         if not self.stream:
-            m = self.metrics()
+            m = m if m is not None else self.metrics()
             return (np.bincount(self.status, minlength=5), int(self.preempts.sum()),
                     int(m["slo_met"].sum()), {c: m[c][m["served"]] for c in LATENCY_COLUMNS})
         done = _Ended()
@@ -498,13 +511,8 @@ class ServiceRun:
     def service_row(self, m: dict[str, np.ndarray] | None = None) -> dict:
         """The service's row of services.csv (`m`: its `metrics()`, if already made)."""
         spec, q = self.spec, self.requests
-        if m is not None:
-            by_status, preemptions = np.bincount(self.status, minlength=5), int(self.preempts.sum())
-            met = int(m["slo_met"].sum())
-            latencies = {c: m[c][m["served"]] for c in LATENCY_COLUMNS}
-        else:
-            by_status, preemptions, met, latencies = self.ended()
-        tokens = float(self.ctr[5])  # (kernels/serving.py C_TOKENS: made so far)
+        by_status, preemptions, met, latencies = self.ended(m)
+        tokens = float(self.ctr[_kernel().C_TOKENS])  # (made so far)
         pcts = {}
         for col, ps in (("ttft_s", (50, 90, 99)), ("tpot_s", (50, 99)), ("e2e_s", (50, 99)),
                         ("max_itl_s", (99,))):

@@ -22,6 +22,9 @@ from typing import Any
 
 from dcsim import catalog
 from dcsim.errors import Problem, ScenarioError
+from dcsim.perf.memory import memory_breakdown
+from dcsim.scenario import GptModel, JobSpec
+from dcsim.world import World, build_world, scenario_from_dict
 
 __all__ = ["PlanResult", "plan", "stage_split"]
 
@@ -74,9 +77,6 @@ def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
     iteration time, MFU and memory; fastest first. Sequences longer than 16K tokens are also
     split over context-parallel ranks (cp 2-16). `progress(done, total)` after each
     configuration tried."""
-    from dcsim.perf.memory import memory_breakdown
-    from dcsim.scenario import GptModel, JobSpec
-    from dcsim.world import build_world, scenario_from_dict
 
     presets = catalog.model_presets()
     servers = catalog.servers()
@@ -87,6 +87,10 @@ def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
     elif presets[model].get("kind") not in ("gpt", "bert"):
         problems.append(Problem("plan", None, "MODEL", f"{model} is a {presets[model]['kind']} "
                                 f"model; plan searches transformer parallelism"))
+    if server in servers and not catalog.gpus()[servers[server].gpu].supports(precision):
+        have = ", ".join(catalog.gpus()[servers[server].gpu].peak_flop_s)
+        problems.append(Problem("plan", None, "--precision", f"{servers[server].gpu} has no "
+                                f"{precision} math; it has {have}"))
     if server not in servers:
         problems.append(Problem("plan", None, "--server", f"unknown server type {server!r}; "
                                 f"valid: {', '.join(sorted(servers))}"))
@@ -113,7 +117,7 @@ def plan(model: str, gpus: int, server: str, global_batch: int = 1024,
     t0 = time.perf_counter()
     candidates = _candidates(result, m, gpus, per_server, global_batch, cps, max_pp)
     for k, par in enumerate(candidates):
-        _try(result, world, memory_breakdown, JobSpec, m, precision, global_batch, par)
+        _try(result, world, m, precision, global_batch, par)
         if progress is not None:
             progress(k + 1, len(candidates))
     # recomputation that changes nothing (selective, with flash attention) is not listed apart
@@ -160,11 +164,11 @@ def _candidates(result: PlanResult, m, gpus: int, per_server: int, global_batch:
     return out
 
 
-def _try(result: PlanResult, world, memory_breakdown, job_spec, m, precision: str,
+def _try(result: PlanResult, world: World, m: GptModel, precision: str,
          global_batch: int, par: dict[str, Any]) -> None:
     result.considered += 1
     try:
-        spec = job_spec.model_validate({"name": "plan", "model": m, "precision": precision,
+        spec = JobSpec.model_validate({"name": "plan", "model": m, "precision": precision,
                                         "global_batch": global_batch, "iterations": 1,
                                         "parallelism": par})
     except ValueError as exc:  # (pydantic's ValidationError is a ValueError)
