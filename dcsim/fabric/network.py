@@ -33,6 +33,7 @@ class RingPath:
     min_gpus_per_server: int = 0  # the fewest of the job's GPUs on one server (0: unknown)
     p2p_byte_s: float = 0.0  # between pipeline stages under sharing (0: bandwidth_byte_s)
     shape: tuple[int, ...] = ()  # the job's GPUs per server, largest first (() unknown)
+    a2a_byte_s: float = 0.0  # per GPU off its server, expert all-to-alls under sharing
 
     @property
     def intra_bandwidth(self) -> float:
@@ -41,6 +42,10 @@ class RingPath:
     @property
     def p2p_bandwidth(self) -> float:
         return self.p2p_byte_s or self.bandwidth_byte_s
+
+    @property
+    def a2a_bandwidth(self) -> float:
+        return self.a2a_byte_s or self.bandwidth_byte_s
 
 
 class Network:

@@ -22,8 +22,15 @@ from dcsim.perf.netcost import fused_forward_s, net_cost, optimizer_cost
 from dcsim.perf.profile import DeviceProfile, profile_for
 from dcsim.perf.schedule import pipeline_makespan
 from dcsim.perf.step import StepEstimate
-from dcsim.perf.transformer import act_bytes, head_cost, layer_cost, weight_bytes
-from dcsim.perf.zoo import model_stats
+from dcsim.perf.transformer import (
+    ExpertLinks,
+    act_bytes,
+    head_cost,
+    layer_cost,
+    mtp_cost,
+    weight_bytes,
+)
+from dcsim.perf.zoo import dense_layers_in, model_stats
 from dcsim.scenario import GptModel, JobSpec
 from dcsim.units import DTYPE_BYTES
 
@@ -235,9 +242,7 @@ class CalibratedStepModel:
         else:
             tp = Collectives(p.tp, ring.intra_bandwidth * dev.profile.nvlink_efficiency,
                              ring.intra_latency_s)
-        ep_bw = ring.bandwidth_byte_s * (dev.profile.network_efficiency if ring.servers > 1
-                                         else dev.profile.nvlink_efficiency)
-        ep = Collectives(p.ep, ep_bw, ring.latency_s)
+        ep = self._expert_links(job, dev, ring)
         # context-parallel ranks sit next to the tensor-parallel ones (Megatron's order): in
         # one server while tp x cp fits it, else across the network
         cp = None
@@ -248,15 +253,25 @@ class CalibratedStepModel:
                   Collectives(p.cp, ring.bandwidth_byte_s * dev.profile.network_efficiency,
                               ring.latency_s))
         layer = layer_cost(m, job, dev, tp, ep, cp)
-        # each virtual stage's layers (uneven stages: Megatron's first/last-stage counts)
+        dense = layer_cost(m, job, dev, tp, ep, cp, dense=True) if m.moe_dense_layers else layer
+        # each virtual stage's layers (uneven stages: Megatron's first/last-stage counts), a
+        # MoE model's dense first layers at their own cost
         layers = p.chunk_layers(m.layers)
-        even = len(set(layers)) == 1
-        t_fwd = np.array([(layer.forward * k).time_s for k in layers])
-        t_bwd = np.array([((layer.backward + layer.recompute) * k).time_s for k in layers])
+        n_dense = dense_layers_in(m, layers)
+        even = len(set(layers)) == 1 and not any(n_dense)
+        t_fwd = np.array([(layer.forward * (k - n) + dense.forward * n).time_s
+                          for k, n in zip(layers, n_dense, strict=True)])
+        t_bwd = np.array([((layer.backward + layer.recompute) * (k - n)
+                           + (dense.backward + dense.recompute) * n).time_s
+                          for k, n in zip(layers, n_dense, strict=True)])
         if head:
             head_f, head_b = head_cost(m, job, dev)
             t_fwd[-1] += head_f.time_s
             t_bwd[-1] += head_b.time_s
+            # multi-token prediction modules: a layer, a projection and the head each
+            mtp_f, mtp_b = mtp_cost(m, job, dev, layer, head_f, head_b)
+            t_fwd[-1] += mtp_f.time_s
+            t_bwd[-1] += mtp_b.time_s
         embedding = p.micro_batch * m.seq_len // p.cp * m.hidden * act_bytes(job.precision)
         t_fwd[0] += dev.memory(embedding)  # the lookup, and its gradient scattered back
         t_bwd[0] += dev.memory(2 * embedding)
@@ -275,15 +290,34 @@ class CalibratedStepModel:
         busiest = p.pp - 1 if even else max(range(p.pp), key=lambda d: (work[d], d))
         device_chunks = [busiest + c * p.pp for c in range(p.virtual_stages)]
         compute = float(sum(t_fwd[c] + t_bwd[c] for c in device_chunks)) * micro
-        comm_per_layer = (layer.forward.comm_s + layer.backward.comm_s
-                          + layer.recompute.comm_s)
-        if even:
-            tp_comm = comm_per_layer * layers[0] * p.virtual_stages * micro
-        else:
-            tp_comm = comm_per_layer * sum(layers[c] for c in device_chunks) * micro
+        def comm(cost) -> float:
+            return cost.forward.comm_s + cost.backward.comm_s + cost.recompute.comm_s
+
+        tp_comm = micro * sum(comm(layer) * (layers[c] - n_dense[c]) + comm(dense) * n_dense[c]
+                              for c in device_chunks)
         last_backward = float(sum(t_bwd[c] for c in device_chunks))
         first_forward = float(sum(t_fwd[c] for c in device_chunks))
         return _Pipeline(makespan, compute - tp_comm, tp_comm, last_backward, first_forward)
+
+    @staticmethod
+    def _expert_links(job: JobSpec, dev: Device, ring: RingPath) -> ExpertLinks | None:
+        """The links of the job's expert-parallel all-to-alls (None without ep). Expert ranks
+        stride over the tensor- and context-parallel ones (Megatron's tp-cp-ep-dp-pp order), so
+        a server of g GPUs holds g / (tp x cp) of a group's ranks; off the server each GPU has
+        its share of the NICs (the shared fabric's all-to-all rate when it sets one)."""
+        p = job.parallelism
+        if p.ep <= 1:
+            return None
+        g = ring.min_gpus_per_server or (ring.shape[0] if ring.shape else 0)
+        if ring.servers <= 1:
+            nodes = 1
+        else:
+            local = max(1, g // (p.tp * p.cp)) if g else 1
+            nodes = max(1, min(ring.servers, -(-p.ep // local)))
+        intra = ring.intra_bandwidth * dev.profile.nvlink_efficiency
+        network = ring.a2a_bandwidth * dev.profile.network_efficiency
+        latency = ring.latency_s if nodes > 1 else ring.intra_latency_s
+        return ExpertLinks(p.ep, nodes, network, intra, latency)
 
     def _dense_pass(self, job: JobSpec, dev: Device, stats) -> _Pipeline:
         """Non-transformer models: data parallel only; one roofline pass per micro-batch."""

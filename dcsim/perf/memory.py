@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from dcsim.perf.transformer import act_bytes, activation_bytes
-from dcsim.perf.zoo import ModelStats, model_stats
+from dcsim.perf.zoo import ModelStats, dense_layers_in, model_stats
 from dcsim.scenario import GptModel, JobSpec
 from dcsim.units import DTYPE_BYTES
 
@@ -99,12 +99,15 @@ def local_param_split(job: JobSpec, stats: ModelStats) -> tuple[float, float]:
     m = job.model
     # uneven pipeline stages: the stage that holds the most layers
     share = _stage_share(job) if isinstance(m, GptModel) else 1.0
-    if not (isinstance(m, GptModel) and m.moe_experts):
+    experts = stats.expert_params
+    if not experts:
         return stats.params / (p.tp * p.pp) * share, 0.0
-    f = m.ffn_hidden or 4 * m.hidden
-    experts = m.layers * (3 if m.gated_mlp else 2) * m.hidden * f * m.moe_experts
+    # the experts of the stage with the most MoE layers (dense first layers hold none)
+    chunks = p.chunk_layers(m.layers)
+    moe = [k - n for k, n in zip(chunks, dense_layers_in(m, chunks), strict=True)]
+    most = max(sum(moe[c * p.pp + d] for c in range(p.virtual_stages)) for d in range(p.pp))
     return ((stats.params - experts) / (p.tp * p.pp) * share,
-            experts / (p.tp * p.pp * p.ep) * share)
+            experts * most / sum(moe) / (p.tp * p.ep))
 
 
 def _device_layers(job: JobSpec) -> list[int]:
@@ -120,6 +123,25 @@ def _stage_share(job: JobSpec) -> float:
     if p.stage_layers is None and p.first_stage_layers is None and p.last_stage_layers is None:
         return 1.0
     return max(_device_layers(job)) / (job.model.layers / p.pp)
+
+
+def _activations(job: JobSpec, micro: int) -> float:
+    """The activations of the pipeline stage holding the most: each stage's layers (a MoE
+    model's dense layers at their own size) times its micro-batches in flight (1F1B: stage d
+    holds min(pp - d, m); the other schedules as the first stage, an upper bound for uneven
+    stages)."""
+    m, p = job.model, job.parallelism
+    chunks = p.chunk_layers(m.layers)
+    dense = dense_layers_in(m, chunks)
+    per_moe, per_dense = activation_bytes(m, job), activation_bytes(m, job, dense=True)
+    chunk_bytes = [(k - n) * per_moe + n * per_dense for k, n in zip(chunks, dense, strict=True)]
+    first = _in_flight(job, micro)
+    best = 0.0
+    for d in range(p.pp):
+        held = sum(chunk_bytes[c * p.pp + d] for c in range(p.virtual_stages))
+        held *= min(p.pp - d, micro) if p.pipeline_schedule == "1f1b" else first
+        best = max(best, held)
+    return best
 
 
 def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBreakdown:
@@ -143,15 +165,7 @@ def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBre
     activations, buffers = 0.0, WORKSPACE_BYTES
     if isinstance(job.model, GptModel):
         m = job.model
-        if _stage_share(job) == 1.0 and len(set(p.chunk_layers(m.layers))) == 1:
-            layers = m.layers / p.pp
-            activations = activation_bytes(m, job) * layers * _in_flight(job, micro)
-        else:  # uneven stages: the stage whose layers x micro-batches in flight is largest
-            # (1F1B: stage d holds pp - d; the other schedules: as the first, an upper bound)
-            first = _in_flight(job, micro)
-            activations = activation_bytes(m, job) * max(
-                n * (min(p.pp - d, micro) if p.pipeline_schedule == "1f1b" else first)
-                for d, n in enumerate(_device_layers(job)))
+        activations = _activations(job, micro)
         buffers += p.micro_batch * m.seq_len // p.cp * m.vocab / p.tp * 4.0
     else:  # the layer outputs a backward pass needs, where the model lists them
         activations = stats.activation_elems_per_sample * p.micro_batch * act_bytes(job.precision)

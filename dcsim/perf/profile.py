@@ -221,6 +221,7 @@ def profiles() -> dict[str, DeviceProfile]:
 # its own peaks, memory bandwidth and size)
 SIBLINGS = {"a100-sxm4-40gb": "a100-sxm4-80gb", "a100-pcie-80gb": "a100-sxm4-80gb",
             "a100-pcie-40gb": "a100-sxm4-80gb", "h100-pcie-80gb": "h100-sxm5-80gb",
+            "h800-sxm5-80gb": "h100-sxm5-80gb",
             "v100-sxm2-32gb": "v100-sxm2-16gb", "v100-pcie-16gb": "v100-sxm2-16gb",
             "v100-pcie-32gb": "v100-sxm2-16gb", "p100-sxm2-16gb": "p100-pcie-16gb"}
 

@@ -10,8 +10,12 @@ the softmax, mask and dropout over b (a / t) s^2 scores. With t > 1 it runs two 
 T h activations (with sequence parallelism: two all-gathers and two reduce-scatters, the same
 volume; Korthikanti et al. 2022). The backward pass runs twice the matrix FLOPs, twice the
 memory traffic and the same collectives. Recompute repeats the forward (full) or the attention
-core (selective) before the backward. A mixture-of-experts MLP runs its experts' products for
-top-k x T tokens and two all-to-alls over the expert-parallel group in each direction.
+core (selective) before the backward. A mixture-of-experts layer runs a router product, its
+routed experts' products for top-k x T tokens (times the load on the busiest expert-parallel
+rank: the capacity factor, or the imbalance of dropless routing), its shared experts' for T,
+and an all-to-all each way (dispatch, combine) over the expert-parallel group, forward and
+backward (`ExpertLinks`). Multi-head latent attention (DeepSeek-V2/V3) changes the projections'
+and scores' widths (`zoo.attention_shape`).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dcsim.perf.costs import Collectives, Device
+from dcsim.perf.zoo import attention_shape, expert_width, out_width
 from dcsim.scenario import GptModel, JobSpec
 from dcsim.units import DTYPE_BYTES
 
-__all__ = ["Pass", "LayerCost", "layer_cost", "head_cost", "activation_bytes", "weight_bytes"]
+__all__ = ["Pass", "LayerCost", "ExpertLinks", "layer_cost", "head_cost", "activation_bytes",
+           "weight_bytes", "expert_load", "mtp_cost"]
 
 ELEMENTWISE_H_PASSES = 16  # bytes-per-element passes over T x h per layer forward (norms etc.)
 SOFTMAX_PASSES = 5  # passes over the attention scores without flash attention
@@ -73,71 +79,146 @@ def act_bytes(dtype: str) -> int:
 def _attention(m: GptModel, job: JobSpec, dev: Device) -> tuple[Pass, Pass]:
     """(forward, the part selective recompute repeats) of the attention core."""
     p, t = job.parallelism, job.parallelism.tp
-    b, s, h = p.micro_batch, m.seq_len, m.hidden
+    b, s = p.micro_batch, m.seq_len
+    att = attention_shape(m)
     # (context parallel: this rank's tokens, each attending to all s keys of its sequence)
     tokens, d = b * s // p.cp, act_bytes(job.precision)
-    flop = 4.0 * tokens * s * h / t
-    kv = h * (m.kv_heads or m.heads) // m.heads
-    qkv_bytes = tokens * (h + 2 * kv) / t * d
+    flop = 2.0 * tokens * s * (att.qk + att.v) / t
+    qkv_bytes = tokens * (att.qk + att.kv) / t * d
+    out_bytes = tokens * att.v / t * d
     if m.flash_attention:
-        fwd = Pass(dev.gemm(flop, qkv_bytes + tokens * h / t * d), 0.0, flop)
+        fwd = Pass(dev.gemm(flop, qkv_bytes + out_bytes), 0.0, flop)
         return fwd, Pass()
     scores = b * (m.heads / t) * s * (s / p.cp) * d
-    core = (dev.gemm(flop / 2, qkv_bytes + scores) + dev.gemm(flop / 2, scores + tokens * h / t * d)
+    share = att.qk / (att.qk + att.v)
+    core = (dev.gemm(flop * share, qkv_bytes + scores)
+            + dev.gemm(flop * (1 - share), scores + out_bytes)
             + dev.memory(SOFTMAX_PASSES * scores))
     fwd = Pass(core, 0.0, flop)
     return fwd, fwd
 
 
-def _mlp(m: GptModel, job: JobSpec, dev: Device, ep_comm: Collectives) -> Pass:
+def expert_load(m: GptModel) -> float:
+    """Routed tokens the busiest expert-parallel rank processes, over the mean: the capacity
+    factor where experts are padded to a capacity, else the imbalance of dropless routing."""
+    return m.moe_capacity_factor if m.moe_capacity_factor is not None else m.moe_imbalance
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertLinks:
+    """What an expert-parallel all-to-all runs over: `ep` ranks on `nodes` servers, each
+    GPU's way off its server (`network`, bytes/s) and to its server's GPUs (`intra`), and
+    the latency of one exchange. Every rank sends to every other at once (NCCL's all-to-all
+    posts all its peers' sends together), so the slower of the off-server and on-server parts
+    sets the time, plus one latency."""
+
+    ep: int
+    nodes: int
+    network: float
+    intra: float
+    latency: float
+
+    def all_to_all(self, nbytes: float, copies: float, node_limit: int | None) -> float:
+        """One dispatch (or combine) of `copies` copies of each of a rank's tokens (`nbytes`
+        bytes together, one copy each), to experts spread evenly over the ep ranks. Off the
+        server: each copy whose expert is elsewhere, (nodes - 1) / nodes of them; with
+        node-limited routing (DeepSeek-V3 section 3.2.2) a token crosses to each of its at most
+        `node_limit` servers once and is forwarded over NVLink there."""
+        if self.ep <= 1 or nbytes <= 0:
+            return 0.0
+        off = (self.nodes - 1) / self.nodes if self.nodes > 1 else 0.0
+        per_node = self.ep / self.nodes
+        on = copies * (per_node - 1) / self.ep  # to the other GPUs of its own server
+        crossing = copies * off
+        if node_limit is not None and self.nodes > 1:
+            # tokens cross once per destination server, then fan out inside it
+            on += crossing * (per_node - 1) / per_node
+            crossing = min(copies, node_limit, self.nodes) * off
+        t_net = nbytes * crossing / self.network if crossing else 0.0
+        t_intra = nbytes * on / self.intra if on else 0.0
+        return max(t_net, t_intra) + self.latency
+
+
+def _mlp(m: GptModel, job: JobSpec, dev: Device, ep: ExpertLinks | None,
+         dense: bool) -> Pass:
+    """The MLP block: dense, or a mixture of experts' router, routed and shared experts and
+    its exposed all-to-alls (dispatch + combine)."""
     p = job.parallelism
     t, h, tokens, d = p.tp, m.hidden, p.micro_batch * m.seq_len // p.cp, act_bytes(job.precision)
-    f = m.ffn_hidden or 4 * h
     up = 2 if m.gated_mlp else 1
-    routed = tokens * (m.moe_top_k if m.moe_experts else 1)
     w = weight_bytes(job)
     sparse = job.sparsity == "2:4"
-    flop_up, flop_down = 2.0 * routed * h * f * up / t, 2.0 * routed * f * h / t
-    bytes_up = routed * h * d + h * f * up / t * w + routed * f * up / t * d
-    bytes_down = routed * f / t * d + f * h / t * w + routed * h * d
-    time = (dev.gemm(flop_up, bytes_up, sparse) + dev.gemm(flop_down, bytes_down, sparse)
-            + dev.memory(routed * f / t * d * (3 if m.gated_mlp else 2)))
+    moe = bool(m.moe_experts) and not dense
+
+    def products(rows: float, f: float) -> tuple[float, float]:
+        """(time, flop) of an MLP of width f over `rows` tokens."""
+        flop_up, flop_down = 2.0 * rows * h * f * up / t, 2.0 * rows * f * h / t
+        bytes_up = rows * h * d + h * f * up / t * w + rows * f * up / t * d
+        bytes_down = rows * f / t * d + f * h / t * w + rows * h * d
+        time = (dev.gemm(flop_up, bytes_up, sparse) + dev.gemm(flop_down, bytes_down, sparse)
+                + dev.memory(rows * f / t * d * (up + 1)))
+        return time, flop_up + flop_down
+
+    if not moe:
+        time, flop = products(tokens, m.ffn_hidden or 4 * h)
+        return Pass(time, 0.0, flop)
+    fe = expert_width(m)
+    routed = tokens * m.moe_top_k
+    time, flop = products(routed * expert_load(m), fe)
+    flop = flop / expert_load(m)  # model FLOPs: the tokens routed, not the padding
+    if m.moe_shared_experts:
+        shared_t, shared_f = products(tokens, fe * m.moe_shared_experts)
+        time, flop = time + shared_t, flop + shared_f
+    router = 2.0 * tokens * h * m.moe_experts
+    time += dev.gemm(router, tokens * h * d + h * m.moe_experts * 4)
+    # permuting the routed copies into expert order and back (read + write each)
+    time += dev.memory(4 * routed * h * d)
     comm = 0.0
-    if m.moe_experts:
-        comm = 2 * ep_comm.all_to_all(routed * h * d)  # dispatch and combine
-    return Pass(time, comm, flop_up + flop_down)
+    if ep is not None:
+        one = ep.all_to_all(tokens * h * d, m.moe_top_k * expert_load(m), m.moe_node_limit)
+        comm = 2 * one  # dispatch and combine
+    return Pass(time, comm, flop + router)
 
 
 def layer_cost(m: GptModel, job: JobSpec, dev: Device, tp_comm: Collectives,
-               ep_comm: Collectives, cp_comm: Collectives | None = None) -> LayerCost:
-    """One layer's passes for one micro-batch on one GPU. With context parallelism (cp > 1)
+               ep: ExpertLinks | None, cp_comm: Collectives | None = None,
+               dense: bool = False) -> LayerCost:
+    """One layer's passes for one micro-batch on one GPU (`dense`: a MoE model's dense
+    layer). With context parallelism (cp > 1)
     the GPU holds micro_batch x seq_len / cp tokens (Megatron's load-balanced split: 2 cp
     chunks, each rank a pair, so causal work is even) and runs ring attention (Liu et al.
     2023): cp - 1 steps, each passing its KV chunk to the next rank (`cp_comm`) while it
     attends to the chunk it holds; only the transfer beyond that step's attention is exposed,
-    twice over backward (the KV and their gradients go round)."""
+    twice over backward (the KV and their gradients go round). With `overlap_ep_comm` the
+    expert all-to-alls run behind another micro-batch's compute (DeepSeek-V3's DualPipe,
+    Megatron's overlapped expert-parallel communication): only what exceeds the layer's
+    compute is exposed."""
     p = job.parallelism
     t, h, tokens, d = p.tp, m.hidden, p.micro_batch * m.seq_len // p.cp, act_bytes(job.precision)
-    kv = h * (m.kv_heads or m.heads) // m.heads
+    att = attention_shape(m)
+    o = out_width(m)
     w = weight_bytes(job)
     sparse = job.sparsity == "2:4"
-    flop_qkv, flop_proj = 2.0 * tokens * h * (h + 2 * kv) / t, 2.0 * tokens * h * h / t
-    projections = (dev.gemm(flop_qkv, tokens * h * d + h * (h + 2 * kv) / t * w
-                            + tokens * (h + 2 * kv) / t * d, sparse)
-                   + dev.gemm(flop_proj, 2 * tokens * h / t * d + h * h / t * w, sparse))
+    flop_qkv, flop_proj = 2.0 * tokens * att.in_weights / t, 2.0 * tokens * o * h / t
+    projections = (dev.gemm(flop_qkv, tokens * h * d + att.in_weights / t * w
+                            + tokens * att.in_width / t * d, sparse)
+                   + dev.gemm(flop_proj, tokens * (h + o) / t * d + o * h / t * w, sparse))
     shard = t if p.sequence_parallel else 1
     elementwise = dev.memory(ELEMENTWISE_H_PASSES * tokens * h * d / shard)
     attention, selective = _attention(m, job, dev)
-    mlp = _mlp(m, job, dev, ep_comm)
+    mlp = _mlp(m, job, dev, ep, dense)
     comm = 2 * tp_comm.all_reduce(tokens * h * d)
     compute = attention.compute_s + mlp.compute_s + projections + elementwise
     # overlapped with the projections and MLP products they feed (Wang et al. 2022 style)
     hidden = min(comm, projections + mlp.compute_s) if p.overlap_tp_comm else 0.0
+    expert = mlp.comm_s
+    if p.overlap_ep_comm:
+        expert = max(0.0, expert - compute)
     ring = 0.0  # ring attention's exposed KV transfers, forward
     if p.cp > 1 and cp_comm is not None:
-        step = cp_comm.ring_pass(tokens * 2 * kv / t * d)
+        step = cp_comm.ring_pass(tokens * att.kv / t * d)
         ring = (p.cp - 1) * max(0.0, step - attention.compute_s / p.cp)
-    forward = Pass(compute, comm - hidden + mlp.comm_s + ring, attention.flop + mlp.flop
+    forward = Pass(compute, comm - hidden + expert + ring, attention.flop + mlp.flop
                    + flop_qkv + flop_proj)
     # backward: a data-gradient and a weight-gradient product per forward product
     backward = Pass(2 * forward.compute_s, forward.comm_s + ring, 2 * forward.flop)
@@ -159,18 +240,52 @@ def head_cost(m: GptModel, job: JobSpec, dev: Device) -> tuple[Pass, Pass]:
     return fwd, bwd
 
 
-def activation_bytes(m: GptModel, job: JobSpec) -> float:
-    """Activations one layer keeps for one micro-batch (Korthikanti et al. 2022, eq. 1-6, in
-    bytes for 16-bit activations): s b h (10 + 24 / t + 5 a s / (h t)) without sequence
-    parallelism, s b h (34 + 5 a s / h) / t with it; selective recompute or flash attention drops
-    the 5 a s / h term; full recompute keeps only the layer input, 2 s b h (/ t with sp)."""
+def mtp_cost(m: GptModel, job: JobSpec, dev: Device, layer: LayerCost, head_f: Pass,
+             head_b: Pass) -> tuple[Pass, Pass]:
+    """(forward, backward) of a model's multi-token-prediction modules (DeepSeek-V3 section
+    2.2), on the last stage: per module one more layer like the last, a projection of the
+    concatenated hidden states (2h -> h) and a pass through the shared output head."""
+    if not m.mtp_depth:
+        return Pass(), Pass()
+    p = job.parallelism
+    tokens, h = p.micro_batch * m.seq_len // p.cp, m.hidden
+    flop = 2.0 * tokens * 2 * h * h / p.tp
+    proj = Pass(dev.gemm(flop, tokens * 3 * h * act_bytes(job.precision)
+                         + 2 * h * h / p.tp * weight_bytes(job)), 0.0, flop)
+    fwd = (layer.forward + proj + head_f) * m.mtp_depth
+    bwd = (layer.backward + layer.recompute + proj * 2 + head_b) * m.mtp_depth
+    return fwd, bwd
+
+
+def activation_bytes(m: GptModel, job: JobSpec, dense: bool = False) -> float:
+    """Activations one layer keeps for one micro-batch (`dense`: a MoE model's dense layer),
+    following Korthikanti et al. 2022 (section 4.1) term by term for 16-bit activations, per
+    token: the two layer norms' inputs (4h bytes), two dropout masks (2h), the attention and
+    MLP inputs (2h each): 10h, held whole on every tensor-parallel rank unless sequence
+    parallelism shards them; split over tp: what the input projections write (2 x their
+    width: Q, K, V; with MLA also the latents) and the output projection's input (2 x its
+    width), the MLP's first products and activation (2 (up + 1) f; with experts per routed
+    copy, times the load, plus the copy itself, 2h, and the shared experts'); without flash
+    attention or selective recompute 5 a s bytes of scores. For GPT's MLP (f = 4h, one up
+    product) and full-width K and V this is the paper's s b h (10 + 24 / t + 5 a s / (h t)),
+    and s b h (34 + 5 a s / h) / t with sequence parallelism. Full recompute keeps only the
+    layer input, 2 s b h (/ t with sp)."""
     p = job.parallelism
     s, b, h, a, t = m.seq_len, p.micro_batch, m.hidden, m.heads, p.tp
     scale = act_bytes(job.precision) / 2 / p.cp  # (context parallel: s / cp tokens a GPU)
     shard = t if p.sequence_parallel else 1
     if p.recompute == "full":
         return 2.0 * s * b * h / shard * scale
-    attn = 0.0 if (m.flash_attention or p.recompute == "selective") else 5.0 * a * s / (h * t)
-    if p.sequence_parallel:
-        return s * b * h * (34.0 / t + attn) * scale
-    return s * b * h * (10.0 + 24.0 / t + attn) * scale
+    att = attention_shape(m)
+    up = 2 if m.gated_mlp else 1
+    if m.moe_experts and not dense:
+        fe = expert_width(m)
+        copies = m.moe_top_k * expert_load(m)
+        mlp = copies * (2 * h + 2 * (up + 1) * fe) + m.moe_shared_experts * 2 * (up + 1) * fe
+    else:
+        mlp = 2 * (up + 1) * (m.ffn_hidden or 4 * h)
+    split = 2 * att.in_width + 2 * out_width(m) + mlp
+    if not (m.flash_attention or p.recompute == "selective"):
+        split += 5.0 * a * s
+    per_token = (10.0 * h + split) / t if p.sequence_parallel else 10.0 * h + split / t
+    return s * b * per_token * scale

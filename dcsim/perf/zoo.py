@@ -20,7 +20,9 @@ from dcsim.perf.nets import NETS, Net
 from dcsim.perf.nets.recsys import dlrm_ops
 from dcsim.scenario import CnnModel, CustomModel, DlrmModel, GptModel, MlpModel, NetModel
 
-__all__ = ["ModelStats", "model_stats", "build_net", "CNN_NETS"]
+__all__ = ["ModelStats", "model_stats", "build_net", "CNN_NETS", "AttentionShape",
+           "attention_shape", "out_width", "expert_width", "moe_layers",
+           "dense_layers_in"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,8 @@ class ModelStats:
     layer_shapes: tuple[tuple[int, int], ...] = ()  # (inputs, outputs) of each dense layer
     conv_shapes: tuple[tuple[int, int, int], ...] = ()  # per sample (M, K, N) of each conv
     net: Net | None = None  # the model operation by operation (dcsim/perf/nets), if known
+    # of `params`, the routed experts' (MoE): sharded over the expert-parallel ranks
+    expert_params: float = 0.0
 
     def training_flop_per_sample(self) -> float:
         """Model FLOPs of one forward and backward pass (backward = 2 x forward)."""
@@ -51,29 +55,110 @@ class ModelStats:
         return 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class AttentionShape:
+    """Widths of a layer's attention per token. `in_weights`: parameters of the input
+    projections (Q, K, V; with MLA the down- and up-projections); `in_width`: the activations
+    they write; `qk`, `v`: all heads' query/key and value widths (the scores cost 2 qk and
+    their product with V 2 v FLOPs per token pair); `kv`: the key and value widths a token
+    keeps (what ring attention passes between context-parallel ranks)."""
+
+    in_weights: int
+    in_width: int
+    qk: int
+    v: int
+    kv: int
+
+
+def attention_shape(m: GptModel) -> AttentionShape:
+    """Multi-head / grouped-query attention (h x (h + 2 h_kv) in, h x h out), or multi-head
+    latent attention (DeepSeek-V2 section 2.1; V3 config.json): h x q_lora then q_lora x
+    heads (nope + rope) for queries, h x (kv_lora + rope) then kv_lora x heads (nope + v) for
+    keys and values."""
+    h = m.hidden
+    if m.mla is None:
+        kv = h * (m.kv_heads or m.heads) // m.heads
+        return AttentionShape(h * (h + 2 * kv), h + 2 * kv, h, h, 2 * kv)
+    a, la = m.heads, m.mla
+    qk_head = la.qk_nope_head_dim + la.qk_rope_head_dim
+    q = (h * la.q_lora_rank + la.q_lora_rank * a * qk_head if la.q_lora_rank
+         else h * a * qk_head)
+    kv = h * (la.kv_lora_rank + la.qk_rope_head_dim) + la.kv_lora_rank * a * (
+        la.qk_nope_head_dim + la.v_head_dim)
+    width = ((la.q_lora_rank or 0) + a * qk_head + la.kv_lora_rank + la.qk_rope_head_dim
+             + a * (la.qk_nope_head_dim + la.v_head_dim))
+    return AttentionShape(q + kv, width, a * qk_head, a * la.v_head_dim,
+                          a * (qk_head + la.v_head_dim))
+
+
+def out_width(m: GptModel) -> int:
+    """The attention output's width, the output projection's input (h without MLA)."""
+    return m.heads * m.mla.v_head_dim if m.mla is not None else m.hidden
+
+
+def expert_width(m: GptModel) -> int:
+    """One expert's MLP width."""
+    return m.moe_ffn_hidden or m.ffn_hidden or 4 * m.hidden
+
+
+def moe_layers(m: GptModel) -> int:
+    """Layers with experts (the first moe_dense_layers keep a dense MLP)."""
+    return m.layers - m.moe_dense_layers if m.moe_experts else 0
+
+
+def dense_layers_in(m: GptModel, chunks: list[int]) -> list[int]:
+    """Of each chunk of consecutive layers (sizes `chunks`, in model order), how many are a
+    MoE model's dense first layers."""
+    out, start = [], 0
+    for k in chunks:
+        out.append(max(0, min(start + k, m.moe_dense_layers) - start) if m.moe_experts else 0)
+        start += k
+    return out
+
+
 def _transformer(m: GptModel) -> ModelStats:
     s, h, n_layers, vocab = m.seq_len, m.hidden, m.layers, m.vocab
     ffn = m.ffn_hidden or 4 * h
-    kv = h * (m.kv_heads or m.heads) // m.heads
     mlp_mats = 3 if m.gated_mlp else 2
-    experts = m.moe_experts or 1  # parameters of all experts; FLOPs of the top-k routed ones
-    routed = m.moe_top_k if m.moe_experts else 1
-    proj = 2 * s * (2 * h * h + 2 * h * kv)
-    attn = 4 * s * s * h
-    mlp = 2 * s * h * ffn * mlp_mats * routed
-    layer = proj + attn + mlp
+    att = attention_shape(m)
+    o = out_width(m)
+    proj = 2 * s * (att.in_weights + o * h)
+    attn = 2 * s * s * (att.qk + att.v)
+    dense_mlp = 2 * s * h * ffn * mlp_mats
+    n_moe = moe_layers(m)
+    fe = expert_width(m)
+    # a MoE layer: its top-k routed and its shared experts' products, and the router's
+    moe_mlp = (2 * s * h * fe * mlp_mats * (m.moe_top_k + m.moe_shared_experts)
+               + 2 * s * h * (m.moe_experts or 0))
+    layers_flop = n_layers * (proj + attn) + (n_layers - n_moe) * dense_mlp + n_moe * moe_mlp
     logits = 2 * s * h * vocab
-    # weights + biases + two layer norms per layer; embeddings (tied output) + positions
-    layer_params = (2 * h * h + 2 * h * kv + mlp_mats * h * ffn * experts
-                    + (3 * h + 2 * kv + ffn) + 4 * h)
-    params = n_layers * layer_params + vocab * h + s * h
+    # weights + biases + two layer norms per layer (MLA: norms only); embeddings (tied
+    # output) + positions
+    kv = (att.in_width - h) // 2
+    norms = 4 * h if m.mla is not None else 3 * h + 2 * kv + ffn + 4 * h
+    attn_params = att.in_weights + o * h
+    expert = mlp_mats * h * fe
+    routed = n_moe * (m.moe_experts or 0) * expert
+    moe_layer_params = (attn_params + expert * (m.moe_experts + m.moe_shared_experts)
+                        + h * m.moe_experts + norms) if m.moe_experts else 0
+    dense_layer_params = attn_params + mlp_mats * h * ffn + norms
+    params = (n_moe * moe_layer_params + (n_layers - n_moe) * dense_layer_params
+              + vocab * h * (1 if m.tie_embeddings else 2) + s * h)
+    # multi-token prediction (DeepSeek-V3 section 2.2): per module a layer (as the last one), a
+    # 2h x h projection and a pass through the shared output head
+    last_layer = moe_layer_params if n_moe else dense_layer_params
+    last_flop = proj + attn + (moe_mlp if n_moe else dense_mlp)
+    params += m.mtp_depth * (last_layer + 2 * h * h)
+    mtp_flop = m.mtp_depth * (last_flop + 2 * s * 2 * h * h + logits)
     return ModelStats(
         kind=m.kind,
         params=float(params),
         sharded_params=0.0,
-        forward_flop_per_sample=float(n_layers * layer + logits),
-        layer_forward_flop_per_sample=float(n_layers * layer),
+        forward_flop_per_sample=float(layers_flop + logits + mtp_flop),
+        layer_forward_flop_per_sample=float(layers_flop),
         attention_flop_per_sample=float(n_layers * attn),
+        expert_params=float(routed + m.mtp_depth * (m.moe_experts or 0) * expert
+                            * (1 if n_moe else 0)),
     )
 
 

@@ -40,6 +40,8 @@ class Parallelism(Strict):
     overlap_tp_comm: bool = False  # overlap tensor-parallel collectives with matrix products
     grad_reduce_dtype: Literal["fp32", "bf16"] = "fp32"  # dtype of the dp gradient reduction
     ep: PosInt = 1  # expert parallel (MoE): experts split over ep of the dp ranks
+    # run the expert all-to-alls behind another micro-batch's compute (DualPipe-style)
+    overlap_ep_comm: bool = False
     # context parallel (transformers): each sequence split over cp ranks, attention by ring
     # attention (KV passed around the cp ranks, overlapped with the attention compute)
     cp: PosInt = 1

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from dcsim import catalog
 from dcsim.scenario.base import PosFloat, PosInt, Strict
 
-__all__ = ["ModelSpec", "GptModel", "BertModel", "CnnModel", "DlrmModel", "MlpModel",
+__all__ = ["ModelSpec", "GptModel", "MlaSpec", "BertModel", "CnnModel", "DlrmModel", "MlpModel",
            "CustomModel", "NetModel"]
 
 MIN_IMAGE_SIZE = {"resnet50": 32, "cifar10-cnn": 4, "densenet121": 32, "inception-v3": 75}
@@ -20,8 +20,31 @@ class ModelBase(Strict):
     name: str | None = None  # a label for results; presets set it to their name
 
 
+class MlaSpec(Strict):
+    """Multi-head latent attention (DeepSeek-V2/V3): queries through a rank-`q_lora_rank`
+    bottleneck (None: a full projection), keys and values through a shared rank-`kv_lora_rank`
+    latent, each head attending with a `qk_nope_head_dim` + `qk_rope_head_dim` key and a
+    `v_head_dim` value."""
+
+    q_lora_rank: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
+    kv_lora_rank: Annotated[int, Field(gt=0, le=1_000_000)]
+    qk_nope_head_dim: Annotated[int, Field(gt=0, le=65_536)]
+    qk_rope_head_dim: Annotated[int, Field(ge=0, le=65_536)] = 0
+    v_head_dim: Annotated[int, Field(gt=0, le=65_536)]
+
+
 class GptModel(ModelBase):
-    """Decoder-only transformer (GPT, Llama). ffn_hidden defaults to 4 x hidden."""
+    """Decoder-only transformer (GPT, Llama, Mixtral, DeepSeek). ffn_hidden defaults to
+    4 x hidden. Mixture of experts (docs/step-time-model.md#mixture-of-experts): `moe_experts`
+    routed experts per layer of `moe_ffn_hidden` (default ffn_hidden), each token to
+    `moe_top_k`, plus `moe_shared_experts` every token passes through; the first
+    `moe_dense_layers` layers keep a dense MLP of ffn_hidden. `moe_capacity_factor`: experts
+    padded to that many times their even share of tokens (tokens over it dropped); without it
+    routing is dropless and the busiest expert-parallel rank gets `moe_imbalance` times the
+    mean. `moe_node_limit`: node-limited routing, a token's experts on at most that many
+    servers (DeepSeek-V3: 4), each reached once. `mtp_depth`: multi-token-prediction modules
+    (a layer and an output pass each) on the last stage. `tie_embeddings: false`: the output
+    layer has its own vocab x hidden weights."""
 
     kind: Literal["gpt"]
     layers: PosInt
@@ -34,6 +57,15 @@ class GptModel(ModelBase):
     gated_mlp: bool = False
     moe_experts: PosInt | None = None  # mixture of experts: this many MLP experts per layer
     moe_top_k: PosInt = 2  # experts each token is routed to
+    moe_ffn_hidden: PosInt | None = None
+    moe_shared_experts: Annotated[int, Field(ge=0, le=1024)] = 0
+    moe_dense_layers: Annotated[int, Field(ge=0, le=100_000)] = 0
+    moe_capacity_factor: Annotated[float, Field(gt=0, le=1024)] | None = None
+    moe_imbalance: Annotated[float, Field(ge=1, le=1024)] = 1.0
+    moe_node_limit: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    mla: MlaSpec | None = None
+    mtp_depth: Annotated[int, Field(ge=0, le=16)] = 0
+    tie_embeddings: bool = True  # the output layer shares the input embedding's weights
     flash_attention: bool = True  # fused attention: no s x s scores in memory
 
     @model_validator(mode="after")
@@ -41,11 +73,31 @@ class GptModel(ModelBase):
         if self.moe_experts is not None and self.moe_top_k > self.moe_experts:
             raise ValueError(f"moe_top_k ({self.moe_top_k}) must be <= moe_experts "
                              f"({self.moe_experts})")
+        if self.moe_experts is None:
+            given = [k for k in ("moe_ffn_hidden", "moe_capacity_factor", "moe_node_limit")
+                     if getattr(self, k) is not None]
+            given += [k for k in ("moe_shared_experts", "moe_dense_layers")
+                      if getattr(self, k)]
+            given += ["moe_imbalance"] if self.moe_imbalance != 1.0 else []
+            if given:
+                raise ValueError(f"{', '.join(given)} need moe_experts (a mixture of experts)")
+        if self.moe_dense_layers >= self.layers:
+            raise ValueError(f"moe_dense_layers ({self.moe_dense_layers}) must be fewer than "
+                             f"layers ({self.layers}): a mixture of experts needs an MoE layer")
+        if (self.moe_capacity_factor is not None and self.moe_experts
+                and self.moe_capacity_factor * self.moe_top_k > self.moe_experts):
+            raise ValueError(
+                f"moe_capacity_factor ({self.moe_capacity_factor}) x moe_top_k "
+                f"({self.moe_top_k}) exceeds moe_experts ({self.moe_experts}): an expert "
+                f"cannot take more than every token")
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.kv_heads is not None and self.heads % self.kv_heads:
             raise ValueError(
                 f"heads ({self.heads}) must be divisible by kv_heads ({self.kv_heads})")
+        if self.mla is not None and self.kv_heads is not None:
+            raise ValueError("kv_heads is for grouped-query attention; a model with mla "
+                             "shares one latent for all heads (leave kv_heads out)")
         return self
 
 
