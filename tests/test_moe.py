@@ -168,3 +168,91 @@ def test_bad_moe_models_are_refused_naming_the_values(change, message):
 def test_ep_must_divide_the_experts():
     with pytest.raises(ValidationError, match=r"ep \(48\) must divide moe_experts \(64\)"):
         job(dp=48, ep=48, batch=48)
+
+
+# ----------------------------------------------------------------------------- on the fabric
+def _fabric(servers=4, oversubscription=4.0):
+    import dcsim
+    from dcsim.engine import Simulation
+    from dcsim.fabric.sharing import SharedFabric
+    from tests.conftest import small_scenario
+
+    cluster = {"servers": [{"type": "dgx-a100-80gb", "count": servers}]}
+    topo = {"kind": "leaf-spine", "params": {"servers_per_leaf": 2, "spines": 1,
+                                             "oversubscription": oversubscription}}
+    net = Simulation(dcsim.scenario_from_dict(small_scenario(cluster=cluster,
+                                                             topology=topo))).network
+    return SharedFabric(net.detailed, net.attach)
+
+
+def test_expert_groups_stride_over_tensor_ranks():
+    from dcsim.fabric.sharing import expert_groups
+
+    gpus = {0: (0, 1, 2, 3), 1: (0, 1, 2, 3)}
+    # tp 2, ep 4: lanes of every 2nd rank
+    assert expert_groups(gpus, 1, 2, 4) == [[(0, 0), (0, 2), (1, 0), (1, 2)],
+                                            [(0, 1), (0, 3), (1, 1), (1, 3)]]
+    # pp 2: a group per stage, inside its servers
+    assert expert_groups(gpus, 2, 1, 4) == [[(0, 0), (0, 1), (0, 2), (0, 3)],
+                                            [(1, 0), (1, 1), (1, 2), (1, 3)]]
+
+
+def test_all_to_all_flows_get_the_nics_alone_and_less_when_shared():
+    from dcsim.fabric.sharing import a2a_routes
+
+    fab = _fabric()
+    gpus = {0: tuple(range(8)), 1: tuple(range(8))}
+    routes, fanout = a2a_routes(fab.router, 1, gpus, 1, 1, 16)
+    assert len(routes) == 2 * 8 and fanout == [1.0] * 16  # each GPU to its rail peer, both ways
+    fab.add(1, gpus, 1, (1, 16))
+    fab.solve()
+    alone = fab.a2a_rate(1)
+    assert alone == pytest.approx(24e9)  # one HDR NIC a GPU
+    # a second job across the same 1:4 uplinks: the all-to-all gets less
+    fab.add(2, {2: tuple(range(8)), 3: tuple(range(8))}, 1, None)
+    cross = {0: tuple(range(8)), 2: tuple(range(8))}
+    fab.remove(1)
+    fab.add(1, cross, 1, (1, 16))
+    fab.solve()
+    assert fab.a2a_rate(1) < alone
+    # inside one server or without experts: no all-to-all flows
+    fab.add(3, {0: tuple(range(8))}, 1, (1, 8))
+    fab.add(4, gpus, 1, (8, 1))
+    fab.solve()
+    assert fab.a2a_rate(3) is None and fab.a2a_rate(4) is None
+
+
+def test_a_moe_job_slows_when_its_all_to_alls_share_the_uplinks():
+    """Two MoE jobs across the same oversubscribed leaf uplinks: the shared fabric's
+    all-to-all rate sets their exposed expert traffic, so each is slower than alone (and
+    alone, its own rings do not slow its all-to-alls: the same step as `dcsim estimate`)."""
+    import dcsim
+    from dcsim.engine import Simulation
+    from dcsim.world import build_world
+    from tests.conftest import small_job, small_scenario
+
+    model = {**SMALL_MOE, "layers": 2}
+
+    def moe(name, gpu):
+        return small_job(name, model=model, parallelism={"dp": 16, "ep": 16},
+                         global_batch=16, iterations=20, gpu_type=gpu)
+
+    # A100 and H100 servers alternate over two leaves (as in scenarios/contention.yaml): each
+    # job's two servers sit on different leaves, so both cross the same 1:8 uplinks
+    groups = [{"name": f"{t}-{side}", "type": t, "count": 1} for side in ("l", "r")
+              for t in ("dgx-a100-80gb", "dgx-h100")]
+
+    def scenario(jobs):
+        return dcsim.scenario_from_dict(small_scenario(
+            jobs, cluster={"servers": groups},
+            topology={"kind": "leaf-spine", "params": {"servers_per_leaf": 2, "spines": 1,
+                                                       "oversubscription": 8.0}},
+            engine={"network": "shared"}))
+
+    a, b = moe("a", "a100-sxm4-80gb"), moe("b", "h100-sxm5-80gb")
+    alone = Simulation(scenario([a])).run().jobs.set_index("name")
+    both = Simulation(scenario([a, b])).run().jobs.set_index("name")
+    assert both.loc["a", "iteration_time_s"] > 1.05 * alone.loc["a", "iteration_time_s"]
+    world = build_world(scenario([a]))
+    est, _ = world.estimate_alone(world.scenario.workload.jobs[0])
+    assert alone.loc["a", "iteration_time_s"] == pytest.approx(est.iteration_s, rel=1e-9)

@@ -55,8 +55,9 @@ class Shares:
         iterations done, it joins the shared tiers (`estimate` registers its read demand)."""
         placement = job.placement
         assert placement is not None
+        par = job.spec.parallelism
         if self.shared is not None and self.shared.add(job.job_id, dict(placement.allocations),
-                                                       job.spec.parallelism.pp):
+                                                       par.pp, (par.tp * par.cp, par.ep)):
             self.share_network()
         if self.timed is not None:
             self.timed.add(job.job_id, dict(placement.allocations), job.spec.parallelism.pp)
@@ -83,11 +84,13 @@ class Shares:
             self.timed.remove(job_id)
 
     # ------------------------------------------------------------------ links
-    def link_rates(self, job_id: int) -> tuple[float | None, float | None]:
-        """The job's ring and pipeline rates on the shared fabric (None: not limited by it)."""
+    def link_rates(self, job_id: int) -> tuple[float | None, float | None, float | None]:
+        """The job's ring, pipeline and expert all-to-all rates on the shared fabric (None:
+        not limited by it)."""
         if self.shared is None:
-            return None, None
-        return self.shared.rate(job_id), self.shared.p2p_rate(job_id)
+            return None, None, None
+        fabric = self.shared
+        return fabric.rate(job_id), fabric.p2p_rate(job_id), fabric.a2a_rate(job_id)
 
     def share_network(self) -> None:
         """The running jobs' flows changed: re-share the links and tell every job whose

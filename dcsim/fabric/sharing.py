@@ -13,6 +13,14 @@ r // (GPUs / pp) (Megatron's order: pipeline outermost). Two kinds of flows:
   one flow each way (activations forward, gradients back). The job's pipeline bandwidth is the
   slowest of these.
 
+- expert all-to-alls (MoE jobs with ep > 1): within a stage, ranks in Megatron's order
+  (tensor and context ranks innermost, then expert, then data), so an expert group is every
+  `stride`-th rank (stride = tp x cp) of a run of stride x ep. Between every ordered pair of
+  the group's servers, each member GPU on the first sends one flow to the same-position member
+  on the second (rail-aligned, as NCCL's PXN routes them). A GPU's flows to the other S - 1
+  servers share its way out, so the job's all-to-all rate per GPU is the slowest flow's rate
+  x (S - 1).
+
 A job that reads its dataset from a shared storage tier (`storage.<tier>` node, dcsim.storage)
 also has one read flow per server, from the tier's node to the server's node, capped at that
 server's part of the job's read demand (a virtual link of that capacity): its reads share links
@@ -40,7 +48,8 @@ from dcsim.fabric.routing import Router
 from dcsim.fabric.solver import Routes, max_min_rates_trusted, routes_to_csr
 from dcsim.fabric.topology import server_node
 
-__all__ = ["SharedFabric", "STALL_RATE", "ring_routes", "pipeline_routes", "stages"]
+__all__ = ["SharedFabric", "STALL_RATE", "ring_routes", "pipeline_routes", "a2a_routes",
+           "expert_groups", "stages"]
 
 STALL_RATE = 1.0  # bytes/s of a job whose servers a failure cut apart: it all but stops
 
@@ -88,6 +97,41 @@ def ring_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]], 
     return routes
 
 
+def expert_groups(gpus: Mapping[int, Sequence[int]], pp: int, stride: int, ep: int
+                  ) -> list[list[tuple[int, int]]]:
+    """Each expert-parallel group's (server, GPU) members, stage by stage (module docstring)."""
+    groups = []
+    for stage in stages(gpus, pp) if pp > 1 else [dict(gpus)]:
+        ranks = [(server, gpu) for server, ids in stage.items() for gpu in ids]
+        block = stride * ep
+        for start in range(0, len(ranks) - block + 1, block):
+            for lane in range(stride):
+                groups.append(ranks[start + lane:start + block:stride])
+    return groups
+
+
+def a2a_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]], pp: int,
+               stride: int, ep: int) -> tuple[list[list[int]], list[float]]:
+    """The routes of a job's expert all-to-all flows and, per flow, the number of other
+    servers its sender sends to (its rate x that is the sender's way out)."""
+    routes: list[list[int]] = []
+    fanout: list[float] = []
+    for g, members in enumerate(expert_groups(gpus, pp, stride, ep)):
+        on: dict[int, list[int]] = {}
+        for server, gpu in members:
+            on.setdefault(server, []).append(gpu)
+        servers = sorted(on)
+        for a in servers:
+            for b in servers:
+                if a == b:
+                    continue
+                for i, gpu in enumerate(on[a]):
+                    src, dst = _ends(router, a, gpu, b, on[b][i % len(on[b])])
+                    routes.append(router.route(src, dst, (job_id, "a2a", g, a, b, i)))
+                    fanout.append(float(len(servers) - 1))
+    return routes, fanout
+
+
 def pipeline_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]], pp: int
                     ) -> list[list[int]]:
     """The routes of a job's pipeline send/recv flows between stages on different servers."""
@@ -108,24 +152,33 @@ def pipeline_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int
 class SharedFabric:
     def __init__(self, graph: nx.Graph, attach: Mapping[str, Sequence[str]] | None = None) -> None:
         self.router = Router(graph, attach)
-        self._jobs: dict[int, tuple[dict[int, tuple[int, ...]], int]] = {}  # GPUs, pp
+        # job id -> (GPUs, pp, expert layout (stride, ep) or None)
+        self._jobs: dict[int, tuple[dict[int, tuple[int, ...]], int,
+                                    tuple[int, int] | None]] = {}
         self._rates: dict[int, float] = {}  # job id -> slowest ring flow rate (bytes/s)
         self._p2p_rates: dict[int, float] = {}  # job id -> slowest pipeline flow rate
-        # job id -> (ring routes, pipeline routes), or None if a failure cut the job apart
-        self._routes: dict[int, tuple[list[list[int]], list[list[int]]] | None] = {}
-        self._arrays: dict[int, tuple[np.ndarray, np.ndarray, int, int] | None] = {}
+        self._a2a_rates: dict[int, float] = {}  # job id -> all-to-all rate per GPU
+        # job id -> (ring, pipeline, all-to-all routes, all-to-all fan-outs), or None if a
+        # failure cut the job apart
+        self._routes: dict[int, tuple[list[list[int]], list[list[int]], list[list[int]],
+                                      list[float]] | None] = {}
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray, int, int, np.ndarray,
+                                      np.ndarray, np.ndarray] | None] = {}
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
         # job id -> (storage node, server id -> read demand bytes/s), and the rates got
         self._reads: dict[int, tuple[str, dict[int, float]]] = {}
         self._read_rates: dict[int, float] = {}
         self._read_routes: dict[int, list[list[int]] | None] = {}
 
-    def add(self, job_id: int, gpus: GpusOf, pp: int = 1) -> bool:
-        """A running job's GPUs (server id -> GPU indices in rank order, or how many) and its
-        pipeline stages; only jobs that span servers have flows. True if the job has flows
-        (the links need re-sharing)."""
+    def add(self, job_id: int, gpus: GpusOf, pp: int = 1,
+            experts: tuple[int, int] | None = None) -> bool:
+        """A running job's GPUs (server id -> GPU indices in rank order, or how many), its
+        pipeline stages and, for a MoE job with ep > 1, its expert layout (tp x cp, ep);
+        only jobs that span servers have flows. True if the job has flows (the links need
+        re-sharing)."""
         if len(gpus) > 1:
-            self._jobs[job_id] = (gpu_lists(gpus), pp)
+            self._jobs[job_id] = (gpu_lists(gpus), pp,
+                                  experts if experts and experts[1] > 1 else None)
             return True
         return False
 
@@ -133,6 +186,7 @@ class SharedFabric:
         """The job left; True if it had flows (the links need re-sharing)."""
         self._rates.pop(job_id, None)
         self._p2p_rates.pop(job_id, None)
+        self._a2a_rates.pop(job_id, None)
         self._routes.pop(job_id, None)
         self._arrays.pop(job_id, None)
         reads = self.set_reads(job_id, None, {})
@@ -165,7 +219,7 @@ class SharedFabric:
         """Every route the job's flows take now (rings, pipeline, storage reads)."""
         out: list[list[int]] = []
         if job_id in self._jobs and (these := self._job_routes(job_id)) is not None:
-            out += these[0] + these[1]
+            out += these[0] + these[1] + these[2]
         if job_id in self._reads and (reads := self._job_read_routes(job_id)) is not None:
             out += reads
         return out
@@ -178,6 +232,11 @@ class SharedFabric:
         """The job's bandwidth between pipeline stages under sharing, or None if none of its
         stage boundaries crosses servers."""
         return self._p2p_rates.get(job_id)
+
+    def a2a_rate(self, job_id: int) -> float | None:
+        """The job's expert all-to-all rate per GPU off its server under sharing, or None if
+        its expert groups stay inside servers (or it has none)."""
+        return self._a2a_rates.get(job_id)
 
     def fail(self, u: str, v: str) -> None:
         self.router.remove(u, v)
@@ -203,42 +262,57 @@ class SharedFabric:
                 self._read_routes[job_id] = None
         return self._read_routes[job_id]
 
-    def _job_routes(self, job_id: int) -> tuple[list[list[int]], list[list[int]]] | None:
-        """The job's ring and pipeline routes (cached until a link changes), or None if it is
-        cut apart."""
+    def _job_routes(self, job_id: int) -> tuple[list[list[int]], list[list[int]],
+                                                list[list[int]], list[float]] | None:
+        """The job's ring, pipeline and all-to-all routes and the all-to-all fan-outs (cached
+        until a link changes), or None if it is cut apart."""
         if job_id not in self._routes:
-            gpus, pp = self._jobs[job_id]
+            gpus, pp, experts = self._jobs[job_id]
             try:
+                a2a, fanout = (a2a_routes(self.router, job_id, gpus, pp, *experts)
+                               if experts else ([], []))
                 self._routes[job_id] = (ring_routes(self.router, job_id, gpus, pp),
-                                        pipeline_routes(self.router, job_id, gpus, pp))
+                                        pipeline_routes(self.router, job_id, gpus, pp),
+                                        a2a, fanout)
             except ValueError:  # a failed link split the job's servers apart
                 self._routes[job_id] = None
         return self._routes[job_id]
 
 
     def solve(self) -> dict[int, float]:
-        """Recompute every job's rates; returns the jobs whose ring, pipeline or read rate
-        changed (id -> new ring rate)."""
+        """Recompute every job's rates; returns the jobs whose ring, pipeline, all-to-all or
+        read rate changed (id -> new ring rate). The rings, pipelines and reads share the
+        links max-min fairly. Then each MoE job's all-to-alls share with every job's
+        all-to-alls what the other jobs' flows leave of each link: a job's own rings and
+        pipeline transfers run at other times of its iteration, so they do not slow its
+        all-to-alls (nor do all-to-alls slow the rings)."""
         ring: dict[int, float] = {}
         p2p: dict[int, float] = {}
+        a2a: dict[int, float] = {}
         flats: list[np.ndarray] = []
         lens: list[np.ndarray] = []
         segments: list[tuple[int, int, int]] = []  # (job, ring flows, pipeline flows)
+        experts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
         for job_id in sorted(self._jobs):
             arrays = self._job_arrays(job_id)
             if arrays is None:  # cut apart: it stalls
                 ring[job_id] = p2p[job_id] = STALL_RATE
+                if self._jobs[job_id][2]:
+                    a2a[job_id] = STALL_RATE
                 continue
-            flat, flow_lens, n_ring, n_p2p = arrays
+            flat, flow_lens, n_ring, n_p2p, a2a_flat, a2a_lens, fanout = arrays
             if n_ring + n_p2p:
                 flats.append(flat)
                 lens.append(flow_lens)
                 segments.append((job_id, n_ring, n_p2p))
+            if len(fanout):
+                experts.append((job_id, a2a_flat, a2a_lens, fanout))
         n_links = len(self.router.links)
         n_train = int(sum(len(x) for x in lens))
         read_routes: list[list[int]] = []
         read_owner, caps, reads = self._read_flows(read_routes, n_links)
         load = np.zeros(n_links)
+        own: dict[int, np.ndarray] = {}  # MoE job -> its rings' and pipelines' load
         if n_train or read_routes:
             reads_csr = routes_to_csr(read_routes)
             flats.append(reads_csr.indices)
@@ -251,11 +325,18 @@ class SharedFabric:
                         else self.router.capacity)
             rates = max_min_rates_trusted(Routes(indptr, indices), capacity)
             at = 0
-            for job_id, n_ring, n_p2p in segments:
+            moe = {job_id for job_id, *_ in experts}
+            for (job_id, n_ring, n_p2p), job_lens in zip(segments, lens, strict=False):
                 if n_ring:
                     ring[job_id] = float(rates[at:at + n_ring].min())
                 if n_p2p:
                     p2p[job_id] = float(rates[at + n_ring:at + n_ring + n_p2p].min())
+                if job_id in moe:
+                    first = int(indptr[at])
+                    links = indices[first:first + int(job_lens.sum())]
+                    own[job_id] = np.bincount(
+                        links, weights=np.repeat(rates[at:at + n_ring + n_p2p], job_lens),
+                        minlength=n_links)
                 at += n_ring + n_p2p
             for job_id, rate, cap in zip(read_owner, rates[n_train:], caps, strict=True):
                 total = sum(self._reads[job_id][1].values())
@@ -263,27 +344,63 @@ class SharedFabric:
             carried = indices < n_links  # not the reads' virtual cap links
             load = np.bincount(indices[carried], weights=np.repeat(rates, flow_lens)[carried],
                                minlength=n_links)
+        if experts:
+            load = load + self._solve_all_to_alls(experts, load, own, a2a)
         self.utilization = load / self.router.capacity
 
         def moved(old: dict[int, float], new: dict[int, float]) -> set[int]:
             return {j for j, r in new.items() if j not in old or abs(old[j] - r) > 1e-9 * r}
 
         changed = (moved(self._rates, ring) | moved(self._p2p_rates, p2p)
-                   | moved(self._read_rates, reads))
+                   | moved(self._a2a_rates, a2a) | moved(self._read_rates, reads))
         self._rates, self._p2p_rates, self._read_rates = ring, p2p, reads
+        self._a2a_rates = a2a
         return {j: ring.get(j, 0.0) for j in sorted(changed)}
 
-    def _job_arrays(self, job_id: int) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    def _solve_all_to_alls(self, experts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+                           load: np.ndarray, own: dict[int, np.ndarray],
+                           out: dict[int, float]) -> np.ndarray:
+        """Each MoE job's all-to-all rate per GPU (into `out`): every job's all-to-all flows
+        max-min fair on the links less the other jobs' ring, pipeline and read load. Returns
+        the all-to-alls' own load on the links."""
+        n_links = len(self.router.links)
+        flow_lens = np.concatenate([x[2] for x in experts])
+        indptr = np.zeros(len(flow_lens) + 1, dtype=np.int64)
+        np.cumsum(flow_lens, out=indptr[1:])
+        indices = np.concatenate([x[1] for x in experts])
+        routes = Routes(indptr, indices)
+        capacity = self.router.capacity
+        floor = capacity * 1e-9  # (a link the others fill leaves the all-to-alls ~nothing)
+        a2a_load = np.zeros(n_links)
+        at = 0
+        for job_id, _, job_lens, fanout in experts:
+            background = load - own.get(job_id, 0.0)
+            rates = max_min_rates_trusted(routes, np.maximum(capacity - background, floor))
+            mine = rates[at:at + len(fanout)]
+            out[job_id] = float((mine * fanout).min())
+            first = int(indptr[at])
+            links = indices[first:first + int(job_lens.sum())]
+            a2a_load += np.bincount(links, weights=np.repeat(mine, job_lens),
+                                    minlength=n_links)
+            at += len(fanout)
+        return a2a_load
+
+    def _job_arrays(self, job_id: int
+                    ) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray,
+                               np.ndarray] | None:
         """The job's ring then pipeline routes as one array of link indices and each flow's
-        length, with the two counts (cached with the routes), or None if it is cut apart."""
+        length, with the two counts; its all-to-all routes likewise, with their fan-outs
+        (cached with the routes), or None if it is cut apart."""
         if job_id not in self._arrays:
             routes = self._job_routes(job_id)
             if routes is None:
                 self._arrays[job_id] = None
             else:
                 csr = routes_to_csr(routes[0] + routes[1])
+                a2a = routes_to_csr(routes[2])
                 self._arrays[job_id] = (csr.indices, np.diff(csr.indptr), len(routes[0]),
-                                        len(routes[1]))
+                                        len(routes[1]), a2a.indices, np.diff(a2a.indptr),
+                                        np.array(routes[3], dtype=float))
         return self._arrays[job_id]
 
     def _read_flows(self, routes: list[list[int]], n_links: int
