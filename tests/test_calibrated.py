@@ -287,3 +287,26 @@ def test_expert_state_is_sharded_only_over_its_replicas():
     shared, experts = local_param_split(j, model_stats(j.model))
     # one replica of each expert (dp / ep = 1): its optimizer state cannot be sharded
     assert memory_breakdown(j).optimizer == pytest.approx((shared / 8 + experts) * 12)
+
+
+def test_the_fp8_recipe_keeps_attention_and_head_in_bf16_and_pays_for_its_casts():
+    """fp8: the layers' products at the FP8 peak, attention, output layer and router at the
+    BF16 one, and every product's input and output gradient quantized (CAST_BYTES each)."""
+    from dcsim.perf import transformer as T
+
+    big = {"kind": "gpt", "layers": 4, "hidden": 8192, "heads": 64, "seq_len": 8192,
+           "vocab": 128000, "ffn_hidden": 28672, "gated_mlp": True}
+    bf16, fp8 = job(big, batch=8), job(big, precision="fp8", batch=8)
+    model = CalibratedStepModel()
+    dev8, dev16 = model.device(fp8, H100), model.device(bf16, H100)
+    assert T.wide(dev8).peak == dev16.peak and T.wide(dev16) is dev16
+    att8, _ = T._attention(fp8.model, fp8, dev8)
+    att16, _ = T._attention(bf16.model, bf16, dev16)
+    assert att8.compute_s == pytest.approx(att16.compute_s)
+    assert T.head_cost(fp8.model, fp8, dev8)[0].compute_s == pytest.approx(
+        T.head_cost(bf16.model, bf16, dev16)[0].compute_s, rel=0.05)  # (1-byte weights)
+    assert T._casts(dev16, bf16, (1e9,)) == 0.0
+    assert T._casts(dev8, fp8, (1e9,)) == pytest.approx(dev8.memory(T.CAST_BYTES * 1e9))
+    # faster than bf16, slower than every product at twice the rate
+    e8, e16 = est(fp8, H100), est(bf16, H100)
+    assert 0.5 * e16.compute_s < e8.compute_s < 0.8 * e16.compute_s

@@ -160,10 +160,10 @@ def test_validation_meets_the_target_and_the_doc_is_current():
     assert sum(nccl) / len(nccl) <= 0.10  # issue 4's target for the collectives
     from dcsim.tools.jobreport import job_markdown, job_rows
     from dcsim.tools.serving_validation import serving_markdown
-    from dcsim.tools.validation import heldout_llm_markdown
+    from dcsim.tools.validation import frontier_markdown, heldout_llm_markdown
 
-    extra = (heldout_llm_markdown() + job_markdown(job_rows(), "img/parity_jobs.png")
-             + serving_markdown())
+    extra = (heldout_llm_markdown() + frontier_markdown()
+             + job_markdown(job_rows(), "img/parity_jobs.png") + serving_markdown())
     assert (REPO / "docs/validation.md").read_text() == markdown(rows, collectives, extra)
 
 
@@ -187,6 +187,23 @@ def test_readme_quotes_the_current_validation_errors():
     mean, worst = sum(errors) / len(errors), max(errors)
     readme = (REPO / "README.md").read_text().replace("\n  ", " ")
     assert f"off by {mean:.1%} on average and by up to {worst:.1%}" in readme
+
+
+def test_frontier_rows_are_held_out_and_the_readme_quotes_them():
+    """data/reference/frontier_heldout.csv: never among the fit's cases; every row predicted
+    within 2x; README's figures are the table's."""
+    from dcsim.tools.validation import frontier_rows, heldout_llm_cases, reference_table
+
+    rows = frontier_rows()
+    assert len(rows) == 9 and all(0.5 < r.predicted / r.measured < 2 for r in rows)
+    by = {(r.source, r.case.split(" ")[0]): r for r in rows}
+    deepseek = by[("DeepSeek-V3 report Table 1", "pre-training")]
+    meta = [r for r in rows if r.source == "Llama 3 paper Table 4" and "405B 8K" in r.case]
+    readme = (REPO / "README.md").read_text().replace("\n  ", " ")
+    assert f"come out {abs(deepseek.error):.0%} low" in readme and deepseek.error < 0
+    assert f"benchmarks, up to {max(r.error for r in meta):.0%} faster" in readme
+    held = [abs(r.error) for r in reference_table(cases=heldout_llm_cases())]
+    assert f"within {max(held):.1%} in BF16 and in FP8" in readme
 
 
 def test_resnet50_layer_list_matches_its_published_totals():

@@ -99,9 +99,9 @@ def cmd_reference(args: argparse.Namespace) -> int:
         plot.parent.mkdir(parents=True, exist_ok=True)
         parity_plot(jobs, plot)
         from dcsim.tools.serving_validation import serving_markdown
-        from dcsim.tools.validation import heldout_llm_markdown
+        from dcsim.tools.validation import frontier_markdown, heldout_llm_markdown
 
-        extra = (heldout_llm_markdown() + job_markdown(jobs, f"img/{plot.name}")
-                 + serving_markdown())
+        extra = (heldout_llm_markdown() + frontier_markdown()
+                 + job_markdown(jobs, f"img/{plot.name}") + serving_markdown())
         out.write_text(markdown(rows, collectives, extra), encoding="utf-8")
     return EXIT_OK

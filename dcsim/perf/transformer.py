@@ -20,7 +20,7 @@ and scores' widths (`zoo.attention_shape`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dcsim.perf.costs import Collectives, Device
 from dcsim.perf.zoo import attention_shape, expert_width, out_width
@@ -32,6 +32,11 @@ __all__ = ["Pass", "LayerCost", "ExpertLinks", "layer_cost", "head_cost", "activ
 
 ELEMENTWISE_H_PASSES = 16  # bytes-per-element passes over T x h per layer forward (norms etc.)
 SOFTMAX_PASSES = 5  # passes over the attention scores without flash attention
+# bytes moved per element quantized to FP8 for a product: read at 16 bits, write the 8-bit
+# copy and its transpose (Hopper's FP8 products take both operands K-major, so the weight-
+# gradient product needs the activation and gradient transposed; Transformer Engine keeps
+# both); the scale comes from the amax history (delayed scaling), no extra pass
+CAST_BYTES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +76,37 @@ def weight_bytes(job: JobSpec) -> float:
     return w * (1 - job.prune_fraction)
 
 
+def eight_bit(job: JobSpec) -> bool:
+    """Products in an 8-bit format (fp8, int8): the FP8 training recipe applies."""
+    return DTYPE_BYTES[job.precision] == 1
+
+
+def wide(dev: Device) -> Device:
+    """The device at its 16-bit rate, for what an FP8 recipe keeps in BF16: the attention
+    core, the output layer and the MoE router (Transformer Engine's recipes; DeepSeek-V3
+    section 3.3.1)."""
+    if DTYPE_BYTES.get(dev.dtype, 2) != 1:
+        return dev
+    return replace(dev, dtype="bf16" if dev.gpu.peak_flop_s.get("bf16") else "fp16")
+
+
+def _casts(dev: Device, job: JobSpec, tensors: tuple[float, ...]) -> float:
+    """Quantizing each tensor (its elements) to FP8 before its product: CAST_BYTES per
+    element through HBM, a kernel each; nothing outside an 8-bit recipe."""
+    if not eight_bit(job):
+        return 0.0
+    return sum(dev.memory(CAST_BYTES * n) for n in tensors if n > 0)
+
+
 def act_bytes(dtype: str) -> int:
     """Bytes of an activation: fp8/int8 compute keeps activations in 16 bits."""
     return max(DTYPE_BYTES[dtype], 2)
 
 
 def _attention(m: GptModel, job: JobSpec, dev: Device) -> tuple[Pass, Pass]:
-    """(forward, the part selective recompute repeats) of the attention core."""
+    """(forward, the part selective recompute repeats) of the attention core (in 16 bits
+    under an FP8 recipe)."""
+    dev = wide(dev)
     p, t = job.parallelism, job.parallelism.tp
     b, s = p.micro_batch, m.seq_len
     att = attention_shape(m)
@@ -140,15 +169,17 @@ class ExpertLinks:
 
 
 def _mlp(m: GptModel, job: JobSpec, dev: Device, ep: ExpertLinks | None,
-         dense: bool) -> Pass:
+         dense: bool) -> tuple[Pass, float, float]:
     """The MLP block: dense, or a mixture of experts' router, routed and shared experts and
-    its exposed all-to-alls (dispatch + combine)."""
+    its exposed all-to-alls (dispatch + combine); with the FP8 casts of its products'
+    inputs (forward) and output gradients (backward), in seconds."""
     p = job.parallelism
     t, h, tokens, d = p.tp, m.hidden, p.micro_batch * m.seq_len // p.cp, act_bytes(job.precision)
     up = 2 if m.gated_mlp else 1
     w = weight_bytes(job)
     sparse = job.sparsity == "2:4"
     moe = bool(m.moe_experts) and not dense
+    casts = [0.0, 0.0]
 
     def products(rows: float, f: float) -> tuple[float, float]:
         """(time, flop) of an MLP of width f over `rows` tokens."""
@@ -157,11 +188,13 @@ def _mlp(m: GptModel, job: JobSpec, dev: Device, ep: ExpertLinks | None,
         bytes_down = rows * f / t * d + f * h / t * w + rows * h * d
         time = (dev.gemm(flop_up, bytes_up, sparse) + dev.gemm(flop_down, bytes_down, sparse)
                 + dev.memory(rows * f / t * d * (up + 1)))
+        casts[0] += _casts(dev, job, (rows * h, rows * f / t))
+        casts[1] += _casts(dev, job, (rows * f * up / t, rows * h))
         return time, flop_up + flop_down
 
     if not moe:
         time, flop = products(tokens, m.ffn_hidden or 4 * h)
-        return Pass(time, 0.0, flop)
+        return Pass(time, 0.0, flop), casts[0], casts[1]
     fe = expert_width(m)
     routed = tokens * m.moe_top_k
     time, flop = products(routed * expert_load(m), fe)
@@ -170,14 +203,17 @@ def _mlp(m: GptModel, job: JobSpec, dev: Device, ep: ExpertLinks | None,
         shared_t, shared_f = products(tokens, fe * m.moe_shared_experts)
         time, flop = time + shared_t, flop + shared_f
     router = 2.0 * tokens * h * m.moe_experts
-    time += dev.gemm(router, tokens * h * d + h * m.moe_experts * 4)
+    time += wide(dev).gemm(router, tokens * h * d + h * m.moe_experts * 4)
     # permuting the routed copies into expert order and back (read + write each)
     time += dev.memory(4 * routed * h * d)
     comm = 0.0
     if ep is not None:
-        one = ep.all_to_all(tokens * h * d, m.moe_top_k * expert_load(m), m.moe_node_limit)
+        # each tensor-parallel rank dispatches its 1 / t of the tokens (Megatron's MoE
+        # layers run with sequence parallelism under tp)
+        one = ep.all_to_all(tokens / t * h * d, m.moe_top_k * expert_load(m),
+                            m.moe_node_limit)
         comm = 2 * one  # dispatch and combine
-    return Pass(time, comm, flop + router)
+    return Pass(time, comm, flop + router), casts[0], casts[1]
 
 
 def layer_cost(m: GptModel, job: JobSpec, dev: Device, tp_comm: Collectives,
@@ -206,9 +242,13 @@ def layer_cost(m: GptModel, job: JobSpec, dev: Device, tp_comm: Collectives,
     shard = t if p.sequence_parallel else 1
     elementwise = dev.memory(ELEMENTWISE_H_PASSES * tokens * h * d / shard)
     attention, selective = _attention(m, job, dev)
-    mlp = _mlp(m, job, dev, ep, dense)
+    mlp, mlp_cast_f, mlp_cast_b = _mlp(m, job, dev, ep, dense)
+    # FP8: the projections' inputs quantized forward, their output gradients backward
+    cast_f = mlp_cast_f + _casts(dev, job, (tokens * h, tokens * o / t))
+    cast_b = mlp_cast_b + _casts(dev, job, (tokens * att.in_width / t, tokens * h))
     comm = 2 * tp_comm.all_reduce(tokens * h * d)
-    compute = attention.compute_s + mlp.compute_s + projections + elementwise
+    products = attention.compute_s + mlp.compute_s + projections + elementwise
+    compute = products + cast_f
     # overlapped with the projections and MLP products they feed (Wang et al. 2022 style)
     hidden = min(comm, projections + mlp.compute_s) if p.overlap_tp_comm else 0.0
     expert = mlp.comm_s
@@ -221,13 +261,15 @@ def layer_cost(m: GptModel, job: JobSpec, dev: Device, tp_comm: Collectives,
     forward = Pass(compute, comm - hidden + expert + ring, attention.flop + mlp.flop
                    + flop_qkv + flop_proj)
     # backward: a data-gradient and a weight-gradient product per forward product
-    backward = Pass(2 * forward.compute_s, forward.comm_s + ring, 2 * forward.flop)
+    backward = Pass(2 * products + cast_b, forward.comm_s + ring, 2 * forward.flop)
     recompute = {"none": Pass(), "selective": selective, "full": forward}[p.recompute]
     return LayerCost(forward, backward, recompute)
 
 
 def head_cost(m: GptModel, job: JobSpec, dev: Device) -> tuple[Pass, Pass]:
-    """(forward, backward) of the output logits and the loss, on the last pipeline stage."""
+    """(forward, backward) of the output logits and the loss, on the last pipeline stage
+    (in 16 bits under an FP8 recipe)."""
+    dev = wide(dev)
     p = job.parallelism
     tokens, h, v, d = (p.micro_batch * m.seq_len // p.cp, m.hidden, m.vocab,
                        act_bytes(job.precision))
