@@ -362,7 +362,8 @@ class SharedFabric:
                            out: dict[int, float]) -> np.ndarray:
         """Each MoE job's all-to-all rate per GPU (into `out`): every job's all-to-all flows
         max-min fair on the links less the other jobs' ring, pipeline and read load. Returns
-        the all-to-alls' own load on the links."""
+        what the all-to-alls add to the links' load: a job's all-to-alls and its own
+        rings take turns, so a link carries the larger of the two beside the others'."""
         n_links = len(self.router.links)
         flow_lens = np.concatenate([x[2] for x in experts])
         indptr = np.zeros(len(flow_lens) + 1, dtype=np.int64)
@@ -380,8 +381,9 @@ class SharedFabric:
             out[job_id] = float((mine * fanout).min())
             first = int(indptr[at])
             links = indices[first:first + int(job_lens.sum())]
-            a2a_load += np.bincount(links, weights=np.repeat(mine, job_lens),
+            mine_load = np.bincount(links, weights=np.repeat(mine, job_lens),
                                     minlength=n_links)
+            a2a_load += np.maximum(mine_load - own.get(job_id, 0.0), 0.0)
             at += len(fanout)
         return a2a_load
 
