@@ -211,7 +211,37 @@ def test_data_parallel_overlap_and_zero():
     assert 0 <= overlapped.dp_comm_s < plain.dp_comm_s
     m0, m1, m3 = (memory_breakdown(job(**across, zero=z)) for z in (0, 1, 3))
     assert m1.optimizer == pytest.approx(m0.optimizer / 8)
-    assert m3.weights == pytest.approx(m0.weights / 8) and m3.gradients == m0.gradients / 8
+    # ZeRO-3: a shard of every layer, plus the layer computing and the one prefetched whole
+    # (8 layers here: 2 / 8 of the weights)
+    assert m3.weights == pytest.approx(m0.weights / 8 + 2 * m0.weights / 8)
+    assert m3.gradients == m0.gradients / 8
+
+
+def test_fsdp_gathers_every_pass_behind_compute_up_to_its_prefetch():
+    """ZeRO-3 gathers each layer's weights in every micro-batch's forward and backward; with
+    prefetch they hide behind compute (the first layer's exposed), without it none do. More
+    prefetch holds more whole layers."""
+    across = dict(dp=8, batch=64, zero=3)
+    one = est(job(**across, micro_batch=8), ring=TWO_NODES)  # one micro-batch per rank
+    eight = est(job(**across, micro_batch=1), ring=TWO_NODES)  # eight: eight times the gathers
+    assert eight.dp_comm_s > one.dp_comm_s
+    eager = est(job(**across, micro_batch=8, prefetch=0), ring=TWO_NODES)
+    assert eager.dp_comm_s > one.dp_comm_s
+    assert memory_breakdown(job(**across, prefetch=3)).weights > memory_breakdown(
+        job(**across)).weights
+
+
+def test_hsdp_shards_within_groups_and_replicates_across():
+    full = job(dp=16, batch=64, zero=3)
+    hsdp = job(dp=16, batch=64, zero=3, zero_group=8)
+    assert memory_breakdown(hsdp).optimizer == pytest.approx(
+        2 * memory_breakdown(full).optimizer)
+    # gathers over 8 ranks instead of 16, plus an all-reduce of the shards across 2 groups
+    assert est(hsdp, ring=TWO_NODES).dp_comm_s != est(full, ring=TWO_NODES).dp_comm_s
+    with pytest.raises(ValueError, match=r"zero_group \(5\) must divide dp x cp"):
+        job(dp=16, batch=64, zero=3, zero_group=5)
+    with pytest.raises(ValueError, match="needs zero >= 1"):
+        job(dp=16, batch=64, zero_group=8)
 
 
 def test_experts_add_all_to_all_and_divide_expert_memory():

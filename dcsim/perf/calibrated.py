@@ -102,7 +102,8 @@ class CalibratedStepModel:
         split = local_param_split(job, stats)
         exposed_dp = self._dp_exposed(job, split, ring, dev.profile, pipe)
         # (the distributed optimizer shards over the data- and context-parallel ranks)
-        shards = (p.dp * p.cp, p.dp * p.cp // p.ep) if p.zero >= 1 else (1, 1)
+        shards = ((p.shard_ranks, max(1, p.shard_ranks // p.ep)) if p.zero >= 1
+                  else (1, 1))
         updated = (split[0] / shards[0] + split[1] / shards[1]) * (1 - job.prune_fraction)
         optimizer_s = self._optimizer(job, dev, updated, stats)
         overhead = dev.profile.step_overhead_s
@@ -186,7 +187,7 @@ class CalibratedStepModel:
         net, p, prof = stats.net, job.parallelism, dev.profile
         act, wb = act_bytes(job.precision), weight_bytes(job)
         split = local_param_split(job, stats)
-        shards = p.dp if p.zero >= 1 else 1
+        shards = min(p.dp, p.shard_ranks) if p.zero >= 1 else 1
         sparse = sum(op.elems * op.count for op in net.ops
                      if op.kind == "gather" and op.sparse_grad)
         per_gpu = job.global_batch // p.dp
@@ -378,10 +379,15 @@ class CalibratedStepModel:
         """Data-parallel communication not hidden behind compute. Without ZeRO: an all-reduce
         of the gradients (in `grad_reduce_dtype`), overlapped with the last micro-batch's
         backward. With ZeRO (the distributed optimizer): a reduce-scatter of the gradients
-        (same window) and an all-gather of the updated weights, overlapped with the next
-        iteration's first forward; ZeRO-3 gathers the weights once more for the backward.
-        MoE expert parameters are replicated only over dp / ep ranks: their collectives run
-        over that smaller group.
+        (same window) and, for stages 1-2, an all-gather of the updated weights overlapped
+        with the next iteration's first forward. ZeRO-3 (FSDP) instead gathers each layer's
+        weights before it runs, in every micro-batch's forward and again in its backward
+        (resharded after the forward), `prefetch` layers ahead: per pass the gathers hide
+        behind that pass's compute, the first layer's always exposed (all of them with
+        prefetch 0). With a shard group (HSDP, `zero_group`) the states are sharded over the
+        group and the gradient shards all-reduced across the groups' replicas. MoE expert
+        parameters are replicated only over dp / ep ranks: their collectives run over that
+        smaller group.
 
         Across servers, `ring.bandwidth_byte_s` is one GPU's share of its server's way out
         (every GPU of the job there runs a ring). A data-parallel group whose ranks share a
@@ -398,23 +404,40 @@ class CalibratedStepModel:
         # gradients are reduced over the data- and context-parallel ranks (each cp rank saw a
         # part of every sequence)
         ranks = p.dp * p.cp
-        groups = [(Collectives(ranks, bandwidth * eff, ring.latency_s), split[0]),
-                  (Collectives(ranks // p.ep, bandwidth * eff, ring.latency_s), split[1])]
+        shard = p.shard_ranks if p.zero else ranks
+        groups = [(ranks, shard, split[0]),
+                  (ranks // p.ep, max(1, shard // p.ep), split[1])]
         keep = 1 - job.prune_fraction
-        reduce_s = gather_s = 0.0
-        for ring_dp, params in groups:
+        reduce_s = gather_s = pass_gather_s = 0.0
+        for n, s, params in groups:
             grads = params * keep * DTYPE_BYTES[p.grad_reduce_dtype]
             if p.zero == 0:
-                reduce_s += ring_dp.all_reduce(grads)
+                reduce_s += Collectives(n, bandwidth * eff, ring.latency_s).all_reduce(grads)
+                continue
+            within = Collectives(s, bandwidth * eff, ring.latency_s)
+            reduce_s += within.reduce_scatter(grads)
+            if n > s:  # HSDP: each shard all-reduced across the n / s replicas
+                reduce_s += Collectives(n // s, bandwidth * eff, ring.latency_s).all_reduce(
+                    grads / s)
+            gathered = within.all_gather(params * weight_bytes(job))
+            if p.zero == 3:
+                pass_gather_s += gathered
             else:
-                reduce_s += ring_dp.reduce_scatter(grads)
-                gather_s += (2 if p.zero == 3 else 1) * ring_dp.all_gather(
-                    params * weight_bytes(job))
+                gather_s += gathered
         back = pipe.last_backward_s if p.overlap_grad_comm else 0.0
         front = pipe.first_forward_s if p.overlap_grad_comm else 0.0
         # gradients are reduced in buckets as the backward pass produces them: the last
         # bucket's reduction starts after the backward ends, so it is never hidden
-        last = groups[0][0].all_reduce(min(split[0] * keep * DTYPE_BYTES[p.grad_reduce_dtype],
-                                           GRAD_BUCKET_BYTES)) if p.zero == 0 else 0.0
-        return max(last, reduce_s - back) + max(0.0, gather_s - front)
+        last = Collectives(ranks, bandwidth * eff, ring.latency_s).all_reduce(
+            min(split[0] * keep * DTYPE_BYTES[p.grad_reduce_dtype], GRAD_BUCKET_BYTES)
+        ) if p.zero == 0 else 0.0
+        exposed = max(last, reduce_s - back) + max(0.0, gather_s - front)
+        if pass_gather_s:
+            m = job.model
+            layers = max(1, round(m.layers / p.pp)) if isinstance(m, GptModel) else 1
+            micro = job.global_batch // (p.dp * p.micro_batch)
+            first = pass_gather_s / layers if p.prefetch else pass_gather_s
+            exposed += micro * sum(first + max(0.0, pass_gather_s - compute)
+                                   for compute in (pipe.first_forward_s, pipe.last_backward_s))
+        return exposed
 

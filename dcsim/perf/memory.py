@@ -5,10 +5,12 @@ dtype (bf16/fp16: 2 bytes, fp32/tf32: 4, fp8/int8: 1 plus a 2-byte master copy f
 gradients in `grad_reduce_dtype` (fp32: 4 bytes, Megatron's main_grad; bf16: 2; fp32 training:
 4), and Adam's fp32 master weights,
 first and second moments (12 bytes; 8 when training in fp32, whose weights are the master copy).
-ZeRO-1 shards the optimizer states over the dp ranks, ZeRO-2 also the gradients, ZeRO-3 (FSDP)
-also the weights. Unstructured pruning stores (1 - fraction) of the weights, gradients and
-optimizer states; its weights are stored sparse (value plus a 4-byte index) only where that is
-smaller than dense. 2:4 sparsity stores half the weights plus 2 bits of metadata per kept one.
+ZeRO-1 shards the optimizer states over the dp ranks (or an HSDP group of them, `zero_group`),
+ZeRO-2 also the gradients, ZeRO-3 (FSDP) also the weights, holding whole the layer computing and
+the `prefetch` layers gathered ahead. Unstructured pruning stores (1 - fraction) of the weights,
+gradients and optimizer states; its weights are stored sparse (value plus a 4-byte index) only
+where that is smaller than dense. 2:4 sparsity stores half the weights plus 2 bits of metadata
+per kept one.
 Activations: per layer and micro-batch from `transformer.activation_bytes`, times the layers a
 device holds, times the micro-batches in flight (1F1B: the first stage holds p; interleaved:
 p (1 + (p - 1) / (p v)); GPipe: all m). Buffers: the fp32 logits of one micro-batch on the last
@@ -154,11 +156,15 @@ def memory_breakdown(job: JobSpec, stats: ModelStats | None = None) -> MemoryBre
         """ZeRO `stage` and above shard this state over the ranks holding a replica."""
         if p.zero < stage:
             return (shared + experts) * per_param
-        ranks = p.dp * p.cp  # (the data- and context-parallel ranks hold replicas)
-        return shared * per_param / ranks + experts * per_param / (ranks // p.ep)
+        ranks = p.shard_ranks  # (the data- and context-parallel ranks, or its HSDP group)
+        return shared * per_param / ranks + experts * per_param / max(1, ranks // p.ep)
 
     sharded = stats.sharded_params / job.num_gpus * 8.0  # embedding tables: fp32 + SGD state
     weights = state(w, 3) + sharded
+    if p.zero == 3 and isinstance(job.model, GptModel):
+        # the layer computing and the `prefetch` layers gathered ahead, whole
+        per_layer = (shared + experts) / max(1.0, job.model.layers / p.pp)
+        weights += (1 + p.prefetch) * per_layer * w
     gradients = state(g, 2)
     optimizer = state(o, 1)
     micro = job.global_batch // (p.dp * p.micro_batch)

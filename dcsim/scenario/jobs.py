@@ -36,6 +36,11 @@ class Parallelism(Strict):
     sequence_parallel: bool = False  # shard layer norms and dropout over the tp group
     schedule: Literal["gpipe", "1f1b", "interleaved"] | None = None  # None: by virtual_stages
     zero: Literal[0, 1, 2, 3] = 0  # ZeRO stage (3 = FSDP): shard optimizer, grads, weights
+    # HSDP: shard over groups of this many of the dp x cp ranks, replicated across groups
+    # (None: one group of all of them)
+    zero_group: PosInt | None = None
+    # ZeRO-3: layers whose weights are gathered ahead of the one computing
+    prefetch: Annotated[int, Field(ge=0, le=64)] = 1
     overlap_grad_comm: bool = True  # overlap the dp gradient reduction with backward compute
     overlap_tp_comm: bool = False  # overlap tensor-parallel collectives with matrix products
     grad_reduce_dtype: Literal["fp32", "bf16"] = "fp32"  # dtype of the dp gradient reduction
@@ -57,6 +62,11 @@ class Parallelism(Strict):
     @property
     def num_gpus(self) -> int:
         return self.tp * self.cp * self.pp * self.dp
+
+    @property
+    def shard_ranks(self) -> int:
+        """Ranks a ZeRO state is sharded over: the shard group (HSDP), else all dp x cp."""
+        return self.zero_group or self.dp * self.cp
 
     @property
     def chunks(self) -> int:
@@ -115,6 +125,13 @@ class Parallelism(Strict):
             raise ValueError("sequence_parallel needs tensor parallelism (tp > 1)")
         if self.dp % self.ep:
             raise ValueError(f"ep ({self.ep}) must divide dp ({self.dp})")
+        if self.zero_group is not None:
+            ranks = self.dp * self.cp
+            if self.zero == 0:
+                raise ValueError("zero_group shards ZeRO states: it needs zero >= 1")
+            if ranks % self.zero_group:
+                raise ValueError(f"zero_group ({self.zero_group}) must divide dp x cp "
+                                 f"({self.dp} x {self.cp} = {ranks})")
         uneven = self.first_stage_layers is not None or self.last_stage_layers is not None
         if self.stage_layers is not None and uneven:
             raise ValueError("give stage_layers or first_stage_layers / last_stage_layers, "
