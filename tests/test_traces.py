@@ -320,3 +320,17 @@ def test_native_trace_step_model_is_a_registered_one(tmp_path):
         trace_scenario(path, "dcsim-csv")
     load = load_trace(trace_scenario(path, "dcsim-csv", skip_bad_rows=True))
     assert [j.step_model for j in load.jobs] == ["first-order"] and load.rows_read == 2
+
+
+def test_native_trace_carries_context_expert_and_zero_columns(tmp_path):
+    path = tmp_path / "jobs.csv"
+    path.write_text("name,arrival_s,model,global_batch,iterations,tp,cp,dp,ep,zero\n"
+                    "long,0,llama3-8b,8,10,2,2,2,,1\n"
+                    "moe,0,mixtral-8x7b,16,10,,,8,8,\n"
+                    "bad,0,llama3-8b,8,10,,3,1,,\n")
+    with pytest.raises(ScenarioError, match=r"jobs.csv:4: seq_len \(8192\) must be divisible "
+                                            r"by 2 x cp"):
+        trace_scenario(path, "dcsim-csv")
+    load = load_trace(trace_scenario(path, "dcsim-csv", skip_bad_rows=True))
+    long, moe = load.jobs
+    assert (long.parallelism.cp, long.parallelism.zero, moe.parallelism.ep) == (2, 1, 8)

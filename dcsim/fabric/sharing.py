@@ -216,7 +216,8 @@ class SharedFabric:
         return self._read_rates.get(job_id)
 
     def routes_of(self, job_id: int) -> list[list[int]]:
-        """Every route the job's flows take now (rings, pipeline, storage reads)."""
+        """Every route the job's flows take now (rings, pipeline, all-to-alls, storage
+        reads)."""
         out: list[list[int]] = []
         if job_id in self._jobs and (these := self._job_routes(job_id)) is not None:
             out += these[0] + these[1] + these[2]

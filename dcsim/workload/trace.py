@@ -1,9 +1,10 @@
 """The native dcsim trace format: CSV, one job per row.
 
 Columns (header required; order free): name, arrival_s, model (a preset name from
-`dcsim catalog models`), global_batch, iterations are required; tp, pp, dp, micro_batch,
-virtual_stages, recompute, precision, gpu_type, priority, user, virtual_cluster, job_type (the
-key in throughput tables) and step_model are optional (empty = default).
+`dcsim catalog models`), global_batch, iterations are required; tp, pp, dp, cp, ep,
+micro_batch, virtual_stages, recompute, zero, precision, gpu_type, priority, user,
+virtual_cluster, job_type (the key in throughput tables) and step_model are optional (empty =
+default).
 A bad row is reported as `file:line:column: message`; with `skip_bad_rows` it is skipped and
 counted instead.
 """
@@ -23,7 +24,7 @@ from dcsim.textfile import read_csv
 __all__ = ["read_dcsim_csv", "rows_to_jobs", "check_columns", "TRACE_COLUMNS"]
 
 REQUIRED = ("name", "arrival_s", "model", "global_batch", "iterations")
-PARALLEL = ("tp", "pp", "dp", "micro_batch", "virtual_stages", "recompute")
+PARALLEL = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "virtual_stages", "recompute", "zero")
 OPTIONAL = (*PARALLEL, "precision", "gpu_type", "priority", "user", "virtual_cluster",
             "job_type", "step_model")
 TRACE_COLUMNS = REQUIRED + OPTIONAL
@@ -31,7 +32,9 @@ TRACE_COLUMNS = REQUIRED + OPTIONAL
 
 def _row_to_job(row: dict[str, str]) -> dict[str, Any]:
     job: dict[str, Any] = {k: row[k] for k in REQUIRED}
-    parallelism = {k: row[k] for k in PARALLEL if row.get(k, "") != ""}
+    # (a whole number as such: `zero` is one of 0-3, which a string cell would not match)
+    parallelism = {k: int(row[k]) if row[k].strip().isdigit() else row[k]
+                   for k in PARALLEL if row.get(k, "") != ""}
     if parallelism:
         job["parallelism"] = parallelism
     for k in ("precision", "gpu_type", "priority", "user", "virtual_cluster", "job_type",
