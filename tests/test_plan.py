@@ -83,3 +83,13 @@ def test_long_sequences_are_also_split_over_context_parallel_ranks():
     assert all(row["tp"] * row["cp"] * row["pp"] * row["dp"] == 16 for row in r.rows)
     short = plan("llama3-8b", 16, "dgx-h100", global_batch=256)
     assert {row["cp"] for row in short.rows} == {1}  # (8K: no context parallelism searched)
+
+
+def test_plan_searches_expert_parallelism_for_a_mixture_of_experts():
+    from dcsim.tools.plan import plan
+
+    result = plan("mixtral-8x7b", 16, "dgx-h100", global_batch=64)
+    eps = {r["ep"] for r in result.rows}
+    assert eps <= {1, 2, 4, 8, 16} and len(eps) > 1
+    dense = plan("llama3-8b", 8, "dgx-h100", global_batch=16)
+    assert {r["ep"] for r in dense.rows} == {1}

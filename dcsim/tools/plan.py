@@ -30,6 +30,7 @@ __all__ = ["PlanResult", "plan", "stage_split"]
 
 MICRO_BATCHES = (1, 2, 4, 8)
 MAX_GPUS = 131_072  # (the search builds a cluster of that many)
+EXPERT_PARALLEL = (1, 2, 4, 8, 16, 32, 64)  # (MoE models only)
 VIRTUAL_STAGES = (1, 2, 4)
 RECOMPUTE = ("none", "selective", "full")
 
@@ -157,10 +158,14 @@ def _candidates(result: PlanResult, m, gpus: int, per_server: int, global_batch:
                     if v > 1 and (global_batch // (dp * mb)) % pp:
                         result.skipped["interleaving needs micro-batches a multiple of pp"] += 1
                         continue
+                    # a mixture of experts: its experts split over ep of the dp ranks
+                    eps = [e for e in EXPERT_PARALLEL if m.moe_experts and e <= dp
+                           and dp % e == 0 and m.moe_experts % e == 0] or [1]
                     for zero in (1, 3) if pp == 1 and dp > 1 else (1,):
-                        out += [{"tp": tp, "cp": cp, "pp": pp, "dp": dp, "micro_batch": mb,
-                                 "virtual_stages": v, "recompute": rc, "zero": zero,
-                                 "sequence_parallel": tp > 1, **split} for rc in RECOMPUTE]
+                        out += [{"tp": tp, "cp": cp, "pp": pp, "dp": dp, "ep": ep,
+                                 "micro_batch": mb, "virtual_stages": v, "recompute": rc,
+                                 "zero": zero, "sequence_parallel": tp > 1, **split}
+                                for ep in eps for rc in RECOMPUTE]
     return out
 
 
@@ -187,7 +192,7 @@ def _try(result: PlanResult, world: World, m: GptModel, precision: str,
         return
     tokens = global_batch * m.seq_len
     result.rows.append({
-        **{k: par[k] for k in ("tp", "cp", "pp", "dp", "virtual_stages", "micro_batch",
+        **{k: par[k] for k in ("tp", "cp", "pp", "dp", "ep", "virtual_stages", "micro_batch",
                                "recompute", "zero")},
         "stages": "+".join(str(x) for x in _compact(spec.parallelism.chunk_layers(m.layers))),
         "iteration_s": est.iteration_s, "tokens_per_s": tokens / est.iteration_s,
@@ -219,12 +224,13 @@ def describe(result: PlanResult, top: int = 10) -> str:
     if not result.rows:
         lines.append("no configuration fits: try more GPUs, a larger GPU, or a smaller batch")
         return "\n".join(lines)
-    head = (f"{'tp':>3}{'cp':>4}{'pp':>4}{'v':>3}{'dp':>6}{'mb':>4} {'recompute':<10}{'zero':>5}"
+    head = (f"{'tp':>3}{'cp':>4}{'pp':>4}{'v':>3}{'dp':>6}{'ep':>4}{'mb':>4} {'recompute':<10}"
+            f"{'zero':>5}"
             f" {'stages':<14}{'iter s':>9}{'tokens/s':>12}{'MFU':>7}{'bubble s':>9}{'mem GB':>8}")
     lines.append(head)
     for r in result.rows[:top]:
         lines.append(f"{r['tp']:>3}{r['cp']:>4}{r['pp']:>4}{r['virtual_stages']:>3}{r['dp']:>6}"
-                     f"{r['micro_batch']:>4} {r['recompute']:<10}{r['zero']:>5} "
+                     f"{r['ep']:>4}{r['micro_batch']:>4} {r['recompute']:<10}{r['zero']:>5} "
                      f"{r['stages']:<14}{r['iteration_s']:>9.3f}{r['tokens_per_s']:>12,.0f}"
                      f"{r['mfu']:>7.1%}{r['bubble_s']:>9.3f}{r['memory_gb']:>8.1f}")
     return "\n".join(lines)
