@@ -71,3 +71,38 @@ def _probe(sim, out):
     yield sim.env.timeout(1.0)
     job = next(j for j in sim.jobs if j.spec.name == "pipe")
     out.append(sim.fabric.p2p_rate(job.job_id))
+
+
+def test_context_rings_are_flows_between_servers():
+    """cp groups stride over tp; each member sends its KV to the next, a flow where they sit
+    on different servers; alone, a job's ring-attention rate is its NIC's, and its own
+    data-parallel rings (another phase of its iteration) do not share it."""
+    from dcsim.fabric.sharing import cp_routes, expert_groups
+
+    gpus = {0: tuple(range(8)), 1: tuple(range(8))}
+    assert expert_groups(gpus, 1, 4, 4)[0] == [(0, 0), (0, 4), (1, 0), (1, 4)]
+    fab = _fabric()
+    routes, fanout = cp_routes(fab.router, 1, gpus, 1, 1, 16)
+    assert len(routes) == 2 and fanout == [1.0, 1.0]  # 0:7 -> 1:0 and 1:7 -> 0:0
+    fab.add(1, gpus, 1, None, (1, 16))
+    fab.solve()
+    assert fab.cp_rate(1) == pytest.approx(24e9) and fab.a2a_rate(1) is None
+    fab.add(2, gpus, 1, None, (8, 2))  # tp 8 x cp 2: each cp pair spans the two servers
+    fab.solve()
+    assert fab.cp_rate(2) < 24e9  # its 16 flows share the NICs with job 1's
+
+
+def test_a_long_context_job_alone_steps_as_estimated():
+    """Under the shared fabric, a cp job whose rings cross servers runs at dcsim estimate's
+    step (its own rings take turns with its ring attention)."""
+    from dcsim.world import build_world
+
+    model = {"kind": "gpt", "layers": 2, "hidden": 2048, "heads": 16, "seq_len": 32768,
+             "vocab": 32000}
+    job = small_job("long", model=model, parallelism={"cp": 16, "dp": 1},
+                    global_batch=1, iterations=5, gpu_type="a100-sxm4-80gb")
+    sc = dcsim.scenario_from_dict(small_scenario([job], engine={"network": "shared"}))
+    ran = Simulation(sc).run().jobs.set_index("name").loc["long", "iteration_time_s"]
+    world = build_world(sc)
+    est, _ = world.estimate_alone(world.scenario.workload.jobs[0])
+    assert ran == pytest.approx(est.iteration_s, rel=1e-9)

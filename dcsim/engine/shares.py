@@ -57,7 +57,8 @@ class Shares:
         assert placement is not None
         par = job.spec.parallelism
         if self.shared is not None and self.shared.add(job.job_id, dict(placement.allocations),
-                                                       par.pp, (par.tp * par.cp, par.ep)):
+                                                       par.pp, (par.tp * par.cp, par.ep),
+                                                       (par.tp, par.cp)):
             self.share_network()
         if self.timed is not None:
             self.timed.add(job.job_id, dict(placement.allocations), job.spec.parallelism.pp)
@@ -84,13 +85,15 @@ class Shares:
             self.timed.remove(job_id)
 
     # ------------------------------------------------------------------ links
-    def link_rates(self, job_id: int) -> tuple[float | None, float | None, float | None]:
-        """The job's ring, pipeline and expert all-to-all rates on the shared fabric (None:
-        not limited by it)."""
+    def link_rates(self, job_id: int
+                   ) -> tuple[float | None, float | None, float | None, float | None]:
+        """The job's ring, pipeline, expert all-to-all and ring-attention rates on the shared
+        fabric (None: not limited by it)."""
         if self.shared is None:
-            return None, None, None
+            return None, None, None, None
         fabric = self.shared
-        return fabric.rate(job_id), fabric.p2p_rate(job_id), fabric.a2a_rate(job_id)
+        return (fabric.rate(job_id), fabric.p2p_rate(job_id), fabric.a2a_rate(job_id),
+                fabric.cp_rate(job_id))
 
     def share_network(self) -> None:
         """The running jobs' flows changed: re-share the links and tell every job whose

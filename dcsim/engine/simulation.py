@@ -305,10 +305,11 @@ class Simulation:
         placement = job.placement
         assert placement is not None
         gpu, ring = self.world.links_of(placement)
-        ring_share, p2p_share, a2a_share = self.shares.link_rates(job.job_id)
+        ring_share, p2p_share, a2a_share, cp_share = self.shares.link_rates(job.job_id)
         slowdown = self.faults.slowdown(placement) if self.faults is not None else 1.0
         return pace(self.step_model, job.spec, gpu, ring, ring_share=ring_share,
-                    p2p_share=p2p_share, a2a_share=a2a_share, slowdown=slowdown,
+                    p2p_share=p2p_share, a2a_share=a2a_share, cp_share=cp_share,
+                    slowdown=slowdown,
                     storage=self.shares.storage_terms(job, job.spec, placement),
                     cap=self.world.cap_of(gpu.name, job.power_cap_w))
 

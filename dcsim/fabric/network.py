@@ -34,6 +34,7 @@ class RingPath:
     p2p_byte_s: float = 0.0  # between pipeline stages under sharing (0: bandwidth_byte_s)
     shape: tuple[int, ...] = ()  # the job's GPUs per server, largest first (() unknown)
     a2a_byte_s: float = 0.0  # per GPU off its server, expert all-to-alls under sharing
+    cp_byte_s: float = 0.0  # between context-parallel ranks on different servers, sharing
 
     @property
     def intra_bandwidth(self) -> float:
@@ -46,6 +47,10 @@ class RingPath:
     @property
     def a2a_bandwidth(self) -> float:
         return self.a2a_byte_s or self.bandwidth_byte_s
+
+    @property
+    def cp_bandwidth(self) -> float:
+        return self.cp_byte_s or self.bandwidth_byte_s
 
 
 class Network:

@@ -21,6 +21,10 @@ r // (GPUs / pp) (Megatron's order: pipeline outermost). Two kinds of flows:
   servers share its way out, so the job's all-to-all rate per GPU is the slowest flow's rate
   x (S - 1).
 
+- context-parallel rings (jobs with cp > 1): a cp group is every tp-th rank of a run of tp x cp
+  (Megatron's order); each member sends its KV chunks to the next member of its group, one
+  flow where they sit on different servers. The job's ring-attention rate is the slowest.
+
 A job that reads its dataset from a shared storage tier (`storage.<tier>` node, dcsim.storage)
 also has one read flow per server, from the tier's node to the server's node, capped at that
 server's part of the job's read demand (a virtual link of that capacity): its reads share links
@@ -49,7 +53,7 @@ from dcsim.fabric.solver import Routes, max_min_rates_trusted, routes_to_csr
 from dcsim.fabric.topology import server_node
 
 __all__ = ["SharedFabric", "STALL_RATE", "ring_routes", "pipeline_routes", "a2a_routes",
-           "expert_groups", "stages"]
+           "cp_routes", "expert_groups", "stages"]
 
 STALL_RATE = 1.0  # bytes/s of a job whose servers a failure cut apart: it all but stops
 
@@ -132,6 +136,24 @@ def a2a_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]], p
     return routes, fanout
 
 
+def cp_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]], pp: int,
+              tp: int, cp: int) -> tuple[list[list[int]], list[float]]:
+    """The routes of a job's context-parallel ring flows (each member to the next of its
+    group, where on another server), each with fan-out 1."""
+    routes: list[list[int]] = []
+    for g, members in enumerate(expert_groups(gpus, pp, tp, cp)):
+        for k, (a, gpu_a) in enumerate(members):
+            b, gpu_b = members[(k + 1) % len(members)]
+            if a != b:
+                src, dst = _ends(router, a, gpu_a, b, gpu_b)
+                routes.append(router.route(src, dst, (job_id, "cp", g, k)))
+    return routes, [1.0] * len(routes)
+
+
+# the flows that run in their own phase of a job's iteration: kind -> how they are built
+PHASES = ("a2a", "cp")
+
+
 def pipeline_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int]], pp: int
                     ) -> list[list[int]]:
     """The routes of a job's pipeline send/recv flows between stages on different servers."""
@@ -152,18 +174,21 @@ def pipeline_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int
 class SharedFabric:
     def __init__(self, graph: nx.Graph, attach: Mapping[str, Sequence[str]] | None = None) -> None:
         self.router = Router(graph, attach)
-        # job id -> (GPUs, pp, expert layout (stride, ep) or None)
+        # job id -> (GPUs, pp, expert layout (stride, ep) or None, context (tp, cp) or None)
         self._jobs: dict[int, tuple[dict[int, tuple[int, ...]], int,
-                                    tuple[int, int] | None]] = {}
+                                    tuple[int, int] | None, tuple[int, int] | None]] = {}
         self._rates: dict[int, float] = {}  # job id -> slowest ring flow rate (bytes/s)
         self._p2p_rates: dict[int, float] = {}  # job id -> slowest pipeline flow rate
-        self._a2a_rates: dict[int, float] = {}  # job id -> all-to-all rate per GPU
-        # job id -> (ring, pipeline, all-to-all routes, all-to-all fan-outs), or None if a
-        # failure cut the job apart
-        self._routes: dict[int, tuple[list[list[int]], list[list[int]], list[list[int]],
-                                      list[float]] | None] = {}
-        self._arrays: dict[int, tuple[np.ndarray, np.ndarray, int, int, np.ndarray,
-                                      np.ndarray, np.ndarray] | None] = {}
+        # phase ("a2a", "cp") -> job id -> its rate per GPU
+        self._phase_rates: dict[str, dict[int, float]] = {k: {} for k in PHASES}
+        # job id -> (ring routes, pipeline routes, phase -> (routes, fan-outs)), or None if
+        # a failure cut the job apart
+        self._routes: dict[int, tuple[list[list[int]], list[list[int]],
+                                      dict[str, tuple[list[list[int]], list[float]]]]
+                           | None] = {}
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray, int, int,
+                                      dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
+                           | None] = {}
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
         # job id -> (storage node, server id -> read demand bytes/s), and the rates got
         self._reads: dict[int, tuple[str, dict[int, float]]] = {}
@@ -171,14 +196,16 @@ class SharedFabric:
         self._read_routes: dict[int, list[list[int]] | None] = {}
 
     def add(self, job_id: int, gpus: GpusOf, pp: int = 1,
-            experts: tuple[int, int] | None = None) -> bool:
+            experts: tuple[int, int] | None = None,
+            context: tuple[int, int] | None = None) -> bool:
         """A running job's GPUs (server id -> GPU indices in rank order, or how many), its
-        pipeline stages and, for a MoE job with ep > 1, its expert layout (tp x cp, ep);
-        only jobs that span servers have flows. True if the job has flows (the links need
-        re-sharing)."""
+        pipeline stages, for a MoE job with ep > 1 its expert layout (tp x cp, ep), and with
+        cp > 1 its context layout (tp, cp); only jobs that span servers have flows. True if
+        the job has flows (the links need re-sharing)."""
         if len(gpus) > 1:
             self._jobs[job_id] = (gpu_lists(gpus), pp,
-                                  experts if experts and experts[1] > 1 else None)
+                                  experts if experts and experts[1] > 1 else None,
+                                  context if context and context[1] > 1 else None)
             return True
         return False
 
@@ -186,7 +213,8 @@ class SharedFabric:
         """The job left; True if it had flows (the links need re-sharing)."""
         self._rates.pop(job_id, None)
         self._p2p_rates.pop(job_id, None)
-        self._a2a_rates.pop(job_id, None)
+        for rates in self._phase_rates.values():
+            rates.pop(job_id, None)
         self._routes.pop(job_id, None)
         self._arrays.pop(job_id, None)
         reads = self.set_reads(job_id, None, {})
@@ -220,7 +248,9 @@ class SharedFabric:
         reads)."""
         out: list[list[int]] = []
         if job_id in self._jobs and (these := self._job_routes(job_id)) is not None:
-            out += these[0] + these[1] + these[2]
+            out += these[0] + these[1]
+            for routes, _ in these[2].values():
+                out += routes
         if job_id in self._reads and (reads := self._job_read_routes(job_id)) is not None:
             out += reads
         return out
@@ -237,7 +267,12 @@ class SharedFabric:
     def a2a_rate(self, job_id: int) -> float | None:
         """The job's expert all-to-all rate per GPU off its server under sharing, or None if
         its expert groups stay inside servers (or it has none)."""
-        return self._a2a_rates.get(job_id)
+        return self._phase_rates["a2a"].get(job_id)
+
+    def cp_rate(self, job_id: int) -> float | None:
+        """The job's ring-attention rate per GPU between context-parallel ranks on different
+        servers under sharing, or None if its cp groups stay inside servers (or cp is 1)."""
+        return self._phase_rates["cp"].get(job_id)
 
     def fail(self, u: str, v: str) -> None:
         self.router.remove(u, v)
@@ -263,18 +298,22 @@ class SharedFabric:
                 self._read_routes[job_id] = None
         return self._read_routes[job_id]
 
-    def _job_routes(self, job_id: int) -> tuple[list[list[int]], list[list[int]],
-                                                list[list[int]], list[float]] | None:
-        """The job's ring, pipeline and all-to-all routes and the all-to-all fan-outs (cached
-        until a link changes), or None if it is cut apart."""
+    def _job_routes(self, job_id: int) -> tuple[
+            list[list[int]], list[list[int]],
+            dict[str, tuple[list[list[int]], list[float]]]] | None:
+        """The job's ring and pipeline routes and its phases' (all-to-alls, context rings)
+        routes and fan-outs (cached until a link changes), or None if it is cut apart."""
         if job_id not in self._routes:
-            gpus, pp, experts = self._jobs[job_id]
+            gpus, pp, experts, context = self._jobs[job_id]
             try:
-                a2a, fanout = (a2a_routes(self.router, job_id, gpus, pp, *experts)
-                               if experts else ([], []))
+                phases = {}
+                if experts:
+                    phases["a2a"] = a2a_routes(self.router, job_id, gpus, pp, *experts)
+                if context:
+                    phases["cp"] = cp_routes(self.router, job_id, gpus, pp, *context)
                 self._routes[job_id] = (ring_routes(self.router, job_id, gpus, pp),
                                         pipeline_routes(self.router, job_id, gpus, pp),
-                                        a2a, fanout)
+                                        phases)
             except ValueError:  # a failed link split the job's servers apart
                 self._routes[job_id] = None
         return self._routes[job_id]
@@ -283,31 +322,35 @@ class SharedFabric:
     def solve(self) -> dict[int, float]:
         """Recompute every job's rates; returns the jobs whose ring, pipeline, all-to-all or
         read rate changed (id -> new ring rate). The rings, pipelines and reads share the
-        links max-min fairly. Then each MoE job's all-to-alls share with every job's
-        all-to-alls what the other jobs' flows leave of each link: a job's own rings and
-        pipeline transfers run at other times of its iteration, so they do not slow its
-        all-to-alls (nor do all-to-alls slow the rings)."""
+        links max-min fairly. Then, phase by phase (all-to-alls, context rings), each job's
+        flows of the phase share with every job's flows of that phase what the other jobs'
+        flows leave of each link: a job's own rings and pipeline transfers run at other
+        times of its iteration, so they do not slow its phase flows (nor the reverse)."""
         ring: dict[int, float] = {}
         p2p: dict[int, float] = {}
-        a2a: dict[int, float] = {}
+        phase_rates: dict[str, dict[int, float]] = {k: {} for k in PHASES}
         flats: list[np.ndarray] = []
         lens: list[np.ndarray] = []
         segments: list[tuple[int, int, int]] = []  # (job, ring flows, pipeline flows)
-        experts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        phased: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {
+            k: [] for k in PHASES}
         for job_id in sorted(self._jobs):
             arrays = self._job_arrays(job_id)
             if arrays is None:  # cut apart: it stalls
                 ring[job_id] = p2p[job_id] = STALL_RATE
-                if self._jobs[job_id][2]:
-                    a2a[job_id] = STALL_RATE
+                _, _, experts, context = self._jobs[job_id]
+                for kind, given in (("a2a", experts), ("cp", context)):
+                    if given:
+                        phase_rates[kind][job_id] = STALL_RATE
                 continue
-            flat, flow_lens, n_ring, n_p2p, a2a_flat, a2a_lens, fanout = arrays
+            flat, flow_lens, n_ring, n_p2p, phases = arrays
             if n_ring + n_p2p:
                 flats.append(flat)
                 lens.append(flow_lens)
                 segments.append((job_id, n_ring, n_p2p))
-            if len(fanout):
-                experts.append((job_id, a2a_flat, a2a_lens, fanout))
+            for kind, (p_flat, p_lens, fanout) in phases.items():
+                if len(fanout):
+                    phased[kind].append((job_id, p_flat, p_lens, fanout))
         n_links = len(self.router.links)
         n_train = int(sum(len(x) for x in lens))
         read_routes: list[list[int]] = []
@@ -326,7 +369,7 @@ class SharedFabric:
                         else self.router.capacity)
             rates = max_min_rates_trusted(Routes(indptr, indices), capacity)
             at = 0
-            moe = {job_id for job_id, *_ in experts}
+            moe = {job_id for entries in phased.values() for job_id, *_ in entries}
             for (job_id, n_ring, n_p2p), job_lens in zip(segments, lens, strict=False):
                 if n_ring:
                     ring[job_id] = float(rates[at:at + n_ring].min())
@@ -345,26 +388,32 @@ class SharedFabric:
             carried = indices < n_links  # not the reads' virtual cap links
             load = np.bincount(indices[carried], weights=np.repeat(rates, flow_lens)[carried],
                                minlength=n_links)
-        if experts:
-            load = load + self._solve_all_to_alls(experts, load, own, a2a)
+        added = np.zeros(n_links)
+        for kind, entries in phased.items():
+            if entries:
+                added += self._solve_phase(entries, load, own, phase_rates[kind])
+        load = load + added
         self.utilization = load / self.router.capacity
 
         def moved(old: dict[int, float], new: dict[int, float]) -> set[int]:
             return {j for j, r in new.items() if j not in old or abs(old[j] - r) > 1e-9 * r}
 
-        changed = (moved(self._rates, ring) | moved(self._p2p_rates, p2p)
-                   | moved(self._a2a_rates, a2a) | moved(self._read_rates, reads))
+        changed = moved(self._rates, ring) | moved(self._p2p_rates, p2p)
+        changed |= moved(self._read_rates, reads)
+        for kind in PHASES:
+            changed |= moved(self._phase_rates[kind], phase_rates[kind])
         self._rates, self._p2p_rates, self._read_rates = ring, p2p, reads
-        self._a2a_rates = a2a
+        self._phase_rates = phase_rates
         return {j: ring.get(j, 0.0) for j in sorted(changed)}
 
-    def _solve_all_to_alls(self, experts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
-                           load: np.ndarray, own: dict[int, np.ndarray],
-                           out: dict[int, float]) -> np.ndarray:
-        """Each MoE job's all-to-all rate per GPU (into `out`): every job's all-to-all flows
-        max-min fair on the links less the other jobs' ring, pipeline and read load. Returns
-        what the all-to-alls add to the links' load: a job's all-to-alls and its own
-        rings take turns, so a link carries the larger of the two beside the others'."""
+    def _solve_phase(self, experts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+                     load: np.ndarray, own: dict[int, np.ndarray],
+                     out: dict[int, float]) -> np.ndarray:
+        """Each job's rate per GPU in one phase (into `out`: the slowest flow's rate x its
+        fan-out): every job's flows of the phase max-min fair on the links less the other
+        jobs' ring, pipeline and read load. Returns what the phase adds to the links' load:
+        a job's phase flows and its own rings take turns, so a link carries the larger of
+        the two beside the others'."""
         n_links = len(self.router.links)
         flow_lens = np.concatenate([x[2] for x in experts])
         indptr = np.zeros(len(flow_lens) + 1, dtype=np.int64)
@@ -388,11 +437,11 @@ class SharedFabric:
             at += len(fanout)
         return a2a_load
 
-    def _job_arrays(self, job_id: int
-                    ) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray,
-                               np.ndarray] | None:
+    def _job_arrays(self, job_id: int) -> tuple[
+            np.ndarray, np.ndarray, int, int,
+            dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None:
         """The job's ring then pipeline routes as one array of link indices and each flow's
-        length, with the two counts; its all-to-all routes likewise, with their fan-outs
+        length, with the two counts; each phase's routes likewise, with their fan-outs
         (cached with the routes), or None if it is cut apart."""
         if job_id not in self._arrays:
             routes = self._job_routes(job_id)
@@ -400,10 +449,12 @@ class SharedFabric:
                 self._arrays[job_id] = None
             else:
                 csr = routes_to_csr(routes[0] + routes[1])
-                a2a = routes_to_csr(routes[2])
+                phases = {}
+                for kind, (these, fanout) in routes[2].items():
+                    p = routes_to_csr(these)
+                    phases[kind] = (p.indices, np.diff(p.indptr), np.array(fanout, dtype=float))
                 self._arrays[job_id] = (csr.indices, np.diff(csr.indptr), len(routes[0]),
-                                        len(routes[1]), a2a.indices, np.diff(a2a.indptr),
-                                        np.array(routes[3], dtype=float))
+                                        len(routes[1]), phases)
         return self._arrays[job_id]
 
     def _read_flows(self, routes: list[list[int]], n_links: int

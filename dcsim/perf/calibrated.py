@@ -251,7 +251,7 @@ class CalibratedStepModel:
             inside = 0 < p.tp * p.cp <= max(ring.min_gpus_per_server, 1) or ring.servers == 1
             cp = (Collectives(p.cp, ring.intra_bandwidth * dev.profile.nvlink_efficiency,
                               ring.intra_latency_s) if inside else
-                  Collectives(p.cp, ring.bandwidth_byte_s * dev.profile.network_efficiency,
+                  Collectives(p.cp, ring.cp_bandwidth * dev.profile.network_efficiency,
                               ring.latency_s))
         layer = layer_cost(m, job, dev, tp, ep, cp)
         dense = layer_cost(m, job, dev, tp, ep, cp, dense=True) if m.moe_dense_layers else layer

@@ -33,14 +33,18 @@ StorageTerms = Callable[[float], tuple[float, float]]
 
 def pace(model: StepTimeModel, spec: JobSpec, gpu: GpuSpec, ring: RingPath, *,
          ring_share: float | None = None, p2p_share: float | None = None,
-         a2a_share: float | None = None, slowdown: float = 1.0, storage: StorageTerms | None = None,
+         a2a_share: float | None = None, cp_share: float | None = None,
+         slowdown: float = 1.0, storage: StorageTerms | None = None,
          cap: Callable[[StepEstimate], StepEstimate] | None = None) -> StepEstimate:
     """The job's step on `gpu` over `ring`, with the fabric's shares (bytes/s; None: alone:
-    its ring, pipeline and expert all-to-all rates),
+    its ring, pipeline, expert all-to-all and ring-attention rates),
     the power cap (None: none), the straggler factor (>= 1) and the storage terms (None: no
     storage I/O)."""
-    if a2a_share is not None:  # (its own rate, not the ring's share, below)
+    # (their own rates, not the ring's share, below)
+    if a2a_share is not None:
         ring = replace(ring, a2a_byte_s=min(a2a_share, ring.a2a_bandwidth))
+    if cp_share is not None:
+        ring = replace(ring, cp_byte_s=min(cp_share, ring.cp_bandwidth))
     if ring_share is not None and ring_share < ring.bandwidth_byte_s:
         ring = replace(ring, bandwidth_byte_s=ring_share)
     if p2p_share is not None and p2p_share < ring.p2p_bandwidth:
