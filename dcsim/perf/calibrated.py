@@ -436,8 +436,11 @@ class CalibratedStepModel:
             m = job.model
             layers = max(1, round(m.layers / p.pp)) if isinstance(m, GptModel) else 1
             micro = job.global_batch // (p.dp * p.micro_batch)
-            first = pass_gather_s / layers if p.prefetch else pass_gather_s
-            exposed += micro * sum(first + max(0.0, pass_gather_s - compute)
-                                   for compute in (pipe.first_forward_s, pipe.last_backward_s))
+            if p.prefetch:  # behind the pass's compute, but for the first layer's gather
+                exposed += micro * sum(
+                    pass_gather_s / layers + max(0.0, pass_gather_s - compute)
+                    for compute in (pipe.first_forward_s, pipe.last_backward_s))
+            else:  # each layer waits for its gather: all of it exposed, twice a micro-batch
+                exposed += micro * 2 * pass_gather_s
         return exposed
 
