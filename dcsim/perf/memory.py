@@ -84,6 +84,8 @@ def _in_flight(job: JobSpec, micro: int) -> float:
     if schedule == "gpipe":
         return float(micro)
     if schedule == "interleaved":
+        # Korthikanti et al. 2022, section 4.2.3: the first stage holds L/p layers' activations
+        # for p micro-batches times (1 + (p - 1) / (p v)) with v model chunks per device
         return min(p.pp * (1 + (p.pp - 1) / (p.pp * p.virtual_stages)), float(micro))
     return float(min(p.pp, micro))
 
