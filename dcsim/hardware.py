@@ -12,7 +12,8 @@ from dcsim.catalog import GpuSpec
 from dcsim.fabric import TOPOLOGIES, Network
 from dcsim.fabric.internals import ServerInside
 from dcsim.fabric.topology import ServerPort, server_node
-from dcsim.policies.views import Placement, ServerView
+from dcsim.policies.index import FreeIndex
+from dcsim.policies.views import Placement, ServerView, ServerViews
 from dcsim.scenario import Scenario, ServerGroup
 from dcsim.units import GB
 
@@ -83,16 +84,37 @@ class Cluster:
         self._stale: set[int] = set(range(len(servers)))  # servers whose view is out of date
         self.out: set[int] = set()  # servers out of service (failed, awaiting repair)
         self.out_gpus = 0  # their GPUs (total_gpus counts every server, in service or not)
+        self.version = 0  # changes at every allocation, release, failure and repair
         for s in servers:
             self.gpus_by_type[s.gpu.name] = self.gpus_by_type.get(s.gpu.name, 0) + s.num_gpus
+        if any(s.server_id != i for i, s in enumerate(servers)):
+            raise ValueError("server ids must be 0 .. n-1 in order")
+        self.index = FreeIndex([(s.server_id, s.gpu.name, s.num_gpus) for s in servers],
+                               self._free)
 
-    def views(self) -> list[ServerView]:
-        """What policies see of each server; rebuilt only for servers that changed."""
+    def views(self) -> ServerViews:
+        """What policies see of the servers now (built lazily; `index` answers placements
+        without a scan). Valid until the next change."""
+        return ServerViews(self._view_list, self.index, self._version)
+
+    def _version(self) -> int:
+        return self.version
+
+    def _view_list(self) -> list[ServerView]:
+        """Each server's view; rebuilt only for servers that changed."""
         for i in self._stale:
             s = self.servers[i]
             self._views[i] = ServerView(s.server_id, s.gpu.name, s.num_gpus, tuple(self._free[i]))
         self._stale.clear()
-        return list(self._views)
+        return list(self._views)  # type: ignore[arg-type]
+
+    def _set_free(self, server_id: int, free: list[int]) -> None:
+        self._free[server_id] = free
+        self._stale.add(server_id)
+        self.index.moved(server_id)
+
+    def num_free(self, server_id: int) -> int:
+        return len(self._free[server_id])
 
     def allocate(self, placement: Placement) -> None:
         for server_id, gpus in placement.allocations:
@@ -102,9 +124,9 @@ class Cluster:
                 raise RuntimeError(f"server {server_id}: GPUs {missing} are not free")
         for server_id, gpus in placement.allocations:
             taken = set(gpus)
-            self._free[server_id] = [g for g in self._free[server_id] if g not in taken]
-            self._stale.add(server_id)
+            self._set_free(server_id, [g for g in self._free[server_id] if g not in taken])
         self.allocated_gpus += placement.num_gpus
+        self.version += 1
 
     def down(self, server_id: int) -> None:
         """Take a server out of service (failure): none of its GPUs may be allocated."""
@@ -112,25 +134,25 @@ class Cluster:
         if server_id in self.out or len(self._free[server_id]) != s.num_gpus:
             raise RuntimeError(f"server {server_id}: taken down while in use or already down")
         self.out.add(server_id)
-        self._free[server_id] = []
-        self._stale.add(server_id)
+        self._set_free(server_id, [])
         self.out_gpus += s.num_gpus
+        self.version += 1
 
     def up(self, server_id: int) -> None:
         """Put a repaired (or replaced) server back in service."""
         self.out.remove(server_id)
-        self._free[server_id] = list(range(self.servers[server_id].num_gpus))
-        self._stale.add(server_id)
+        self._set_free(server_id, list(range(self.servers[server_id].num_gpus)))
         self.out_gpus -= self.servers[server_id].num_gpus
+        self.version += 1
 
     def release(self, placement: Placement) -> None:
         for server_id, gpus in placement.allocations:
             free = self._free[server_id]
             if any(g in free for g in gpus):
                 raise RuntimeError(f"server {server_id}: releasing GPUs that are free")
-            self._free[server_id] = sorted(free + list(gpus))
-            self._stale.add(server_id)
+            self._set_free(server_id, sorted(free + list(gpus)))
         self.allocated_gpus -= placement.num_gpus
+        self.version += 1
 
 
 def build_cluster(scenario: Scenario) -> Cluster:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import dcsim
 from dcsim.engine import Simulation
-from dcsim.policies import PLACEMENTS, ServerView
+from dcsim.policies import PLACEMENTS, JobView, ServerView
 from dcsim.policies.placement import PlacementPolicy
 from dcsim.rng import RandomStreams
 from tests.conftest import small_job, small_scenario
@@ -280,3 +280,53 @@ def test_new_kinds_keep_one_gpu_type_and_never_take_more_than_free(kind):
         free = {s.server_id: set(s.free) for s in servers}
         for sid, gpus in placement.allocations:
             assert sid in (0, 1, 2) and set(gpus) <= free[sid] and len(set(gpus)) == len(gpus)
+
+
+# ---------------------------------------------------------------- the free-GPU index
+def _cluster(sizes: list[tuple[str, int]]):
+    from dcsim import catalog
+    from dcsim.hardware import Cluster, Server
+
+    gpus = catalog.gpus()
+    return Cluster([Server(i, f"s{i}", gpus[t], g, 1e12, 1e10, 1e-6, 1e11)
+                    for i, (t, g) in enumerate(sizes)])
+
+
+H100 = "h100-sxm5-80gb"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([A100, H100]), st.sampled_from([2, 4, 8])),
+                min_size=1, max_size=24),
+       st.lists(st.tuples(st.integers(0, 23), st.integers(1, 8)), max_size=30),
+       st.sets(st.integers(0, 23), max_size=3), st.integers(1, 40),
+       st.sampled_from(["packed", "first-fit", "spread", "load-balanced", "random",
+                        "topology-aware"]))
+def test_indexed_placement_matches_the_scan_of_server_views(sizes, takes, down, n, kind):
+    """Every built-in policy answers from the cluster's FreeIndex (`pick`) exactly as its scan
+    of the server views (`choose`), on random clusters (two GPU types, mixed sizes), partly
+    allocated, with servers out of service; the random policy draws the same numbers."""
+    from dcsim.policies.views import Placement
+
+    cluster = _cluster(sizes)
+    for sid, k in takes:  # allocate some of the lowest free GPUs of some servers
+        if sid < len(sizes):
+            free = cluster.views()[sid].free
+            if free:
+                cluster.allocate(Placement(((sid, free[:k]),)))
+    for sid in sorted(down):
+        if sid < len(sizes) and cluster.num_free(sid) == sizes[sid][1]:
+            cluster.down(sid)
+    indexed, scanned = policy(kind), policy(kind)
+    assert indexed._indexed
+    view = JobView(0, "j", n, (H100, A100), 0.0, 0, False, 10, 0.0, 0.0)
+    fast = indexed.place(view, cluster.views())
+    slow = scanned.place(view, list(cluster.views()))
+    assert fast == slow
+    if fast is not None:  # and the index still agrees with the views after the allocation
+        cluster.allocate(fast)
+        for s in cluster.views():
+            assert cluster.index.num_free(s.server_id) == s.num_free
+        for t in (A100, H100):
+            assert cluster.index.free_gpus(t) == sum(s.num_free for s in cluster.views()
+                                                     if s.gpu_type == t)

@@ -60,3 +60,47 @@ def test_a_failed_link_reroutes_or_splits():
         router.remove("server0", "spine0")
     assert len(router.failed) == 4
     assert np.all(router.capacity > 0)  # the solver still gets a valid capacity array
+
+
+@pytest.mark.parametrize(("kind", "params", "servers"), [
+    ("single-switch", {}, 5),
+    ("leaf-spine", {"servers_per_leaf": 3, "spines": 3}, 11),
+    ("fat-tree", {"k": 4}, 16),
+    ("fat-tree", {"k": 6}, 40),
+    ("rail-optimized", {"rails": 4, "servers_per_unit": 3, "spines": 2}, 10),
+    ("dragonfly", {"groups": 3, "routers_per_group": 3, "servers_per_router": 2}, 17),
+])
+def test_switched_routing_gives_networkx_shortest_paths_and_their_ecmp_choice(kind, params,
+                                                                               servers):
+    """On switched fabrics the router walks the switch graph by path counts; it must list the
+    same shortest paths, in the same order, as networkx on the whole graph, and an ECMP hash
+    must pick the same one of them (so results do not depend on the method)."""
+    import networkx as nx
+
+    from dcsim.fabric.routing import _stable_hash
+
+    cls = TOPOLOGIES.get(kind)
+    graph = cls(cls.Params(**params)).build(
+        [ServerPort(server_id=i, nic_byte_s=100e9, nic_latency_s=1e-6) for i in range(servers)])
+    router = Router(graph)
+    assert router._switched
+    rng = np.random.default_rng(0)
+    for a, b in rng.integers(0, servers, size=(40, 2)).tolist():
+        src, dst = f"server{a}", f"server{b}"
+        if a == b:
+            continue
+        expected = sorted(nx.all_shortest_paths(graph, src, dst))
+        assert router.paths(src, dst) == expected
+        for key in range(5):
+            nodes = expected[_stable_hash((src, dst, key)) % len(expected)]
+            hops = zip(nodes, nodes[1:], strict=False)
+            assert router.route(src, dst, key) == [router.link_indices(x, y)[0]
+                                                   for x, y in hops]
+    u, v = next(((u, v) for u, v in graph.edges if "server" not in u + v),
+                next(iter(graph.edges)))
+    router.remove(u, v)  # a failed link (between switches if any): the paths without it
+    graph.remove_edge(u, v)
+    for a, b in rng.integers(0, servers, size=(20, 2)).tolist():
+        if a != b and nx.has_path(graph, f"server{a}", f"server{b}"):
+            assert router.paths(f"server{a}", f"server{b}") == sorted(
+                nx.all_shortest_paths(graph, f"server{a}", f"server{b}"))

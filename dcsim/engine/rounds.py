@@ -131,9 +131,10 @@ class Rounds:
         held = self._held
         ordered = self.scheduler.order([j.view(now) for j in self.queue.values()
                                         if j.job_id not in held], now)
-        servers = self.cluster.views()
         gate = self.scheduler.gate(self._running_now(now), now) if self._gated else None
         cluster = self.cluster
+        # (a gate reads the views around a launch: it gets them as a list, a snapshot)
+        servers = cluster.views() if gate is None else list(cluster.views())
         for view in ordered:
             fits = view.num_gpus <= cluster.total_gpus - cluster.allocated_gpus
             placement = self.placement.place(view, servers) if fits else None
@@ -152,7 +153,7 @@ class Rounds:
             self._start(self.queue[view.job_id], placement)
             if gate is not None:
                 gate.started(view, placement, servers)
-            servers = self.cluster.views()
+            servers = cluster.views() if gate is None else list(cluster.views())
         if self._timed_decisions and self.queue:
             self._plan_decision(now)
 

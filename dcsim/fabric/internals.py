@@ -25,7 +25,7 @@ import networkx as nx
 
 from dcsim.fabric.topology import server_node
 
-__all__ = ["ServerInside", "INTERNAL_KINDS", "add_internals", "gpu_node"]
+__all__ = ["ServerInside", "INTERNAL_KINDS", "add_internals", "check_insides", "gpu_node"]
 
 INTERNAL_KINDS = frozenset({"gpu", "nic", "pcie-switch", "nvswitch", "cpu"})
 
@@ -53,49 +53,105 @@ def _spread(count: int, bins: int) -> list[int]:
 def add_internals(graph: nx.Graph, servers: Sequence[ServerInside]
                   ) -> tuple[nx.Graph, dict[str, list[str]]]:
     """A copy of `graph` with every server's insides, and each GPU's path of nodes to its
-    server node (the way its traffic leaves the server)."""
+    server node (the way its traffic leaves the server). Servers of one make share one layout
+    (`_layout`), instantiated per server; nodes are added before edges, in the order (and
+    with the adjacency order) that adding them one by one would give."""
     g = graph.copy()
     attach: dict[str, list[str]] = {}
+    layouts: dict[tuple, _Layout] = {}
+    nodes: list[tuple[str, dict]] = []
+    edges: list[tuple[str, str, dict]] = []
     for s in servers:
         top = server_node(s.server_id)
         if top not in g or s.gpus == 0:
             continue
+        key = _layout_key(s)
+        layout = layouts.get(key)
+        if layout is None:
+            layout = layouts[key] = _layout(s)
         name = f"{top}."
-        switches = max(1, min(s.pcie_switches, s.gpus))
-        for k in range(switches):
-            g.add_node(f"{name}pcie{k}", kind="pcie-switch")
-            if switches > 1:
-                g.add_node(f"{name}cpu", kind="cpu")
-                _link(g, f"{name}pcie{k}", f"{name}cpu", s.pcie_byte_s)
-        nic_switch = _spread(len(s.nics), switches) if s.nics else []
-        for n, bw in enumerate(s.nics):
-            g.add_node(f"{name}nic{n}", kind="nic")
-            _link(g, f"{name}nic{n}", f"{name}pcie{nic_switch[n]}", s.pcie_byte_s)
-            _link(g, f"{name}nic{n}", top, bw)
-        gpu_switch = _spread(s.gpus, switches)
-        if s.intra_kind == "nvswitch" and s.gpus > 1:
-            g.add_node(f"{name}nvswitch", kind="nvswitch")
-        for gpu in range(s.gpus):
-            node, k = gpu_node(s.server_id, gpu), gpu_switch[gpu]
-            g.add_node(node, kind="gpu")
-            _link(g, node, f"{name}pcie{k}", s.pcie_byte_s)
-            if s.intra_kind == "nvswitch" and s.gpus > 1:
-                _link(g, node, f"{name}nvswitch", s.nvlink_byte_s)
-            if not s.nics:
-                continue
-            local = [n for n, kk in enumerate(nic_switch) if kk == k]
-            if local:
-                nth = gpu_switch[:gpu].count(k)
-                nic = local[nth % len(local)]
-                attach[node] = [node, f"{name}pcie{k}", f"{name}nic{nic}", top]
-            else:
-                nic = gpu * len(s.nics) // s.gpus
-                attach[node] = [node, f"{name}pcie{k}", f"{name}cpu",
-                                f"{name}pcie{nic_switch[nic]}", f"{name}nic{nic}", top]
+
+        def node(suffix: str, name: str = name, top: str = top) -> str:
+            return name + suffix if suffix else top
+
+        nodes += [(name + suffix, {"kind": kind}) for suffix, kind in layout.nodes]
+        edges += [(node(a), node(b), {"bandwidth_byte_s": bw, "latency_s": 0.0})
+                  for a, b, bw in layout.edges]
+        for gpu, path in layout.attach.items():
+            attach[name + gpu] = [node(x) for x in path]
+    g.add_nodes_from(nodes)
+    g.add_edges_from(edges)
     return g, attach
 
 
-def _link(g: nx.Graph, a: str, b: str, bandwidth: float) -> None:
-    if bandwidth <= 0:
-        raise ValueError(f"link {a} - {b}: bandwidth must be > 0, got {bandwidth}")
-    g.add_edge(a, b, bandwidth_byte_s=bandwidth, latency_s=0.0)
+def check_insides(servers: Sequence[ServerInside]) -> None:
+    """Raise ValueError (naming the link) if a server's insides have a link without
+    bandwidth: what `add_internals` would raise, without building the graph."""
+    seen = set()
+    for s in servers:
+        key = _layout_key(s)
+        if key not in seen and s.gpus:
+            seen.add(key)
+            _layout(s)
+
+
+def _layout_key(s: ServerInside) -> tuple:
+    return (s.gpus, s.nics, s.intra_kind, s.nvlink_byte_s, s.pcie_byte_s, s.pcie_switches)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """One server's insides with node names as suffixes of `server{i}.` ("" is the server
+    node itself): nodes (suffix, kind) and links (a, b, bandwidth) in the order they are
+    added, and each GPU's way out."""
+
+    nodes: list[tuple[str, str]]
+    edges: list[tuple[str, str, float]]
+    attach: dict[str, list[str]]
+
+
+def _layout(s: ServerInside) -> _Layout:
+    nodes: dict[str, str] = {}  # (re-adding a node keeps its place)
+    edges: list[tuple[str, str, float]] = []
+    attach: dict[str, list[str]] = {}
+
+    def link(a: str, b: str, bandwidth: float) -> None:
+        if bandwidth <= 0:
+            name = f"{server_node(s.server_id)}."
+            raise ValueError(f"link {name + a if a else name[:-1]} - "
+                             f"{name + b if b else name[:-1]}: bandwidth must be > 0, "
+                             f"got {bandwidth}")
+        edges.append((a, b, bandwidth))
+
+    switches = max(1, min(s.pcie_switches, s.gpus))
+    for k in range(switches):
+        nodes[f"pcie{k}"] = "pcie-switch"
+        if switches > 1:
+            nodes["cpu"] = "cpu"
+            link(f"pcie{k}", "cpu", s.pcie_byte_s)
+    nic_switch = _spread(len(s.nics), switches) if s.nics else []
+    for n, bw in enumerate(s.nics):
+        nodes[f"nic{n}"] = "nic"
+        link(f"nic{n}", f"pcie{nic_switch[n]}", s.pcie_byte_s)
+        link(f"nic{n}", "", bw)
+    gpu_switch = _spread(s.gpus, switches)
+    nvswitch = s.intra_kind == "nvswitch" and s.gpus > 1
+    if nvswitch:
+        nodes["nvswitch"] = "nvswitch"
+    for gpu in range(s.gpus):
+        node, k = f"gpu{gpu}", gpu_switch[gpu]
+        nodes[node] = "gpu"
+        link(node, f"pcie{k}", s.pcie_byte_s)
+        if nvswitch:
+            link(node, "nvswitch", s.nvlink_byte_s)
+        if not s.nics:
+            continue
+        local = [n for n, kk in enumerate(nic_switch) if kk == k]
+        if local:
+            nth = gpu_switch[:gpu].count(k)
+            nic = local[nth % len(local)]
+            attach[node] = [node, f"pcie{k}", f"nic{nic}", ""]
+        else:
+            nic = gpu * len(s.nics) // s.gpus
+            attach[node] = [node, f"pcie{k}", "cpu", f"pcie{nic_switch[nic]}", f"nic{nic}", ""]
+    return _Layout(list(nodes.items()), edges, attach)

@@ -8,12 +8,13 @@ sharing between jobs at this level: the flow-level fabric (issue 4) replaces thi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
-from dcsim.fabric.internals import ServerInside, add_internals
+from dcsim.fabric.internals import ServerInside, add_internals, check_insides
 from dcsim.fabric.topology import server_node
 
 __all__ = ["Network", "RingPath"]
@@ -62,18 +63,49 @@ class Network:
                  intra_latency_s: float = 1e-6,
                  inside: Sequence[ServerInside] = ()) -> None:
         self.graph = graph
-        self.detailed, self.attach = add_internals(graph, inside)
+        self._inside = list(inside)
+        check_insides(self._inside)  # (the detailed graph itself is built on first use)
+        self._on_detailed: list[Callable[[nx.Graph], None]] = []
         self._intra = dict(intra_byte_s)  # per-GPU per-direction bandwidth inside each server
         self._intra_latency_s = intra_latency_s
-        self._directed = graph.to_directed()
-        for _, _, d in self._directed.edges(data=True):
-            d["capacity"] = d["bandwidth_byte_s"]
         # A node with one link carries no flow between two others: leave such servers out of
         # each max-flow problem (it then scales with the switches, not with the servers).
         self._transit = {n for n in graph if graph.degree(n) > 1}
         self._pair_cache: dict[frozenset, tuple[float, float]] = {}
         self._links: dict[int, tuple] = {}  # server id -> its links (`_links_of`)
         self._check_connected()
+
+    @cached_property
+    def _detailed(self) -> tuple[nx.Graph, dict[str, list[str]]]:
+        detailed, attach = add_internals(self.graph, self._inside)
+        for add in self._on_detailed:
+            add(detailed)
+        return detailed, attach
+
+    @property
+    def detailed(self) -> nx.Graph:
+        """The graph with every server's insides (built on first use: a flow-level fabric, a
+        detailed listing or plot; an isolated run never needs it)."""
+        return self._detailed[0]
+
+    @property
+    def attach(self) -> dict[str, list[str]]:
+        return self._detailed[1]
+
+    def add_to_detailed(self, add: Callable[[nx.Graph], None]) -> None:
+        """Apply `add` (e.g. attaching the storage tiers) to the detailed graph: now if it is
+        built, else right after it is."""
+        if "_detailed" in self.__dict__:
+            add(self.detailed)
+        else:
+            self._on_detailed.append(add)
+
+    @cached_property
+    def _directed(self) -> nx.DiGraph:
+        directed = self.graph.to_directed()
+        for _, _, d in directed.edges(data=True):
+            d["capacity"] = d["bandwidth_byte_s"]
+        return directed
 
     def _check_connected(self) -> None:
         servers = [n for n, k in self.graph.nodes(data="kind") if k == "server"]
@@ -82,7 +114,8 @@ class Network:
             cut = sorted((n for part in parts[1:] for n in part
                           if self.graph.nodes[n].get("kind") == "server"),
                          key=lambda n: (len(n), n))
-            gpus = sum(1 for n in self.attach if n.split(".")[0] in set(cut))
+            gone = set(cut)
+            gpus = sum(s.gpus for s in self._inside if server_node(s.server_id) in gone)
             shown = ", ".join(cut[:5]) + (f" and {len(cut) - 5} more" if len(cut) > 5 else "")
             raise ValueError(
                 f"the topology is disconnected: {len(parts)} separate parts; {shown} (with "

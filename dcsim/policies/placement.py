@@ -7,8 +7,9 @@ random stream) gets it once from the engine through `bind`, right after construc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from operator import attrgetter
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -16,12 +17,13 @@ import networkx as nx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dcsim.policies.views import JobView, Placement, ServerView
+from dcsim.policies.views import JobView, Placement, ServerView, ServerViews
 from dcsim.registry import Registry
 from dcsim.rng import RandomStreams
 
 if TYPE_CHECKING:
     from dcsim.fabric.network import Network
+    from dcsim.policies.index import FreeIndex
 
 __all__ = ["PLACEMENTS", "PlacementPolicy", "LinkLoads"]
 
@@ -47,6 +49,12 @@ class LinkLoads(Protocol):
 
 
 class PlacementPolicy:
+    """A placement policy answers `place(job, servers)`. Subclasses implement `choose` over
+    the candidate server views; a built-in one also implements `pick`, the same choice asked
+    of the cluster's `FreeIndex` (no scan of the servers), used whenever `servers` carries
+    one (`ServerViews.index`, what the engine passes) and the class that defines `choose`
+    defines `pick` beside it (so a subclass that re-defines `choose` alone gets its own)."""
+
     name: ClassVar[str]
 
     class Params(BaseModel):
@@ -54,6 +62,8 @@ class PlacementPolicy:
 
     def __init__(self, params: BaseModel) -> None:
         self.params = params
+        chooser = next(c for c in type(self).__mro__ if "choose" in vars(c))
+        self._indexed = "pick" in vars(chooser)
 
     def bind(self, network: Network | None = None, fabric: LinkLoads | None = None,
              streams: RandomStreams | None = None) -> None:
@@ -63,6 +73,12 @@ class PlacementPolicy:
         The default ignores them; a policy precomputes what it needs here."""
 
     def place(self, job: JobView, servers: Sequence[ServerView]) -> Placement | None:
+        index = servers.index if self._indexed and isinstance(servers, ServerViews) else None
+        if index is not None:
+            for gpu_type in job.gpu_types:
+                if index.free_gpus(gpu_type) >= job.num_gpus:
+                    return self.pick(job.num_gpus, gpu_type, index)
+            return None
         for gpu_type in job.gpu_types:
             candidates = [s for s in servers if s.num_free and s.gpu_type == gpu_type]
             if sum(map(_num_free, candidates)) >= job.num_gpus:
@@ -73,29 +89,50 @@ class PlacementPolicy:
         """Pick n GPUs from `servers`, which together have at least n free."""
         raise NotImplementedError
 
+    def pick(self, n: int, gpu_type: str, index: FreeIndex) -> Placement:
+        """`choose`'s answer for the servers of `gpu_type` (which have at least n free GPUs),
+        read from the index."""
+        raise NotImplementedError
 
-def _take(n: int, servers: Sequence[ServerView]) -> Placement:
+
+def _take(n: int, servers: Iterable[tuple[int, Sequence[int]]]) -> Placement:
+    """The first n free GPUs of `servers`, (server id, free GPU indices) in order: each
+    server's lowest-numbered free GPUs."""
     allocations = []
-    for s in servers:
-        k = min(n, s.num_free)
-        allocations.append((s.server_id, s.free[:k]))
+    for sid, free in servers:
+        k = min(n, len(free))
+        allocations.append((sid, tuple(free[:k])))
         n -= k
         if n == 0:
             break
     return Placement(tuple(allocations))
 
 
+def _pairs(servers: Iterable[ServerView]) -> Iterator[tuple[int, Sequence[int]]]:
+    return ((s.server_id, s.free) for s in servers)
+
+
+def _indexed(ids: Iterable[int], index: FreeIndex) -> Iterator[tuple[int, Sequence[int]]]:
+    return ((sid, index.free_of(sid)) for sid in ids)
+
+
 def _single_or_spread(n: int, servers: list[ServerView], single: ServerOrder,
                       multi: ServerOrder) -> Placement:
     fits = [s for s in servers if s.num_free >= n]
     if fits:
-        return _take(n, [min(fits, key=single)])
-    return _take(n, sorted(servers, key=multi))
+        return _take(n, _pairs([min(fits, key=single)]))
+    return _take(n, _pairs(sorted(servers, key=multi)))
 
 
 # (num_free, server_id): fewest free GPUs, then lowest id (attrgetter: called per server per
 # placement, so kept in C)
 _best_fit: ServerOrder = attrgetter("num_free", "server_id")
+
+
+def _best_fit_or(n: int, gpu_type: str, index: FreeIndex, spread: Iterable[int]) -> Placement:
+    """Best fit on one server if one holds n, else `spread` (server ids) in order."""
+    sid = index.best_fit(gpu_type, n)
+    return _take(n, _indexed((sid,) if sid is not None else spread, index))
 
 
 @PLACEMENTS.register("packed")
@@ -105,6 +142,9 @@ class Packed(PlacementPolicy):
     def choose(self, n: int, servers: list[ServerView]) -> Placement:
         return _single_or_spread(n, servers, _best_fit, lambda s: (-s.num_free, s.server_id))
 
+    def pick(self, n: int, gpu_type: str, index: FreeIndex) -> Placement:
+        return _best_fit_or(n, gpu_type, index, index.most_free(gpu_type))
+
 
 @PLACEMENTS.register("first-fit")
 class FirstFit(PlacementPolicy):
@@ -113,6 +153,23 @@ class FirstFit(PlacementPolicy):
     def choose(self, n: int, servers: list[ServerView]) -> Placement:
         return _single_or_spread(n, servers, lambda s: (s.server_id,), lambda s: (s.server_id,))
 
+    def pick(self, n: int, gpu_type: str, index: FreeIndex) -> Placement:
+        fits = index.fits(gpu_type, n)
+        return _take(n, _indexed(fits[:1] if fits else index.fits(gpu_type, 1), index))
+
+
+def _round_robin(n: int, order: list[tuple[int, Sequence[int]]]) -> Placement:
+    """One GPU at a time over `order` (server id, free GPUs), round after round."""
+    taken = [0] * len(order)
+    while n:
+        for i, (_, free) in enumerate(order):
+            if n and taken[i] < len(free):
+                taken[i] += 1
+                n -= 1
+    return Placement(tuple((sid, tuple(free[:k])) for (sid, free), k in zip(order, taken,
+                                                                              strict=True)
+                           if k))
+
 
 @PLACEMENTS.register("spread")
 class Spread(PlacementPolicy):
@@ -120,15 +177,12 @@ class Spread(PlacementPolicy):
     most free GPUs (ties by id); spreads load, but rings cross the network."""
 
     def choose(self, n: int, servers: list[ServerView]) -> Placement:
-        order = sorted(servers, key=lambda s: (-s.num_free, s.server_id))
-        taken = {s.server_id: 0 for s in order}
-        while n:
-            for s in order:
-                if n and taken[s.server_id] < s.num_free:
-                    taken[s.server_id] += 1
-                    n -= 1
-        return Placement(tuple((s.server_id, s.free[:taken[s.server_id]]) for s in order
-                               if taken[s.server_id]))
+        return _round_robin(n, list(_pairs(sorted(servers, key=lambda s: (-s.num_free,
+                                                                          s.server_id)))))
+
+    def pick(self, n: int, gpu_type: str, index: FreeIndex) -> Placement:
+        # n GPUs one per server touch at most the first n servers of that order
+        return _round_robin(n, list(_indexed(islice(index.most_free(gpu_type), n), index)))
 
 
 @PLACEMENTS.register("load-balanced")
@@ -138,6 +192,11 @@ class LoadBalanced(PlacementPolicy):
 
     def choose(self, n: int, servers: list[ServerView]) -> Placement:
         return _single_or_spread(n, servers, _load_order, _load_order)
+
+    def pick(self, n: int, gpu_type: str, index: FreeIndex) -> Placement:
+        single = next(index.least_loaded(gpu_type, n), None)
+        ids = (single,) if single is not None else index.least_loaded(gpu_type)
+        return _take(n, _indexed(ids, index))
 
 
 def _load_order(s: ServerView) -> tuple:
@@ -166,8 +225,17 @@ class RandomPlacement(PlacementPolicy):
     def choose(self, n: int, servers: list[ServerView]) -> Placement:
         fits = [s for s in servers if s.num_free >= n]
         if fits:
-            return _take(n, [fits[int(self._rng.integers(len(fits)))]])
-        return _take(n, [servers[int(i)] for i in self._rng.permutation(len(servers))])
+            return _take(n, _pairs([fits[int(self._rng.integers(len(fits)))]]))
+        return _take(n, _pairs(servers[int(i)] for i in self._rng.permutation(len(servers))))
+
+    def pick(self, n: int, gpu_type: str, index: FreeIndex) -> Placement:
+        # the same draws as `choose`: its candidate lists are these, in id order
+        fits = index.fits(gpu_type, n)
+        if fits:
+            return _take(n, _indexed((fits[int(self._rng.integers(len(fits)))],), index))
+        some = index.fits(gpu_type, 1)
+        return _take(n, _indexed((some[int(i)] for i in self._rng.permutation(len(some))),
+                                 index))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +300,7 @@ class TopologyAware(PlacementPolicy):
         self._fabric: LinkLoads | None = None
         self._uplinks = np.zeros((0, 0), dtype=np.int64)  # row per server id, padded
         self._row: dict[int, int] = {}
+        self._rows = np.zeros(0, dtype=np.int64)  # server id -> its row of _uplinks (-1: none)
 
     def bind(self, network: Network | None = None, fabric: LinkLoads | None = None,
              streams: RandomStreams | None = None) -> None:
@@ -280,27 +349,50 @@ class TopologyAware(PlacementPolicy):
         self._uplinks = np.array([r + [pad] * (width - len(r)) for r in rows],
                                  dtype=np.int64).reshape(len(rows), width)
         self._row = {int(n.removeprefix("server")): i for i, n in enumerate(nodes)}
+        self._rows = np.full(max(self._row, default=-1) + 1, -1, dtype=np.int64)
+        for sid, row in self._row.items():
+            self._rows[sid] = row
+
+    def _loads(self, ids: np.ndarray) -> np.ndarray:
+        """The uplink load now of each server in `ids` (0 without a fabric or if unbound)."""
+        if self._fabric is None or self._uplinks.size == 0:
+            return np.zeros(len(ids))
+        rows = self._rows[np.minimum(ids, len(self._rows) - 1)]
+        rows = np.where(ids < len(self._rows), rows, -1)
+        levels = np.append(self._fabric.utilization, 0.0)
+        out = np.zeros(len(ids))
+        bound = rows >= 0
+        out[bound] = levels[self._uplinks[rows[bound]]].max(axis=1)
+        return out
 
     def uplink_load(self) -> dict[int, float]:
         """Each bound server's uplink load now (0 for all without a fabric)."""
         if self._fabric is None or self._uplinks.size == 0:
             return {}
-        levels = np.append(self._fabric.utilization, 0.0)
-        loads = levels[self._uplinks].max(axis=1)
-        return {sid: float(loads[row]) for sid, row in self._row.items()}
+        ids = np.array(sorted(self._row), dtype=np.int64)
+        return dict(zip(ids.tolist(), self._loads(ids).tolist(), strict=True))
 
     def choose(self, n: int, servers: list[ServerView]) -> Placement:
         fits = [s for s in servers if s.num_free >= n]
         if fits:
-            return _take(n, [min(fits, key=_best_fit)])
-        load = self.uplink_load()
-        order = sorted(servers, key=lambda s: (-s.num_free, load.get(s.server_id, 0.0),
-                                               s.server_id))
-        c = _Candidates(
-            free=np.array([s.num_free for s in order], dtype=np.int64),
-            load=np.array([load.get(s.server_id, 0.0) for s in order]),
-            ids=np.array([s.server_id for s in order], dtype=np.int64),
-            groups=np.array([self._group.get(s.server_id, 0) for s in order], dtype=np.int64))
+            return _take(n, _pairs([min(fits, key=_best_fit)]))
+        return self._near(n, list(_pairs(servers)))
+
+    def pick(self, n: int, gpu_type: str, index: FreeIndex) -> Placement:
+        sid = index.best_fit(gpu_type, n)
+        if sid is not None:
+            return _take(n, _indexed((sid,), index))
+        return self._near(n, list(_indexed(index.fits(gpu_type, 1), index)))
+
+    def _near(self, n: int, servers: list[tuple[int, Sequence[int]]]) -> Placement:
+        """A multi-server job's servers (see the class docstring): `servers` are the
+        candidates, (id, free GPUs), which together hold n."""
+        ids = np.fromiter((sid for sid, _ in servers), dtype=np.int64, count=len(servers))
+        free = np.fromiter((len(f) for _, f in servers), dtype=np.int64, count=len(servers))
+        load = self._loads(ids)
+        perm = np.lexsort((ids, load, -free))  # most free, then less loaded, then lower id
+        groups = np.array([self._group.get(sid, 0) for sid in ids.tolist()], dtype=np.int64)
+        c = _Candidates(free=free[perm], load=load[perm], ids=ids[perm], groups=groups[perm])
         k_min = int(np.searchsorted(np.cumsum(c.free), n)) + 1
         best: tuple | None = None
         best_pick: list[int] = []
@@ -315,7 +407,7 @@ class TopologyAware(PlacementPolicy):
                         best, best_pick = score, pick
                 if seen[key] == k_min:
                     break
-        return _take(n, [order[i] for i in best_pick])
+        return _take(n, (servers[int(perm[i])] for i in best_pick))
 
     def _try(self, n: int, idx: np.ndarray, c: _Candidates, best: tuple | None
              ) -> tuple[int, tuple | None, list[int]]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-__all__ = ["JobView", "ServerView", "Placement"]
+if TYPE_CHECKING:
+    from dcsim.policies.index import FreeIndex
+
+__all__ = ["JobView", "ServerView", "ServerViews", "Placement"]
 
 
 class JobView(NamedTuple):
@@ -72,3 +76,42 @@ class Placement:
 
     def gpus_per_server(self) -> dict[int, int]:
         return {s: len(g) for s, g in self.allocations}
+
+
+class ServerViews(Sequence[ServerView]):
+    """The servers as policies see them at one instant (`Cluster.views()`), in id order.
+
+    Built lazily: the per-server `ServerView`s are made only when a policy iterates or indexes
+    them; `index` (a `FreeIndex`) answers the built-in placements' questions without scanning.
+    Valid until the cluster next changes: any use after that raises, rather than mixing two
+    states (take `list(views)` first to keep a snapshot)."""
+
+    __slots__ = ("index", "_build", "_version", "_current", "_list")
+
+    def __init__(self, build: Callable[[], list[ServerView]], index: FreeIndex | None = None,
+                 current: Callable[[], int] | None = None) -> None:
+        self.index = index
+        self._build, self._current = build, current
+        self._version = current() if current is not None else 0
+        self._list: list[ServerView] | None = None
+
+    def fresh(self) -> bool:
+        """Whether the cluster has not changed since these views were taken."""
+        return self._current is None or self._current() == self._version
+
+    def _views(self) -> list[ServerView]:
+        if self._list is None:
+            if not self.fresh():
+                raise RuntimeError("server views used after the cluster changed: take "
+                                   "cluster.views() again")
+            self._list = self._build()
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self._views())
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._views()[i]
+
+    def __iter__(self) -> Iterator[ServerView]:
+        return iter(self._views())

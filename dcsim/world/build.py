@@ -74,13 +74,14 @@ class World:
         self._reference_step_s: dict[tuple, float] = {}  # duration -> iterations conversions
         self._alone_step_s: dict[tuple, float] = {}  # step time alone, by spec and GPU types
         self._sources_of: dict[tuple, str] = {}  # measured jobs' step sources, same keys
+        self._empty: Cluster | None = None  # the same servers, never allocated
 
     # ------------------------------------------------------------------ parts, built on use
     @cached_property
     def storage(self) -> StorageModel:
         """The storage model; its shared tiers join the network (nodes storage.TIER)."""
         model = StorageModel(self.scenario, self.cluster.servers)
-        attach_storage(self.network.detailed, model.system)
+        self.network.add_to_detailed(lambda graph: attach_storage(graph, model.system))
         # data reads are flows on the fabric beside the training traffic, if it carries them
         model.reads_on_fabric = FLOW_FABRICS.get(self.scenario.engine.network).carries_reads
         return model
@@ -307,7 +308,9 @@ class World:
     def empty_placement(self, spec: JobSpec, types: tuple[str, ...]) -> Placement:
         """Where the placement policy puts an admitted job on the empty cluster."""
         view = JobState(-1, spec, gpu_types=types).view(0.0)
-        placement = self.placement.place(view, Cluster(list(self.cluster.servers)).views())
+        if self._empty is None:
+            self._empty = Cluster(list(self.cluster.servers))
+        placement = self.placement.place(view, self._empty.views())
         assert placement is not None  # admitted jobs fit an empty cluster
         return placement
 
