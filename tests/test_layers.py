@@ -18,10 +18,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "dcsim.outdir", "dcsim._version")),
     ("schema", ("dcsim.scenario",)),
     # domain logic, testable without SimPy; `policies.views` are the read-only records that
-    # policies decide over (plain data, no logic), shared with the state that makes them
+    # policies decide over (plain data, no logic) and `policies.index` the cluster's sorted index
+    # of free GPUs they query, both shared with the state that makes them
     ("domain", ("dcsim.perf", "dcsim.fabric", "dcsim.storage", "dcsim.faults",
                 "dcsim.workload", "dcsim.hardware", "dcsim.metrics", "dcsim.results",
-                "dcsim.execute", "dcsim.policies.views", "dcsim.jobs", "dcsim.energy",
+                "dcsim.execute", "dcsim.policies.views", "dcsim.policies.index", "dcsim.jobs",
+                "dcsim.energy",
                 "dcsim.serving")),
     ("policies", ("dcsim.policies",)),
     ("world", ("dcsim.world",)),
