@@ -49,6 +49,7 @@ BENCHMARKS: dict[str, Bench] = {
     "engine": bench_engine.run,
     "philly": bench_scale.philly,
     "scaling": bench_scale.scaling,
+    "frontier": bench_scale.frontier,
     "serving": bench_serving.serving,
     "plan": bench_plan.plan,
 }

@@ -24,7 +24,7 @@ from pathlib import Path
 from benchmarks.bench_reference import ROOT, Figure, References, run_child
 
 __all__ = ["PHILLY", "PHILLY_SET", "FAULTS_SET", "first_jobs", "philly", "scaling",
-           "plot_scaling"]
+           "plot_scaling", "frontier", "fat_tree_k"]
 
 PHILLY = ROOT / "scenarios" / "philly.yaml"
 TRACE = ROOT / "data" / "traces" / "philly" / "philly.csv"
@@ -165,3 +165,136 @@ def plot_scaling(runs: dict[tuple[int, int], ScaleRun], by_jobs: list[tuple[int,
         ax.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+
+
+# --- frontier scale (issue 19): cost per event against cluster size, and the big runs -------
+
+FRONTIER = ROOT / "scenarios" / "frontier_100k.yaml"
+BIG_H100 = ["cluster.servers.0.type=dgx-h100", "topology.kind=leaf-spine",
+            "topology.params={servers_per_leaf: 32, spines: 16}"]
+
+
+def fat_tree_k(servers: int) -> int:
+    """The smallest even k whose fat-tree holds `servers` hosts (k^3/4): the fabric grows
+    with the cluster."""
+    k = 4
+    while k ** 3 // 4 < servers:
+        k += 2
+    return k
+
+
+def run_frontier(sets: list[str], work: Path, name: str) -> ScaleRun:
+    """scenarios/frontier_100k.yaml as a child `dcsim run` with these overrides."""
+    out = work / name
+    argv = [sys.executable, "-m", "dcsim", "run", str(FRONTIER), "--quiet", "--no-plots",
+            "--out", str(out)]
+    for s in sets:
+        argv += ["--set", s]
+    child = run_child(argv, timeout_s=1800.0)
+    summary = json.loads((out / "summary.json").read_text())
+    shutil.rmtree(out)
+    servers = summary["total_gpus"] // 8
+    return ScaleRun(summary["jobs_submitted"], servers, child.wall_s, summary["wall_s"],
+                    summary["events_processed"], child.max_rss_bytes, summary)
+
+
+def cluster_points(quick: bool) -> tuple[int, list[int]]:
+    """(jobs, servers of each point) of the cluster-size series: 2k to 128k GPUs."""
+    if quick:
+        return 300, [16, 64]
+    return 20_000, [256, 2048, 8000, 16000]
+
+
+def cluster_series(refs: References, quick: bool, out_dir: Path) -> list[Figure]:
+    """The same jobs (the frontier scenario's generator at Philly's own rate, failures on) on
+    clusters of 2k to 128k GPUs, each on a fat-tree sized to it."""
+    jobs, sizes = cluster_points(quick)
+    runs: dict[int, ScaleRun] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for servers in sizes:
+            sets = [f"cluster.servers.0.count={servers}",
+                    f"topology.params.k={fat_tree_k(servers)}",
+                    f"workload.generator.num_jobs={jobs}", "workload.generator.load=1",
+                    f"faults.spares={max(1, servers // 100)}"]
+            runs[servers] = min((run_frontier(sets, Path(tmp), f"size_{servers}")
+                                 for _ in range(1 if quick else 2)),
+                                key=lambda r: r.sim_wall_s)
+    figures = []
+    for servers, r in runs.items():
+        us = r.sim_wall_s / r.events * 1e6
+        figures.append(Figure("frontier", f"gpus={servers * 8}.us_per_event", us, "us",
+                              r.sim_wall_s / r.events / refs.cpu_s, "cpu",
+                              counts=f"{r.jobs} jobs, fat-tree k={fat_tree_k(servers)}: "
+                              f"Simulation.run {r.sim_wall_s:.1f} s over {r.events} events; "
+                              f"process {r.wall_s:.1f} s, {r.max_rss_bytes / 1e9:.2f} GB"))
+    per_event = [r.sim_wall_s / r.events for r in runs.values()]
+    spread = max(per_event) / min(per_event)
+    figures.append(Figure("frontier", "cluster.per_event_spread", spread, "x", spread,
+                          "cheapest point", target=1.3,
+                          counts=f"wall per event, {sizes[0] * 8:,} to {sizes[-1] * 8:,} GPUs: "
+                          "costliest / cheapest point"))
+    path = out_dir / ("scaling-cluster-quick.png" if quick else "scaling-cluster.png")
+    plot_cluster_series(runs, path)
+    if not quick and out_dir == RESULTS:
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_IMG / "scaling-cluster.png")
+    return figures
+
+
+def plot_cluster_series(runs: dict[int, ScaleRun], path: Path) -> None:
+    """Wall per event (Simulation.run) and whole-process wall against GPUs, log x."""
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=(9, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    gpus = [s * 8 for s in runs]
+    left.plot(gpus, [r.sim_wall_s / r.events * 1e6 for r in runs.values()], "o-",
+              label="Simulation.run / events")
+    left.set(xscale="log", xlabel="GPUs", ylabel="wall per event (us)",
+             title=f"the same {next(iter(runs.values())).jobs:,} jobs")
+    left.set_ylim(bottom=0)
+    left.legend(fontsize=8)
+    right.plot(gpus, [r.wall_s for r in runs.values()], "o-", label="whole process")
+    right.plot(gpus, [r.sim_wall_s for r in runs.values()], "s--", label="Simulation.run")
+    right.set(xscale="log", xlabel="GPUs", ylabel="wall (s)", title="building included")
+    right.set_ylim(bottom=0)
+    right.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def frontier(refs: References, quick: bool, out_dir: Path) -> list[Figure]:
+    """Issue 19's figures: cost per event against cluster size; 200k jobs on 16,384 GPUs
+    with the fabric and failures; the frontier scenario in full (quick: small copies)."""
+    figures = cluster_series(refs, quick, out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        # 200k Philly-like jobs at Philly's rate on 2,048 DGX H100, leaf-spine, failures
+        jobs_16k, servers_16k = (500, 64) if quick else (200_000, 2048)
+        r = run_frontier(BIG_H100 + [f"cluster.servers.0.count={servers_16k}",
+                                     f"workload.generator.num_jobs={jobs_16k}",
+                                     "workload.generator.load=1", "faults.spares=20"],
+                         Path(tmp), "h100_16k")
+        figures += [
+            Figure("frontier", "jobs_200k_gpus_16k.wall_s", r.wall_s, "s", r.wall_s / refs.cpu_s,
+                   "cpu", target=30.0,
+                   counts=f"child `dcsim run`: {r.jobs} jobs on {servers_16k * 8:,} GPUs, "
+                   f"leaf-spine, failures; Simulation.run {r.sim_wall_s:.1f} s, "
+                   f"{r.events} events, {r.summary['failures']} failures"),
+            Figure("frontier", "jobs_200k_gpus_16k.peak_rss_gb", r.max_rss_bytes / 1e9, "GB",
+                   r.max_rss_bytes / refs.rss_base_bytes, "rss_base",
+                   counts="ru_maxrss of the child")]
+        sets = ([f"cluster.servers.0.count={16 * 8}", "topology.params.k=8",
+                 "workload.generator.num_jobs=500", "workload.generator.load=2"]
+                if quick else [])
+        r = run_frontier(sets, Path(tmp), "frontier")
+        figures += [
+            Figure("frontier", "frontier_100k.wall_s", r.wall_s, "s", r.wall_s / refs.cpu_s,
+                   "cpu", target=90.0,
+                   counts=f"child `dcsim run scenarios/frontier_100k.yaml`: {r.jobs} jobs on "
+                   f"{r.servers * 8:,} GPUs; Simulation.run {r.sim_wall_s:.1f} s, {r.events} "
+                   f"events, {r.summary['failures']} failures, "
+                   f"{r.summary['interruptions']} interruptions"),
+            Figure("frontier", "frontier_100k.peak_rss_gb", r.max_rss_bytes / 1e9, "GB",
+                   r.max_rss_bytes / refs.rss_base_bytes, "rss_base", target=4.0,
+                   counts="ru_maxrss of the child")]
+    return figures

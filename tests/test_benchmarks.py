@@ -21,6 +21,9 @@ EXPECTED = {
     "scaling": {"jobs.per_event_spread", "gpus.per_event_spread"},
     "serving": {"conv_hour_8_replicas_s", "day_1000rps_64_replicas_s"},
     "plan": {"plan_configs_per_s"},
+    "frontier": {"cluster.per_event_spread", "gpus=128.us_per_event", "gpus=512.us_per_event",
+                 "jobs_200k_gpus_16k.wall_s", "jobs_200k_gpus_16k.peak_rss_gb",
+                 "frontier_100k.wall_s", "frontier_100k.peak_rss_gb"},
 }
 
 

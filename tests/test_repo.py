@@ -40,6 +40,12 @@ REDUCED = {"colocation.yaml": ["services.0.requests.duration_s=7200",
                                "workload.generator.mean_interarrival_s=600"]}
 
 
+# the 100k-GPU scenario (benchmarks/bench_scale.py runs it whole): its 1:100 copy
+SMALLER = {"frontier_100k.yaml": ["cluster.servers.0.count=128", "topology.params.k=8",
+                                  "workload.generator.num_jobs=2000",
+                                  "workload.generator.load=2"]}
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.name)
 def test_scenario_validates_and_runs(path):
     if path.name in SCALED:
@@ -47,7 +53,8 @@ def test_scenario_validates_and_runs(path):
         assert (res.jobs.status == "running").all() and res.summary()["failures"] > 0
         return
     days = FIRST_DAYS.get(path.name)
-    overrides = [f"horizon_s={days * 86400}"] if days else REDUCED.get(path.name, [])
+    overrides = ([f"horizon_s={days * 86400}"] if days
+                 else REDUCED.get(path.name, SMALLER.get(path.name, [])))
     res = dcsim.simulate(dcsim.load_scenario(path, overrides))
     if path.name in REDUCED:  # it scales up and lends
         svc = res.services.iloc[0]

@@ -96,11 +96,24 @@ def test_switched_routing_gives_networkx_shortest_paths_and_their_ecmp_choice(ki
             hops = zip(nodes, nodes[1:], strict=False)
             assert router.route(src, dst, key) == [router.link_indices(x, y)[0]
                                                    for x, y in hops]
-    u, v = next(((u, v) for u, v in graph.edges if "server" not in u + v),
-                next(iter(graph.edges)))
-    router.remove(u, v)  # a failed link (between switches if any): the paths without it
-    graph.remove_edge(u, v)
-    for a, b in rng.integers(0, servers, size=(20, 2)).tolist():
-        if a != b and nx.has_path(graph, f"server{a}", f"server{b}"):
-            assert router.paths(f"server{a}", f"server{b}") == sorted(
-                nx.all_shortest_paths(graph, f"server{a}", f"server{b}"))
+    pairs = rng.integers(0, servers, size=(20, 2)).tolist()
+
+    def same_as_networkx() -> None:
+        for a, b in pairs:
+            if a != b and nx.has_path(graph, f"server{a}", f"server{b}"):
+                assert router.paths(f"server{a}", f"server{b}") == sorted(
+                    nx.all_shortest_paths(graph, f"server{a}", f"server{b}"))
+
+    # failed links, one between switches (if any) and one from a server, each followed by the
+    # cached switch graph; then both repaired
+    between = next(((u, v) for u, v in graph.edges if "server" not in u + v), None)
+    hung = next((u, v) for u, v in graph.edges if "server" in u + v)
+    failed = [e for e in (between, hung) if e is not None]
+    for u, v in failed:
+        router.remove(u, v)
+        graph.remove_edge(u, v)
+        same_as_networkx()
+    for u, v in failed:
+        router.restore(u, v)
+        graph.add_edge(u, v)
+        same_as_networkx()

@@ -169,4 +169,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    code = main()
+    import gc
+
+    gc.freeze()  # the process ends: its last collection need not traverse a large world
+    sys.exit(code)

@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     with staged_output(out) as stage:  # all or nothing: never a mix of two runs' files
-        results.save(stage)
+        results.save(stage, format=scenario.outputs.format)
         if scenario.outputs.plots and not args.no_plots:
             from dcsim.plotting import save_plots
 

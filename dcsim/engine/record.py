@@ -25,7 +25,6 @@ class Records:
         self.last_change_s = 0.0  # time of the last state change (stale timeouts aside)
         self._levels: np.ndarray | None = None  # links' last levels
         self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
-        self._link_names: list[str] = []  # the fabric's directed links, by index
         # each job's GPUs, stretch by stretch: (job id, start, end of its restore hold, end,
         # GPUs, GPU type, its step estimate then); priced by power_spans() after the run
         self._spans: list[list] = []
@@ -99,19 +98,24 @@ class Records:
             job_id, result.iterations, result.wall_s, result.wall_s_per_iteration,
             simulated_iteration_s, result.final_accuracy, result.sparsity_achieved))
 
-    def links(self, now: float, router: Router, utilization: np.ndarray) -> None:
-        """A row in the links table for each recorded directed link whose level changed now."""
+    def links(self, now: float, router: Router, utilization: np.ndarray,
+              touched: np.ndarray | None = None) -> None:
+        """A row in the links table for each recorded directed link whose level changed now;
+        `touched` (sorted link indices), where given, holds every link that may have changed
+        (the others are not compared)."""
         if self._levels is None:
             self._levels = np.zeros_like(utilization)
             self._recorded = self._recorded_links(router)
-            self._link_names = [router.link_name(i) for i in range(len(utilization))]
-        changed = np.abs(utilization - self._levels) > 1e-12
-        rows = np.flatnonzero(changed & self._recorded)
+        if touched is None:
+            touched = np.arange(len(utilization))
+        now_levels = utilization[touched]
+        changed = np.abs(now_levels - self._levels[touched]) > 1e-12
+        rows = touched[changed & self._recorded[touched]]
         if rows.size:
-            names = self._link_names
-            self.recorder.links.extend(LinkLevel(now, names[i], u) for i, u in zip(
+            name = router.link_name
+            self.recorder.links.extend(LinkLevel(now, name(i), u) for i, u in zip(
                 rows.tolist(), utilization[rows].tolist(), strict=True))
-        self._levels = utilization.copy()
+        self._levels[touched] = now_levels
 
     def _recorded_links(self, router: Router) -> np.ndarray:
         which = self.link_levels

@@ -113,7 +113,7 @@ class Shares:
             rate = fabric.read_rate(job_id)
             if rate is not None:
                 self.storage.set_read_share(job_id, tier, rate)
-        self.record_levels(fabric.utilization)
+        self.record_levels(fabric.utilization, fabric.touched)
         for job_id in changed:
             job = self.running.get(job_id)
             if job is not None:  # (one being launched has no estimate: the launch makes it)
@@ -130,10 +130,10 @@ class Shares:
         self.records.event(self.env.now, -1, "network", detail)
         self.share_network()
 
-    def record_levels(self, utilization) -> None:
+    def record_levels(self, utilization, touched=None) -> None:
         fabric = self.shared or self.timed
         assert fabric is not None
-        self.records.links(self.env.now, fabric.router, utilization)
+        self.records.links(self.env.now, fabric.router, utilization, touched)
 
     def _request_reshare(self) -> None:
         """A reader's demand moved after the links were shared (its ring share moved its step):

@@ -32,6 +32,7 @@ import simpy
 from dcsim.engine.budget import PowerBudget
 from dcsim.engine.clock import give_reasons, step_events
 from dcsim.engine.collect import collect
+from dcsim.engine.heap import building, frozen
 from dcsim.engine.ledger import Ledger
 from dcsim.engine.record import Records
 from dcsim.engine.rounds import Rounds
@@ -71,6 +72,10 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, step_model: StepTimeModel | None = None) -> None:
         _check_scenario_arg(scenario)
+        with building():  # (engine/heap.py: a large world is built without collections)
+            self._build(scenario, step_model)
+
+    def _build(self, scenario: Scenario, step_model: StepTimeModel | None) -> None:
         self.scenario = scenario
         self.streams = RandomStreams(scenario.seed)
         self.env = simpy.Environment()
@@ -130,11 +135,12 @@ class Simulation:
         self.env.process(self._arrivals())
         if self.faults is not None:
             self.faults.start()
-        events = self._loop(progress)
-        end_s = self._close_open_jobs()
-        if self.serving is not None:
-            self.serving.finish(end_s)
-        return collect(self, events, end_s, time.perf_counter() - wall0)
+        with frozen():  # (engine/heap.py: collections skip the world built before)
+            events = self._loop(progress)
+            end_s = self._close_open_jobs()
+            if self.serving is not None:
+                self.serving.finish(end_s)
+            return collect(self, events, end_s, time.perf_counter() - wall0)
 
     def _loop(self, progress: ProgressFn | None) -> int:
         """Step events to the end, the horizon or `engine.max_events` (engine/clock.py)."""

@@ -8,13 +8,16 @@ sharing between jobs at this level: the flow-level fabric (issue 4) replaces thi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import networkx as nx
+import numpy as np
 
 from dcsim.fabric.internals import ServerInside, add_internals, check_insides
+from dcsim.fabric.maxflow import FlowGraph
 from dcsim.fabric.topology import server_node
 
 __all__ = ["Network", "RingPath"]
@@ -129,8 +132,7 @@ class Network:
         key = frozenset((self._links_of(a), self._links_of(b)))
         if key not in self._pair_cache:
             u, v = server_node(a), server_node(b)
-            core = self._directed.subgraph(self._transit | {u, v})
-            flow = nx.maximum_flow_value(core, u, v, capacity="capacity")
+            flow = self._max_flow(u, v)
             # fewest hops, then least latency (the same for twins, whatever the edge order)
             path = nx.shortest_path(self.graph, u, v,
                                     weight=lambda _a, _b, d: 1.0 + min(d["latency_s"], 0.5))
@@ -138,6 +140,42 @@ class Network:
             latency = sum(self.graph.edges[x, y]["latency_s"] for x, y in hops)
             self._pair_cache[key] = (float(flow), float(latency))
         return self._pair_cache[key]
+
+    @cached_property
+    def _flows(self) -> tuple[FlowGraph, dict[str, int]]:
+        """The transit nodes and their links as arrays for `maxflow` (built once)."""
+        names = sorted(self._transit, key=lambda n: (len(n), n))
+        index = {n: i for i, n in enumerate(names)}
+        links = [(index[x], index[y], d["bandwidth_byte_s"])
+                 for x, y, d in self.graph.edges(data=True) if x in index and y in index]
+        ends = np.array([(x, y) for x, y, _ in links], dtype=np.int64).reshape(-1, 2)
+        caps = np.array([c for _, _, c in links], dtype=float)
+        return FlowGraph(len(names), ends[:, 0], ends[:, 1], caps), index
+
+    def _max_flow(self, u: str, v: str) -> float:
+        """The maximum flow from server u to server v over the transit nodes: exact, on
+        arrays, where the capacities are whole numbers (dcsim/fabric/maxflow.py); networkx's
+        preflow-push otherwise (the same value where both are exact)."""
+        graph, index = self._flows
+        ends: list[dict[int, float]] = [{}, {}]
+        direct = 0.0
+        whole = graph.exact
+        for side, (node, other) in enumerate(((u, v), (v, u))):
+            if node in index:
+                ends[side][index[node]] = math.inf
+                continue
+            for nbr, d in self.graph[node].items():
+                cap = float(d["bandwidth_byte_s"])
+                whole = whole and cap == math.floor(cap)
+                if nbr in index:
+                    ends[side][index[nbr]] = ends[side].get(index[nbr], 0.0) + cap
+                elif nbr == other and side == 0:  # a link straight between the two
+                    direct = cap
+        if not whole or any(sum(c for c in e.values() if c < math.inf) >= 2.0 ** 52
+                            for e in ends):
+            core = self._directed.subgraph(self._transit | {u, v})
+            return float(nx.maximum_flow_value(core, u, v, capacity="capacity"))
+        return graph.max_flow(*ends) + direct
 
     def _links_of(self, server: int) -> tuple:
         """A server's links: (neighbour, bandwidth, latency), sorted."""

@@ -49,24 +49,31 @@ class Router:
         self.graph = graph
         self.links: list[tuple[str, str]] = []
         self._index: dict[tuple[str, str], int] = {}
-        capacity = []
+        capacity: list[float] = []
+        links, index = self.links, self._index
         for u, v, d in graph.edges(data=True):
-            each_way = d.get("directed_byte_s", {})  # (a, b) -> bytes/s, where they differ
-            for a, b in ((u, v), (v, u)):
-                self._index[(a, b)] = len(self.links)
-                self.links.append((a, b))
-                capacity.append(float(each_way.get((a, b), d["bandwidth_byte_s"])))
+            each_way = d.get("directed_byte_s")  # (a, b) -> bytes/s, where they differ
+            n = len(links)
+            links += ((u, v), (v, u))
+            index[(u, v)], index[(v, u)] = n, n + 1
+            bandwidth = float(d["bandwidth_byte_s"])
+            if each_way:
+                capacity += (float(each_way.get((u, v), bandwidth)),
+                             float(each_way.get((v, u), bandwidth)))
+            else:
+                capacity += (bandwidth, bandwidth)
         self.capacity = np.array(capacity)
         self._attach = {k: list(v) for k, v in (attach or {}).items()}
-        self._core = graph.subgraph([n for n, kind in graph.nodes(data="kind")
-                                     if kind not in INTERNAL_KINDS]).copy()
+        kinds = dict(graph.nodes(data="kind"))
+        self._core = _copy_without(graph, {n for n, kind in kinds.items()
+                                           if kind in INTERNAL_KINDS})
         # the same without storage nodes: traffic between servers never transits a tier
-        self._storage = {n for n, kind in graph.nodes(data="kind") if kind == "storage"}
-        self._transit = self._core.subgraph(set(self._core) - self._storage).copy()
+        self._storage = {n for n, kind in kinds.items() if kind == "storage"}
+        self._transit = _copy_without(self._core, self._storage)
         self._paths: dict[tuple[str, str], list[list[str]]] = {}
         self.failed: set[int] = set()  # indices of links that failed (no route uses them)
         self._removed: dict[tuple[str, str], dict] = {}  # failed edges and their attributes
-        self._servers = {n for n, kind in graph.nodes(data="kind") if kind == "server"}
+        self._servers = {n for n, kind in kinds.items() if kind == "server"}
         # servers forward nothing when none is linked to another (module docstring)
         self._switched = not any(v in self._servers for s in self._servers
                                  for v in self._core[s])
@@ -76,9 +83,16 @@ class Router:
         fabric = self._fabrics.get(storage)
         if fabric is None:
             graph = self._core if storage else self._transit
-            fabric = self._fabrics[storage] = _Switches(graph.subgraph(
-                [n for n in graph if n not in self._servers]))
+            fabric = self._fabrics[storage] = _Switches(
+                graph, [n for n in graph if n not in self._servers])
         return fabric
+
+    def _relinked(self, u: str, v: str) -> None:
+        """Link u - v changed: the switch graphs that hold both ends follow it (a link from a
+        server changes only where its paths start)."""
+        for storage, fabric in self._fabrics.items():
+            if u in fabric.index and v in fabric.index:
+                fabric.relink(self._core if storage else self._transit, u, v)
 
     def _ends(self, node: str) -> tuple[str, ...]:
         """The switches a path from `node` starts at: a server's neighbours, else itself."""
@@ -184,7 +198,7 @@ class Router:
                 graph.remove_edge(u, v)
         self.failed |= {self._index[(u, v)], self._index[(v, u)]}
         self._paths.clear()
-        self._fabrics.clear()
+        self._relinked(u, v)
 
     def restore(self, u: str, v: str) -> None:
         """A repaired link: back in the graph, routes recomputed."""
@@ -197,25 +211,65 @@ class Router:
                 graph.add_edge(*key, **attrs)
         self.failed -= {self._index[(u, v)], self._index[(v, u)]}
         self._paths.clear()
-        self._fabrics.clear()
+        self._relinked(u, v)
+
+
+def _copy_without(graph: nx.Graph, left_out: set[str]) -> nx.Graph:
+    """`graph.subgraph(nodes not left out).copy()`, node, neighbour and attribute order
+    included, reading only the adjacency of the nodes kept."""
+    out = nx.Graph()
+    out.add_nodes_from((n, d.copy()) for n, d in graph.nodes(data=True) if n not in left_out)
+    adj = graph.adj
+    out.add_edges_from((u, v, d.copy()) for u in out for v, d in adj[u].items()
+                       if v not in left_out)
+    return out
 
 
 class _Switches:
-    """A graph of switches (and storage nodes) as arrays: nodes numbered in name order, each
-    one's neighbours in name order, and its adjacency matrix for scipy."""
+    """The switches (and storage nodes) `nodes` of `graph` as arrays: numbered in name order,
+    each one's neighbours among them in name order, and their adjacency matrix for scipy."""
 
-    def __init__(self, graph: nx.Graph) -> None:
-        self.names = sorted(graph)
+    def __init__(self, graph: nx.Graph, nodes: Sequence[str]) -> None:
+        self.names = sorted(nodes)
         self.index = {n: i for i, n in enumerate(self.names)}
-        self.neighbours = [sorted(self.index[v] for v in graph[n]) for n in self.names]
-        rows = np.repeat(np.arange(len(self.names)), [len(a) for a in self.neighbours])
-        cols = np.array([v for a in self.neighbours for v in a], dtype=np.int64)
+        self.neighbours = [self._around(graph, n) for n in self.names]
+        self._adjacency()
+
+    def _around(self, graph: nx.Graph, node: str) -> list[int]:
+        index = self.index
+        return sorted(index[v] for v in graph[node] if v in index)
+
+    def _adjacency(self) -> None:
+        """The adjacency matrix from the neighbour lists, and its arcs (row, column) in
+        order, each one's position, all present."""
+        size = len(self.names)
+        self._rows = np.repeat(np.arange(size), [len(a) for a in self.neighbours])
+        self._cols = np.array([v for a in self.neighbours for v in a], dtype=np.int64)
+        self._arcs = {arc: i for i, arc in enumerate(zip(self._rows.tolist(),
+                                                         self._cols.tolist(), strict=True))}
+        self._live = np.ones(len(self._cols), dtype=bool)
+        self._matrix()
+
+    def _matrix(self) -> None:
         from scipy.sparse import csr_array
 
-        size = len(self.names)
-        self.adjacency = csr_array((np.ones(len(cols)), (rows, cols.astype(np.int64))),
+        size, live = len(self.names), self._live
+        self.adjacency = csr_array((np.ones(int(live.sum())), (self._rows[live],
+                                                               self._cols[live])),
                                    shape=(size, size))
         self._targets: dict[frozenset[int], _Targets] = {}
+
+    def relink(self, graph: nx.Graph, u: str, v: str) -> None:
+        """The link u - v failed or came back in `graph`: its ends' neighbours, the adjacency
+        (the same matrix as built from the neighbour lists) and every distance follow."""
+        a, b = self.index[u], self.index[v]
+        for n in (u, v):
+            self.neighbours[self.index[n]] = self._around(graph, n)
+        if (a, b) not in self._arcs:  # (absent when the arcs were listed)
+            self._adjacency()
+            return
+        self._live[self._arcs[a, b]] = self._live[self._arcs[b, a]] = graph.has_edge(u, v)
+        self._matrix()
 
     def targets(self, ends: Sequence[str]) -> _Targets:
         key = frozenset(self.index[n] for n in ends if n in self.index)

@@ -171,6 +171,16 @@ def pipeline_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int
     return routes
 
 
+def _local(indices: np.ndarray, used: np.ndarray, n_links: int) -> np.ndarray:
+    """Link indices renumbered as positions in `used` (sorted); a virtual link past the
+    fabric's (index n_links + k) becomes len(used) + k."""
+    out = np.searchsorted(used, indices)
+    virtual = indices >= n_links
+    if virtual.any():
+        out[virtual] += indices[virtual] - n_links
+    return out
+
+
 class SharedFabric:
     def __init__(self, graph: nx.Graph, attach: Mapping[str, Sequence[str]] | None = None) -> None:
         self.router = Router(graph, attach)
@@ -190,6 +200,8 @@ class SharedFabric:
                                       dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
                            | None] = {}
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
+        self._used = np.zeros(0, dtype=np.int64)  # the links the last solve's flows crossed
+        self.touched = self._used  # the links whose utilization the last solve may have moved
         # job id -> (storage node, server id -> read demand bytes/s), and the rates got
         self._reads: dict[int, tuple[str, dict[int, float]]] = {}
         self._read_rates: dict[int, float] = {}
@@ -355,19 +367,28 @@ class SharedFabric:
         n_train = int(sum(len(x) for x in lens))
         read_routes: list[list[int]] = []
         read_owner, caps, reads = self._read_flows(read_routes, n_links)
-        load = np.zeros(n_links)
+        reads_csr = routes_to_csr(read_routes)
+        # the solve runs on the links some flow crosses, numbered in index order (a link no
+        # flow crosses never fills, and the others keep their order: the same rates to the
+        # bit), so its cost follows the flows, not the size of the fabric
+        used = np.unique(np.concatenate(
+            [*flats, reads_csr.indices[reads_csr.indices < n_links],
+             *(p_flat for entries in phased.values() for _, p_flat, _, _ in entries),
+             np.zeros(0, dtype=np.int64)]))
+        n_used = len(used)
+        capacity = self.router.capacity[used]
+        load = np.zeros(n_used)
         own: dict[int, np.ndarray] = {}  # MoE job -> its rings' and pipelines' load
         if n_train or read_routes:
-            reads_csr = routes_to_csr(read_routes)
             flats.append(reads_csr.indices)
             lens.append(np.diff(reads_csr.indptr))
             flow_lens = np.concatenate(lens)
             indptr = np.zeros(len(flow_lens) + 1, dtype=np.int64)
             np.cumsum(flow_lens, out=indptr[1:])
-            indices = np.concatenate(flats)
-            capacity = (np.concatenate([self.router.capacity, np.array(caps)]) if caps
-                        else self.router.capacity)
-            rates = max_min_rates_trusted(Routes(indptr, indices), capacity)
+            indices = _local(np.concatenate(flats), used, n_links)
+            rates = max_min_rates_trusted(
+                Routes(indptr, indices),
+                np.concatenate([capacity, np.array(caps)]) if caps else capacity)
             at = 0
             moe = {job_id for entries in phased.values() for job_id, *_ in entries}
             for (job_id, n_ring, n_p2p), job_lens in zip(segments, lens, strict=False):
@@ -380,20 +401,24 @@ class SharedFabric:
                     links = indices[first:first + int(job_lens.sum())]
                     own[job_id] = np.bincount(
                         links, weights=np.repeat(rates[at:at + n_ring + n_p2p], job_lens),
-                        minlength=n_links)
+                        minlength=n_used)
                 at += n_ring + n_p2p
             for job_id, rate, cap in zip(read_owner, rates[n_train:], caps, strict=True):
                 total = sum(self._reads[job_id][1].values())
                 reads[job_id] = min(reads.get(job_id, total), total * float(rate) / cap)
-            carried = indices < n_links  # not the reads' virtual cap links
+            carried = indices < n_used  # not the reads' virtual cap links
             load = np.bincount(indices[carried], weights=np.repeat(rates, flow_lens)[carried],
-                               minlength=n_links)
-        added = np.zeros(n_links)
+                               minlength=n_used)
+        added = np.zeros(n_used)
         for kind, entries in phased.items():
             if entries:
-                added += self._solve_phase(entries, load, own, phase_rates[kind])
+                added += self._solve_phase(entries, used, capacity, load, own,
+                                           phase_rates[kind])
         load = load + added
-        self.utilization = load / self.router.capacity
+        self.utilization[self._used] = 0.0
+        self.utilization[used] = load / capacity
+        self.touched = np.union1d(self._used, used)
+        self._used = used
 
         def moved(old: dict[int, float], new: dict[int, float]) -> set[int]:
             return {j for j, r in new.items() if j not in old or abs(old[j] - r) > 1e-9 * r}
@@ -407,22 +432,22 @@ class SharedFabric:
         return {j: ring.get(j, 0.0) for j in sorted(changed)}
 
     def _solve_phase(self, experts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
-                     load: np.ndarray, own: dict[int, np.ndarray],
-                     out: dict[int, float]) -> np.ndarray:
+                     used: np.ndarray, capacity: np.ndarray, load: np.ndarray,
+                     own: dict[int, np.ndarray], out: dict[int, float]) -> np.ndarray:
         """Each job's rate per GPU in one phase (into `out`: the slowest flow's rate x its
         fan-out): every job's flows of the phase max-min fair on the links less the other
         jobs' ring, pipeline and read load. Returns what the phase adds to the links' load:
         a job's phase flows and its own rings take turns, so a link carries the larger of
-        the two beside the others'."""
-        n_links = len(self.router.links)
+        the two beside the others'. Links are the solve's `used` ones (their `capacity`,
+        `load` and `own` loads by position in `used`)."""
+        n_used = len(used)
         flow_lens = np.concatenate([x[2] for x in experts])
         indptr = np.zeros(len(flow_lens) + 1, dtype=np.int64)
         np.cumsum(flow_lens, out=indptr[1:])
-        indices = np.concatenate([x[1] for x in experts])
+        indices = _local(np.concatenate([x[1] for x in experts]), used, len(self.router.links))
         routes = Routes(indptr, indices)
-        capacity = self.router.capacity
         floor = capacity * 1e-9  # (a link the others fill leaves the all-to-alls ~nothing)
-        a2a_load = np.zeros(n_links)
+        a2a_load = np.zeros(n_used)
         at = 0
         for job_id, _, job_lens, fanout in experts:
             background = load - own.get(job_id, 0.0)
@@ -432,7 +457,7 @@ class SharedFabric:
             first = int(indptr[at])
             links = indices[first:first + int(job_lens.sum())]
             mine_load = np.bincount(links, weights=np.repeat(mine, job_lens),
-                                    minlength=n_links)
+                                    minlength=n_used)
             a2a_load += np.maximum(mine_load - own.get(job_id, 0.0), 0.0)
             at += len(fanout)
         return a2a_load

@@ -335,7 +335,7 @@ class TopologyAware(PlacementPolicy):
 
     def _bind_uplinks(self, graph: nx.Graph, nodes: list[str], fabric: LinkLoads) -> None:
         index = {link: i for i, link in enumerate(fabric.router.links)}
-        pad = len(index)  # points at an extra 0 appended to the levels
+        pad = len(index)  # past the links: reads as level 0
         rows = []
         for node in nodes:
             pairs = set()
@@ -359,10 +359,13 @@ class TopologyAware(PlacementPolicy):
             return np.zeros(len(ids))
         rows = self._rows[np.minimum(ids, len(self._rows) - 1)]
         rows = np.where(ids < len(self._rows), rows, -1)
-        levels = np.append(self._fabric.utilization, 0.0)
+        levels = self._fabric.utilization
         out = np.zeros(len(ids))
         bound = rows >= 0
-        out[bound] = levels[self._uplinks[rows[bound]]].max(axis=1)
+        picked = self._uplinks[rows[bound]]
+        found = levels[np.minimum(picked, len(levels) - 1)]
+        found[picked >= len(levels)] = 0.0  # the padding
+        out[bound] = found.max(axis=1)
         return out
 
     def uplink_load(self) -> dict[int, float]:

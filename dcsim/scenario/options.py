@@ -60,3 +60,6 @@ class Outputs(Strict):
     # requests.csv, one row per inference request (docs/serving.md); false: none (a long run
     # of a busy service has tens of millions); services.csv has the same numbers either way
     requests: bool = True
+    # the tables as NAME.csv or as NAME.parquet (Results.save; load_results reads either);
+    # summary.json and run.json are written either way
+    format: Literal["csv", "parquet"] = "csv"

@@ -43,9 +43,10 @@ def run_point(task: Task) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     error = None
     try:
-        results = simulate(load_scenario(task.base_path, list(task.overrides), task.seed))
+        scenario = load_scenario(task.base_path, list(task.overrides), task.seed)
+        results = simulate(scenario)
         if task.runs_dir is not None:
-            results.save(Path(task.runs_dir) / task.point_id)
+            results.save(Path(task.runs_dir) / task.point_id, format=scenario.outputs.format)
         metrics = flatten_summary(results.summary())
     except Exception as exc:  # recorded in the table's `error` column; the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
