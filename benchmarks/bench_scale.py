@@ -1,5 +1,6 @@
 """Whole-trace scale: the Philly trace on 2,048 GPUs with the fabric and failures on, and wall
-time against the number of jobs and of GPUs.
+time against the number of jobs and of GPUs; frontier scale (issue 19): wall per event for the
+same jobs on 2k to 128k GPUs, 200k jobs on 16,384 GPUs, and scenarios/frontier_100k.yaml.
 
 Every run is a child process, `python -m dcsim run SCENARIO --quiet --no-plots --out DIR --set
 ...` (what the `dcsim` command runs), so that its wall time counts imports, loading the trace,

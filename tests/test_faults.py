@@ -386,3 +386,16 @@ def test_an_executed_job_is_trained_once_though_a_failure_restarts_it(tmp_path):
     assert res.jobs.interruptions[0] == 1 and res.jobs.status[0] == "completed"
     assert len(res.executions) == 1  # trained at its first start only
     assert len(res.training) == len(plain.training)
+
+
+def test_a_tiny_preset_scale_is_a_rate_not_an_internal_error(repo):
+    """faults.preset_scale 1e-6 puts one instance's derived MTBF far beyond what a scenario may
+    write (1e7 hours): it still runs, with the job's MTBF 1e6 x the preset's."""
+    over = ["cluster.servers.0.count=256", "workload.jobs.0.parallelism.dp=16",
+            "workload.jobs.0.global_batch=256"]
+    base = Simulation(dcsim.load_scenario(repo / "scenarios" / "llama3_like.yaml",
+                                          overrides=over))
+    tiny = Simulation(dcsim.load_scenario(repo / "scenarios" / "llama3_like.yaml",
+                                          overrides=[*over, "faults.preset_scale=1e-6"]))
+    assert tiny._job_mtbf_s(tiny.jobs[0]) == pytest.approx(
+        1e6 * base._job_mtbf_s(base.jobs[0]), rel=1e-9)

@@ -62,6 +62,8 @@ class Network:
     server's GPUs, NICs and PCIe/NVLink links (`internals.add_internals`), and `attach`, each
     GPU's way out of its server, which the flow-level fabrics route on."""
 
+    ARRAY_MAX_FLOW_LINKS = 20_000  # from this many links on, max-flow on arrays (numba)
+
     def __init__(self, graph: nx.Graph, intra_byte_s: Mapping[int, float],
                  intra_latency_s: float = 1e-6,
                  inside: Sequence[ServerInside] = ()) -> None:
@@ -153,9 +155,12 @@ class Network:
         return FlowGraph(len(names), ends[:, 0], ends[:, 1], caps), index
 
     def _max_flow(self, u: str, v: str) -> float:
-        """The maximum flow from server u to server v over the transit nodes: exact, on
-        arrays, where the capacities are whole numbers (dcsim/fabric/maxflow.py); networkx's
-        preflow-push otherwise (the same value where both are exact)."""
+        """The maximum flow from server u to server v over the transit nodes: on a fabric of
+        `ARRAY_MAX_FLOW_LINKS` links or more, exact, on arrays, where the capacities are whole
+        numbers (dcsim/fabric/maxflow.py); networkx's preflow-push otherwise (the same value
+        where both are exact; on a small fabric it answers before numba has loaded)."""
+        if self._small:
+            return self._nx_max_flow(u, v)
         graph, index = self._flows
         ends: list[dict[int, float]] = [{}, {}]
         direct = 0.0
@@ -173,9 +178,16 @@ class Network:
                     direct = cap
         if not whole or any(sum(c for c in e.values() if c < math.inf) >= 2.0 ** 52
                             for e in ends):
-            core = self._directed.subgraph(self._transit | {u, v})
-            return float(nx.maximum_flow_value(core, u, v, capacity="capacity"))
+            return self._nx_max_flow(u, v)
         return graph.max_flow(*ends) + direct
+
+    def _nx_max_flow(self, u: str, v: str) -> float:
+        core = self._directed.subgraph(self._transit | {u, v})
+        return float(nx.maximum_flow_value(core, u, v, capacity="capacity"))
+
+    @cached_property
+    def _small(self) -> bool:
+        return self.graph.number_of_edges() < self.ARRAY_MAX_FLOW_LINKS
 
     def _links_of(self, server: int) -> tuple:
         """A server's links: (neighbour, bandwidth, latency), sorted."""

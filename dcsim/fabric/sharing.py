@@ -174,6 +174,8 @@ def pipeline_routes(router: Router, job_id: int, gpus: Mapping[int, Sequence[int
 def _local(indices: np.ndarray, used: np.ndarray, n_links: int) -> np.ndarray:
     """Link indices renumbered as positions in `used` (sorted); a virtual link past the
     fabric's (index n_links + k) becomes len(used) + k."""
+    if len(used) == n_links:  # every link: positions are indices
+        return indices
     out = np.searchsorted(used, indices)
     virtual = indices >= n_links
     if virtual.any():
@@ -200,7 +202,8 @@ class SharedFabric:
                                       dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
                            | None] = {}
         self.utilization = np.zeros(len(self.router.links))  # per directed link, last solve
-        self._used = np.zeros(0, dtype=np.int64)  # the links the last solve's flows crossed
+        self._every = np.arange(len(self.router.links))
+        self._used = np.zeros(0, dtype=np.int64)  # the links the last solve ran on
         self.touched = self._used  # the links whose utilization the last solve may have moved
         # job id -> (storage node, server id -> read demand bytes/s), and the rates got
         self._reads: dict[int, tuple[str, dict[int, float]]] = {}
@@ -368,13 +371,15 @@ class SharedFabric:
         read_routes: list[list[int]] = []
         read_owner, caps, reads = self._read_flows(read_routes, n_links)
         reads_csr = routes_to_csr(read_routes)
-        # the solve runs on the links some flow crosses, numbered in index order (a link no
-        # flow crosses never fills, and the others keep their order: the same rates to the
-        # bit), so its cost follows the flows, not the size of the fabric
-        used = np.unique(np.concatenate(
+        # on a fabric much larger than what the flows cross, the solve runs on the links some
+        # flow crosses, numbered in index order (a link no flow crosses never fills, and the
+        # others keep their order: the same rates to the bit), so its cost follows the flows,
+        # not the size of the fabric; else on every link
+        crossed = np.concatenate(
             [*flats, reads_csr.indices[reads_csr.indices < n_links],
              *(p_flat for entries in phased.values() for _, p_flat, _, _ in entries),
-             np.zeros(0, dtype=np.int64)]))
+             np.zeros(0, dtype=np.int64)])
+        used = np.unique(crossed) if len(crossed) * 8 < n_links else self._every
         n_used = len(used)
         capacity = self.router.capacity[used]
         load = np.zeros(n_used)
@@ -415,9 +420,12 @@ class SharedFabric:
                 added += self._solve_phase(entries, used, capacity, load, own,
                                            phase_rates[kind])
         load = load + added
-        self.utilization[self._used] = 0.0
-        self.utilization[used] = load / capacity
-        self.touched = np.union1d(self._used, used)
+        if n_used == n_links:
+            self.utilization = load / capacity
+        else:
+            self.utilization[self._used] = 0.0
+            self.utilization[used] = load / capacity
+        self.touched = used if n_used == n_links else np.union1d(self._used, used)
         self._used = used
 
         def moved(old: dict[int, float], new: dict[int, float]) -> set[int]:

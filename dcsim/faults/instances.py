@@ -123,7 +123,9 @@ def resolve_components(spec: FaultsSpec, inst: Instances) -> dict[str, Component
             n = inst.count[comp]
             rate = llama3.rate_per_gpu_hour(comp) * gpus * spec.preset_scale  # per hour
             if n and rate > 0:
-                out[comp] = ComponentFailures(mtbf_hours=n / rate)
+                # (not validated: a small preset_scale or a large fabric may put one
+                # instance's MTBF beyond what a scenario may write, and it is still a rate)
+                out[comp] = ComponentFailures.model_construct(mtbf_hours=n / rate)
     for comp, cf in spec.components.items():
         out[comp] = cf
     return {c: out[c] for c in COMPONENTS if c in out and inst.count[c] > 0}
