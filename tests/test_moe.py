@@ -261,3 +261,35 @@ def test_a_moe_job_slows_when_its_all_to_alls_share_the_uplinks():
     world = build_world(scenario([a]))
     est, _ = world.estimate_alone(world.scenario.workload.jobs[0])
     assert alone.loc["a", "iteration_time_s"] == pytest.approx(est.iteration_s, rel=1e-9)
+
+
+def test_the_solve_on_the_links_in_use_gives_the_full_solves_numbers(monkeypatch):
+    """SharedFabric solves on the links its flows cross when the fabric is much larger: rings,
+    pipelines, all-to-alls, context rings and a job's removal give the same rates and link
+    levels, to the bit, as the solve over every link."""
+    from dcsim.fabric.sharing import SharedFabric
+
+    def run(ratio):
+        monkeypatch.setattr(SharedFabric, "SPARSE_RATIO", ratio)
+        fab = _fabric(servers=8, oversubscription=2.0)
+        out = []
+        steps = [("add", 1, {0: tuple(range(8)), 2: tuple(range(8))}, 1, (1, 16), None),
+                 ("add", 2, {1: tuple(range(4)), 5: tuple(range(4))}, 2, None, None),
+                 ("add", 3, {3: tuple(range(8)), 6: tuple(range(8))}, 1, None, (2, 4)),
+                 ("remove", 2), ("add", 4, {4: tuple(range(8)), 7: tuple(range(8))}, 1,
+                                 (2, 8), None)]
+        for step in steps:
+            if step[0] == "add":
+                fab.add(step[1], step[2], step[3], step[4], step[5])
+            else:
+                fab.remove(step[1])
+            changed = fab.solve()
+            out.append((changed, {j: (fab.rate(j), fab.p2p_rate(j), fab.a2a_rate(j),
+                                      fab.cp_rate(j)) for j in (1, 2, 3, 4)},
+                        fab.utilization.tolist(), sorted(fab.touched.tolist())))
+        return out
+
+    full, sparse = run(10**9), run(0)  # (never, always on the links in use)
+    for (c1, r1, u1, t1), (c2, r2, u2, t2) in zip(full, sparse, strict=True):
+        assert c1 == c2 and r1 == r2 and u1 == u2
+        assert set(t2) <= set(t1) and len(t2) < len(t1)  # the sparse one touched fewer

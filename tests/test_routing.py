@@ -117,3 +117,40 @@ def test_switched_routing_gives_networkx_shortest_paths_and_their_ecmp_choice(ki
         router.restore(u, v)
         graph.add_edge(u, v)
         same_as_networkx()
+
+
+@pytest.mark.parametrize(("kind", "params", "servers"), [
+    ("leaf-spine", {"servers_per_leaf": 3, "spines": 3}, 12),
+    ("fat-tree", {"k": 4}, 16),
+    ("rail-optimized", {"rails": 2, "servers_per_unit": 3, "spines": 2}, 9),
+    ("dragonfly", {"groups": 3, "routers_per_group": 2, "servers_per_router": 2}, 12),
+])
+def test_a_link_moves_no_route_it_says_it_does_not(kind, params, servers):
+    """`Router.moved_by(u, v)` (asked with the link there): a pair it clears routes the same
+    with and without the link, after a failure and after a repair, for every ECMP key; and it
+    clears fewer pairs than all (the shared fabric re-routes only those jobs)."""
+    cls = TOPOLOGIES.get(kind)
+    graph = cls(cls.Params(**params)).build(
+        [ServerPort(server_id=i, nic_byte_s=100e9, nic_latency_s=1e-6) for i in range(servers)])
+    router = Router(graph)
+    pairs = [(f"server{a}", f"server{b}") for a in range(servers) for b in range(servers)
+             if a != b]
+    links = sorted({tuple(sorted(e)) for e in graph.edges})
+    cleared = total = 0
+    for u, v in links[::max(1, len(links) // 12)]:
+        before = {(a, b, k): router.route(a, b, k) for a, b in pairs for k in range(3)}
+        moved = router.moved_by(u, v)
+        keep = [(a, b) for a, b in pairs if not moved(a, b)]
+        cleared += len(pairs) - len(keep)
+        total += len(pairs)
+        router.remove(u, v)
+        for a, b in keep:
+            for k in range(3):
+                assert router.route(a, b, k) == before[a, b, k], (u, v, a, b, k)
+        router.restore(u, v)
+        moved = router.moved_by(u, v)
+        for a, b in pairs:
+            for k in range(3):
+                assert router.route(a, b, k) == before[a, b, k]  # repaired: as before
+        assert [p for p in pairs if not moved(*p)] == keep
+    assert 0 < cleared < total

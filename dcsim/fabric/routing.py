@@ -23,7 +23,7 @@ user graphs) use networkx on the whole graph.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -78,6 +78,8 @@ class Router:
         self._switched = not any(v in self._servers for s in self._servers
                                  for v in self._core[s])
         self._fabrics: dict[bool, _Switches] = {}  # with storage nodes or not
+        # where a set, every (server, server) pair a route's middle runs between is added to it
+        self.log: set[tuple[str, str]] | None = None
 
     def _switches(self, storage: bool) -> _Switches:
         fabric = self._fabrics.get(storage)
@@ -175,6 +177,8 @@ class Router:
             return []
         up, down = self._attach.get(src, [src]), self._attach.get(dst, [dst])
         a, b = up[-1], down[-1]
+        if self.log is not None and a != b:
+            self.log.add((a, b))
         middle = self._path(a, b, flow_key) if a != b else [a]
         nodes = up[:-1] + middle + down[-2::-1]
         route = [self._index[(x, y)] for x, y in zip(nodes, nodes[1:], strict=False)]
@@ -182,6 +186,37 @@ class Router:
             x, y = self.links[next(i for i in route if i in self.failed)]
             raise ValueError(f"no path from {src} to {dst}: link {x} - {y} failed")
         return route
+
+    def moved_by(self, u: str, v: str) -> Callable[[str, str], bool] | None:
+        """Asked while link u - v is in the graph (before it fails, after it is repaired): a
+        test of whether the route of a pair of nodes (a route's middle ends: servers, storage)
+        can differ with and without the link, or None where it cannot tell (graphs whose
+        servers forward, links inside servers).
+
+        On a switched fabric a pair's routes follow its shortest switch paths and their count
+        (ECMP picks the k-th): a link on none of them changes neither, for the pair's starts
+        and every switch on the way keep their distances and path counts without it. A link
+        from a server moves only the pairs that end at that server."""
+        if not self._switched or u not in self._core or v not in self._core:
+            return None
+        if u in self._servers or v in self._servers:
+            server = u if u in self._servers else v
+            return lambda a, b: server in (a, b)
+
+        def on_a_shortest_path(a: str, b: str) -> bool:
+            try:
+                fabric, targets, starts = self._choices(a, b)
+            except ValueError:
+                return True  # (cut apart: whatever changes, recompute)
+            if u not in fabric.index or v not in fabric.index:
+                return False
+            x, y = fabric.index[u], fabric.index[v]
+            source = fabric.targets_at(starts)
+            far = int(targets.dist[starts[0]])
+            return any(source.dist[p] >= 0 and targets.dist[q] >= 0
+                       and source.dist[p] + 1 + targets.dist[q] == far
+                       for p, q in ((x, y), (y, x)))
+        return on_a_shortest_path
 
     def routes(self, pairs: Sequence[tuple[str, str, Hashable]]) -> list[list[int]]:
         return [self.route(src, dst, key) for src, dst, key in pairs]
@@ -272,7 +307,10 @@ class _Switches:
         self._matrix()
 
     def targets(self, ends: Sequence[str]) -> _Targets:
-        key = frozenset(self.index[n] for n in ends if n in self.index)
+        return self.targets_at([self.index[n] for n in ends if n in self.index])
+
+    def targets_at(self, ends: Sequence[int]) -> _Targets:
+        key = frozenset(ends)
         found = self._targets.get(key)
         if found is None:
             found = self._targets[key] = _Targets(self, sorted(key))

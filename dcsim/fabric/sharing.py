@@ -184,6 +184,8 @@ def _local(indices: np.ndarray, used: np.ndarray, n_links: int) -> np.ndarray:
 
 
 class SharedFabric:
+    SPARSE_RATIO = 8  # solve on the links in use where the fabric has this many times more
+
     def __init__(self, graph: nx.Graph, attach: Mapping[str, Sequence[str]] | None = None) -> None:
         self.router = Router(graph, attach)
         # job id -> (GPUs, pp, expert layout (stride, ep) or None, context (tp, cp) or None)
@@ -198,6 +200,8 @@ class SharedFabric:
         self._routes: dict[int, tuple[list[list[int]], list[list[int]],
                                       dict[str, tuple[list[list[int]], list[float]]]]
                            | None] = {}
+        # job id -> the (server, server) pairs its routes run between (`_forget`)
+        self._pairs: dict[int, set[tuple[str, str]]] = {}
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray, int, int,
                                       dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]
                            | None] = {}
@@ -232,6 +236,7 @@ class SharedFabric:
             rates.pop(job_id, None)
         self._routes.pop(job_id, None)
         self._arrays.pop(job_id, None)
+        self._pairs.pop(job_id, None)
         reads = self.set_reads(job_id, None, {})
         return (self._jobs.pop(job_id, None) is not None) or reads
 
@@ -290,15 +295,34 @@ class SharedFabric:
         return self._phase_rates["cp"].get(job_id)
 
     def fail(self, u: str, v: str) -> None:
+        moved = self._moved(u, v)  # (with the link still there)
         self.router.remove(u, v)
-        self._routes.clear()
-        self._arrays.clear()
-        self._read_routes.clear()
+        self._forget(moved)
 
     def repair(self, u: str, v: str) -> None:
         self.router.restore(u, v)
-        self._routes.clear()
-        self._arrays.clear()
+        self._forget(self._moved(u, v))
+
+    def _moved(self, u: str, v: str) -> list[int] | None:
+        """The jobs whose cached routes may differ with and without link u - v (asked while
+        it is there): those with a pair of servers the router says may move, and those cut
+        apart; None (every job) where the router cannot tell. The others would route the
+        same again."""
+        moved = self.router.moved_by(u, v)
+        if moved is None:
+            return None
+        return [j for j, r in self._routes.items()
+                if r is None or any(moved(a, b) for a, b in self._pairs[j])]
+
+    def _forget(self, jobs: list[int] | None) -> None:
+        """Drop these jobs' cached routes (None: every job's), so the next solve routes them
+        again; storage reads are routed again in any case."""
+        if jobs is None:
+            self._routes.clear()
+            self._arrays.clear()
+        for job_id in jobs or ():
+            del self._routes[job_id]
+            self._arrays.pop(job_id, None)
         self._read_routes.clear()
 
     def _job_read_routes(self, job_id: int) -> list[list[int]] | None:
@@ -320,6 +344,7 @@ class SharedFabric:
         routes and fan-outs (cached until a link changes), or None if it is cut apart."""
         if job_id not in self._routes:
             gpus, pp, experts, context = self._jobs[job_id]
+            self.router.log = self._pairs[job_id] = set()
             try:
                 phases = {}
                 if experts:
@@ -331,6 +356,8 @@ class SharedFabric:
                                         phases)
             except ValueError:  # a failed link split the job's servers apart
                 self._routes[job_id] = None
+            finally:
+                self.router.log = None
         return self._routes[job_id]
 
 
@@ -379,7 +406,8 @@ class SharedFabric:
             [*flats, reads_csr.indices[reads_csr.indices < n_links],
              *(p_flat for entries in phased.values() for _, p_flat, _, _ in entries),
              np.zeros(0, dtype=np.int64)])
-        used = np.unique(crossed) if len(crossed) * 8 < n_links else self._every
+        used = (np.unique(crossed) if len(crossed) * self.SPARSE_RATIO < n_links
+                else self._every)
         n_used = len(used)
         capacity = self.router.capacity[used]
         load = np.zeros(n_used)
