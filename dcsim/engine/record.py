@@ -25,6 +25,7 @@ class Records:
         self.last_change_s = 0.0  # time of the last state change (stale timeouts aside)
         self._levels: np.ndarray | None = None  # links' last levels
         self._recorded = np.zeros(0, dtype=bool)  # which links go to the links table
+        self._names: dict[int, str] = {}  # the recorded links' names, by index, as met
         # each job's GPUs, stretch by stretch: (job id, start, end of its restore hold, end,
         # GPUs, GPU type, its step estimate then); priced by power_spans() after the run
         self._spans: list[list] = []
@@ -107,15 +108,20 @@ class Records:
             self._levels = np.zeros_like(utilization)
             self._recorded = self._recorded_links(router)
         if touched is None:
-            touched = np.arange(len(utilization))
-        now_levels = utilization[touched]
-        changed = np.abs(now_levels - self._levels[touched]) > 1e-12
-        rows = touched[changed & self._recorded[touched]]
+            rows = np.flatnonzero((np.abs(utilization - self._levels) > 1e-12) & self._recorded)
+            self._levels = utilization.copy()
+        else:
+            now_levels = utilization[touched]
+            changed = np.abs(now_levels - self._levels[touched]) > 1e-12
+            rows = touched[changed & self._recorded[touched]]
+            self._levels[touched] = now_levels
         if rows.size:
-            name = router.link_name
-            self.recorder.links.extend(LinkLevel(now, name(i), u) for i, u in zip(
+            names = self._names
+            for i in rows.tolist():
+                if i not in names:
+                    names[i] = router.link_name(i)
+            self.recorder.links.extend(LinkLevel(now, names[i], u) for i, u in zip(
                 rows.tolist(), utilization[rows].tolist(), strict=True))
-        self._levels[touched] = now_levels
 
     def _recorded_links(self, router: Router) -> np.ndarray:
         which = self.link_levels

@@ -221,7 +221,9 @@ class TimedFabric:
             if len(live) == len(t.lens):
                 flat, lens = t.flat, t.lens
             else:
-                keep = np.repeat(np.isin(np.arange(len(t.lens)), live), t.lens)
+                alive = np.zeros(len(t.lens), dtype=bool)
+                alive[live] = True
+                keep = np.repeat(alive, t.lens)
                 flat, lens = t.flat[keep], t.lens[live]
             pieces.append((t, live, flat, lens))
             n_live += len(live)
