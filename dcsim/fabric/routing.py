@@ -250,8 +250,10 @@ class Router:
 
 
 def _copy_without(graph: nx.Graph, left_out: set[str]) -> nx.Graph:
-    """`graph.subgraph(nodes not left out).copy()`, node, neighbour and attribute order
-    included, reading only the adjacency of the nodes kept."""
+    """The graph without the `left_out` nodes, as `graph.subgraph(...).copy()` gives it but
+    in the graph's own node order (a subgraph view of fewer than half the nodes lists them in
+    set order), reading only the adjacency of the nodes kept. (Routes do not depend on the
+    order: every choice is made over sorted names.)"""
     out = nx.Graph()
     out.add_nodes_from((n, d.copy()) for n, d in graph.nodes(data=True) if n not in left_out)
     adj = graph.adj
