@@ -14,6 +14,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from dcsim.errors import Problem, ScenarioError
+from dcsim.textfile import read_text
+
 __all__ = ["Results", "load_results", "compare", "flatten_summary", "write_csv", "FILES",
            "FORMATS"]
 
@@ -253,6 +256,23 @@ class Results:
         return out
 
 
+def _read_table(path: Path, attr: str) -> pd.DataFrame:
+    """One saved table (.parquet or .csv); a file that is not one is a ScenarioError naming
+    it (not UTF-8: with its line and byte, as `textfile.read_text` says)."""
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, keep_default_na=False, na_values=[""],
+                           dtype=TEXT_COLUMNS.get(attr))
+    except Exception as exc:  # pyarrow's, pandas' parser errors, bad bytes
+        if path.suffix == ".csv":
+            read_text(path, "results table")  # raises, located, if the bytes are the cause
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ScenarioError([Problem(str(path), None, "",
+                                     f"not a readable {path.suffix[1:]} table: {first}")]
+                            ) from None
+
+
 def load_results(out_dir: str | Path) -> Results:
     """Read back what `Results.save` (or `dcsim run`) wrote: tables as NAME.parquet when the
     folder has jobs.parquet, else as NAME.csv."""
@@ -264,13 +284,8 @@ def load_results(out_dir: str | Path) -> Results:
     if missing:
         raise FileNotFoundError(f"{d}: not a dcsim results folder (missing {', '.join(missing)}"
                                 f"{'; tables may be .csv or .parquet' if fmt == 'csv' else ''})")
-    if fmt == "parquet":
-        frames = {attr: pd.read_parquet(d / name) for attr, name in files.items()
-                  if (d / name).is_file()}
-    else:
-        frames = {attr: pd.read_csv(d / name, keep_default_na=False, na_values=[""],
-                                    dtype=TEXT_COLUMNS.get(attr))
-                  for attr, name in files.items() if (d / name).is_file()}
+    frames = {attr: _read_table(d / name, attr) for attr, name in files.items()
+              if (d / name).is_file()}
     for attr, columns in TEXT_COLUMNS.items():
         for col in columns:
             if attr in frames and col in frames[attr]:

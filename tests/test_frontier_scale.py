@@ -36,7 +36,5 @@ def test_a_small_copy_runs_with_the_fabric_and_failures():
     assert s["jobs_completed"] + s["jobs_failed"] + s["jobs_rejected"] + \
         s["jobs_unfinished"] == 2000
     assert s["failures"] > 0 and s["interruptions"] > 0
-    jobs = res.jobs
-    spanning = jobs[jobs["servers"] > 1] if "servers" in jobs else jobs[jobs["num_gpus"] > 8]
-    assert len(spanning) > 0
+    assert (res.jobs["num_gpus"] > 8).any()  # jobs that span 8-GPU servers: flows
     assert s["total_gpus"] == 1024

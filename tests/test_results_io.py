@@ -234,6 +234,24 @@ def test_load_results_names_the_folder(tmp_path):
     assert "jobs.csv" in str(info.value) and ".parquet" in str(info.value)
 
 
+@pytest.mark.parametrize(("fmt", "content", "message"), [
+    ("parquet", b"garbage", "jobs.parquet: not a readable parquet table"),
+    ("csv", b"\xff\xfe,\x00", "jobs.csv:1: not UTF-8 text: byte 0xff at byte offset 0"),
+    ("csv", b'job_id,name\n1,"unclosed\n', "jobs.csv: not a readable csv table"),
+])
+def test_a_damaged_table_is_a_located_error(quickstart_dirs, tmp_path, fmt, content, message):
+    import shutil
+
+    csv_dir, parquet_dir = quickstart_dirs
+    folder = tmp_path / "damaged"
+    shutil.copytree(parquet_dir if fmt == "parquet" else csv_dir, folder)
+    (folder / f"jobs.{fmt}").write_bytes(content)
+    with pytest.raises(ScenarioError) as info:
+        load_results(folder)
+    assert str(folder / message.split(":")[0]) in str(info.value)
+    assert message.split(":", 1)[1].strip() in str(info.value)
+
+
 def test_sweep_points_save_in_the_scenario_format(tmp_path, write_yaml):
     from dcsim.sweep.runner import Task, run_point
 

@@ -116,12 +116,12 @@ class Records:
             rows = touched[changed & self._recorded[touched]]
             self._levels[touched] = now_levels
         if rows.size:
-            names = self._names
-            for i in rows.tolist():
+            names, ids = self._names, rows.tolist()
+            for i in ids:
                 if i not in names:
                     names[i] = router.link_name(i)
             self.recorder.links.extend(LinkLevel(now, names[i], u) for i, u in zip(
-                rows.tolist(), utilization[rows].tolist(), strict=True))
+                ids, utilization[rows].tolist(), strict=True))
 
     def _recorded_links(self, router: Router) -> np.ndarray:
         which = self.link_levels

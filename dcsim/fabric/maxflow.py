@@ -10,9 +10,9 @@ is left, and the flow pushed along it is the smallest capacity left on it.
 
 When every capacity is a whole number (bytes/s, as every catalog NIC and switch link is) and
 the flow through one node stays below 2^53, all the arithmetic is on whole numbers that float64
-holds exactly, so
-the value is the exact maximum flow, the same to the bit as any exact algorithm's (networkx's
-preflow-push included). `exact` says whether that holds; `Network` uses networkx otherwise.
+holds exactly, so the value is the exact maximum flow, the same to the bit as any exact
+algorithm's (networkx's preflow-push included). `exact_with(sources, sinks)` says whether that
+holds for a pair's ends; `Network` uses networkx otherwise.
 
     >>> import numpy as np
     >>> # a square a-b-d, a-c-d, the a-c side twice as wide; from a to d
@@ -60,6 +60,14 @@ class FlowGraph:
         self.exact = bool(np.isfinite(capacity).all() and (capacity >= 0).all()
                           and (capacity == np.floor(capacity)).all()
                           and biggest * (degree + 2) < _EXACT_LIMIT)
+
+    def exact_with(self, sources: dict[int, float], sinks: dict[int, float]) -> bool:
+        """Whether `max_flow` with these ends is exact: the graph's capacities and the ends'
+        finite ones whole numbers, and what may enter or leave below 2^53."""
+        ends = [c for caps in (sources, sinks) for c in caps.values() if c < np.inf]
+        return self.exact and all(c == np.floor(c) for c in ends) and all(
+            sum(c for c in caps.values() if c < np.inf) * 2 < _EXACT_LIMIT
+            for caps in (sources, sinks))
 
     def max_flow(self, sources: dict[int, float], sinks: dict[int, float]) -> float:
         """The maximum flow from a virtual source, linked to each node of `sources` with its

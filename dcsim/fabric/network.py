@@ -164,20 +164,17 @@ class Network:
         graph, index = self._flows
         ends: list[dict[int, float]] = [{}, {}]
         direct = 0.0
-        whole = graph.exact
         for side, (node, other) in enumerate(((u, v), (v, u))):
             if node in index:
                 ends[side][index[node]] = math.inf
                 continue
             for nbr, d in self.graph[node].items():
                 cap = float(d["bandwidth_byte_s"])
-                whole = whole and cap == math.floor(cap)
                 if nbr in index:
                     ends[side][index[nbr]] = ends[side].get(index[nbr], 0.0) + cap
                 elif nbr == other and side == 0:  # a link straight between the two
                     direct = cap
-        if not whole or any(sum(c for c in e.values() if c < math.inf) >= 2.0 ** 52
-                            for e in ends):
+        if not graph.exact_with(*ends) or direct != math.floor(direct):
             return self._nx_max_flow(u, v)
         return graph.max_flow(*ends) + direct
 
