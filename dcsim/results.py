@@ -273,6 +273,19 @@ def _read_table(path: Path, attr: str) -> pd.DataFrame:
                             ) from None
 
 
+def _read_json(path: Path) -> dict:
+    """A saved JSON object; anything else is a ScenarioError naming the file (and the line)."""
+    try:
+        data = json.loads(read_text(path, "results file"))
+    except json.JSONDecodeError as exc:
+        raise ScenarioError([Problem(str(path), exc.lineno, "",
+                                     f"not JSON: {exc.msg}")]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError([Problem(str(path), None, "",
+                                     f"not a JSON object: {type(data).__name__}")])
+    return data
+
+
 def load_results(out_dir: str | Path) -> Results:
     """Read back what `Results.save` (or `dcsim run`) wrote: tables as NAME.parquet when the
     folder has jobs.parquet, else as NAME.csv."""
@@ -305,9 +318,9 @@ def load_results(out_dir: str | Path) -> Results:
     for optional in ("power", "requests", "services", "service_timeline"):
         if optional not in frames:
             frames[optional] = pd.DataFrame()
-    summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+    summary = _read_json(d / "summary.json")
     summary = {k: (float("nan") if v is None else v) for k, v in summary.items()}
-    run = json.loads((d / "run.json").read_text(encoding="utf-8"))
+    run = _read_json(d / "run.json")
     return Results(**frames, run=run, _summary=summary)
 
 

@@ -252,6 +252,23 @@ def test_a_damaged_table_is_a_located_error(quickstart_dirs, tmp_path, fmt, cont
     assert message.split(":", 1)[1].strip() in str(info.value)
 
 
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("summary.json", b"\xff{}", "summary.json:1: not UTF-8 text"),
+    ("run.json", b'{"a": 1,\n', "run.json:2: not JSON"),
+    ("summary.json", b"[1, 2]", "summary.json: not a JSON object: list"),
+])
+def test_a_damaged_json_file_is_a_located_error(quickstart_dirs, tmp_path, name, content,
+                                                message):
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(quickstart_dirs[0], folder)
+    (folder / name).write_bytes(content)
+    with pytest.raises(ScenarioError) as info:
+        load_results(folder)
+    assert f"{folder}/{message}" in str(info.value)
+
+
 def test_sweep_points_save_in_the_scenario_format(tmp_path, write_yaml):
     from dcsim.sweep.runner import Task, run_point
 
